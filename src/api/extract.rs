@@ -1,0 +1,320 @@
+//! Request extractors that answer bad input with a JSON error naming the field.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::crypto::constant_time_eq;
+use crate::domain::tenant::TenantId;
+use crate::domain::time::now_ms;
+use crate::domain::token::{token_digest, Role};
+use crate::store::AuditEntry;
+
+/// A JSON body: `Content-Type: application/json` (else 415), within the size limit (else 413),
+/// syntactically valid (else 400), and of the right shape (else 422 naming the field).
+pub struct ApiJson<T>(pub T);
+
+/// Fields the server sets; a client that sends them is told so.
+const READ_ONLY: &[&str] = &[
+    "id",
+    "failure_count",
+    "disabled_reason",
+    "created_at",
+    "updated_at",
+];
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let msg = inner.to_string();
+        let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+        match inner.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_json",
+                    format!("the body is not valid JSON: {msg}"),
+                )
+            }
+            _ => {
+                if let Some(name) = msg
+                    .strip_prefix("unknown field `")
+                    .and_then(|m| m.split('`').next())
+                {
+                    let field = if path == "." {
+                        name.to_string()
+                    } else {
+                        format!("{path}.{name}")
+                    };
+                    let message = if READ_ONLY.contains(&name) {
+                        format!("{name} is read-only")
+                    } else {
+                        format!("unknown field {name}")
+                    };
+                    return ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "unknown_field",
+                        message,
+                    )
+                    .field(field);
+                }
+                if let Some(name) = msg
+                    .strip_prefix("missing field `")
+                    .and_then(|m| m.split('`').next())
+                {
+                    return ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "missing_field",
+                        format!("{name} is required"),
+                    )
+                    .field(name);
+                }
+                let field = if path == "." {
+                    None
+                } else {
+                    Some(path.clone())
+                };
+                let mut err = ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_type",
+                    match &field {
+                        Some(f) => format!("{f}: {msg}"),
+                        None => msg,
+                    },
+                );
+                err.field = field;
+                err
+            }
+        }
+    })
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| {
+                let m = m.trim().to_ascii_lowercase();
+                m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+            });
+        if !is_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the body must be JSON with Content-Type: application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the body is too large",
+                )
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_body",
+                    "the body could not be read",
+                )
+            }
+        })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Query parameters, parsed with errors that name the parameter.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = parse_query(query);
+        de.map(ApiQuery)
+    }
+}
+
+fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    // Query strings become a JSON object of strings; handlers parse numbers with `int_param`.
+    let mut map = serde_json::Map::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let decode = |s: &str| percent_decode(&s.replace('+', " "));
+        map.insert(decode(k), serde_json::Value::from(decode(v)));
+    }
+    let bytes = serde_json::to_vec(&map).unwrap_or_default();
+    parse_json(&bytes).map_err(|mut e| {
+        e.status = StatusCode::BAD_REQUEST;
+        e.code = if e.code == "unknown_field" {
+            "unknown_parameter"
+        } else {
+            "invalid_parameter"
+        };
+        e
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let hex = |b: u8| (b as char).to_digit(16);
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Parses an optional whole-number query parameter.
+pub fn int_param(raw: &Option<String>, name: &str) -> Result<Option<i64>, ApiError> {
+    raw.as_deref()
+        .map(|v| {
+            v.parse::<i64>().map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_parameter",
+                    format!("{name} must be a whole number"),
+                )
+                .field(name)
+            })
+        })
+        .transpose()
+}
+
+/// The authenticated caller: a live token's tenant and role.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub token_id: uuid::Uuid,
+    pub tenant: TenantId,
+    pub role: Role,
+}
+
+impl Principal {
+    /// Refuses (403) unless the caller's role is one of `roles`.
+    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            let names: Vec<_> = roles.iter().map(Role::as_str).collect();
+            Err(ApiError::forbidden(&names.join(" or ")))
+        }
+    }
+
+    pub fn admin(&self) -> Result<(), ApiError> {
+        self.require(&[Role::Admin])
+    }
+
+    /// Admins and viewers may read configuration and history.
+    pub fn reader(&self) -> Result<(), ApiError> {
+        self.require(&[Role::Admin, Role::Viewer])
+    }
+
+    pub fn audit(&self, action: &str, target: String, details: serde_json::Value) -> AuditEntry {
+        AuditEntry {
+            tenant_id: self.tenant.clone(),
+            actor: format!("token:{}", self.token_id),
+            action: action.to_string(),
+            target,
+            details,
+            at: now_ms(),
+        }
+    }
+}
+
+/// Resolves a presented bearer token (constant-time comparison of its digest).
+pub async fn authenticate(state: &AppState, presented: &str) -> Result<Principal, ApiError> {
+    let digest = token_digest(presented);
+    let (record, stored) = state
+        .store
+        .find_token(digest)
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
+    if !constant_time_eq(&stored, &digest) {
+        return Err(ApiError::unauthorized());
+    }
+    Ok(Principal {
+        token_id: record.id,
+        tenant: record.tenant_id,
+        role: record.role,
+    })
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(ApiError::unauthorized)?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && t.len() <= 512)
+            .ok_or_else(ApiError::unauthorized)?;
+        authenticate(state, token).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct In {
+        name: String,
+        retry_count: Option<i64>,
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = parse_json::<In>(br#"{"name": "a", "retry_count": "x"}"#).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("retry_count"));
+        let e = parse_json::<In>(br#"{"name": "a", "id": "x"}"#).unwrap_err();
+        assert_eq!((e.code, e.field.as_deref()), ("unknown_field", Some("id")));
+        assert!(e.message.contains("read-only"));
+        let e = parse_json::<In>(br#"{}"#).unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("missing_field", Some("name"))
+        );
+        let e = parse_json::<In>(br#"{"name": "#).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%20b%2"), "a b%2");
+        assert_eq!(percent_decode("é%C3%A9"), "éé");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+}

@@ -1,0 +1,182 @@
+//! The configured event-type catalogue: the product's event table, from TOML files given in the
+//! configuration, or (with none given) the five example catalogues embedded in the binary so that
+//! `tocsin serve` works with zero set-up. Tenants may add their own types through the API; the
+//! configured ones are read-only for them.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::domain::event_type::{EventType, EventTypeName, SYSTEM_EVENT_TYPES};
+
+const EMBEDDED: &[(&str, &str)] = &[
+    (
+        "phishnet.toml",
+        include_str!("../examples/catalogues/phishnet.toml"),
+    ),
+    (
+        "pentest.toml",
+        include_str!("../examples/catalogues/pentest.toml"),
+    ),
+    (
+        "netrecon.toml",
+        include_str!("../examples/catalogues/netrecon.toml"),
+    ),
+    (
+        "selki.toml",
+        include_str!("../examples/catalogues/selki.toml"),
+    ),
+    (
+        "gophish.toml",
+        include_str!("../examples/catalogues/gophish.toml"),
+    ),
+];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogueFile {
+    #[allow(dead_code)]
+    product: Option<String>,
+    #[serde(default)]
+    event_type: Vec<FileEventType>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileEventType {
+    name: String,
+    description: String,
+    schema: Option<toml::Value>,
+    example: Option<toml::Value>,
+    presentation: Option<toml::Value>,
+}
+
+/// The deployment-wide event types, by name.
+#[derive(Debug, Clone, Default)]
+pub struct Catalogue {
+    types: BTreeMap<String, EventType>,
+}
+
+fn to_json(v: Option<toml::Value>) -> Option<serde_json::Value> {
+    v.and_then(|v| serde_json::to_value(v).ok())
+}
+
+impl Catalogue {
+    /// Loads `files`, or the embedded examples when there are none.
+    pub fn load(files: &[impl AsRef<Path>]) -> anyhow::Result<Self> {
+        let mut sources = Vec::new();
+        if files.is_empty() {
+            sources.extend(EMBEDDED.iter().map(|(n, t)| (n.to_string(), t.to_string())));
+        }
+        for f in files {
+            let path = f.as_ref();
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("catalogue {}: cannot read: {e}", path.display()))?;
+            sources.push((path.display().to_string(), text));
+        }
+        let mut cat = Self::default();
+        for (name, text) in sources {
+            cat.add_file(&name, &text)?;
+        }
+        for (name, description) in SYSTEM_EVENT_TYPES {
+            cat.types.insert(
+                name.to_string(),
+                EventType {
+                    name: name.to_string(),
+                    description: description.to_string(),
+                    schema: None,
+                    example: None,
+                    presentation: None,
+                },
+            );
+        }
+        Ok(cat)
+    }
+
+    fn add_file(&mut self, source: &str, text: &str) -> anyhow::Result<()> {
+        let file: CatalogueFile = toml::from_str(text)
+            .map_err(|e| anyhow::anyhow!("catalogue {source}: {}", e.message()))?;
+        for et in file.event_type {
+            EventTypeName::parse(&et.name, "name")
+                .map_err(|e| anyhow::anyhow!("catalogue {source}: {e}"))?;
+            if self.types.contains_key(&et.name) {
+                anyhow::bail!(
+                    "catalogue {source}: event type '{}' is defined twice",
+                    et.name
+                );
+            }
+            self.types.insert(
+                et.name.clone(),
+                EventType {
+                    name: et.name,
+                    description: et.description,
+                    schema: to_json(et.schema),
+                    example: to_json(et.example),
+                    presentation: to_json(et.presentation),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&EventType> {
+        self.types.get(name)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.types.contains_key(name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &EventType> {
+        self.types.values()
+    }
+
+    /// The configured types merged with a tenant's own (the configured ones win on a clash).
+    pub fn merged(&self, tenant_types: Vec<EventType>) -> Vec<EventType> {
+        let mut all = self.types.clone();
+        for et in tenant_types {
+            all.entry(et.name.clone()).or_insert(et);
+        }
+        all.into_values().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_examples_load() {
+        let cat = Catalogue::load(&[] as &[&Path]).unwrap();
+        for name in [
+            "email.quarantined",
+            "critical_finding",
+            "alert.created",
+            "THREATS_NEW_THREAT",
+            "webhook.test",
+        ] {
+            assert!(cat.contains(name), "{name}");
+        }
+        assert_eq!(
+            cat.get("email.quarantined")
+                .unwrap()
+                .example
+                .as_ref()
+                .unwrap()["phish_score"],
+            95
+        );
+    }
+
+    #[test]
+    fn duplicate_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.toml");
+        std::fs::write(&f, "[[event_type]]\nname='x.y'\ndescription='d'\n[[event_type]]\nname='x.y'\ndescription='e'\n")
+            .unwrap();
+        assert!(Catalogue::load(&[f])
+            .unwrap_err()
+            .to_string()
+            .contains("twice"));
+    }
+}

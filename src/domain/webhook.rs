@@ -1,0 +1,413 @@
+//! A webhook: where events go, which ones, in what format, and how hard to try.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use axum::http::{HeaderName, HeaderValue, Uri};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::event_type::EventTypePattern;
+use super::tenant::TenantId;
+use super::FieldError;
+
+/// An `http(s)://` destination with a host and no credentials in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookUrl {
+    uri: Uri,
+}
+
+impl WebhookUrl {
+    pub fn parse(raw: &str, field: &str) -> Result<Self, FieldError> {
+        let err = |m: &str| FieldError::new(field, m);
+        if raw.len() > 2048 {
+            return Err(err("must be at most 2048 characters"));
+        }
+        let uri: Uri = raw.parse().map_err(|_| err("is not a valid URL"))?;
+        match uri.scheme_str() {
+            Some("http") | Some("https") => {}
+            Some(_) => return Err(err("scheme must be http or https")),
+            None => return Err(err("must be an absolute http(s):// URL")),
+        }
+        let authority = uri.authority().ok_or_else(|| err("must include a host"))?;
+        if authority.as_str().contains('@') {
+            return Err(err(
+                "must not carry credentials; use a custom header instead",
+            ));
+        }
+        if authority.host().is_empty() {
+            return Err(err("must include a host"));
+        }
+        Ok(Self { uri })
+    }
+
+    pub fn as_str(&self) -> String {
+        self.uri.to_string()
+    }
+
+    pub fn uri(&self) -> &Uri {
+        &self.uri
+    }
+
+    /// The host without IPv6 brackets.
+    pub fn host(&self) -> &str {
+        self.uri
+            .host()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+    }
+
+    /// The host when it is an IP address literal.
+    pub fn literal_ip(&self) -> Option<IpAddr> {
+        self.host().parse().ok()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.uri
+            .port_u16()
+            .unwrap_or(if self.uri.scheme_str() == Some("https") {
+                443
+            } else {
+                80
+            })
+    }
+}
+
+/// How a delivery is rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    Json,
+    Slack,
+    Teams,
+    Cef,
+    Syslog,
+    SplunkHec,
+}
+
+impl Format {
+    pub const ALL: [Format; 6] = [
+        Self::Json,
+        Self::Slack,
+        Self::Teams,
+        Self::Cef,
+        Self::Syslog,
+        Self::SplunkHec,
+    ];
+
+    pub fn parse(raw: &str, field: &str) -> Result<Self, FieldError> {
+        Self::ALL
+            .into_iter()
+            .find(|f| f.as_str() == raw)
+            .ok_or_else(|| {
+                FieldError::new(
+                    field,
+                    "must be one of json, slack, teams, cef, syslog, splunk_hec",
+                )
+            })
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Slack => "slack",
+            Self::Teams => "teams",
+            Self::Cef => "cef",
+            Self::Syslog => "syslog",
+            Self::SplunkHec => "splunk_hec",
+        }
+    }
+}
+
+/// Request headers the user adds to every delivery of a webhook.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CustomHeaders(BTreeMap<String, String>);
+
+/// Headers the service sets itself or that would break the request.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "content-type",
+    "content-encoding",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "expect",
+    "user-agent",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+];
+
+pub const MAX_CUSTOM_HEADERS: usize = 20;
+
+impl CustomHeaders {
+    /// `own_prefix` is the service's header prefix (`X-Tocsin`): names under it are reserved.
+    pub fn parse(raw: &BTreeMap<String, String>, own_prefix: &str) -> Result<Self, FieldError> {
+        if raw.len() > MAX_CUSTOM_HEADERS {
+            return Err(FieldError::new(
+                "headers",
+                format!("at most {MAX_CUSTOM_HEADERS} custom headers"),
+            ));
+        }
+        let own_prefix = format!("{}-", own_prefix.to_ascii_lowercase());
+        let mut out = BTreeMap::new();
+        for (name, value) in raw {
+            let field = format!("headers.{name}");
+            let valid = HeaderName::from_bytes(name.as_bytes()).is_ok()
+                && !name.is_empty()
+                && name.len() <= 128;
+            if !valid {
+                return Err(FieldError::new(
+                    field,
+                    "is not a valid header name (an HTTP token)",
+                ));
+            }
+            let lower = name.to_ascii_lowercase();
+            if RESERVED_HEADERS.contains(&lower.as_str())
+                || lower.starts_with(&own_prefix)
+                || lower.starts_with("proxy-")
+            {
+                return Err(FieldError::new(
+                    field,
+                    "is reserved: the service sets this header itself",
+                ));
+            }
+            if value.contains(['\r', '\n', '\0']) {
+                return Err(FieldError::new(
+                    field,
+                    "value must not contain CR, LF or NUL",
+                ));
+            }
+            if value.len() > 4096 || HeaderValue::from_str(value).is_err() {
+                return Err(FieldError::new(
+                    field,
+                    "value must be at most 4096 visible characters",
+                ));
+            }
+            if out.keys().any(|k: &String| k.eq_ignore_ascii_case(name)) {
+                return Err(FieldError::new(field, "is given twice"));
+            }
+            out.insert(name.clone(), value.clone());
+        }
+        Ok(Self(out))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter()
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.keys().any(|k| k.eq_ignore_ascii_case(name))
+    }
+
+    /// Names with masked values: header values often carry credentials.
+    pub fn masked(&self) -> BTreeMap<String, String> {
+        self.0
+            .keys()
+            .map(|k| (k.clone(), "********".to_string()))
+            .collect()
+    }
+}
+
+pub const RETRY_COUNT_MAX: i64 = 10;
+pub const TIMEOUT_MS_RANGE: std::ops::RangeInclusive<i64> = 1000..=30_000;
+
+pub fn parse_retry_count(v: i64) -> Result<u32, FieldError> {
+    if (0..=RETRY_COUNT_MAX).contains(&v) {
+        Ok(v as u32)
+    } else {
+        Err(FieldError::new("retry_count", "must be between 0 and 10"))
+    }
+}
+
+pub fn parse_timeout_ms(v: i64) -> Result<u32, FieldError> {
+    if TIMEOUT_MS_RANGE.contains(&v) {
+        Ok(v as u32)
+    } else {
+        Err(FieldError::new(
+            "timeout_ms",
+            "must be between 1000 and 30000",
+        ))
+    }
+}
+
+pub fn parse_retry_delays(v: &[i64]) -> Result<Vec<u64>, FieldError> {
+    if v.is_empty() || v.len() > 20 {
+        return Err(FieldError::new(
+            "retry_delays_ms",
+            "must list 1 to 20 delays",
+        ));
+    }
+    v.iter()
+        .enumerate()
+        .map(|(i, d)| {
+            if (0..=86_400_000).contains(d) {
+                Ok(*d as u64)
+            } else {
+                Err(FieldError::new(
+                    format!("retry_delays_ms[{i}]"),
+                    "must be between 0 and 86400000 ms",
+                ))
+            }
+        })
+        .collect()
+}
+
+pub fn parse_max_per_second(v: i64) -> Result<u32, FieldError> {
+    if (1..=100_000).contains(&v) {
+        Ok(v as u32)
+    } else {
+        Err(FieldError::new(
+            "max_per_second",
+            "must be between 1 and 100000",
+        ))
+    }
+}
+
+pub fn parse_name(v: &str) -> Result<String, FieldError> {
+    let v = v.trim();
+    if v.is_empty() || v.chars().count() > 200 || v.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            "name",
+            "must be 1 to 200 characters without control characters",
+        ));
+    }
+    Ok(v.to_string())
+}
+
+pub fn parse_description(v: &str) -> Result<String, FieldError> {
+    if v.chars().count() > 2000 {
+        return Err(FieldError::new(
+            "description",
+            "must be at most 2000 characters",
+        ));
+    }
+    Ok(v.to_string())
+}
+
+pub fn parse_owner_email(v: &str) -> Result<String, FieldError> {
+    let ok = v.len() <= 254
+        && v.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        })
+        && !v.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(v.to_string())
+    } else {
+        Err(FieldError::new("owner_email", "is not an email address"))
+    }
+}
+
+/// Why a webhook stopped receiving deliveries.
+pub mod disabled_reason {
+    pub const MANUAL: &str = "manual";
+    pub const GONE: &str = "gone";
+    pub const FAILURES: &str = "consecutive_failures";
+}
+
+/// A stored webhook. Secrets stay sealed here; they are opened only to sign.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub id: Uuid,
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub url: WebhookUrl,
+    pub description: Option<String>,
+    pub event_types: Vec<EventTypePattern>,
+    pub format: Format,
+    pub retry_count: u32,
+    pub timeout_ms: u32,
+    pub retry_delays_ms: Option<Vec<u64>>,
+    pub headers: CustomHeaders,
+    pub is_active: bool,
+    pub failure_count: u32,
+    pub disabled_reason: Option<String>,
+    pub max_per_second: Option<u32>,
+    pub owner_email: Option<String>,
+    pub secret: SealedSecrets,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The current secret and, during a rotation's grace period, the previous one.
+#[derive(Clone, Default)]
+pub struct SealedSecrets {
+    pub current: Vec<u8>,
+    pub previous: Option<Vec<u8>>,
+    /// Unix ms after which `previous` no longer signs.
+    pub previous_expires_at: Option<i64>,
+    /// Unix ms when `current` was set.
+    pub rotated_at: i64,
+}
+
+impl std::fmt::Debug for SealedSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedSecrets")
+            .field("rotated_at", &self.rotated_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Webhook {
+    pub fn subscribes_to(&self, event: &str) -> bool {
+        self.event_types.iter().any(|p| p.matches(event))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert!(WebhookUrl::parse("https://hooks.slack.com/services/T00/B00/xxx", "url").is_ok());
+        assert_eq!(
+            WebhookUrl::parse("http://[::1]:9000/x", "url")
+                .unwrap()
+                .literal_ip(),
+            Some("::1".parse().unwrap())
+        );
+        for bad in [
+            "ftp://x/",
+            "/relative",
+            "https://user:pw@host/",
+            "not a url",
+            "http://",
+        ] {
+            assert!(WebhookUrl::parse(bad, "url").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn headers() {
+        let h = |k: &str, v: &str| {
+            CustomHeaders::parse(
+                &BTreeMap::from([(k.to_string(), v.to_string())]),
+                "X-Tocsin",
+            )
+        };
+        assert!(h("Authorization", "Bearer abc").is_ok());
+        for (k, v) in [
+            ("Host", "x"),
+            ("Content-Type", "x"),
+            ("X-Tocsin-Signature", "x"),
+            ("bad name", "x"),
+            ("X-A", "a\r\nb"),
+        ] {
+            assert!(h(k, v).is_err(), "{k}");
+        }
+        assert_eq!(
+            h("X-Api-Key", "secret").unwrap().masked()["X-Api-Key"],
+            "********"
+        );
+    }
+}

@@ -1,0 +1,230 @@
+//! The `tocsin` command: serve, migrate, and manage API tokens.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tocsin::config::{Flags, Settings};
+use tocsin::domain::tenant::TenantId;
+use tocsin::domain::time::{now_ms, rfc3339_ms};
+use tocsin::domain::token::{PlainToken, Role};
+use tocsin::startup::{self, Application};
+use tocsin::store::{AuditEntry, TokenRecord};
+
+#[derive(Parser)]
+#[command(name = "tocsin", version, about = "Delivers security events to webhooks, chat and SIEMs", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service (API and delivery).
+    Serve {
+        #[command(flatten)]
+        flags: Flags,
+    },
+    /// Apply database migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        flags: Flags,
+    },
+    /// Create, list or revoke API tokens.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Create a token and print it (shown once).
+    Create {
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// admin, viewer or publisher
+        #[arg(long)]
+        role: String,
+        #[arg(long, default_value = "cli")]
+        name: String,
+        #[command(flatten)]
+        flags: Flags,
+    },
+    /// List a tenant's tokens (never their values).
+    List {
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        #[command(flatten)]
+        flags: Flags,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        id: String,
+        #[command(flatten)]
+        flags: Flags,
+    },
+}
+
+/// A failure the user can act on: printed as one line, exit code 2.
+struct UsageError(String);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let flags = match &cli.command {
+        Command::Serve { flags } | Command::Migrate { flags } => flags,
+        Command::Token { action } => match action {
+            TokenAction::Create { flags, .. }
+            | TokenAction::List { flags, .. }
+            | TokenAction::Revoke { flags, .. } => flags,
+        },
+    };
+    let settings = match Settings::load(flags) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tocsin::telemetry::init(&settings.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, settings)) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(UsageError(msg))) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<Result<(), UsageError>> {
+    match command {
+        Command::Serve { .. } => {
+            tracing::info!(database = %settings.database.redacted(), listen = %settings.listen, "starting tocsin");
+            let app = Application::build(settings).await?;
+            if let Some(token) = &app.bootstrap_token {
+                println!("Bootstrap admin token for tenant \"default\" (shown only this once, store it now):");
+                println!("{}", token.expose());
+            }
+            tracing::info!(addr = %app.local_addr(), "listening");
+            app.run_until(startup::shutdown_signal()).await?;
+            tracing::info!("stopped");
+        }
+        Command::Migrate { .. } => {
+            let store = tocsin::store::open(&settings.database).await?;
+            let applied = store.migrate().await?;
+            println!("migrations applied: {applied:?}");
+        }
+        Command::Token { action } => return token_command(action, settings).await,
+    }
+    Ok(Ok(()))
+}
+
+async fn token_command(
+    action: TokenAction,
+    settings: Settings,
+) -> anyhow::Result<Result<(), UsageError>> {
+    let store = startup::open_store(&settings).await?;
+    let tenant_of =
+        |t: &str| TenantId::parse(t).map_err(|e| UsageError(format!("--tenant: {}", e.message)));
+    match action {
+        TokenAction::Create {
+            tenant, role, name, ..
+        } => {
+            let tenant = match tenant_of(&tenant) {
+                Ok(t) => t,
+                Err(e) => return Ok(Err(e)),
+            };
+            let role = match Role::parse(&role) {
+                Ok(r) => r,
+                Err(e) => return Ok(Err(UsageError(format!("--role: {}", e.message)))),
+            };
+            let token = PlainToken::generate();
+            let record = TokenRecord {
+                id: uuid::Uuid::now_v7(),
+                tenant_id: tenant.clone(),
+                role,
+                name,
+                prefix: token.display_prefix(),
+                created_at: now_ms(),
+                revoked_at: None,
+            };
+            let audit = AuditEntry {
+                tenant_id: tenant,
+                actor: "cli".into(),
+                action: "token.create".into(),
+                target: format!("token:{}", record.id),
+                details: serde_json::json!({"role": role.as_str()}),
+                at: now_ms(),
+            };
+            store
+                .insert_token(&record, token.digest(), Some(audit))
+                .await?;
+            eprintln!(
+                "token {} ({} of tenant {}), shown only this once:",
+                record.id,
+                role.as_str(),
+                record.tenant_id
+            );
+            println!("{}", token.expose());
+        }
+        TokenAction::List { tenant, .. } => {
+            let tenant = match tenant_of(&tenant) {
+                Ok(t) => t,
+                Err(e) => return Ok(Err(e)),
+            };
+            for t in store.list_tokens(&tenant).await? {
+                let state = t.revoked_at.map_or("active".to_string(), |r| {
+                    format!("revoked {}", rfc3339_ms(r))
+                });
+                println!(
+                    "{}  {:<9}  {:<12}  {}  {}  {}",
+                    t.id,
+                    t.role.as_str(),
+                    t.prefix,
+                    rfc3339_ms(t.created_at),
+                    state,
+                    t.name
+                );
+            }
+        }
+        TokenAction::Revoke { tenant, id, .. } => {
+            let tenant = match tenant_of(&tenant) {
+                Ok(t) => t,
+                Err(e) => return Ok(Err(e)),
+            };
+            let Ok(id) = id.parse::<uuid::Uuid>() else {
+                return Ok(Err(UsageError(format!("'{id}' is not a token id"))));
+            };
+            let audit = AuditEntry {
+                tenant_id: tenant.clone(),
+                actor: "cli".into(),
+                action: "token.revoke".into(),
+                target: format!("token:{id}"),
+                details: serde_json::json!({}),
+                at: now_ms(),
+            };
+            if !store.revoke_token(&tenant, id, audit).await? {
+                return Ok(Err(UsageError(format!(
+                    "no live token {id} in tenant {tenant}"
+                ))));
+            }
+            println!("revoked {id}");
+        }
+    }
+    Ok(Ok(()))
+}

@@ -1,0 +1,222 @@
+//! PostgreSQL through a pool of `tokio-postgres` connections (prepared statements cached per
+//! connection). Several `tocsin serve` processes may share one database: migrations take an
+//! advisory lock, and deliveries are claimed with `FOR UPDATE SKIP LOCKED`.
+
+use std::error::Error as StdError;
+
+use async_trait::async_trait;
+use bytes::BytesMut;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::types::{IsNull, ToSql, Type};
+use tokio_postgres::NoTls;
+
+use super::backend::{Backend, Dialect};
+use super::sql::{Row, Stmt, StmtResult, Value};
+use super::StoreError;
+
+const POOL_SIZE: usize = 16;
+/// Arbitrary constant naming Tocsin's migration lock.
+const MIGRATION_LOCK: i64 = 0x7f0c_5150;
+
+pub struct PgBackend {
+    pool: Pool,
+}
+
+fn pg_err(e: tokio_postgres::Error) -> StoreError {
+    if let Some(db) = e.as_db_error() {
+        if db.code().code().starts_with("23") {
+            return StoreError::Conflict(db.message().to_string());
+        }
+        return StoreError::Database(format!("{}: {}", db.code().code(), db.message()));
+    }
+    StoreError::Unavailable(e.to_string())
+}
+
+fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
+    StoreError::Unavailable(format!("PostgreSQL pool: {e}"))
+}
+
+impl ToSql for Value {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
+        match self {
+            Value::Null => Ok(IsNull::Yes),
+            Value::Int(v) => match *ty {
+                Type::INT2 => i16::try_from(*v)?.to_sql(ty, out),
+                Type::INT4 => i32::try_from(*v)?.to_sql(ty, out),
+                Type::BOOL => (*v != 0).to_sql(ty, out),
+                Type::FLOAT8 => (*v as f64).to_sql(ty, out),
+                Type::TEXT | Type::VARCHAR => v.to_string().to_sql(ty, out),
+                _ => v.to_sql(ty, out),
+            },
+            Value::Text(v) => v.to_sql(ty, out),
+            Value::Bytes(v) => v.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
+fn to_row(row: &tokio_postgres::Row) -> Result<Row, StoreError> {
+    let mut values = Vec::with_capacity(row.len());
+    for (i, col) in row.columns().iter().enumerate() {
+        let bad =
+            |e: tokio_postgres::Error| StoreError::Corrupt(format!("column {}: {e}", col.name()));
+        let v = match *col.type_() {
+            Type::INT8 => row
+                .try_get::<_, Option<i64>>(i)
+                .map_err(bad)?
+                .map(Value::Int),
+            Type::INT4 => row
+                .try_get::<_, Option<i32>>(i)
+                .map_err(bad)?
+                .map(|v| Value::Int(v.into())),
+            Type::INT2 => row
+                .try_get::<_, Option<i16>>(i)
+                .map_err(bad)?
+                .map(|v| Value::Int(v.into())),
+            Type::BOOL => row
+                .try_get::<_, Option<bool>>(i)
+                .map_err(bad)?
+                .map(|v| Value::Int(v.into())),
+            Type::FLOAT8 => row
+                .try_get::<_, Option<f64>>(i)
+                .map_err(bad)?
+                .map(|v| Value::Int(v as i64)),
+            Type::BYTEA => row
+                .try_get::<_, Option<Vec<u8>>>(i)
+                .map_err(bad)?
+                .map(Value::Bytes),
+            _ => row
+                .try_get::<_, Option<String>>(i)
+                .map_err(bad)?
+                .map(Value::Text),
+        };
+        values.push(v.unwrap_or(Value::Null));
+    }
+    Ok(Row(values))
+}
+
+fn refs(params: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
+}
+
+impl PgBackend {
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Unavailable(format!("bad PostgreSQL URL: {e}")))?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .wait_timeout(Some(std::time::Duration::from_secs(10)))
+            .create_timeout(Some(std::time::Duration::from_secs(10)))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        // Fail fast on a wrong address or password.
+        let client = pool.get().await.map_err(pool_err)?;
+        client.simple_query("SELECT 1").await.map_err(pg_err)?;
+        Ok(Self { pool })
+    }
+}
+
+#[async_trait]
+impl Backend for PgBackend {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    async fn query(&self, sql: &'static str, params: Vec<Value>) -> Result<Vec<Row>, StoreError> {
+        let client = self.pool.get().await.map_err(pool_err)?;
+        let stmt = client.prepare_cached(sql).await.map_err(pg_err)?;
+        let rows = client.query(&stmt, &refs(&params)).await.map_err(pg_err)?;
+        rows.iter().map(to_row).collect()
+    }
+
+    async fn write(&self, stmts: Vec<Stmt>) -> Result<Vec<StmtResult>, StoreError> {
+        let mut client = self.pool.get().await.map_err(pool_err)?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        let mut results = Vec::with_capacity(stmts.len());
+        for s in &stmts {
+            let prepared = tx.prepare_cached(s.sql).await.map_err(pg_err)?;
+            let result = if prepared.columns().is_empty() {
+                let affected = tx
+                    .execute(&prepared, &refs(&s.params))
+                    .await
+                    .map_err(pg_err)?;
+                StmtResult {
+                    rows: Vec::new(),
+                    affected,
+                }
+            } else {
+                let rows = tx
+                    .query(&prepared, &refs(&s.params))
+                    .await
+                    .map_err(pg_err)?;
+                let rows = rows.iter().map(to_row).collect::<Result<Vec<_>, _>>()?;
+                StmtResult {
+                    affected: rows.len() as u64,
+                    rows,
+                }
+            };
+            results.push(result);
+        }
+        tx.commit().await.map_err(pg_err)?;
+        Ok(results)
+    }
+
+    async fn migrate(
+        &self,
+        migrations: &'static [(i64, &'static str)],
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut client = self.pool.get().await.map_err(pool_err)?;
+        let mut applied = Vec::new();
+        for (version, sql) in migrations {
+            let tx = client.transaction().await.map_err(pg_err)?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+                .await
+                .map_err(pg_err)?;
+            tx.batch_execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+            )
+            .await
+            .map_err(pg_err)?;
+            let done = tx
+                .query_opt(
+                    "SELECT 1 FROM schema_migrations WHERE version = $1",
+                    &[version],
+                )
+                .await
+                .map_err(pg_err)?
+                .is_some();
+            if !done {
+                tx.batch_execute(sql).await.map_err(|e| {
+                    StoreError::Database(format!("migration {version} failed: {e}"))
+                })?;
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+                    &[version, &crate::domain::time::now_ms()],
+                )
+                .await
+                .map_err(pg_err)?;
+                applied.push(*version);
+            }
+            tx.commit().await.map_err(pg_err)?;
+        }
+        Ok(applied)
+    }
+}

@@ -1,0 +1,163 @@
+//! The small SQL vocabulary both backends share: parameter and column values, rows, and
+//! statements. Queries are written once, with `$1`-style placeholders (PostgreSQL's; SQLite
+//! reads them as named parameters), over portable column types: BIGINT, TEXT and bytes.
+
+use super::StoreError;
+
+/// A parameter or column value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Int(i64),
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Self::Int(v)
+    }
+}
+impl From<u32> for Value {
+    fn from(v: u32) -> Self {
+        Self::Int(v as i64)
+    }
+}
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Self::Int(v as i64)
+    }
+}
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Self::Text(v.to_string())
+    }
+}
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Self::Text(v)
+    }
+}
+impl From<&String> for Value {
+    fn from(v: &String) -> Self {
+        Self::Text(v.clone())
+    }
+}
+impl From<Vec<u8>> for Value {
+    fn from(v: Vec<u8>) -> Self {
+        Self::Bytes(v)
+    }
+}
+impl From<&[u8]> for Value {
+    fn from(v: &[u8]) -> Self {
+        Self::Bytes(v.to_vec())
+    }
+}
+impl From<uuid::Uuid> for Value {
+    fn from(v: uuid::Uuid) -> Self {
+        Self::Text(v.to_string())
+    }
+}
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Self::Null, Into::into)
+    }
+}
+
+/// Builds a `Vec<Value>` from mixed arguments.
+#[macro_export]
+macro_rules! params {
+    ($($v:expr),* $(,)?) => { vec![$($crate::store::sql::Value::from($v)),*] };
+}
+
+/// One result row, columns in `SELECT` order.
+#[derive(Debug, Clone, Default)]
+pub struct Row(pub Vec<Value>);
+
+impl Row {
+    fn at(&self, i: usize) -> Result<&Value, StoreError> {
+        self.0
+            .get(i)
+            .ok_or_else(|| StoreError::Corrupt(format!("column {i} missing")))
+    }
+
+    pub fn int(&self, i: usize) -> Result<i64, StoreError> {
+        match self.at(i)? {
+            Value::Int(v) => Ok(*v),
+            other => Err(StoreError::Corrupt(format!(
+                "column {i}: expected integer, got {other:?}"
+            ))),
+        }
+    }
+
+    pub fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        match self.at(i)? {
+            Value::Null => Ok(None),
+            _ => self.int(i).map(Some),
+        }
+    }
+
+    pub fn text(&self, i: usize) -> Result<String, StoreError> {
+        match self.at(i)? {
+            Value::Text(v) => Ok(v.clone()),
+            other => Err(StoreError::Corrupt(format!(
+                "column {i}: expected text, got {other:?}"
+            ))),
+        }
+    }
+
+    pub fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
+        match self.at(i)? {
+            Value::Null => Ok(None),
+            _ => self.text(i).map(Some),
+        }
+    }
+
+    pub fn bytes(&self, i: usize) -> Result<Vec<u8>, StoreError> {
+        match self.at(i)? {
+            Value::Bytes(v) => Ok(v.clone()),
+            Value::Text(v) => Ok(v.clone().into_bytes()),
+            other => Err(StoreError::Corrupt(format!(
+                "column {i}: expected bytes, got {other:?}"
+            ))),
+        }
+    }
+
+    pub fn opt_bytes(&self, i: usize) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.at(i)? {
+            Value::Null => Ok(None),
+            _ => self.bytes(i).map(Some),
+        }
+    }
+
+    pub fn uuid(&self, i: usize) -> Result<uuid::Uuid, StoreError> {
+        let t = self.text(i)?;
+        t.parse()
+            .map_err(|_| StoreError::Corrupt(format!("column {i}: '{t}' is not a UUID")))
+    }
+
+    pub fn json<T: serde::de::DeserializeOwned>(&self, i: usize) -> Result<T, StoreError> {
+        let t = self.text(i)?;
+        serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("column {i}: {e}")))
+    }
+}
+
+/// A statement with its parameters.
+#[derive(Debug, Clone)]
+pub struct Stmt {
+    pub sql: &'static str,
+    pub params: Vec<Value>,
+}
+
+impl Stmt {
+    pub fn new(sql: &'static str, params: Vec<Value>) -> Self {
+        Self { sql, params }
+    }
+}
+
+/// What a statement of a write produced.
+#[derive(Debug, Default)]
+pub struct StmtResult {
+    pub rows: Vec<Row>,
+    pub affected: u64,
+}

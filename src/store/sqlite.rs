@@ -1,0 +1,306 @@
+//! Embedded SQLite in WAL mode.
+//!
+//! All writes go through ONE writer thread that drains whatever writes are queued into a single
+//! `BEGIN IMMEDIATE` transaction (group commit): each caller's statements run inside their own
+//! savepoint, so one failing write does not undo the others, and every caller is answered only
+//! after the commit that made its write durable (`synchronous=FULL`). Reads use a small pool of
+//! connections on the blocking thread pool.
+
+use std::path::Path;
+use std::sync::{mpsc, Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::oneshot;
+
+use super::backend::{Backend, Dialect};
+use super::sql::{Row, Stmt, StmtResult, Value};
+use super::StoreError;
+
+/// Most writes folded into one transaction.
+const MAX_GROUP: usize = 512;
+const READ_POOL: usize = 4;
+
+type Reply = oneshot::Sender<Result<Vec<StmtResult>, StoreError>>;
+
+enum Job {
+    Write(Vec<Stmt>, Reply),
+    Migrate(
+        &'static [(i64, &'static str)],
+        oneshot::Sender<Result<Vec<i64>, StoreError>>,
+    ),
+}
+
+pub struct SqliteBackend {
+    writer: Mutex<mpsc::Sender<Job>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    path: std::path::PathBuf,
+}
+
+fn db_err(e: rusqlite::Error) -> StoreError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            StoreError::Conflict(e.to_string())
+        }
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ) =>
+        {
+            StoreError::Unavailable(e.to_string())
+        }
+        _ => StoreError::Database(e.to_string()),
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA busy_timeout = 10000;
+         PRAGMA foreign_keys = ON;",
+    )
+    .map_err(db_err)?;
+    conn.set_prepared_statement_cache_capacity(128);
+    Ok(conn)
+}
+
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Value::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+            Value::Int(v) => ToSqlOutput::Borrowed(ValueRef::Integer(*v)),
+            Value::Text(v) => ToSqlOutput::Borrowed(ValueRef::Text(v.as_bytes())),
+            Value::Bytes(v) => ToSqlOutput::Borrowed(ValueRef::Blob(v)),
+        })
+    }
+}
+
+fn to_value(v: ValueRef<'_>) -> Value {
+    match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Int(i),
+        ValueRef::Real(f) => Value::Int(f as i64),
+        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::Bytes(b.to_vec()),
+    }
+}
+
+/// Runs one statement: binds `$n` parameters by name and collects any rows.
+fn run(conn: &Connection, stmt: &Stmt) -> Result<StmtResult, StoreError> {
+    let mut prepared = conn.prepare_cached(stmt.sql).map_err(db_err)?;
+    for (i, value) in stmt.params.iter().enumerate() {
+        let name = format!("${}", i + 1);
+        if let Some(idx) = prepared.parameter_index(&name).map_err(db_err)? {
+            prepared.raw_bind_parameter(idx, value).map_err(db_err)?;
+        }
+    }
+    let columns = prepared.column_count();
+    let mut out = StmtResult::default();
+    let mut rows = prepared.raw_query();
+    while let Some(row) = rows.next().map_err(db_err)? {
+        let mut values = Vec::with_capacity(columns);
+        for c in 0..columns {
+            values.push(to_value(row.get_ref(c).map_err(db_err)?));
+        }
+        out.rows.push(Row(values));
+    }
+    drop(rows);
+    out.affected = conn.changes();
+    Ok(out)
+}
+
+fn run_all(conn: &Connection, stmts: &[Stmt]) -> Result<Vec<StmtResult>, StoreError> {
+    stmts.iter().map(|s| run(conn, s)).collect()
+}
+
+/// The writer thread: group commit of queued writes.
+fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut writes = Vec::new();
+        let mut migrations = Vec::new();
+        for job in batch {
+            match job {
+                Job::Write(stmts, reply) => writes.push((stmts, reply)),
+                Job::Migrate(list, reply) => migrations.push((list, reply)),
+            }
+        }
+        if !writes.is_empty() {
+            let stmts: Vec<&[Stmt]> = writes.iter().map(|(s, _)| s.as_slice()).collect();
+            let results = commit_group(&conn, &stmts);
+            for ((_, reply), result) in writes.into_iter().zip(results) {
+                let _ = reply.send(result);
+            }
+        }
+        for (list, reply) in migrations {
+            let _ = reply.send(migrate(&conn, list));
+        }
+    }
+}
+
+/// Runs each write in its own savepoint inside one transaction, then commits once.
+fn commit_group(conn: &Connection, writes: &[&[Stmt]]) -> Vec<Result<Vec<StmtResult>, StoreError>> {
+    let fail_all = |msg: String| {
+        writes
+            .iter()
+            .map(|_| Err(StoreError::Unavailable(msg.clone())))
+            .collect()
+    };
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        return fail_all(db_err(e).to_string());
+    }
+    let results: Vec<_> = writes
+        .iter()
+        .map(|stmts| {
+            conn.execute_batch("SAVEPOINT w").map_err(db_err)?;
+            match run_all(conn, stmts) {
+                Ok(r) => {
+                    conn.execute_batch("RELEASE w").map_err(db_err)?;
+                    Ok(r)
+                }
+                Err(e) => {
+                    conn.execute_batch("ROLLBACK TO w; RELEASE w")
+                        .map_err(db_err)?;
+                    Err(e)
+                }
+            }
+        })
+        .collect();
+    if let Err(e) = conn.execute_batch("COMMIT") {
+        let _ = conn.execute_batch("ROLLBACK");
+        return fail_all(format!("commit failed: {}", db_err(e)));
+    }
+    results
+}
+
+fn migrate(conn: &Connection, list: &[(i64, &str)]) -> Result<Vec<i64>, StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    )
+    .map_err(db_err)?;
+    let mut applied = Vec::new();
+    for (version, sql) in list {
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(db_err)?;
+        let done: bool = conn
+            .query_row(
+                "SELECT COUNT(*) FROM schema_migrations WHERE version = ?1",
+                [version],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(db_err)?
+            > 0;
+        if done {
+            conn.execute_batch("COMMIT").map_err(db_err)?;
+            continue;
+        }
+        let result = conn.execute_batch(sql).and_then(|_| {
+            conn.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                [*version, crate::domain::time::now_ms()],
+            )
+        });
+        match result {
+            Ok(_) => conn.execute_batch("COMMIT").map_err(db_err)?,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(StoreError::Database(format!(
+                    "migration {version} failed: {e}"
+                )));
+            }
+        }
+        applied.push(*version);
+    }
+    Ok(applied)
+}
+
+impl SqliteBackend {
+    /// Opens (creating if needed) the database file and starts the writer thread.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let conn = open_connection(path)?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(Self {
+            writer: Mutex::new(tx),
+            readers: Arc::new(Mutex::new(Vec::new())),
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn send(&self, job: Job) -> Result<(), StoreError> {
+        self.writer
+            .lock()
+            .map_err(|_| StoreError::Unavailable("writer lock poisoned".into()))?
+            .send(job)
+            .map_err(|_| StoreError::Unavailable("the SQLite writer thread has stopped".into()))
+    }
+}
+
+#[async_trait]
+impl Backend for SqliteBackend {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    async fn query(&self, sql: &'static str, params: Vec<Value>) -> Result<Vec<Row>, StoreError> {
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = match readers.lock().ok().and_then(|mut r| r.pop()) {
+                Some(c) => c,
+                None => open_connection(&path)?,
+            };
+            let result = run(&conn, &Stmt { sql, params }).map(|r| r.rows);
+            if let Ok(mut r) = readers.lock() {
+                if r.len() < READ_POOL {
+                    r.push(conn);
+                }
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
+
+    async fn write(&self, stmts: Vec<Stmt>) -> Result<Vec<StmtResult>, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Job::Write(stmts, tx))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("the SQLite writer thread has stopped".into()))?
+    }
+
+    async fn migrate(
+        &self,
+        migrations: &'static [(i64, &'static str)],
+    ) -> Result<Vec<i64>, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Job::Migrate(migrations, tx))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("the SQLite writer thread has stopped".into()))?
+    }
+}

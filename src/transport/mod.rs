@@ -1,0 +1,3 @@
+//! How rendered deliveries reach their destination.
+
+pub mod ssrf;
