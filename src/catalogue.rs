@@ -11,26 +11,11 @@ use serde::Deserialize;
 use crate::domain::event_type::{EventType, EventTypeName, SYSTEM_EVENT_TYPES};
 
 const EMBEDDED: &[(&str, &str)] = &[
-    (
-        "phishnet.toml",
-        include_str!("../examples/catalogues/phishnet.toml"),
-    ),
-    (
-        "pentest.toml",
-        include_str!("../examples/catalogues/pentest.toml"),
-    ),
-    (
-        "netrecon.toml",
-        include_str!("../examples/catalogues/netrecon.toml"),
-    ),
-    (
-        "selki.toml",
-        include_str!("../examples/catalogues/selki.toml"),
-    ),
-    (
-        "gophish.toml",
-        include_str!("../examples/catalogues/gophish.toml"),
-    ),
+    ("phishnet.toml", include_str!("../examples/catalogues/phishnet.toml")),
+    ("pentest.toml", include_str!("../examples/catalogues/pentest.toml")),
+    ("netrecon.toml", include_str!("../examples/catalogues/netrecon.toml")),
+    ("selki.toml", include_str!("../examples/catalogues/selki.toml")),
+    ("gophish.toml", include_str!("../examples/catalogues/gophish.toml")),
 ];
 
 #[derive(Deserialize)]
@@ -95,16 +80,12 @@ impl Catalogue {
     }
 
     fn add_file(&mut self, source: &str, text: &str) -> anyhow::Result<()> {
-        let file: CatalogueFile = toml::from_str(text)
-            .map_err(|e| anyhow::anyhow!("catalogue {source}: {}", e.message()))?;
+        let file: CatalogueFile =
+            toml::from_str(text).map_err(|e| anyhow::anyhow!("catalogue {source}: {}", e.message()))?;
         for et in file.event_type {
-            EventTypeName::parse(&et.name, "name")
-                .map_err(|e| anyhow::anyhow!("catalogue {source}: {e}"))?;
+            EventTypeName::parse(&et.name, "name").map_err(|e| anyhow::anyhow!("catalogue {source}: {e}"))?;
             if self.types.contains_key(&et.name) {
-                anyhow::bail!(
-                    "catalogue {source}: event type '{}' is defined twice",
-                    et.name
-                );
+                anyhow::bail!("catalogue {source}: event type '{}' is defined twice", et.name);
             }
             self.types.insert(
                 et.name.clone(),
@@ -149,34 +130,21 @@ mod tests {
     #[test]
     fn embedded_examples_load() {
         let cat = Catalogue::load(&[] as &[&Path]).unwrap();
-        for name in [
-            "email.quarantined",
-            "critical_finding",
-            "alert.created",
-            "THREATS_NEW_THREAT",
-            "webhook.test",
-        ] {
+        for name in ["email.quarantined", "critical_finding", "alert.created", "THREATS_NEW_THREAT", "webhook.test"] {
             assert!(cat.contains(name), "{name}");
         }
-        assert_eq!(
-            cat.get("email.quarantined")
-                .unwrap()
-                .example
-                .as_ref()
-                .unwrap()["phish_score"],
-            95
-        );
+        assert_eq!(cat.get("email.quarantined").unwrap().example.as_ref().unwrap()["phish_score"], 95);
     }
 
     #[test]
     fn duplicate_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("a.toml");
-        std::fs::write(&f, "[[event_type]]\nname='x.y'\ndescription='d'\n[[event_type]]\nname='x.y'\ndescription='e'\n")
-            .unwrap();
-        assert!(Catalogue::load(&[f])
-            .unwrap_err()
-            .to_string()
-            .contains("twice"));
+        std::fs::write(
+            &f,
+            "[[event_type]]\nname='x.y'\ndescription='d'\n[[event_type]]\nname='x.y'\ndescription='e'\n",
+        )
+        .unwrap();
+        assert!(Catalogue::load(&[f]).unwrap_err().to_string().contains("twice"));
     }
 }

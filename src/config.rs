@@ -23,20 +23,14 @@ pub enum DatabaseUrl {
 
 impl DatabaseUrl {
     pub fn parse(raw: &str) -> Result<Self, String> {
-        if let Some(path) = raw
-            .strip_prefix("sqlite://")
-            .or_else(|| raw.strip_prefix("sqlite:"))
-        {
+        if let Some(path) = raw.strip_prefix("sqlite://").or_else(|| raw.strip_prefix("sqlite:")) {
             if path.is_empty() {
-                return Err(
-                    "a sqlite URL needs a file path, e.g. sqlite://./tocsin-data/tocsin.db".into(),
-                );
+                return Err("a sqlite URL needs a file path, e.g. sqlite://./tocsin-data/tocsin.db".into());
             }
             return Ok(Self::Sqlite(PathBuf::from(path)));
         }
         if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
-            raw.parse::<tokio_postgres::Config>()
-                .map_err(|e| format!("not a valid PostgreSQL URL: {e}"))?;
+            raw.parse::<tokio_postgres::Config>().map_err(|e| format!("not a valid PostgreSQL URL: {e}"))?;
             return Ok(Self::Postgres(raw.to_string()));
         }
         Err("must start with sqlite:// or postgres://".into())
@@ -156,21 +150,12 @@ impl Resolver<'_> {
     /// flag > env > file, as raw text with its source.
     fn pick(&self, flag: Option<&String>, env: &str, file: Option<String>) -> Option<Raw> {
         if let Some(v) = flag {
-            return Some(Raw {
-                value: v.clone(),
-                source: "command line",
-            });
+            return Some(Raw { value: v.clone(), source: "command line" });
         }
         if let Some(v) = (self.env)(env) {
-            return Some(Raw {
-                value: v,
-                source: "environment",
-            });
+            return Some(Raw { value: v, source: "environment" });
         }
-        file.map(|value| Raw {
-            value,
-            source: "config file",
-        })
+        file.map(|value| Raw { value, source: "config file" })
     }
 }
 
@@ -191,11 +176,7 @@ fn parse_with<T>(
 }
 
 fn list(raw: &str) -> Vec<String> {
-    raw.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect()
+    raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
 }
 
 fn join<T: ToString>(items: &[T]) -> String {
@@ -213,9 +194,7 @@ pub fn parse_master_key(raw: &str) -> Result<[u8; 32], String> {
             .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw))
             .map_err(|_| "must be 32 bytes as 64 hex digits or base64".to_string())?
     };
-    bytes
-        .try_into()
-        .map_err(|_| "must be exactly 32 bytes (64 hex digits or 44 base64 characters)".to_string())
+    bytes.try_into().map_err(|_| "must be exactly 32 bytes (64 hex digits or 44 base64 characters)".to_string())
 }
 
 impl Settings {
@@ -225,14 +204,8 @@ impl Settings {
     }
 
     /// Resolves settings; `env` looks a variable up (a parameter so tests need not touch the process).
-    pub fn resolve(
-        flags: &Flags,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Self, ConfigError> {
-        let config_path = flags
-            .config
-            .clone()
-            .or_else(|| env("TOCSIN_CONFIG").map(PathBuf::from));
+    pub fn resolve(flags: &Flags, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let config_path = flags.config.clone().or_else(|| env("TOCSIN_CONFIG").map(PathBuf::from));
         let file = match &config_path {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
@@ -243,10 +216,7 @@ impl Settings {
             r.pick(flags.listen.as_ref(), "TOCSIN_LISTEN", file.listen),
             "TOCSIN_LISTEN",
             || SocketAddr::from(([127, 0, 0, 1], 8080)),
-            |s| {
-                s.parse()
-                    .map_err(|_| format!("'{s}' is not an address like 127.0.0.1:8080"))
-            },
+            |s| s.parse().map_err(|_| format!("'{s}' is not an address like 127.0.0.1:8080")),
         )?;
         let data_dir = parse_with(
             r.pick(flags.data_dir.as_ref(), "TOCSIN_DATA_DIR", file.data_dir),
@@ -261,11 +231,7 @@ impl Settings {
             },
         )?;
         let database = parse_with(
-            r.pick(
-                flags.database_url.as_ref(),
-                "TOCSIN_DATABASE_URL",
-                file.database_url,
-            ),
+            r.pick(flags.database_url.as_ref(), "TOCSIN_DATABASE_URL", file.database_url),
             "TOCSIN_DATABASE_URL",
             || DatabaseUrl::Sqlite(data_dir.join("tocsin.db")),
             DatabaseUrl::parse,
@@ -290,21 +256,13 @@ impl Settings {
         )?;
         let catalogue_flag = (!flags.catalogue.is_empty()).then(|| flags.catalogue.join(","));
         let catalogue_files = parse_with(
-            r.pick(
-                catalogue_flag.as_ref(),
-                "TOCSIN_CATALOGUE",
-                file.catalogue.map(|c| c.join(",")),
-            ),
+            r.pick(catalogue_flag.as_ref(), "TOCSIN_CATALOGUE", file.catalogue.map(|c| c.join(","))),
             "TOCSIN_CATALOGUE",
             Vec::new,
             |s| Ok(list(s).into_iter().map(PathBuf::from).collect()),
         )?;
         let default_event_types = parse_with(
-            r.pick(
-                None,
-                "TOCSIN_DEFAULT_EVENT_TYPES",
-                file.default_event_types.map(|v| v.join(",")),
-            ),
+            r.pick(None, "TOCSIN_DEFAULT_EVENT_TYPES", file.default_event_types.map(|v| v.join(","))),
             "TOCSIN_DEFAULT_EVENT_TYPES",
             || vec!["*".to_string()],
             |s| {
@@ -317,18 +275,10 @@ impl Settings {
             },
         )?;
         let secret_grace = parse_with(
-            r.pick(
-                None,
-                "TOCSIN_SECRET_GRACE_SECS",
-                file.secret_grace_secs.map(|v| v.to_string()),
-            ),
+            r.pick(None, "TOCSIN_SECRET_GRACE_SECS", file.secret_grace_secs.map(|v| v.to_string())),
             "TOCSIN_SECRET_GRACE_SECS",
             || Duration::from_secs(24 * 3600),
-            |s| {
-                s.parse::<u64>()
-                    .map(Duration::from_secs)
-                    .map_err(|_| format!("'{s}' is not a number of seconds"))
-            },
+            |s| s.parse::<u64>().map(Duration::from_secs).map_err(|_| format!("'{s}' is not a number of seconds")),
         )?;
         let log = parse_with(
             r.pick(flags.log.as_ref(), "TOCSIN_LOG", file.log),
@@ -345,10 +295,7 @@ impl Settings {
             "TOCSIN_HEADER_PREFIX",
             || "X-Tocsin".to_string(),
             |s| {
-                if !s.is_empty()
-                    && s.len() <= 40
-                    && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                {
+                if !s.is_empty() && s.len() <= 40 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
                     Ok(s.to_string())
                 } else {
                     Err("must be 1 to 40 letters, digits or dashes, like X-Tocsin".into())
@@ -356,17 +303,9 @@ impl Settings {
             },
         )?;
         let retry_delays = parse_with(
-            r.pick(
-                None,
-                "TOCSIN_RETRY_DELAYS_MS",
-                file.retry_delays_ms.map(|v| join(&v)),
-            ),
+            r.pick(None, "TOCSIN_RETRY_DELAYS_MS", file.retry_delays_ms.map(|v| join(&v))),
             "TOCSIN_RETRY_DELAYS_MS",
-            || {
-                [0u64, 30_000, 120_000, 600_000, 3_600_000]
-                    .map(Duration::from_millis)
-                    .to_vec()
-            },
+            || [0u64, 30_000, 120_000, 600_000, 3_600_000].map(Duration::from_millis).to_vec(),
             |s| {
                 let v = list(s)
                     .iter()
@@ -381,11 +320,7 @@ impl Settings {
             },
         )?;
         let failure_threshold = parse_with(
-            r.pick(
-                None,
-                "TOCSIN_FAILURE_THRESHOLD",
-                file.failure_threshold.map(|v| v.to_string()),
-            ),
+            r.pick(None, "TOCSIN_FAILURE_THRESHOLD", file.failure_threshold.map(|v| v.to_string())),
             "TOCSIN_FAILURE_THRESHOLD",
             || 5,
             |s| match s.parse::<u32>() {
@@ -394,11 +329,7 @@ impl Settings {
             },
         )?;
         let allow_destinations = parse_with(
-            r.pick(
-                None,
-                "TOCSIN_ALLOW_DESTINATIONS",
-                file.allow_destinations.map(|v| v.join(",")),
-            ),
+            r.pick(None, "TOCSIN_ALLOW_DESTINATIONS", file.allow_destinations.map(|v| v.join(","))),
             "TOCSIN_ALLOW_DESTINATIONS",
             Vec::new,
             |s| {
@@ -413,26 +344,16 @@ impl Settings {
             },
         )?;
         let max_event_bytes = parse_with(
-            r.pick(
-                None,
-                "TOCSIN_MAX_EVENT_BYTES",
-                file.max_event_bytes.map(|v| v.to_string()),
-            ),
+            r.pick(None, "TOCSIN_MAX_EVENT_BYTES", file.max_event_bytes.map(|v| v.to_string())),
             "TOCSIN_MAX_EVENT_BYTES",
             || 256 * 1024,
             |s| match s.parse::<usize>() {
                 Ok(n) if (1024..=16 * 1024 * 1024).contains(&n) => Ok(n),
-                _ => Err(format!(
-                    "'{s}' must be a number of bytes between 1024 and 16777216"
-                )),
+                _ => Err(format!("'{s}' must be a number of bytes between 1024 and 16777216")),
             },
         )?;
         let retention = parse_with(
-            r.pick(
-                None,
-                "TOCSIN_RETENTION_DAYS",
-                file.retention_days.map(|v| v.to_string()),
-            ),
+            r.pick(None, "TOCSIN_RETENTION_DAYS", file.retention_days.map(|v| v.to_string())),
             "TOCSIN_RETENTION_DAYS",
             || Duration::from_secs(30 * 86_400),
             |s| match s.parse::<u64>() {
@@ -478,13 +399,8 @@ impl Settings {
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let err = |problem: String| ConfigError {
-        name: "--config".into(),
-        origin: "command line",
-        problem,
-    };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
+    let err = |problem: String| ConfigError { name: "--config".into(), origin: "command line", problem };
+    let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
     toml::from_str(&text).map_err(|e| err(format!("{}: {}", path.display(), e.message())))
 }
 
@@ -492,60 +408,21 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
 pub fn setting_names() -> BTreeMap<&'static str, &'static str> {
     BTreeMap::from([
         ("TOCSIN_LISTEN", "address to listen on (127.0.0.1:8080)"),
-        (
-            "TOCSIN_DATABASE_URL",
-            "sqlite://PATH or postgres://… (sqlite://<data dir>/tocsin.db)",
-        ),
+        ("TOCSIN_DATABASE_URL", "sqlite://PATH or postgres://… (sqlite://<data dir>/tocsin.db)"),
         ("TOCSIN_DATA_DIR", "data directory (./tocsin-data)"),
-        (
-            "TOCSIN_ADMIN_TOKEN",
-            "seeds an admin token for the default tenant",
-        ),
-        (
-            "TOCSIN_MASTER_KEY",
-            "32-byte key (hex or base64) encrypting secrets at rest",
-        ),
-        (
-            "TOCSIN_CATALOGUE",
-            "event-type catalogue files, comma-separated",
-        ),
-        (
-            "TOCSIN_DEFAULT_EVENT_TYPES",
-            "event types of a webhook created without any (*)",
-        ),
-        (
-            "TOCSIN_SECRET_GRACE_SECS",
-            "how long a rotated secret still signs (86400)",
-        ),
+        ("TOCSIN_ADMIN_TOKEN", "seeds an admin token for the default tenant"),
+        ("TOCSIN_MASTER_KEY", "32-byte key (hex or base64) encrypting secrets at rest"),
+        ("TOCSIN_CATALOGUE", "event-type catalogue files, comma-separated"),
+        ("TOCSIN_DEFAULT_EVENT_TYPES", "event types of a webhook created without any (*)"),
+        ("TOCSIN_SECRET_GRACE_SECS", "how long a rotated secret still signs (86400)"),
         ("TOCSIN_LOG", "log filter (info)"),
-        (
-            "TOCSIN_HEADER_PREFIX",
-            "prefix of delivery headers (X-Tocsin)",
-        ),
-        (
-            "TOCSIN_RETRY_DELAYS_MS",
-            "retry schedule (0,30000,120000,600000,3600000)",
-        ),
-        (
-            "TOCSIN_FAILURE_THRESHOLD",
-            "consecutive failures that deactivate a webhook (5)",
-        ),
-        (
-            "TOCSIN_ALLOW_DESTINATIONS",
-            "networks exempt from the SSRF guard",
-        ),
-        (
-            "TOCSIN_MAX_EVENT_BYTES",
-            "largest event data in bytes (262144)",
-        ),
-        (
-            "TOCSIN_RETENTION_DAYS",
-            "days of delivery history kept (30)",
-        ),
-        (
-            "TOCSIN_WORKERS",
-            "concurrent delivery attempts per process (256)",
-        ),
+        ("TOCSIN_HEADER_PREFIX", "prefix of delivery headers (X-Tocsin)"),
+        ("TOCSIN_RETRY_DELAYS_MS", "retry schedule (0,30000,120000,600000,3600000)"),
+        ("TOCSIN_FAILURE_THRESHOLD", "consecutive failures that deactivate a webhook (5)"),
+        ("TOCSIN_ALLOW_DESTINATIONS", "networks exempt from the SSRF guard"),
+        ("TOCSIN_MAX_EVENT_BYTES", "largest event data in bytes (262144)"),
+        ("TOCSIN_RETENTION_DAYS", "days of delivery history kept (30)"),
+        ("TOCSIN_WORKERS", "concurrent delivery attempts per process (256)"),
     ])
 }
 
@@ -554,22 +431,14 @@ mod tests {
     use super::*;
 
     fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |name| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        }
+        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
     }
 
     #[test]
     fn defaults() {
         let s = Settings::resolve(&Flags::default(), &env_of(&[])).unwrap();
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(
-            s.database,
-            DatabaseUrl::Sqlite(PathBuf::from("./tocsin-data/tocsin.db"))
-        );
+        assert_eq!(s.database, DatabaseUrl::Sqlite(PathBuf::from("./tocsin-data/tocsin.db")));
         assert_eq!(s.default_event_types, vec!["*"]);
         assert_eq!(s.retry_delays.len(), 5);
     }
@@ -578,21 +447,10 @@ mod tests {
     fn flag_beats_env_beats_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.toml");
-        std::fs::write(
-            &path,
-            "listen = \"127.0.0.1:3000\"\nlog = \"debug\"\nfailure_threshold = 9\n",
-        )
-        .unwrap();
-        let flags = Flags {
-            config: Some(path),
-            listen: Some("127.0.0.1:1000".into()),
-            ..Default::default()
-        };
-        let s = Settings::resolve(
-            &flags,
-            &env_of(&[("TOCSIN_LISTEN", "127.0.0.1:2000"), ("TOCSIN_LOG", "warn")]),
-        )
-        .unwrap();
+        std::fs::write(&path, "listen = \"127.0.0.1:3000\"\nlog = \"debug\"\nfailure_threshold = 9\n").unwrap();
+        let flags = Flags { config: Some(path), listen: Some("127.0.0.1:1000".into()), ..Default::default() };
+        let s =
+            Settings::resolve(&flags, &env_of(&[("TOCSIN_LISTEN", "127.0.0.1:2000"), ("TOCSIN_LOG", "warn")])).unwrap();
         assert_eq!(s.listen.port(), 1000);
         assert_eq!(s.log, "warn");
         assert_eq!(s.failure_threshold, 9);
@@ -600,28 +458,13 @@ mod tests {
 
     #[test]
     fn bad_value_names_the_setting() {
-        let err = Settings::resolve(&Flags::default(), &env_of(&[("TOCSIN_LISTEN", "nope")]))
-            .unwrap_err();
-        assert!(
-            err.to_string().contains("TOCSIN_LISTEN (from environment)"),
-            "{err}"
-        );
-        let err = Settings::resolve(
-            &Flags::default(),
-            &env_of(&[("TOCSIN_DATABASE_URL", "mysql://x")]),
-        )
-        .unwrap_err();
+        let err = Settings::resolve(&Flags::default(), &env_of(&[("TOCSIN_LISTEN", "nope")])).unwrap_err();
+        assert!(err.to_string().contains("TOCSIN_LISTEN (from environment)"), "{err}");
+        let err = Settings::resolve(&Flags::default(), &env_of(&[("TOCSIN_DATABASE_URL", "mysql://x")])).unwrap_err();
         assert!(err.to_string().contains("TOCSIN_DATABASE_URL"), "{err}");
-        let err = Settings::resolve(
-            &Flags::default(),
-            &env_of(&[("TOCSIN_MASTER_KEY", "short")]),
-        )
-        .unwrap_err();
+        let err = Settings::resolve(&Flags::default(), &env_of(&[("TOCSIN_MASTER_KEY", "short")])).unwrap_err();
         assert!(err.to_string().contains("TOCSIN_MASTER_KEY"), "{err}");
-        assert!(
-            !err.to_string().contains("short"),
-            "the key itself is never echoed"
-        );
+        assert!(!err.to_string().contains("short"), "the key itself is never echoed");
     }
 
     #[test]
@@ -629,10 +472,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.toml");
         std::fs::write(&path, "lisen = \"x\"\n").unwrap();
-        let flags = Flags {
-            config: Some(path),
-            ..Default::default()
-        };
+        let flags = Flags { config: Some(path), ..Default::default() };
         let err = Settings::resolve(&flags, &env_of(&[])).unwrap_err();
         assert!(err.to_string().contains("lisen"), "{err}");
     }

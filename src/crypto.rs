@@ -34,9 +34,7 @@ pub struct OpenError;
 
 impl Cipher {
     pub fn new(key: &[u8; 32]) -> Self {
-        Self {
-            aead: XChaCha20Poly1305::new(key.into()),
-        }
+        Self { aead: XChaCha20Poly1305::new(key.into()) }
     }
 
     /// nonce ‖ ciphertext ‖ tag, bound to `context` (the owning row's id).
@@ -45,13 +43,7 @@ impl Cipher {
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let sealed = self
             .aead
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: context,
-                },
-            )
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad: context })
             .expect("XChaCha20-Poly1305 encryption does not fail for in-memory buffers");
         let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
         out.extend_from_slice(&nonce);
@@ -64,24 +56,13 @@ impl Cipher {
             return Err(OpenError);
         }
         let (nonce, body) = sealed.split_at(NONCE_LEN);
-        self.aead
-            .decrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: body,
-                    aad: context,
-                },
-            )
-            .map_err(|_| OpenError)
+        self.aead.decrypt(XNonce::from_slice(nonce), Payload { msg: body, aad: context }).map_err(|_| OpenError)
     }
 }
 
 /// The master key: from configuration, or from `master.key` in the data directory, created with
 /// mode 0600 on first start.
-pub fn load_or_create_master_key(
-    given: Option<[u8; 32]>,
-    data_dir: &Path,
-) -> anyhow::Result<[u8; 32]> {
+pub fn load_or_create_master_key(given: Option<[u8; 32]>, data_dir: &Path) -> anyhow::Result<[u8; 32]> {
     if let Some(key) = given {
         return Ok(key);
     }
@@ -102,10 +83,7 @@ pub fn load_or_create_master_key(
             tracing::info!(path = %path.display(), "created a new master key file");
             Ok(key)
         }
-        Err(e) => Err(anyhow::anyhow!(
-            "cannot read master key file {}: {e}",
-            path.display()
-        )),
+        Err(e) => Err(anyhow::anyhow!("cannot read master key file {}: {e}", path.display())),
     }
 }
 
@@ -153,10 +131,7 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("master.key"))
-                .unwrap()
-                .permissions()
-                .mode();
+            let mode = std::fs::metadata(dir.path().join("master.key")).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }

@@ -75,9 +75,9 @@ fn main() -> ExitCode {
     let flags = match &cli.command {
         Command::Serve { flags } | Command::Migrate { flags } => flags,
         Command::Token { action } => match action {
-            TokenAction::Create { flags, .. }
-            | TokenAction::List { flags, .. }
-            | TokenAction::Revoke { flags, .. } => flags,
+            TokenAction::Create { flags, .. } | TokenAction::List { flags, .. } | TokenAction::Revoke { flags, .. } => {
+                flags
+            }
         },
     };
     let settings = match Settings::load(flags) {
@@ -88,10 +88,7 @@ fn main() -> ExitCode {
         }
     };
     tocsin::telemetry::init(&settings.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -134,17 +131,11 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<Result<(), 
     Ok(Ok(()))
 }
 
-async fn token_command(
-    action: TokenAction,
-    settings: Settings,
-) -> anyhow::Result<Result<(), UsageError>> {
+async fn token_command(action: TokenAction, settings: Settings) -> anyhow::Result<Result<(), UsageError>> {
     let store = startup::open_store(&settings).await?;
-    let tenant_of =
-        |t: &str| TenantId::parse(t).map_err(|e| UsageError(format!("--tenant: {}", e.message)));
+    let tenant_of = |t: &str| TenantId::parse(t).map_err(|e| UsageError(format!("--tenant: {}", e.message)));
     match action {
-        TokenAction::Create {
-            tenant, role, name, ..
-        } => {
+        TokenAction::Create { tenant, role, name, .. } => {
             let tenant = match tenant_of(&tenant) {
                 Ok(t) => t,
                 Err(e) => return Ok(Err(e)),
@@ -171,15 +162,8 @@ async fn token_command(
                 details: serde_json::json!({"role": role.as_str()}),
                 at: now_ms(),
             };
-            store
-                .insert_token(&record, token.digest(), Some(audit))
-                .await?;
-            eprintln!(
-                "token {} ({} of tenant {}), shown only this once:",
-                record.id,
-                role.as_str(),
-                record.tenant_id
-            );
+            store.insert_token(&record, token.digest(), Some(audit)).await?;
+            eprintln!("token {} ({} of tenant {}), shown only this once:", record.id, role.as_str(), record.tenant_id);
             println!("{}", token.expose());
         }
         TokenAction::List { tenant, .. } => {
@@ -188,9 +172,7 @@ async fn token_command(
                 Err(e) => return Ok(Err(e)),
             };
             for t in store.list_tokens(&tenant).await? {
-                let state = t.revoked_at.map_or("active".to_string(), |r| {
-                    format!("revoked {}", rfc3339_ms(r))
-                });
+                let state = t.revoked_at.map_or("active".to_string(), |r| format!("revoked {}", rfc3339_ms(r)));
                 println!(
                     "{}  {:<9}  {:<12}  {}  {}  {}",
                     t.id,
@@ -219,9 +201,7 @@ async fn token_command(
                 at: now_ms(),
             };
             if !store.revoke_token(&tenant, id, audit).await? {
-                return Ok(Err(UsageError(format!(
-                    "no live token {id} in tenant {tenant}"
-                ))));
+                return Ok(Err(UsageError(format!("no live token {id} in tenant {tenant}"))));
             }
             println!("revoked {id}");
         }

@@ -51,11 +51,9 @@ pub async fn load_cipher(settings: &Settings, store: &dyn Store) -> anyhow::Resu
             // Another process may have won the race with a different key: check again.
             let stored = store.meta_get(KEY_CHECK).await?.unwrap_or_default();
             let sealed = hex::decode(stored).context("corrupt master key check")?;
-            cipher.open(&sealed, KEY_CHECK.as_bytes()).map_err(|_| {
-                anyhow::anyhow!(
-                    "invalid setting TOCSIN_MASTER_KEY: another instance uses another key"
-                )
-            })?;
+            cipher
+                .open(&sealed, KEY_CHECK.as_bytes())
+                .map_err(|_| anyhow::anyhow!("invalid setting TOCSIN_MASTER_KEY: another instance uses another key"))?;
         }
     }
     Ok(cipher)
@@ -63,10 +61,7 @@ pub async fn load_cipher(settings: &Settings, store: &dyn Store) -> anyhow::Resu
 
 /// Seeds `TOCSIN_ADMIN_TOKEN`, and on the very first start creates the bootstrap admin token.
 /// Returns the bootstrap token when this call created it (it is shown once).
-pub async fn bootstrap(
-    settings: &Settings,
-    store: &dyn Store,
-) -> anyhow::Result<Option<PlainToken>> {
+pub async fn bootstrap(settings: &Settings, store: &dyn Store) -> anyhow::Result<Option<PlainToken>> {
     let record = |name: &str, token: &PlainToken| TokenRecord {
         id: Uuid::now_v7(),
         tenant_id: TenantId::default_tenant(),
@@ -78,18 +73,12 @@ pub async fn bootstrap(
     };
     if let Some(raw) = &settings.admin_token {
         let token = PlainToken::given(raw.clone());
-        store
-            .insert_token(&record("TOCSIN_ADMIN_TOKEN", &token), token.digest(), None)
-            .await?;
-        store
-            .meta_insert("bootstrapped", "TOCSIN_ADMIN_TOKEN")
-            .await?;
+        store.insert_token(&record("TOCSIN_ADMIN_TOKEN", &token), token.digest(), None).await?;
+        store.meta_insert("bootstrapped", "TOCSIN_ADMIN_TOKEN").await?;
         return Ok(None);
     }
     let token = PlainToken::generate();
-    let created = store
-        .bootstrap_token(&record("bootstrap", &token), token.digest())
-        .await?;
+    let created = store.bootstrap_token(&record("bootstrap", &token), token.digest()).await?;
     Ok(created.then_some(token))
 }
 
@@ -107,31 +96,16 @@ impl Application {
         let cipher = load_cipher(&settings, store.as_ref()).await?;
         let bootstrap_token = bootstrap(&settings, store.as_ref()).await?;
         let catalogue = Catalogue::load(&settings.catalogue_files)?;
-        let listener = TcpListener::bind(settings.listen).await.with_context(|| {
-            format!(
-                "invalid setting TOCSIN_LISTEN: cannot listen on {}",
-                settings.listen
-            )
-        })?;
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("invalid setting TOCSIN_LISTEN: cannot listen on {}", settings.listen))?;
         let address_policy = AddressPolicy::new(settings.allow_destinations.clone());
-        let state = AppState::new(Shared {
-            store,
-            cipher,
-            catalogue,
-            settings,
-            address_policy,
-        });
-        Ok(Self {
-            listener,
-            state,
-            bootstrap_token,
-        })
+        let state = AppState::new(Shared { store, cipher, catalogue, settings, address_policy });
+        Ok(Self { listener, state, bootstrap_token })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.listener.local_addr().expect("a bound listener has an address")
     }
 
     pub fn state(&self) -> &AppState {
@@ -139,14 +113,9 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests.
-    pub async fn run_until(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let app = api::router(self.state.clone());
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await?;
         Ok(())
     }
 }

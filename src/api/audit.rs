@@ -41,12 +41,8 @@ pub async fn list_audit(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<AuditList>> {
     who.admin()?;
-    let page = Page::parse(
-        int_param(&q.page, "page")?,
-        int_param(&q.per_page, "per_page")?,
-        50,
-    )
-    .map_err(|e| ApiError::from(e).with_status(StatusCode::BAD_REQUEST))?;
+    let page = Page::parse(int_param(&q.page, "page")?, int_param(&q.per_page, "per_page")?, 50)
+        .map_err(|e| ApiError::from(e).with_status(StatusCode::BAD_REQUEST))?;
     let (records, total) = state.store.list_audit(&who.tenant, page).await?;
     let data = records
         .into_iter()
@@ -59,10 +55,5 @@ pub async fn list_audit(
             at: rfc3339_ms(r.entry.at),
         })
         .collect();
-    Ok(Json(AuditList {
-        data,
-        page: page.page,
-        per_page: page.per_page,
-        total,
-    }))
+    Ok(Json(AuditList { data, page: page.page, per_page: page.per_page, total }))
 }

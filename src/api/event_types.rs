@@ -52,10 +52,7 @@ pub struct EventTypeInput {
 #[utoipa::path(get, path = "/event-types", tag = "event-types",
     responses((status = 200, body = EventTypeList), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn list_event_types(
-    State(state): State<AppState>,
-    who: Principal,
-) -> ApiResult<Json<EventTypeList>> {
+pub async fn list_event_types(State(state): State<AppState>, who: Principal) -> ApiResult<Json<EventTypeList>> {
     who.reader()?;
     let own = state.store.list_event_types(&who.tenant).await?;
     let data = state
@@ -76,10 +73,7 @@ pub async fn list_event_types(
 
 fn check_object(v: &Option<serde_json::Value>, field: &str) -> ApiResult<()> {
     match v {
-        Some(v) if !v.is_object() => Err(ApiError::invalid(
-            field,
-            format!("{field} must be a JSON object"),
-        )),
+        Some(v) if !v.is_object() => Err(ApiError::invalid(field, format!("{field} must be a JSON object"))),
         _ => Ok(()),
     }
 }
@@ -98,18 +92,12 @@ pub async fn put_event_type(
     who.admin()?;
     let name = EventTypeName::parse(&name, "name")?;
     if state.catalogue.contains(name.as_str()) {
-        return Err(ApiError::conflict(format!(
-            "{} is configured for the deployment and read-only",
-            name.as_str()
-        ))
-        .field("name"));
+        return Err(ApiError::conflict(format!("{} is configured for the deployment and read-only", name.as_str()))
+            .field("name"));
     }
     let description = input.description.trim();
     if description.is_empty() || description.chars().count() > 1000 {
-        return Err(ApiError::invalid(
-            "description",
-            "description must be 1 to 1000 characters",
-        ));
+        return Err(ApiError::invalid("description", "description must be 1 to 1000 characters"));
     }
     check_object(&input.schema, "schema")?;
     check_object(&input.example, "example")?;
@@ -121,15 +109,8 @@ pub async fn put_event_type(
         example: input.example,
         presentation: input.presentation,
     };
-    let audit = who.audit(
-        "event_type.put",
-        format!("event_type:{}", et.name),
-        serde_json::json!({}),
-    );
-    let created = state
-        .store
-        .upsert_event_type(&who.tenant, &et, audit)
-        .await?;
+    let audit = who.audit("event_type.put", format!("event_type:{}", et.name), serde_json::json!({}));
+    let created = state.store.upsert_event_type(&who.tenant, &et, audit).await?;
     let view = EventTypeView {
         name: et.name,
         description: et.description,
@@ -138,14 +119,7 @@ pub async fn put_event_type(
         presentation: et.presentation,
         built_in: false,
     };
-    Ok((
-        if created {
-            StatusCode::CREATED
-        } else {
-            StatusCode::OK
-        },
-        Json(view),
-    ))
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(view)))
 }
 
 #[utoipa::path(post, path = "/event-types/{name}", tag = "event-types", request_body = EventTypeInput,
@@ -172,21 +146,10 @@ pub async fn delete_event_type(
 ) -> ApiResult<StatusCode> {
     who.admin()?;
     if state.catalogue.contains(&name) {
-        return Err(ApiError::conflict(format!(
-            "{name} is configured for the deployment and read-only"
-        ))
-        .field("name"));
+        return Err(ApiError::conflict(format!("{name} is configured for the deployment and read-only")).field("name"));
     }
-    let audit = who.audit(
-        "event_type.delete",
-        format!("event_type:{name}"),
-        serde_json::json!({}),
-    );
-    if state
-        .store
-        .delete_event_type(&who.tenant, &name, audit)
-        .await?
-    {
+    let audit = who.audit("event_type.delete", format!("event_type:{name}"), serde_json::json!({}));
+    if state.store.delete_event_type(&who.tenant, &name, audit).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("event type"))

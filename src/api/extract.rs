@@ -20,13 +20,7 @@ use crate::store::AuditEntry;
 pub struct ApiJson<T>(pub T);
 
 /// Fields the server sets; a client that sends them is told so.
-const READ_ONLY: &[&str] = &[
-    "id",
-    "failure_count",
-    "disabled_reason",
-    "created_at",
-    "updated_at",
-];
+const READ_ONLY: &[&str] = &["id", "failure_count", "disabled_reason", "created_at", "updated_at"];
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
@@ -37,38 +31,20 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
         match inner.classify() {
             serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_json",
-                    format!("the body is not valid JSON: {msg}"),
-                )
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("the body is not valid JSON: {msg}"))
             }
             _ => {
-                if let Some(name) = msg
-                    .strip_prefix("unknown field `")
-                    .and_then(|m| m.split('`').next())
-                {
-                    let field = if path == "." {
-                        name.to_string()
-                    } else {
-                        format!("{path}.{name}")
-                    };
+                if let Some(name) = msg.strip_prefix("unknown field `").and_then(|m| m.split('`').next()) {
+                    // The path already ends with the unknown field's name.
+                    let field = if path == "." { name.to_string() } else { path.clone() };
                     let message = if READ_ONLY.contains(&name) {
                         format!("{name} is read-only")
                     } else {
                         format!("unknown field {name}")
                     };
-                    return ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "unknown_field",
-                        message,
-                    )
-                    .field(field);
+                    return ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_field", message).field(field);
                 }
-                if let Some(name) = msg
-                    .strip_prefix("missing field `")
-                    .and_then(|m| m.split('`').next())
-                {
+                if let Some(name) = msg.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
                     return ApiError::new(
                         StatusCode::UNPROCESSABLE_ENTITY,
                         "missing_field",
@@ -76,11 +52,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                     )
                     .field(name);
                 }
-                let field = if path == "." {
-                    None
-                } else {
-                    Some(path.clone())
-                };
+                let field = if path == "." { None } else { Some(path.clone()) };
                 let mut err = ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "invalid_type",
@@ -118,17 +90,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    "the body is too large",
-                )
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the body is too large")
             } else {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_body",
-                    "the body could not be read",
-                )
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", "the body could not be read")
             }
         })?;
         parse_json(&bytes).map(ApiJson)
@@ -159,11 +123,7 @@ fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
     let bytes = serde_json::to_vec(&map).unwrap_or_default();
     parse_json(&bytes).map_err(|mut e| {
         e.status = StatusCode::BAD_REQUEST;
-        e.code = if e.code == "unknown_field" {
-            "unknown_parameter"
-        } else {
-            "invalid_parameter"
-        };
+        e.code = if e.code == "unknown_field" { "unknown_parameter" } else { "invalid_parameter" };
         e
     })
 }
@@ -192,12 +152,8 @@ pub fn int_param(raw: &Option<String>, name: &str) -> Result<Option<i64>, ApiErr
     raw.as_deref()
         .map(|v| {
             v.parse::<i64>().map_err(|_| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_parameter",
-                    format!("{name} must be a whole number"),
-                )
-                .field(name)
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", format!("{name} must be a whole number"))
+                    .field(name)
             })
         })
         .transpose()
@@ -246,33 +202,19 @@ impl Principal {
 /// Resolves a presented bearer token (constant-time comparison of its digest).
 pub async fn authenticate(state: &AppState, presented: &str) -> Result<Principal, ApiError> {
     let digest = token_digest(presented);
-    let (record, stored) = state
-        .store
-        .find_token(digest)
-        .await?
-        .ok_or_else(ApiError::unauthorized)?;
+    let (record, stored) = state.store.find_token(digest).await?.ok_or_else(ApiError::unauthorized)?;
     if !constant_time_eq(&stored, &digest) {
         return Err(ApiError::unauthorized());
     }
-    Ok(Principal {
-        token_id: record.id,
-        tenant: record.tenant_id,
-        role: record.role,
-    })
+    Ok(Principal { token_id: record.id, tenant: record.tenant_id, role: record.role })
 }
 
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(ApiError::unauthorized)?;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header =
+            parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(ApiError::unauthorized)?;
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
@@ -303,10 +245,7 @@ mod tests {
         assert_eq!((e.code, e.field.as_deref()), ("unknown_field", Some("id")));
         assert!(e.message.contains("read-only"));
         let e = parse_json::<In>(br#"{}"#).unwrap_err();
-        assert_eq!(
-            (e.code, e.field.as_deref()),
-            ("missing_field", Some("name"))
-        );
+        assert_eq!((e.code, e.field.as_deref()), ("missing_field", Some("name")));
         let e = parse_json::<In>(br#"{"name": "#).unwrap_err();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
     }

@@ -59,31 +59,19 @@ impl AppState {
     }
 
     /// Parses subscription patterns against the configured catalogue and the tenant's own types.
-    pub async fn parse_patterns(
-        &self,
-        tenant: &TenantId,
-        raw: &[String],
-    ) -> ApiResult<Vec<EventTypePattern>> {
+    pub async fn parse_patterns(&self, tenant: &TenantId, raw: &[String]) -> ApiResult<Vec<EventTypePattern>> {
         if raw.is_empty() {
-            return Err(ApiError::invalid(
-                "event_types",
-                "list at least one event type, or * for all",
-            ));
+            return Err(ApiError::invalid("event_types", "list at least one event type, or * for all"));
         }
         if raw.len() > 200 {
             return Err(ApiError::invalid("event_types", "at most 200 entries"));
         }
         let own = self.store.list_event_types(tenant).await?;
-        let names: Vec<&str> = self
-            .catalogue
-            .iter()
-            .map(|e| e.name.as_str())
-            .chain(own.iter().map(|e| e.name.as_str()))
-            .collect();
+        let names: Vec<&str> =
+            self.catalogue.iter().map(|e| e.name.as_str()).chain(own.iter().map(|e| e.name.as_str())).collect();
         let mut out: Vec<EventTypePattern> = Vec::with_capacity(raw.len());
         for (i, p) in raw.iter().enumerate() {
-            let pattern =
-                EventTypePattern::parse(p, &format!("event_types[{i}]"), names.iter().copied())?;
+            let pattern = EventTypePattern::parse(p, &format!("event_types[{i}]"), names.iter().copied())?;
             if !out.contains(&pattern) {
                 out.push(pattern);
             }
@@ -106,10 +94,7 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
     }
 }
 
@@ -125,11 +110,7 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(webhooks::rotate_secret))
         .routes(routes!(event_types::list_event_types))
-        .routes(routes!(
-            event_types::put_event_type,
-            event_types::post_event_type,
-            event_types::delete_event_type
-        ))
+        .routes(routes!(event_types::put_event_type, event_types::post_event_type, event_types::delete_event_type))
         .routes(routes!(tokens::list_tokens, tokens::create_token))
         .routes(routes!(tokens::revoke_token))
         .routes(routes!(audit::list_audit))
@@ -141,17 +122,10 @@ pub fn router(state: AppState) -> Router {
     let (api, openapi) = api_routes();
     let openapi = Arc::new(openapi);
     let api = api
-        .route(
-            "/openapi.json",
-            get(move || async move { Json(openapi.as_ref().clone()) }),
-        )
+        .route("/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "method not allowed on this route",
-            )
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
         })
         .layer(DefaultBodyLimit::max(1024 * 1024));
     Router::new()

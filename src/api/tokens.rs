@@ -61,15 +61,10 @@ pub struct CreatedToken {
 
 #[utoipa::path(get, path = "/tokens", tag = "tokens",
     responses((status = 200, body = TokenList), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
-pub async fn list_tokens(
-    State(state): State<AppState>,
-    who: Principal,
-) -> ApiResult<Json<TokenList>> {
+pub async fn list_tokens(State(state): State<AppState>, who: Principal) -> ApiResult<Json<TokenList>> {
     who.admin()?;
     let tokens = state.store.list_tokens(&who.tenant).await?;
-    Ok(Json(TokenList {
-        data: tokens.iter().map(TokenView::of).collect(),
-    }))
+    Ok(Json(TokenList { data: tokens.iter().map(TokenView::of).collect() }))
 }
 
 #[utoipa::path(post, path = "/tokens", tag = "tokens", request_body = TokenInput,
@@ -83,10 +78,7 @@ pub async fn create_token(
     let role = Role::parse(&input.role)?;
     let name = input.name.trim();
     if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::invalid(
-            "name",
-            "name must be 1 to 200 characters",
-        ));
+        return Err(ApiError::invalid("name", "name must be 1 to 200 characters"));
     }
     let plain = PlainToken::generate();
     let record = TokenRecord {
@@ -98,22 +90,9 @@ pub async fn create_token(
         created_at: now_ms(),
         revoked_at: None,
     };
-    let audit = who.audit(
-        "token.create",
-        format!("token:{}", record.id),
-        serde_json::json!({"role": role.as_str()}),
-    );
-    state
-        .store
-        .insert_token(&record, plain.digest(), Some(audit))
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedToken {
-            meta: TokenView::of(&record),
-            token: plain.expose().to_string(),
-        }),
-    ))
+    let audit = who.audit("token.create", format!("token:{}", record.id), serde_json::json!({"role": role.as_str()}));
+    state.store.insert_token(&record, plain.digest(), Some(audit)).await?;
+    Ok((StatusCode::CREATED, Json(CreatedToken { meta: TokenView::of(&record), token: plain.expose().to_string() })))
 }
 
 #[utoipa::path(delete, path = "/tokens/{id}", tag = "tokens", params(("id" = Uuid, Path)),

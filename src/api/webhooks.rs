@@ -16,9 +16,7 @@ use crate::domain::event_type::EventTypePattern;
 use crate::domain::page::Page;
 use crate::domain::secret::Secret;
 use crate::domain::time::{now_ms, rfc3339_ms};
-use crate::domain::webhook::{
-    self as wh, CustomHeaders, Format, SealedSecrets, Webhook, WebhookUrl,
-};
+use crate::domain::webhook::{self as wh, CustomHeaders, Format, SealedSecrets, Webhook, WebhookUrl};
 use crate::store::Activation;
 
 /// The writable fields of a webhook. On create, `name` and `url` are required; on update
@@ -86,11 +84,7 @@ impl WebhookView {
             name: w.name.clone(),
             url: w.url.as_str(),
             description: w.description.clone(),
-            event_types: w
-                .event_types
-                .iter()
-                .map(EventTypePattern::as_string)
-                .collect(),
+            event_types: w.event_types.iter().map(EventTypePattern::as_string).collect(),
             format: w.format,
             retry_count: w.retry_count,
             timeout_ms: w.timeout_ms,
@@ -152,11 +146,7 @@ pub fn parse_id(raw: &str) -> ApiResult<Uuid> {
 
 async fn load(state: &AppState, who: &Principal, id: &str) -> ApiResult<Webhook> {
     let id = parse_id(id)?;
-    state
-        .store
-        .get_webhook(&who.tenant, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("webhook"))
+    state.store.get_webhook(&who.tenant, id).await?.ok_or_else(|| ApiError::not_found("webhook"))
 }
 
 /// Validates the fields given and applies them to `w`. Returns the names of the changed fields.
@@ -174,10 +164,7 @@ async fn apply(
     if let Some(v) = input.url {
         let url = WebhookUrl::parse(&v, "url")?;
         if let Some(ip) = url.literal_ip() {
-            state
-                .address_policy
-                .check(ip)
-                .map_err(|why| ApiError::invalid("url", why))?;
+            state.address_policy.check(ip).map_err(|why| ApiError::invalid("url", why))?;
         }
         w.url = url;
         changed.push("url");
@@ -215,18 +202,11 @@ async fn apply(
         changed.push("max_per_second");
     }
     if let Some(v) = input.owner_email {
-        w.owner_email = if v.is_empty() {
-            None
-        } else {
-            Some(wh::parse_owner_email(&v)?)
-        };
+        w.owner_email = if v.is_empty() { None } else { Some(wh::parse_owner_email(&v)?) };
         changed.push("owner_email");
     }
     if w.format == Format::SplunkHec && w.headers.contains("authorization") {
-        return Err(ApiError::invalid(
-            "headers.Authorization",
-            "splunk_hec sets Authorization from the secret",
-        ));
+        return Err(ApiError::invalid("headers.Authorization", "splunk_hec sets Authorization from the secret"));
     }
     Ok(changed)
 }
@@ -241,12 +221,8 @@ pub async fn list_webhooks(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<WebhookList>> {
     who.reader()?;
-    let page = Page::parse(
-        int_param(&q.page, "page")?,
-        int_param(&q.per_page, "per_page")?,
-        25,
-    )
-    .map_err(|e| ApiError::from(e).with_status(StatusCode::BAD_REQUEST))?;
+    let page = Page::parse(int_param(&q.page, "page")?, int_param(&q.per_page, "per_page")?, 25)
+        .map_err(|e| ApiError::from(e).with_status(StatusCode::BAD_REQUEST))?;
     let (items, total) = state.store.list_webhooks(&who.tenant, page).await?;
     Ok(Json(WebhookList {
         data: items.iter().map(WebhookView::of).collect(),
@@ -265,14 +241,8 @@ pub async fn create_webhook(
     ApiJson(mut input): ApiJson<WebhookInput>,
 ) -> ApiResult<(StatusCode, Json<CreatedWebhook>)> {
     who.admin()?;
-    let name = input
-        .name
-        .clone()
-        .ok_or_else(|| ApiError::invalid("name", "name is required").missing())?;
-    let url = input
-        .url
-        .clone()
-        .ok_or_else(|| ApiError::invalid("url", "url is required").missing())?;
+    let name = input.name.clone().ok_or_else(|| ApiError::invalid("name", "name is required").missing())?;
+    let url = input.url.clone().ok_or_else(|| ApiError::invalid("url", "url is required").missing())?;
     let secret = match input.secret.take() {
         Some(s) => Secret::parse(&s, "secret")?,
         None => Secret::generate(),
@@ -321,10 +291,7 @@ pub async fn create_webhook(
     tracing::info!(webhook = %id, tenant = %who.tenant, "webhook created");
     Ok((
         StatusCode::CREATED,
-        Json(CreatedWebhook {
-            webhook: WebhookView::of(&w),
-            secret: secret.expose().to_string(),
-        }),
+        Json(CreatedWebhook { webhook: WebhookView::of(&w), secret: secret.expose().to_string() }),
     ))
 }
 
@@ -354,11 +321,7 @@ pub async fn update_webhook(
 ) -> ApiResult<Json<WebhookView>> {
     who.admin()?;
     let mut w = load(&state, &who, &id).await?;
-    let new_secret = input
-        .secret
-        .take()
-        .map(|s| Secret::parse(&s, "secret"))
-        .transpose()?;
+    let new_secret = input.secret.take().map(|s| Secret::parse(&s, "secret")).transpose()?;
     let activation = match input.is_active.take() {
         Some(true) if !w.is_active => Activation::Enable,
         Some(false) if w.is_active => Activation::Disable,
@@ -369,33 +332,20 @@ pub async fn update_webhook(
         changed.push("is_active");
     }
     w.updated_at = now_ms();
-    let audit = who.audit(
-        "webhook.update",
-        format!("webhook:{}", w.id),
-        serde_json::json!({"fields": changed}),
-    );
+    let audit = who.audit("webhook.update", format!("webhook:{}", w.id), serde_json::json!({"fields": changed}));
     if !state.store.update_webhook(&w, activation, audit).await? {
         return Err(ApiError::not_found("webhook"));
     }
     if let Some(secret) = new_secret {
         // A secret set by hand replaces the old one at once (rotate-secret keeps a grace period).
         let sealed = SealedSecrets {
-            current: state
-                .cipher
-                .seal(secret.expose().as_bytes(), w.id.as_bytes()),
+            current: state.cipher.seal(secret.expose().as_bytes(), w.id.as_bytes()),
             previous: None,
             previous_expires_at: None,
             rotated_at: now_ms(),
         };
-        let audit = who.audit(
-            "webhook.secret_set",
-            format!("webhook:{}", w.id),
-            serde_json::json!({}),
-        );
-        state
-            .store
-            .update_secrets(&who.tenant, w.id, &sealed, audit)
-            .await?;
+        let audit = who.audit("webhook.secret_set", format!("webhook:{}", w.id), serde_json::json!({}));
+        state.store.update_secrets(&who.tenant, w.id, &sealed, audit).await?;
     }
     Ok(Json(WebhookView::of(&load(&state, &who, &id).await?)))
 }
@@ -424,11 +374,7 @@ pub async fn delete_webhook(
 ) -> ApiResult<StatusCode> {
     who.admin()?;
     let id = parse_id(&id)?;
-    let audit = who.audit(
-        "webhook.delete",
-        format!("webhook:{id}"),
-        serde_json::json!({}),
-    );
+    let audit = who.audit("webhook.delete", format!("webhook:{id}"), serde_json::json!({}));
     if state.store.delete_webhook(&who.tenant, id, audit).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -451,9 +397,7 @@ pub async fn rotate_secret(
     let now = now_ms();
     let expires = now + state.settings.secret_grace.as_millis() as i64;
     let sealed = SealedSecrets {
-        current: state
-            .cipher
-            .seal(secret.expose().as_bytes(), w.id.as_bytes()),
+        current: state.cipher.seal(secret.expose().as_bytes(), w.id.as_bytes()),
         previous: Some(w.secret.current.clone()),
         previous_expires_at: Some(expires),
         rotated_at: now,
@@ -463,11 +407,7 @@ pub async fn rotate_secret(
         format!("webhook:{}", w.id),
         serde_json::json!({"previous_secret_expires_at": rfc3339_ms(expires)}),
     );
-    if !state
-        .store
-        .update_secrets(&who.tenant, w.id, &sealed, audit)
-        .await?
-    {
+    if !state.store.update_secrets(&who.tenant, w.id, &sealed, audit).await? {
         return Err(ApiError::not_found("webhook"));
     }
     Ok(Json(RotatedSecret {

@@ -6,14 +6,8 @@ use super::FieldError;
 
 /// Event types every tenant has: sent by Tocsin itself.
 pub const SYSTEM_EVENT_TYPES: &[(&str, &str)] = &[
-    (
-        "webhook.test",
-        "A test delivery sent from the API or the dashboard",
-    ),
-    (
-        "webhook.disabled",
-        "A webhook was deactivated by the circuit breaker or a 410 Gone answer",
-    ),
+    ("webhook.test", "A test delivery sent from the API or the dashboard"),
+    ("webhook.disabled", "A webhook was deactivated by the circuit breaker or a 410 Gone answer"),
 ];
 
 /// 1–128 characters: letters, digits and `_ . - :`; starts with a letter or digit.
@@ -26,9 +20,7 @@ impl EventTypeName {
         let ok = !raw.is_empty()
             && raw.len() <= 128
             && raw.as_bytes()[0].is_ascii_alphanumeric()
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b':'));
+            && raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b':'));
         if ok {
             Ok(Self(raw.to_string()))
         } else {
@@ -67,19 +59,13 @@ impl EventTypePattern {
             EventTypeName::parse(family, field)?;
             let prefix = format!("{family}.");
             if !catalogue.clone().any(|n| n.starts_with(&prefix)) {
-                return Err(FieldError::new(
-                    field,
-                    format!("no event type in the catalogue matches '{}'", clip(raw)),
-                ));
+                return Err(FieldError::new(field, format!("no event type in the catalogue matches '{}'", clip(raw))));
             }
             return Ok(Self::Family(prefix));
         }
         let name = EventTypeName::parse(raw, field)?;
         if !catalogue.any(|n| n == raw) {
-            return Err(FieldError::new(
-                field,
-                format!("'{}' is not in the event-type catalogue", clip(raw)),
-            ));
+            return Err(FieldError::new(field, format!("'{}' is not in the event-type catalogue", clip(raw))));
         }
         Ok(Self::Exact(name))
     }
@@ -153,9 +139,6 @@ mod tests {
         assert!(p("scan.*").is_err());
         assert!(p("nope").is_err());
         assert!(p("bad name").is_err());
-        assert_eq!(
-            EventTypePattern::from_stored("alert.*").as_string(),
-            "alert.*"
-        );
+        assert_eq!(EventTypePattern::from_stored("alert.*").as_string(), "alert.*");
     }
 }

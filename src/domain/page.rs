@@ -12,26 +12,16 @@ pub struct Page {
 }
 
 impl Page {
-    pub fn parse(
-        page: Option<i64>,
-        per_page: Option<i64>,
-        default_per_page: u32,
-    ) -> Result<Self, FieldError> {
+    pub fn parse(page: Option<i64>, per_page: Option<i64>, default_per_page: u32) -> Result<Self, FieldError> {
         let page = page.unwrap_or(1);
         if !(1..=1_000_000).contains(&page) {
             return Err(FieldError::new("page", "must be a whole number from 1"));
         }
         let per_page = per_page.unwrap_or(default_per_page as i64);
         if !(1..=MAX_PER_PAGE as i64).contains(&per_page) {
-            return Err(FieldError::new(
-                "per_page",
-                format!("must be between 1 and {MAX_PER_PAGE}"),
-            ));
+            return Err(FieldError::new("per_page", format!("must be between 1 and {MAX_PER_PAGE}")));
         }
-        Ok(Self {
-            page: page as u32,
-            per_page: per_page as u32,
-        })
+        Ok(Self { page: page as u32, per_page: per_page as u32 })
     }
 
     pub fn offset(&self) -> i64 {

@@ -21,30 +21,19 @@ impl std::fmt::Debug for Secret {
 impl Secret {
     /// `whsec_` + base64 of 32 random bytes, as Standard Webhooks recommends.
     pub fn generate() -> Self {
-        Self(format!(
-            "{WHSEC}{}",
-            base64::engine::general_purpose::STANDARD.encode(crypto::random_bytes::<32>())
-        ))
+        Self(format!("{WHSEC}{}", base64::engine::general_purpose::STANDARD.encode(crypto::random_bytes::<32>())))
     }
 
     /// A secret chosen by the user: 16–512 printable characters; a `whsec_` secret must carry
     /// base64 of 24–64 bytes so Standard Webhooks libraries accept it.
     pub fn parse(raw: &str, field: &str) -> Result<Self, FieldError> {
         if raw.len() < 16 || raw.len() > 512 || !raw.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(FieldError::new(
-                field,
-                "must be 16 to 512 printable characters without spaces",
-            ));
+            return Err(FieldError::new(field, "must be 16 to 512 printable characters without spaces"));
         }
         if let Some(b64) = raw.strip_prefix(WHSEC) {
             match base64::engine::general_purpose::STANDARD.decode(b64) {
                 Ok(key) if (24..=64).contains(&key.len()) => {}
-                _ => {
-                    return Err(FieldError::new(
-                        field,
-                        "a whsec_ secret must be base64 of 24 to 64 bytes",
-                    ))
-                }
+                _ => return Err(FieldError::new(field, "a whsec_ secret must be base64 of 24 to 64 bytes")),
             }
         }
         Ok(Self(raw.to_string()))

@@ -13,16 +13,11 @@ impl TenantId {
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         let ok = !raw.is_empty()
             && raw.len() <= 64
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if ok {
             Ok(Self(raw.to_string()))
         } else {
-            Err(FieldError::new(
-                "tenant",
-                "must be 1 to 64 letters, digits, '-' or '_'",
-            ))
+            Err(FieldError::new("tenant", "must be 1 to 64 letters, digits, '-' or '_'"))
         }
     }
 

@@ -10,15 +10,13 @@ pub fn now_ms() -> i64 {
 
 /// RFC 3339 in UTC with millisecond precision, e.g. `2026-05-08T14:30:45.123Z`.
 pub fn rfc3339_ms(ms: i64) -> String {
-    let t = OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let t = OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     t.format(&Rfc3339).unwrap_or_default()
 }
 
 /// RFC 3339 in UTC to whole seconds, e.g. `2026-05-08T14:30:45Z` (the seeds' style).
 pub fn rfc3339_secs(ms: i64) -> String {
-    let t = OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let t = OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     t.format(&Rfc3339).unwrap_or_default()
 }
 
@@ -26,13 +24,7 @@ pub fn rfc3339_secs(ms: i64) -> String {
 mod tests {
     #[test]
     fn formats() {
-        assert_eq!(
-            super::rfc3339_secs(1_778_250_645_000),
-            "2026-05-08T14:30:45Z"
-        );
-        assert_eq!(
-            super::rfc3339_ms(1_778_250_645_123),
-            "2026-05-08T14:30:45.123Z"
-        );
+        assert_eq!(super::rfc3339_secs(1_778_250_645_000), "2026-05-08T14:30:45Z");
+        assert_eq!(super::rfc3339_ms(1_778_250_645_123), "2026-05-08T14:30:45.123Z");
     }
 }

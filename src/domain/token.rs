@@ -28,10 +28,7 @@ impl Role {
             "admin" => Ok(Self::Admin),
             "viewer" => Ok(Self::Viewer),
             "publisher" => Ok(Self::Publisher),
-            _ => Err(FieldError::new(
-                "role",
-                "must be one of admin, viewer, publisher",
-            )),
+            _ => Err(FieldError::new("role", "must be one of admin, viewer, publisher")),
         }
     }
 
@@ -49,10 +46,7 @@ pub struct PlainToken(String);
 
 impl PlainToken {
     pub fn generate() -> Self {
-        Self(format!(
-            "{TOKEN_PREFIX}{}",
-            crypto::b64url(&crypto::random_bytes::<32>())
-        ))
+        Self(format!("{TOKEN_PREFIX}{}", crypto::b64url(&crypto::random_bytes::<32>())))
     }
 
     /// A token supplied by the operator (`TOCSIN_ADMIN_TOKEN`).
@@ -70,11 +64,7 @@ impl PlainToken {
 
     /// The first characters, safe to list so people can tell tokens apart.
     pub fn display_prefix(&self) -> String {
-        self.0
-            .chars()
-            .take(TOKEN_PREFIX.len() + 4)
-            .collect::<String>()
-            + "…"
+        self.0.chars().take(TOKEN_PREFIX.len() + 4).collect::<String>() + "…"
     }
 }
 

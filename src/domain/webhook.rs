@@ -31,9 +31,7 @@ impl WebhookUrl {
         }
         let authority = uri.authority().ok_or_else(|| err("must include a host"))?;
         if authority.as_str().contains('@') {
-            return Err(err(
-                "must not carry credentials; use a custom header instead",
-            ));
+            return Err(err("must not carry credentials; use a custom header instead"));
         }
         if authority.host().is_empty() {
             return Err(err("must include a host"));
@@ -51,11 +49,7 @@ impl WebhookUrl {
 
     /// The host without IPv6 brackets.
     pub fn host(&self) -> &str {
-        self.uri
-            .host()
-            .unwrap_or_default()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
+        self.uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']')
     }
 
     /// The host when it is an IP address literal.
@@ -64,13 +58,7 @@ impl WebhookUrl {
     }
 
     pub fn port(&self) -> u16 {
-        self.uri
-            .port_u16()
-            .unwrap_or(if self.uri.scheme_str() == Some("https") {
-                443
-            } else {
-                80
-            })
+        self.uri.port_u16().unwrap_or(if self.uri.scheme_str() == Some("https") { 443 } else { 80 })
     }
 }
 
@@ -87,25 +75,13 @@ pub enum Format {
 }
 
 impl Format {
-    pub const ALL: [Format; 6] = [
-        Self::Json,
-        Self::Slack,
-        Self::Teams,
-        Self::Cef,
-        Self::Syslog,
-        Self::SplunkHec,
-    ];
+    pub const ALL: [Format; 6] = [Self::Json, Self::Slack, Self::Teams, Self::Cef, Self::Syslog, Self::SplunkHec];
 
     pub fn parse(raw: &str, field: &str) -> Result<Self, FieldError> {
         Self::ALL
             .into_iter()
             .find(|f| f.as_str() == raw)
-            .ok_or_else(|| {
-                FieldError::new(
-                    field,
-                    "must be one of json, slack, teams, cef, syslog, splunk_hec",
-                )
-            })
+            .ok_or_else(|| FieldError::new(field, "must be one of json, slack, teams, cef, syslog, splunk_hec"))
     }
 
     pub fn as_str(&self) -> &'static str {
@@ -150,45 +126,28 @@ impl CustomHeaders {
     /// `own_prefix` is the service's header prefix (`X-Tocsin`): names under it are reserved.
     pub fn parse(raw: &BTreeMap<String, String>, own_prefix: &str) -> Result<Self, FieldError> {
         if raw.len() > MAX_CUSTOM_HEADERS {
-            return Err(FieldError::new(
-                "headers",
-                format!("at most {MAX_CUSTOM_HEADERS} custom headers"),
-            ));
+            return Err(FieldError::new("headers", format!("at most {MAX_CUSTOM_HEADERS} custom headers")));
         }
         let own_prefix = format!("{}-", own_prefix.to_ascii_lowercase());
         let mut out = BTreeMap::new();
         for (name, value) in raw {
             let field = format!("headers.{name}");
-            let valid = HeaderName::from_bytes(name.as_bytes()).is_ok()
-                && !name.is_empty()
-                && name.len() <= 128;
+            let valid = HeaderName::from_bytes(name.as_bytes()).is_ok() && !name.is_empty() && name.len() <= 128;
             if !valid {
-                return Err(FieldError::new(
-                    field,
-                    "is not a valid header name (an HTTP token)",
-                ));
+                return Err(FieldError::new(field, "is not a valid header name (an HTTP token)"));
             }
             let lower = name.to_ascii_lowercase();
             if RESERVED_HEADERS.contains(&lower.as_str())
                 || lower.starts_with(&own_prefix)
                 || lower.starts_with("proxy-")
             {
-                return Err(FieldError::new(
-                    field,
-                    "is reserved: the service sets this header itself",
-                ));
+                return Err(FieldError::new(field, "is reserved: the service sets this header itself"));
             }
             if value.contains(['\r', '\n', '\0']) {
-                return Err(FieldError::new(
-                    field,
-                    "value must not contain CR, LF or NUL",
-                ));
+                return Err(FieldError::new(field, "value must not contain CR, LF or NUL"));
             }
             if value.len() > 4096 || HeaderValue::from_str(value).is_err() {
-                return Err(FieldError::new(
-                    field,
-                    "value must be at most 4096 visible characters",
-                ));
+                return Err(FieldError::new(field, "value must be at most 4096 visible characters"));
             }
             if out.keys().any(|k: &String| k.eq_ignore_ascii_case(name)) {
                 return Err(FieldError::new(field, "is given twice"));
@@ -208,10 +167,7 @@ impl CustomHeaders {
 
     /// Names with masked values: header values often carry credentials.
     pub fn masked(&self) -> BTreeMap<String, String> {
-        self.0
-            .keys()
-            .map(|k| (k.clone(), "********".to_string()))
-            .collect()
+        self.0.keys().map(|k| (k.clone(), "********".to_string())).collect()
     }
 }
 
@@ -230,19 +186,13 @@ pub fn parse_timeout_ms(v: i64) -> Result<u32, FieldError> {
     if TIMEOUT_MS_RANGE.contains(&v) {
         Ok(v as u32)
     } else {
-        Err(FieldError::new(
-            "timeout_ms",
-            "must be between 1000 and 30000",
-        ))
+        Err(FieldError::new("timeout_ms", "must be between 1000 and 30000"))
     }
 }
 
 pub fn parse_retry_delays(v: &[i64]) -> Result<Vec<u64>, FieldError> {
     if v.is_empty() || v.len() > 20 {
-        return Err(FieldError::new(
-            "retry_delays_ms",
-            "must list 1 to 20 delays",
-        ));
+        return Err(FieldError::new("retry_delays_ms", "must list 1 to 20 delays"));
     }
     v.iter()
         .enumerate()
@@ -250,10 +200,7 @@ pub fn parse_retry_delays(v: &[i64]) -> Result<Vec<u64>, FieldError> {
             if (0..=86_400_000).contains(d) {
                 Ok(*d as u64)
             } else {
-                Err(FieldError::new(
-                    format!("retry_delays_ms[{i}]"),
-                    "must be between 0 and 86400000 ms",
-                ))
+                Err(FieldError::new(format!("retry_delays_ms[{i}]"), "must be between 0 and 86400000 ms"))
             }
         })
         .collect()
@@ -263,30 +210,21 @@ pub fn parse_max_per_second(v: i64) -> Result<u32, FieldError> {
     if (1..=100_000).contains(&v) {
         Ok(v as u32)
     } else {
-        Err(FieldError::new(
-            "max_per_second",
-            "must be between 1 and 100000",
-        ))
+        Err(FieldError::new("max_per_second", "must be between 1 and 100000"))
     }
 }
 
 pub fn parse_name(v: &str) -> Result<String, FieldError> {
     let v = v.trim();
     if v.is_empty() || v.chars().count() > 200 || v.chars().any(char::is_control) {
-        return Err(FieldError::new(
-            "name",
-            "must be 1 to 200 characters without control characters",
-        ));
+        return Err(FieldError::new("name", "must be 1 to 200 characters without control characters"));
     }
     Ok(v.to_string())
 }
 
 pub fn parse_description(v: &str) -> Result<String, FieldError> {
     if v.chars().count() > 2000 {
-        return Err(FieldError::new(
-            "description",
-            "must be at most 2000 characters",
-        ));
+        return Err(FieldError::new("description", "must be at most 2000 characters"));
     }
     Ok(v.to_string())
 }
@@ -294,10 +232,7 @@ pub fn parse_description(v: &str) -> Result<String, FieldError> {
 pub fn parse_owner_email(v: &str) -> Result<String, FieldError> {
     let ok = v.len() <= 254
         && v.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
         })
         && !v.chars().any(|c| c.is_whitespace() || c.is_control());
     if ok {
@@ -351,9 +286,7 @@ pub struct SealedSecrets {
 
 impl std::fmt::Debug for SealedSecrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SealedSecrets")
-            .field("rotated_at", &self.rotated_at)
-            .finish_non_exhaustive()
+        f.debug_struct("SealedSecrets").field("rotated_at", &self.rotated_at).finish_non_exhaustive()
     }
 }
 
@@ -370,44 +303,21 @@ mod tests {
     #[test]
     fn urls() {
         assert!(WebhookUrl::parse("https://hooks.slack.com/services/T00/B00/xxx", "url").is_ok());
-        assert_eq!(
-            WebhookUrl::parse("http://[::1]:9000/x", "url")
-                .unwrap()
-                .literal_ip(),
-            Some("::1".parse().unwrap())
-        );
-        for bad in [
-            "ftp://x/",
-            "/relative",
-            "https://user:pw@host/",
-            "not a url",
-            "http://",
-        ] {
+        assert_eq!(WebhookUrl::parse("http://[::1]:9000/x", "url").unwrap().literal_ip(), Some("::1".parse().unwrap()));
+        for bad in ["ftp://x/", "/relative", "https://user:pw@host/", "not a url", "http://"] {
             assert!(WebhookUrl::parse(bad, "url").is_err(), "{bad}");
         }
     }
 
     #[test]
     fn headers() {
-        let h = |k: &str, v: &str| {
-            CustomHeaders::parse(
-                &BTreeMap::from([(k.to_string(), v.to_string())]),
-                "X-Tocsin",
-            )
-        };
+        let h = |k: &str, v: &str| CustomHeaders::parse(&BTreeMap::from([(k.to_string(), v.to_string())]), "X-Tocsin");
         assert!(h("Authorization", "Bearer abc").is_ok());
-        for (k, v) in [
-            ("Host", "x"),
-            ("Content-Type", "x"),
-            ("X-Tocsin-Signature", "x"),
-            ("bad name", "x"),
-            ("X-A", "a\r\nb"),
-        ] {
+        for (k, v) in
+            [("Host", "x"), ("Content-Type", "x"), ("X-Tocsin-Signature", "x"), ("bad name", "x"), ("X-A", "a\r\nb")]
+        {
             assert!(h(k, v).is_err(), "{k}");
         }
-        assert_eq!(
-            h("X-Api-Key", "secret").unwrap().masked()["X-Api-Key"],
-            "********"
-        );
+        assert_eq!(h("X-Api-Key", "secret").unwrap().masked()["X-Api-Key"], "********");
     }
 }

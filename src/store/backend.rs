@@ -23,8 +23,5 @@ pub trait Backend: Send + Sync + 'static {
     async fn write(&self, stmts: Vec<Stmt>) -> Result<Vec<StmtResult>, StoreError>;
 
     /// Applies the migrations not yet applied, in order, each in its own transaction.
-    async fn migrate(
-        &self,
-        migrations: &'static [(i64, &'static str)],
-    ) -> Result<Vec<i64>, StoreError>;
+    async fn migrate(&self, migrations: &'static [(i64, &'static str)]) -> Result<Vec<i64>, StoreError>;
 }

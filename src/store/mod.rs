@@ -104,49 +104,23 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Stores the bootstrap admin token if no bootstrap has happened yet (across all processes
     /// sharing the database); true when this call did it.
-    async fn bootstrap_token(
-        &self,
-        token: &TokenRecord,
-        digest: [u8; 32],
-    ) -> Result<bool, StoreError>;
+    async fn bootstrap_token(&self, token: &TokenRecord, digest: [u8; 32]) -> Result<bool, StoreError>;
     /// The live (not revoked) token with this digest.
-    async fn find_token(
-        &self,
-        digest: [u8; 32],
-    ) -> Result<Option<(TokenRecord, Vec<u8>)>, StoreError>;
+    async fn find_token(&self, digest: [u8; 32]) -> Result<Option<(TokenRecord, Vec<u8>)>, StoreError>;
     async fn list_tokens(&self, tenant: &TenantId) -> Result<Vec<TokenRecord>, StoreError>;
-    async fn revoke_token(
-        &self,
-        tenant: &TenantId,
-        id: Uuid,
-        audit: AuditEntry,
-    ) -> Result<bool, StoreError>;
+    async fn revoke_token(&self, tenant: &TenantId, id: Uuid, audit: AuditEntry) -> Result<bool, StoreError>;
 
     /// The tenant's own event types (the configured catalogue is added by the caller).
     async fn list_event_types(&self, tenant: &TenantId) -> Result<Vec<EventType>, StoreError>;
     /// Creates or replaces; true when created.
-    async fn upsert_event_type(
-        &self,
-        tenant: &TenantId,
-        et: &EventType,
-        audit: AuditEntry,
-    ) -> Result<bool, StoreError>;
-    async fn delete_event_type(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-        audit: AuditEntry,
-    ) -> Result<bool, StoreError>;
+    async fn upsert_event_type(&self, tenant: &TenantId, et: &EventType, audit: AuditEntry)
+        -> Result<bool, StoreError>;
+    async fn delete_event_type(&self, tenant: &TenantId, name: &str, audit: AuditEntry) -> Result<bool, StoreError>;
 
     async fn insert_webhook(&self, webhook: &Webhook, audit: AuditEntry) -> Result<(), StoreError>;
-    async fn get_webhook(&self, tenant: &TenantId, id: Uuid)
-        -> Result<Option<Webhook>, StoreError>;
+    async fn get_webhook(&self, tenant: &TenantId, id: Uuid) -> Result<Option<Webhook>, StoreError>;
     /// Newest first, with the total count.
-    async fn list_webhooks(
-        &self,
-        tenant: &TenantId,
-        page: Page,
-    ) -> Result<(Vec<Webhook>, u64), StoreError>;
+    async fn list_webhooks(&self, tenant: &TenantId, page: Page) -> Result<(Vec<Webhook>, u64), StoreError>;
     /// Writes the configuration fields of `webhook` (not its counters or secrets).
     async fn update_webhook(
         &self,
@@ -161,27 +135,16 @@ pub trait Store: Send + Sync + 'static {
         secrets: &SealedSecrets,
         audit: AuditEntry,
     ) -> Result<bool, StoreError>;
-    async fn delete_webhook(
-        &self,
-        tenant: &TenantId,
-        id: Uuid,
-        audit: AuditEntry,
-    ) -> Result<bool, StoreError>;
+    async fn delete_webhook(&self, tenant: &TenantId, id: Uuid, audit: AuditEntry) -> Result<bool, StoreError>;
 
     /// Newest first, with the total count.
-    async fn list_audit(
-        &self,
-        tenant: &TenantId,
-        page: Page,
-    ) -> Result<(Vec<AuditRecord>, u64), StoreError>;
+    async fn list_audit(&self, tenant: &TenantId, page: Page) -> Result<(Vec<AuditRecord>, u64), StoreError>;
 }
 
 /// Opens the configured database (creating the SQLite file and its directory when needed).
 pub async fn open(url: &DatabaseUrl) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match url {
         DatabaseUrl::Sqlite(path) => Arc::new(SqlStore::new(sqlite::SqliteBackend::open(path)?)),
-        DatabaseUrl::Postgres(url) => {
-            Arc::new(SqlStore::new(postgres::PgBackend::connect(url).await?))
-        }
+        DatabaseUrl::Postgres(url) => Arc::new(SqlStore::new(postgres::PgBackend::connect(url).await?)),
     })
 }

@@ -37,11 +37,7 @@ fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
 }
 
 impl ToSql for Value {
-    fn to_sql(
-        &self,
-        ty: &Type,
-        out: &mut BytesMut,
-    ) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
         match self {
             Value::Null => Ok(IsNull::Yes),
             Value::Int(v) => match *ty {
@@ -67,37 +63,15 @@ impl ToSql for Value {
 fn to_row(row: &tokio_postgres::Row) -> Result<Row, StoreError> {
     let mut values = Vec::with_capacity(row.len());
     for (i, col) in row.columns().iter().enumerate() {
-        let bad =
-            |e: tokio_postgres::Error| StoreError::Corrupt(format!("column {}: {e}", col.name()));
+        let bad = |e: tokio_postgres::Error| StoreError::Corrupt(format!("column {}: {e}", col.name()));
         let v = match *col.type_() {
-            Type::INT8 => row
-                .try_get::<_, Option<i64>>(i)
-                .map_err(bad)?
-                .map(Value::Int),
-            Type::INT4 => row
-                .try_get::<_, Option<i32>>(i)
-                .map_err(bad)?
-                .map(|v| Value::Int(v.into())),
-            Type::INT2 => row
-                .try_get::<_, Option<i16>>(i)
-                .map_err(bad)?
-                .map(|v| Value::Int(v.into())),
-            Type::BOOL => row
-                .try_get::<_, Option<bool>>(i)
-                .map_err(bad)?
-                .map(|v| Value::Int(v.into())),
-            Type::FLOAT8 => row
-                .try_get::<_, Option<f64>>(i)
-                .map_err(bad)?
-                .map(|v| Value::Int(v as i64)),
-            Type::BYTEA => row
-                .try_get::<_, Option<Vec<u8>>>(i)
-                .map_err(bad)?
-                .map(Value::Bytes),
-            _ => row
-                .try_get::<_, Option<String>>(i)
-                .map_err(bad)?
-                .map(Value::Text),
+            Type::INT8 => row.try_get::<_, Option<i64>>(i).map_err(bad)?.map(Value::Int),
+            Type::INT4 => row.try_get::<_, Option<i32>>(i).map_err(bad)?.map(|v| Value::Int(v.into())),
+            Type::INT2 => row.try_get::<_, Option<i16>>(i).map_err(bad)?.map(|v| Value::Int(v.into())),
+            Type::BOOL => row.try_get::<_, Option<bool>>(i).map_err(bad)?.map(|v| Value::Int(v.into())),
+            Type::FLOAT8 => row.try_get::<_, Option<f64>>(i).map_err(bad)?.map(|v| Value::Int(v as i64)),
+            Type::BYTEA => row.try_get::<_, Option<Vec<u8>>>(i).map_err(bad)?.map(Value::Bytes),
+            _ => row.try_get::<_, Option<String>>(i).map_err(bad)?.map(Value::Text),
         };
         values.push(v.unwrap_or(Value::Null));
     }
@@ -110,16 +84,9 @@ fn refs(params: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
 
 impl PgBackend {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| StoreError::Unavailable(format!("bad PostgreSQL URL: {e}")))?;
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let config: tokio_postgres::Config =
+            url.parse().map_err(|e| StoreError::Unavailable(format!("bad PostgreSQL URL: {e}")))?;
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .wait_timeout(Some(std::time::Duration::from_secs(10)))
@@ -154,24 +121,12 @@ impl Backend for PgBackend {
         for s in &stmts {
             let prepared = tx.prepare_cached(s.sql).await.map_err(pg_err)?;
             let result = if prepared.columns().is_empty() {
-                let affected = tx
-                    .execute(&prepared, &refs(&s.params))
-                    .await
-                    .map_err(pg_err)?;
-                StmtResult {
-                    rows: Vec::new(),
-                    affected,
-                }
+                let affected = tx.execute(&prepared, &refs(&s.params)).await.map_err(pg_err)?;
+                StmtResult { rows: Vec::new(), affected }
             } else {
-                let rows = tx
-                    .query(&prepared, &refs(&s.params))
-                    .await
-                    .map_err(pg_err)?;
+                let rows = tx.query(&prepared, &refs(&s.params)).await.map_err(pg_err)?;
                 let rows = rows.iter().map(to_row).collect::<Result<Vec<_>, _>>()?;
-                StmtResult {
-                    affected: rows.len() as u64,
-                    rows,
-                }
+                StmtResult { affected: rows.len() as u64, rows }
             };
             results.push(result);
         }
@@ -179,34 +134,26 @@ impl Backend for PgBackend {
         Ok(results)
     }
 
-    async fn migrate(
-        &self,
-        migrations: &'static [(i64, &'static str)],
-    ) -> Result<Vec<i64>, StoreError> {
+    async fn migrate(&self, migrations: &'static [(i64, &'static str)]) -> Result<Vec<i64>, StoreError> {
         let mut client = self.pool.get().await.map_err(pool_err)?;
         let mut applied = Vec::new();
         for (version, sql) in migrations {
             let tx = client.transaction().await.map_err(pg_err)?;
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-                .await
-                .map_err(pg_err)?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(pg_err)?;
             tx.batch_execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
             )
             .await
             .map_err(pg_err)?;
             let done = tx
-                .query_opt(
-                    "SELECT 1 FROM schema_migrations WHERE version = $1",
-                    &[version],
-                )
+                .query_opt("SELECT 1 FROM schema_migrations WHERE version = $1", &[version])
                 .await
                 .map_err(pg_err)?
                 .is_some();
             if !done {
-                tx.batch_execute(sql).await.map_err(|e| {
-                    StoreError::Database(format!("migration {version} failed: {e}"))
-                })?;
+                tx.batch_execute(sql)
+                    .await
+                    .map_err(|e| StoreError::Database(format!("migration {version} failed: {e}")))?;
                 tx.execute(
                     "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
                     &[version, &crate::domain::time::now_ms()],

@@ -76,17 +76,13 @@ pub struct Row(pub Vec<Value>);
 
 impl Row {
     fn at(&self, i: usize) -> Result<&Value, StoreError> {
-        self.0
-            .get(i)
-            .ok_or_else(|| StoreError::Corrupt(format!("column {i} missing")))
+        self.0.get(i).ok_or_else(|| StoreError::Corrupt(format!("column {i} missing")))
     }
 
     pub fn int(&self, i: usize) -> Result<i64, StoreError> {
         match self.at(i)? {
             Value::Int(v) => Ok(*v),
-            other => Err(StoreError::Corrupt(format!(
-                "column {i}: expected integer, got {other:?}"
-            ))),
+            other => Err(StoreError::Corrupt(format!("column {i}: expected integer, got {other:?}"))),
         }
     }
 
@@ -100,9 +96,7 @@ impl Row {
     pub fn text(&self, i: usize) -> Result<String, StoreError> {
         match self.at(i)? {
             Value::Text(v) => Ok(v.clone()),
-            other => Err(StoreError::Corrupt(format!(
-                "column {i}: expected text, got {other:?}"
-            ))),
+            other => Err(StoreError::Corrupt(format!("column {i}: expected text, got {other:?}"))),
         }
     }
 
@@ -117,9 +111,7 @@ impl Row {
         match self.at(i)? {
             Value::Bytes(v) => Ok(v.clone()),
             Value::Text(v) => Ok(v.clone().into_bytes()),
-            other => Err(StoreError::Corrupt(format!(
-                "column {i}: expected bytes, got {other:?}"
-            ))),
+            other => Err(StoreError::Corrupt(format!("column {i}: expected bytes, got {other:?}"))),
         }
     }
 
@@ -132,8 +124,7 @@ impl Row {
 
     pub fn uuid(&self, i: usize) -> Result<uuid::Uuid, StoreError> {
         let t = self.text(i)?;
-        t.parse()
-            .map_err(|_| StoreError::Corrupt(format!("column {i}: '{t}' is not a UUID")))
+        t.parse().map_err(|_| StoreError::Corrupt(format!("column {i}: '{t}' is not a UUID")))
     }
 
     pub fn json<T: serde::de::DeserializeOwned>(&self, i: usize) -> Result<T, StoreError> {

@@ -12,9 +12,7 @@ use crate::domain::page::Page;
 use crate::domain::tenant::TenantId;
 use crate::domain::time::now_ms;
 use crate::domain::token::Role;
-use crate::domain::webhook::{
-    disabled_reason, CustomHeaders, Format, SealedSecrets, Webhook, WebhookUrl,
-};
+use crate::domain::webhook::{disabled_reason, CustomHeaders, Format, SealedSecrets, Webhook, WebhookUrl};
 use crate::params;
 
 /// The [`Store`] over any [`Backend`].
@@ -74,10 +72,7 @@ pub(crate) fn webhook_from_row(r: &Row) -> Result<Webhook, StoreError> {
         name: r.text(2)?,
         url: WebhookUrl::parse(&r.text(3)?, "url").map_err(|e| corrupt("url", e))?,
         description: r.opt_text(4)?,
-        event_types: patterns
-            .iter()
-            .map(|p| EventTypePattern::from_stored(p))
-            .collect(),
+        event_types: patterns.iter().map(|p| EventTypePattern::from_stored(p)).collect(),
         format: Format::parse(&r.text(6)?, "format").map_err(|e| corrupt("format", e))?,
         retry_count: r.int(7)? as u32,
         timeout_ms: r.int(8)? as u32,
@@ -100,19 +95,11 @@ pub(crate) fn webhook_from_row(r: &Row) -> Result<Webhook, StoreError> {
 }
 
 fn patterns_json(w: &Webhook) -> String {
-    serde_json::Value::from(
-        w.event_types
-            .iter()
-            .map(EventTypePattern::as_string)
-            .collect::<Vec<_>>(),
-    )
-    .to_string()
+    serde_json::Value::from(w.event_types.iter().map(EventTypePattern::as_string).collect::<Vec<_>>()).to_string()
 }
 
 fn delays_json(w: &Webhook) -> Option<String> {
-    w.retry_delays_ms
-        .as_ref()
-        .map(|d| serde_json::to_string(d).unwrap_or_else(|_| "[]".into()))
+    w.retry_delays_ms.as_ref().map(|d| serde_json::to_string(d).unwrap_or_else(|_| "[]".into()))
 }
 
 fn headers_json(w: &Webhook) -> String {
@@ -121,9 +108,7 @@ fn headers_json(w: &Webhook) -> String {
 
 fn event_type_from_row(r: &Row) -> Result<EventType, StoreError> {
     let json = |i| -> Result<Option<serde_json::Value>, StoreError> {
-        r.opt_text(i)?
-            .map(|t| serde_json::from_str(&t).map_err(|e| corrupt("event type json", e)))
-            .transpose()
+        r.opt_text(i)?.map(|t| serde_json::from_str(&t).map_err(|e| corrupt("event type json", e))).transpose()
     };
     Ok(EventType {
         name: r.text(0)?,
@@ -135,10 +120,7 @@ fn event_type_from_row(r: &Row) -> Result<EventType, StoreError> {
 }
 
 fn count(rows: &[Row]) -> Result<u64, StoreError> {
-    rows.first()
-        .map(|r| r.int(0))
-        .transpose()
-        .map(|c| c.unwrap_or(0) as u64)
+    rows.first().map(|r| r.int(0)).transpose().map(|c| c.unwrap_or(0) as u64)
 }
 
 #[async_trait]
@@ -160,10 +142,7 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let rows = self
-            .db
-            .query("SELECT value FROM meta WHERE key = $1", params![key])
-            .await?;
+        let rows = self.db.query("SELECT value FROM meta WHERE key = $1", params![key]).await?;
         rows.first().map(|r| r.text(0)).transpose()
     }
 
@@ -187,15 +166,7 @@ impl<B: Backend> Store for SqlStore<B> {
         let mut stmts = vec![Stmt::new(
             "INSERT INTO api_tokens (id, tenant_id, role, name, prefix, digest, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (digest) DO NOTHING",
-            params![
-                t.id,
-                t.tenant_id.as_str(),
-                t.role.as_str(),
-                &t.name,
-                &t.prefix,
-                &digest[..],
-                t.created_at
-            ],
+            params![t.id, t.tenant_id.as_str(), t.role.as_str(), &t.name, &t.prefix, &digest[..], t.created_at],
         )];
         stmts.extend(audit.as_ref().map(audit_stmt));
         let r = self.db.write(stmts).await?;
@@ -222,17 +193,11 @@ impl<B: Backend> Store for SqlStore<B> {
         Ok(r[1].affected == 1)
     }
 
-    async fn find_token(
-        &self,
-        digest: [u8; 32],
-    ) -> Result<Option<(TokenRecord, Vec<u8>)>, StoreError> {
-        const SQL: &str =
-            "SELECT id, tenant_id, role, name, prefix, created_at, revoked_at, digest \
+    async fn find_token(&self, digest: [u8; 32]) -> Result<Option<(TokenRecord, Vec<u8>)>, StoreError> {
+        const SQL: &str = "SELECT id, tenant_id, role, name, prefix, created_at, revoked_at, digest \
                            FROM api_tokens WHERE digest = $1 AND revoked_at IS NULL";
         let rows = self.db.query(SQL, params![&digest[..]]).await?;
-        rows.first()
-            .map(|r| Ok((token_from_row(r)?, r.bytes(7)?)))
-            .transpose()
+        rows.first().map(|r| Ok((token_from_row(r)?, r.bytes(7)?))).transpose()
     }
 
     async fn list_tokens(&self, tenant: &TenantId) -> Result<Vec<TokenRecord>, StoreError> {
@@ -242,12 +207,7 @@ impl<B: Backend> Store for SqlStore<B> {
         rows.iter().map(token_from_row).collect()
     }
 
-    async fn revoke_token(
-        &self,
-        tenant: &TenantId,
-        id: Uuid,
-        audit: AuditEntry,
-    ) -> Result<bool, StoreError> {
+    async fn revoke_token(&self, tenant: &TenantId, id: Uuid, audit: AuditEntry) -> Result<bool, StoreError> {
         let r = self
             .db
             .write(vec![
@@ -309,19 +269,11 @@ impl<B: Backend> Store for SqlStore<B> {
         Ok(count(&r[0].rows)? == 0)
     }
 
-    async fn delete_event_type(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-        audit: AuditEntry,
-    ) -> Result<bool, StoreError> {
+    async fn delete_event_type(&self, tenant: &TenantId, name: &str, audit: AuditEntry) -> Result<bool, StoreError> {
         let r = self
             .db
             .write(vec![
-                Stmt::new(
-                    "DELETE FROM event_types WHERE tenant_id = $1 AND name = $2",
-                    params![tenant.as_str(), name],
-                ),
+                Stmt::new("DELETE FROM event_types WHERE tenant_id = $1 AND name = $2", params![tenant.as_str(), name]),
                 audit_stmt(&audit),
             ])
             .await?;
@@ -369,56 +321,26 @@ impl<B: Backend> Store for SqlStore<B> {
         Ok(())
     }
 
-    async fn get_webhook(
-        &self,
-        tenant: &TenantId,
-        id: Uuid,
-    ) -> Result<Option<Webhook>, StoreError> {
-        let rows = self
-            .db
-            .query(
-                webhook_select!("WHERE tenant_id = $1 AND id = $2"),
-                params![tenant.as_str(), id],
-            )
-            .await?;
+    async fn get_webhook(&self, tenant: &TenantId, id: Uuid) -> Result<Option<Webhook>, StoreError> {
+        let rows =
+            self.db.query(webhook_select!("WHERE tenant_id = $1 AND id = $2"), params![tenant.as_str(), id]).await?;
         rows.first().map(webhook_from_row).transpose()
     }
 
-    async fn list_webhooks(
-        &self,
-        tenant: &TenantId,
-        page: Page,
-    ) -> Result<(Vec<Webhook>, u64), StoreError> {
+    async fn list_webhooks(&self, tenant: &TenantId, page: Page) -> Result<(Vec<Webhook>, u64), StoreError> {
         let rows = self
             .db
             .query(
-                webhook_select!(
-                    "WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
-                ),
+                webhook_select!("WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"),
                 params![tenant.as_str(), page.limit(), page.offset()],
             )
             .await?;
-        let total = self
-            .db
-            .query(
-                "SELECT COUNT(*) FROM webhooks WHERE tenant_id = $1",
-                params![tenant.as_str()],
-            )
-            .await?;
-        Ok((
-            rows.iter()
-                .map(webhook_from_row)
-                .collect::<Result<_, _>>()?,
-            count(&total)?,
-        ))
+        let total =
+            self.db.query("SELECT COUNT(*) FROM webhooks WHERE tenant_id = $1", params![tenant.as_str()]).await?;
+        Ok((rows.iter().map(webhook_from_row).collect::<Result<_, _>>()?, count(&total)?))
     }
 
-    async fn update_webhook(
-        &self,
-        w: &Webhook,
-        activation: Activation,
-        audit: AuditEntry,
-    ) -> Result<bool, StoreError> {
+    async fn update_webhook(&self, w: &Webhook, activation: Activation, audit: AuditEntry) -> Result<bool, StoreError> {
         // `is_active`, the failure counter and the reason are written only when the request changed
         // activation: the dispatcher updates them concurrently.
         let act: Option<i64> = match activation {
@@ -494,19 +416,11 @@ impl<B: Backend> Store for SqlStore<B> {
         Ok(r[0].affected == 1)
     }
 
-    async fn delete_webhook(
-        &self,
-        tenant: &TenantId,
-        id: Uuid,
-        audit: AuditEntry,
-    ) -> Result<bool, StoreError> {
+    async fn delete_webhook(&self, tenant: &TenantId, id: Uuid, audit: AuditEntry) -> Result<bool, StoreError> {
         let r = self
             .db
             .write(vec![
-                Stmt::new(
-                    "DELETE FROM webhooks WHERE tenant_id = $1 AND id = $2",
-                    params![tenant.as_str(), id],
-                ),
+                Stmt::new("DELETE FROM webhooks WHERE tenant_id = $1 AND id = $2", params![tenant.as_str(), id]),
                 Stmt::new(
                     "DELETE FROM deliveries WHERE tenant_id = $1 AND webhook_id = $2",
                     params![tenant.as_str(), id],
@@ -521,11 +435,7 @@ impl<B: Backend> Store for SqlStore<B> {
         Ok(r[0].affected == 1)
     }
 
-    async fn list_audit(
-        &self,
-        tenant: &TenantId,
-        page: Page,
-    ) -> Result<(Vec<AuditRecord>, u64), StoreError> {
+    async fn list_audit(&self, tenant: &TenantId, page: Page) -> Result<(Vec<AuditRecord>, u64), StoreError> {
         let rows = self
             .db
             .query(
@@ -534,21 +444,15 @@ impl<B: Backend> Store for SqlStore<B> {
                 params![tenant.as_str(), page.limit(), page.offset()],
             )
             .await?;
-        let total = self
-            .db
-            .query(
-                "SELECT COUNT(*) FROM audit_log WHERE tenant_id = $1",
-                params![tenant.as_str()],
-            )
-            .await?;
+        let total =
+            self.db.query("SELECT COUNT(*) FROM audit_log WHERE tenant_id = $1", params![tenant.as_str()]).await?;
         let records = rows
             .iter()
             .map(|r| {
                 Ok(AuditRecord {
                     id: r.int(0)?,
                     entry: AuditEntry {
-                        tenant_id: TenantId::parse(&r.text(1)?)
-                            .map_err(|e| corrupt("tenant", e))?,
+                        tenant_id: TenantId::parse(&r.text(1)?).map_err(|e| corrupt("tenant", e))?,
                         actor: r.text(2)?,
                         action: r.text(3)?,
                         target: r.text(4)?,

@@ -26,10 +26,7 @@ type Reply = oneshot::Sender<Result<Vec<StmtResult>, StoreError>>;
 
 enum Job {
     Write(Vec<Stmt>, Reply),
-    Migrate(
-        &'static [(i64, &'static str)],
-        oneshot::Sender<Result<Vec<i64>, StoreError>>,
-    ),
+    Migrate(&'static [(i64, &'static str)], oneshot::Sender<Result<Vec<i64>, StoreError>>),
 }
 
 pub struct SqliteBackend {
@@ -40,16 +37,11 @@ pub struct SqliteBackend {
 
 fn db_err(e: rusqlite::Error) -> StoreError {
     match &e {
-        rusqlite::Error::SqliteFailure(f, _)
-            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-        {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
             StoreError::Conflict(e.to_string())
         }
         rusqlite::Error::SqliteFailure(f, _)
-            if matches!(
-                f.code,
-                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-            ) =>
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) =>
         {
             StoreError::Unavailable(e.to_string())
         }
@@ -60,9 +52,7 @@ fn db_err(e: rusqlite::Error) -> StoreError {
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
     conn.execute_batch(
@@ -158,12 +148,7 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
 
 /// Runs each write in its own savepoint inside one transaction, then commits once.
 fn commit_group(conn: &Connection, writes: &[&[Stmt]]) -> Vec<Result<Vec<StmtResult>, StoreError>> {
-    let fail_all = |msg: String| {
-        writes
-            .iter()
-            .map(|_| Err(StoreError::Unavailable(msg.clone())))
-            .collect()
-    };
+    let fail_all = |msg: String| writes.iter().map(|_| Err(StoreError::Unavailable(msg.clone()))).collect();
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         return fail_all(db_err(e).to_string());
     }
@@ -177,8 +162,7 @@ fn commit_group(conn: &Connection, writes: &[&[Stmt]]) -> Vec<Result<Vec<StmtRes
                     Ok(r)
                 }
                 Err(e) => {
-                    conn.execute_batch("ROLLBACK TO w; RELEASE w")
-                        .map_err(db_err)?;
+                    conn.execute_batch("ROLLBACK TO w; RELEASE w").map_err(db_err)?;
                     Err(e)
                 }
             }
@@ -200,11 +184,7 @@ fn migrate(conn: &Connection, list: &[(i64, &str)]) -> Result<Vec<i64>, StoreErr
     for (version, sql) in list {
         conn.execute_batch("BEGIN IMMEDIATE").map_err(db_err)?;
         let done: bool = conn
-            .query_row(
-                "SELECT COUNT(*) FROM schema_migrations WHERE version = ?1",
-                [version],
-                |r| r.get::<_, i64>(0),
-            )
+            .query_row("SELECT COUNT(*) FROM schema_migrations WHERE version = ?1", [version], |r| r.get::<_, i64>(0))
             .map_err(db_err)?
             > 0;
         if done {
@@ -221,9 +201,7 @@ fn migrate(conn: &Connection, list: &[(i64, &str)]) -> Result<Vec<i64>, StoreErr
             Ok(_) => conn.execute_batch("COMMIT").map_err(db_err)?,
             Err(e) => {
                 let _ = conn.execute_batch("ROLLBACK");
-                return Err(StoreError::Database(format!(
-                    "migration {version} failed: {e}"
-                )));
+                return Err(StoreError::Database(format!("migration {version} failed: {e}")));
             }
         }
         applied.push(*version);
@@ -235,9 +213,8 @@ impl SqliteBackend {
     /// Opens (creating if needed) the database file and starts the writer thread.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
         }
         let conn = open_connection(path)?;
         let (tx, rx) = mpsc::channel();
@@ -245,11 +222,7 @@ impl SqliteBackend {
             .name("sqlite-writer".into())
             .spawn(move || writer_loop(conn, rx))
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok(Self {
-            writer: Mutex::new(tx),
-            readers: Arc::new(Mutex::new(Vec::new())),
-            path: path.to_path_buf(),
-        })
+        Ok(Self { writer: Mutex::new(tx), readers: Arc::new(Mutex::new(Vec::new())), path: path.to_path_buf() })
     }
 
     fn send(&self, job: Job) -> Result<(), StoreError> {
@@ -290,17 +263,12 @@ impl Backend for SqliteBackend {
     async fn write(&self, stmts: Vec<Stmt>) -> Result<Vec<StmtResult>, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.send(Job::Write(stmts, tx))?;
-        rx.await
-            .map_err(|_| StoreError::Unavailable("the SQLite writer thread has stopped".into()))?
+        rx.await.map_err(|_| StoreError::Unavailable("the SQLite writer thread has stopped".into()))?
     }
 
-    async fn migrate(
-        &self,
-        migrations: &'static [(i64, &'static str)],
-    ) -> Result<Vec<i64>, StoreError> {
+    async fn migrate(&self, migrations: &'static [(i64, &'static str)]) -> Result<Vec<i64>, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.send(Job::Migrate(migrations, tx))?;
-        rx.await
-            .map_err(|_| StoreError::Unavailable("the SQLite writer thread has stopped".into()))?
+        rx.await.map_err(|_| StoreError::Unavailable("the SQLite writer thread has stopped".into()))?
     }
 }

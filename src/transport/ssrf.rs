@@ -88,8 +88,7 @@ fn v6_reason(ip: Ipv6Addr) -> Option<&'static str> {
 /// NAT64 (64:ff9b::/96) and 6to4 (2002::/16) addresses.
 fn embedded_v4(ip: &Ipv6Addr) -> Option<Ipv4Addr> {
     let s = ip.segments();
-    let tail =
-        |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+    let tail = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
     if let Some(v4) = ip.to_ipv4_mapped() {
         return Some(v4);
     }
@@ -142,18 +141,12 @@ mod tests {
         for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "172.32.0.1"] {
             assert!(!refused(&p, ip), "{ip}");
         }
-        assert!(p
-            .check("169.254.169.254".parse().unwrap())
-            .unwrap_err()
-            .contains("link-local"));
+        assert!(p.check("169.254.169.254".parse().unwrap()).unwrap_err().contains("link-local"));
     }
 
     #[test]
     fn allow_list() {
-        let p = AddressPolicy::new(vec![
-            "127.0.0.0/8".parse().unwrap(),
-            "10.20.0.0/16".parse().unwrap(),
-        ]);
+        let p = AddressPolicy::new(vec!["127.0.0.0/8".parse().unwrap(), "10.20.0.0/16".parse().unwrap()]);
         assert!(!refused(&p, "127.0.0.1"));
         assert!(!refused(&p, "::ffff:127.0.0.1"));
         assert!(!refused(&p, "10.20.3.4"));

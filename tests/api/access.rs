@@ -1,0 +1,124 @@
+//! The role matrix: admin / viewer / publisher / no token / bad token / other tenant × every route.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tocsin::domain::token::Role;
+
+use crate::both_backends;
+use crate::helpers::{webhook_body, Backend, TestApp, ADMIN_TOKEN};
+
+/// Every management route, with a body that is valid for an admin.
+fn routes(webhook: &str, token_id: &str) -> Vec<(Method, String, Option<Value>, bool)> {
+    // (method, path, body, is_a_change)
+    vec![
+        (Method::GET, "/api/v1/webhooks".into(), None, false),
+        (Method::POST, "/api/v1/webhooks".into(), Some(webhook_body("new")), true),
+        (Method::GET, format!("/api/v1/webhooks/{webhook}"), None, false),
+        (Method::PUT, format!("/api/v1/webhooks/{webhook}"), Some(json!({"name": "put"})), true),
+        (Method::PATCH, format!("/api/v1/webhooks/{webhook}"), Some(json!({"name": "patch"})), true),
+        (Method::POST, format!("/api/v1/webhooks/{webhook}/rotate-secret"), Some(json!({})), true),
+        (Method::GET, "/api/v1/event-types".into(), None, false),
+        (Method::PUT, "/api/v1/event-types/custom.thing".into(), Some(json!({"description": "a custom event"})), true),
+        (
+            Method::POST,
+            "/api/v1/event-types/custom.other".into(),
+            Some(json!({"description": "another custom event"})),
+            true,
+        ),
+        (Method::DELETE, "/api/v1/event-types/custom.thing".into(), None, true),
+        (Method::GET, "/api/v1/audit-log".into(), None, true),
+        (Method::GET, "/api/v1/tokens".into(), None, true),
+        (Method::POST, "/api/v1/tokens".into(), Some(json!({"name": "ci", "role": "viewer"})), true),
+        (Method::DELETE, format!("/api/v1/tokens/{token_id}"), None, true),
+        (Method::DELETE, format!("/api/v1/webhooks/{webhook}"), None, true),
+    ]
+}
+
+both_backends!(role_matrix, role_matrix_on);
+async fn role_matrix_on(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let viewer = app.token("default", Role::Viewer).await;
+    let publisher = app.token("default", Role::Publisher).await;
+    let other_admin = app.token("other-tenant", Role::Admin).await;
+    let webhook = app.create_webhook(webhook_body("target")).await["id"].as_str().unwrap().to_string();
+    let (_, made) = app.post("/api/v1/tokens", ADMIN_TOKEN, json!({"name": "victim", "role": "viewer"})).await;
+    let token_id = made["id"].as_str().unwrap().to_string();
+
+    for (method, path, body, is_change) in routes(&webhook, &token_id) {
+        let label = format!("{method} {path}");
+        // No token, a malformed header, an unknown token: 401 with a JSON error.
+        let (s, b) = app.call(method.clone(), &path, None, body.clone()).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{label} without token: {b}");
+        assert_eq!(b["error"]["code"], "unauthorized");
+        let (s, _) = app.call(method.clone(), &path, Some("tsn_not_a_real_token_at_all_000000000"), body.clone()).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{label} with a bad token");
+        // A publisher may only publish.
+        let (s, b) = app.call(method.clone(), &path, Some(&publisher), body.clone()).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{label} as publisher: {b}");
+        assert_eq!(b["error"]["code"], "forbidden");
+        // A viewer reads, never changes.
+        let (s, b) = app.call(method.clone(), &path, Some(&viewer), body.clone()).await;
+        if is_change {
+            assert_eq!(s, StatusCode::FORBIDDEN, "{label} as viewer: {b}");
+        } else {
+            assert_eq!(s, StatusCode::OK, "{label} as viewer: {b}");
+        }
+        // Another tenant's admin does not see this tenant's objects.
+        let (s, b) = app.call(method.clone(), &path, Some(&other_admin), body.clone()).await;
+        if path.contains(&webhook) || path.contains(&token_id) {
+            assert_eq!(s, StatusCode::NOT_FOUND, "{label} as other tenant: {b}");
+        } else {
+            assert!(s.is_success() || s == StatusCode::NOT_FOUND, "{label} as other tenant: {s} {b}");
+            assert!(!b.to_string().contains(&webhook), "{label}: other tenant sees the webhook: {b}");
+        }
+        // The admin may do it.
+        let (s, b) = app.call(method.clone(), &path, Some(ADMIN_TOKEN), body.clone()).await;
+        assert!(s.is_success(), "{label} as admin: {s} {b}");
+    }
+}
+
+both_backends!(revoked_token_is_refused, revoked_on);
+async fn revoked_on(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (status, made) = app.post("/api/v1/tokens", ADMIN_TOKEN, json!({"name": "ci", "role": "viewer"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let token = made["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("tsn_"));
+    assert_eq!(app.get("/api/v1/webhooks", &token).await.0, StatusCode::OK);
+    let (_, list) = app.get("/api/v1/tokens", ADMIN_TOKEN).await;
+    assert!(!list.to_string().contains(&token), "token values are never listed");
+    let id = made["id"].as_str().unwrap();
+    let (status, _) = app.call(Method::DELETE, &format!("/api/v1/tokens/{id}"), Some(ADMIN_TOKEN), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(app.get("/api/v1/webhooks", &token).await.0, StatusCode::UNAUTHORIZED);
+}
+
+both_backends!(tenants_are_isolated, tenants_on);
+async fn tenants_on(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let other = app.token("acme", Role::Admin).await;
+    app.create_webhook(webhook_body("default's")).await;
+    let (status, created) = app.post("/api/v1/webhooks", &other, webhook_body("acme's")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, mine) = app.get("/api/v1/webhooks", &other).await;
+    assert_eq!(mine["total"], 1);
+    assert_eq!(mine["data"][0]["name"], "acme's");
+    let (_, theirs) = app.get("/api/v1/webhooks", ADMIN_TOKEN).await;
+    assert_eq!(theirs["total"], 1);
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(app.get(&format!("/api/v1/webhooks/{id}"), ADMIN_TOKEN).await.0, StatusCode::NOT_FOUND);
+    let (_, audit) = app.get("/api/v1/audit-log", ADMIN_TOKEN).await;
+    assert!(!audit.to_string().contains(id), "audit entries are per tenant");
+    // Event types defined by one tenant are not the other's.
+    let (s, _) = app
+        .call(Method::PUT, "/api/v1/event-types/acme.only", Some(&other), Some(json!({"description": "acme"})))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (_, types) = app.get("/api/v1/event-types", ADMIN_TOKEN).await;
+    assert!(!types.to_string().contains("acme.only"));
+    let mut body = webhook_body("uses acme type");
+    body["event_types"] = json!(["acme.only"]);
+    let (s, b) = app.post("/api/v1/webhooks", ADMIN_TOKEN, body.clone()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(app.post("/api/v1/webhooks", &other, body).await.0, StatusCode::CREATED);
+}

@@ -1,0 +1,223 @@
+//! A real Tocsin app on 127.0.0.1, on SQLite (a real file in a temp dir) or PostgreSQL (a fresh
+//! database on the server named by `TOCSIN_TEST_DATABASE_URL`), driven over HTTP.
+
+use std::net::SocketAddr;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tocsin::config::{DatabaseUrl, Settings};
+use tocsin::domain::tenant::TenantId;
+use tocsin::domain::time::now_ms;
+use tocsin::domain::token::{PlainToken, Role};
+use tocsin::startup::Application;
+use tocsin::store::TokenRecord;
+
+pub const ADMIN_TOKEN: &str = "tsn_test_admin_token_0123456789abcdef";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs a test body on both backends; the PostgreSQL run is skipped (with a note) when
+/// `TOCSIN_TEST_DATABASE_URL` is not set. `.ci/run` always sets it.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$body($crate::helpers::Backend::Sqlite).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                if $crate::helpers::pg_server_url().is_none() {
+                    eprintln!("skipped: TOCSIN_TEST_DATABASE_URL is not set");
+                    return;
+                }
+                super::$body($crate::helpers::Backend::Postgres).await
+            }
+        }
+    };
+}
+
+pub fn pg_server_url() -> Option<String> {
+    std::env::var("TOCSIN_TEST_DATABASE_URL").ok().filter(|s| !s.is_empty())
+}
+
+/// Creates an empty database on the test server and returns its URL.
+pub async fn fresh_pg_database() -> String {
+    let base = pg_server_url().expect("TOCSIN_TEST_DATABASE_URL");
+    let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls).await.expect("connect to PostgreSQL");
+    tokio::spawn(conn);
+    let name = format!("tocsin_t_{}", uuid::Uuid::new_v4().simple());
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create database");
+    // Replace the database name (the path) of the server URL.
+    let (prefix, rest) = base.split_at(base.find("://").unwrap() + 3);
+    let (authority, query) = match rest.find('/') {
+        Some(i) => {
+            let after = &rest[i + 1..];
+            (&rest[..i], after.find('?').map(|q| &after[q..]).unwrap_or(""))
+        }
+        None => (rest, ""),
+    };
+    format!("{prefix}{authority}/{name}{query}")
+}
+
+/// The settings of one test app: fresh storage, a random loopback port, a known admin token.
+pub async fn test_settings(backend: Backend, dir: &std::path::Path) -> Settings {
+    let mut s = Settings::for_data_dir(dir);
+    s.listen = "127.0.0.1:0".parse().unwrap();
+    s.admin_token = Some(ADMIN_TOKEN.to_string());
+    s.log = "warn".into();
+    if backend == Backend::Postgres {
+        s.database = DatabaseUrl::Postgres(fresh_pg_database().await);
+    }
+    s
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub settings: Settings,
+    pub dir: tempfile::TempDir,
+    pub app_state: tocsin::api::AppState,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = test_settings(backend, dir.path()).await;
+        Self::start(settings, dir).await
+    }
+
+    pub async fn start(settings: Settings, dir: tempfile::TempDir) -> Self {
+        let app = Application::build(settings.clone()).await.expect("app builds");
+        let addr = app.local_addr();
+        let app_state = app.state().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            app.run_until(async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("app runs");
+        });
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        Self { addr, client, settings, dir, app_state, stop: Some(stop), task: Some(task) }
+    }
+
+    /// Stops the server and starts a new one on the same storage (a restart of the process).
+    pub async fn restart(mut self) -> Self {
+        self.shutdown().await;
+        let mut settings = self.settings.clone();
+        settings.listen = "127.0.0.1:0".parse().unwrap();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        drop(self);
+        Self::start(settings, dir).await
+    }
+
+    pub async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Sends a request; `token` None sends no Authorization header.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let value =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PATCH, path, Some(token), Some(body)).await
+    }
+
+    /// A token of `role` in `tenant`, made the way `tocsin token create` makes one.
+    pub async fn token(&self, tenant: &str, role: Role) -> String {
+        let token = PlainToken::generate();
+        let record = TokenRecord {
+            id: uuid::Uuid::now_v7(),
+            tenant_id: TenantId::parse(tenant).unwrap(),
+            role,
+            name: "test".into(),
+            prefix: token.display_prefix(),
+            created_at: now_ms(),
+            revoked_at: None,
+        };
+        assert!(self.app_state.store.insert_token(&record, token.digest(), None).await.unwrap());
+        token.expose().to_string()
+    }
+
+    /// Runs SQL directly on the app's database (to set up states only the dispatcher reaches).
+    pub async fn exec_sql(&self, sql: &str) {
+        match &self.settings.database {
+            DatabaseUrl::Sqlite(path) => {
+                let conn = rusqlite::Connection::open(path).unwrap();
+                conn.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+                conn.execute_batch(sql).unwrap();
+            }
+            DatabaseUrl::Postgres(url) => {
+                let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+                tokio::spawn(conn);
+                client.batch_execute(sql).await.unwrap();
+            }
+        }
+    }
+
+    /// Creates a webhook as the admin and returns the create response.
+    pub async fn create_webhook(&self, body: Value) -> Value {
+        let (status, v) = self.post("/api/v1/webhooks", ADMIN_TOKEN, body).await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+        v
+    }
+}
+
+/// A valid create body.
+pub fn webhook_body(name: &str) -> Value {
+    json!({"name": name, "url": "https://siem.example.com/hook", "event_types": ["email.quarantined"]})
+}
+
+/// Asserts a JSON error naming `field`.
+#[track_caller]
+pub fn assert_field_error(status: StatusCode, body: &Value, field: &str) {
+    assert!(status.is_client_error(), "expected 4xx for {field}, got {status}: {body}");
+    assert_eq!(body["error"]["field"], json!(field), "wrong field in {body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(body["error"]["code"].as_str().is_some(), "{body}");
+}

@@ -1,0 +1,192 @@
+//! The real `tocsin` binary: start-up, configuration errors, bootstrap token, token commands.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tocsin");
+
+fn tocsin(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TOCSIN_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("TOCSIN_LOG", "warn");
+    cmd
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts `tocsin serve` and waits until it answers /healthz.
+fn serve(dir: &std::path::Path, port: u16) -> Child {
+    let child = tocsin(dir)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = child;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return child;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("tocsin serve did not start");
+}
+
+/// Stops with SIGTERM (graceful) and returns everything it printed on stdout.
+fn stop(mut child: Child) -> String {
+    unsafe_kill_term(child.id());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+    let mut out = String::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        out.push_str(&line.unwrap());
+        out.push('\n');
+    }
+    out
+}
+
+fn unsafe_kill_term(pid: u32) {
+    Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+}
+
+fn get(port: u16, path: &str, token: &str) -> u16 {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", &format!("Authorization: Bearer {token}")])
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).parse().unwrap()
+}
+
+#[test]
+fn bootstrap_token_is_printed_once_and_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = serve(dir.path(), port);
+    assert!(dir.path().join("tocsin-data/tocsin.db").exists(), "SQLite under ./tocsin-data by default");
+    let key = dir.path().join("tocsin-data/master.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let token_line = |out: &str| out.lines().find(|l| l.starts_with("tsn_")).map(str::to_string);
+    // The token is printed before the server listens; read it after a graceful stop.
+    let out = stop(child);
+    let token = token_line(&out).expect("first start prints a bootstrap token");
+
+    let port = free_port();
+    let child = serve(dir.path(), port);
+    assert_eq!(get(port, "/api/v1/webhooks", &token), 200);
+    assert_eq!(get(port, "/api/v1/webhooks", "tsn_wrong"), 401);
+    let out = stop(child);
+    assert_eq!(token_line(&out), None, "the bootstrap token is never printed again: {out}");
+}
+
+#[test]
+fn bad_settings_stop_startup_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for (var, value, name) in [
+        ("TOCSIN_LISTEN", "not-an-address", "TOCSIN_LISTEN"),
+        ("TOCSIN_DATABASE_URL", "mysql://localhost/x", "TOCSIN_DATABASE_URL"),
+        ("TOCSIN_MASTER_KEY", "tooshort", "TOCSIN_MASTER_KEY"),
+        ("TOCSIN_ADMIN_TOKEN", "short", "TOCSIN_ADMIN_TOKEN"),
+        ("TOCSIN_RETRY_DELAYS_MS", "1,x", "TOCSIN_RETRY_DELAYS_MS"),
+        ("TOCSIN_ALLOW_DESTINATIONS", "10.0.0.0/99", "TOCSIN_ALLOW_DESTINATIONS"),
+    ] {
+        let out = tocsin(dir.path()).arg("serve").env(var, value).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(err.contains(name), "{err}");
+        if var == "TOCSIN_MASTER_KEY" {
+            assert!(!err.contains(value), "the key is not echoed");
+        }
+    }
+    let out = tocsin(dir.path()).args(["serve", "--listen", "nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("(from command line)"));
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "listen = 5\n").unwrap();
+    let out = tocsin(dir.path()).args(["serve", "--config"]).arg(&cfg).output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.toml"));
+}
+
+#[test]
+fn precedence_flag_over_env_over_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p_flag, p_env, p_file) = (free_port(), free_port(), free_port());
+    let cfg = dir.path().join("tocsin.toml");
+    std::fs::write(&cfg, format!("listen = \"127.0.0.1:{p_file}\"\ndata_dir = \"from-file\"\n")).unwrap();
+    let mut child = tocsin(dir.path())
+        .args(["serve", "--config", cfg.to_str().unwrap(), "--listen", &format!("127.0.0.1:{p_flag}")])
+        .env("TOCSIN_LISTEN", format!("127.0.0.1:{p_env}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut listening = false;
+    while Instant::now() < deadline && !listening {
+        listening = std::net::TcpStream::connect(("127.0.0.1", p_flag)).is_ok();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let env_port_used = std::net::TcpStream::connect(("127.0.0.1", p_env)).is_ok();
+    unsafe_kill_term(child.id());
+    let _ = child.wait();
+    assert!(listening, "did not listen on the flag's port");
+    assert!(!env_port_used);
+    assert!(dir.path().join("from-file/tocsin.db").exists(), "data_dir from the file applies");
+}
+
+#[test]
+fn token_commands_and_migrate() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tocsin(dir.path()).arg("migrate").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = tocsin(dir.path()).args(["token", "create", "--tenant", "acme", "--role", "viewer"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(token.starts_with("tsn_") && token.len() > 40, "{token}");
+    let out = tocsin(dir.path()).args(["token", "list", "--tenant", "acme"]).output().unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(listing.contains("viewer") && !listing.contains(&token), "{listing}");
+    let id = listing.split_whitespace().next().unwrap().to_string();
+
+    let port = free_port();
+    let child = serve(dir.path(), port);
+    assert_eq!(get(port, "/api/v1/webhooks", &token), 200);
+    let out = tocsin(dir.path()).args(["token", "revoke", "--tenant", "acme", &id]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(get(port, "/api/v1/webhooks", &token), 401);
+    stop(child);
+
+    let out = tocsin(dir.path()).args(["token", "create", "--role", "root"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--role"));
+}
+
+#[test]
+fn help_and_version() {
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["serve", "migrate", "token"] {
+        assert!(help.contains(cmd), "{help}");
+    }
+    let out = Command::new(BIN).args(["serve", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("TOCSIN_DATABASE_URL"));
+}
