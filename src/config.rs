@@ -4,7 +4,6 @@
 //! Every value is parsed here, at the edge, so a bad one stops start-up with one line that
 //! names the setting and where it came from, and the rest of the program sees typed values.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -71,6 +70,9 @@ pub struct FileConfig {
     pub max_event_bytes: Option<usize>,
     pub retention_days: Option<u64>,
     pub workers: Option<usize>,
+    pub webhook_concurrency: Option<usize>,
+    pub extra_ca_file: Option<String>,
+    pub shutdown_grace_secs: Option<u64>,
 }
 
 /// Values given on the command line (all optional: a missing one falls through to the next source).
@@ -125,6 +127,12 @@ pub struct Settings {
     pub retention: Duration,
     /// Number of concurrent delivery attempts of this process.
     pub workers: usize,
+    /// Concurrent attempts to one webhook, at most.
+    pub webhook_concurrency: usize,
+    /// Extra PEM root certificates for destinations (on-premises CAs).
+    pub extra_ca_file: Option<PathBuf>,
+    /// How long attempts in flight may finish after SIGTERM.
+    pub shutdown_grace: Duration,
 }
 
 /// A setting that could not be parsed: names it and where it came from.
@@ -370,6 +378,34 @@ impl Settings {
                 _ => Err(format!("'{s}' must be between 1 and 10000")),
             },
         )?;
+        let webhook_concurrency = parse_with(
+            r.pick(None, "TOCSIN_WEBHOOK_CONCURRENCY", file.webhook_concurrency.map(|v| v.to_string())),
+            "TOCSIN_WEBHOOK_CONCURRENCY",
+            || 64,
+            |s| match s.parse::<usize>() {
+                Ok(n) if (1..=10_000).contains(&n) => Ok(n),
+                _ => Err(format!("'{s}' must be between 1 and 10000")),
+            },
+        )?;
+        let extra_ca_file = parse_with(
+            r.pick(None, "TOCSIN_EXTRA_CA_FILE", file.extra_ca_file),
+            "TOCSIN_EXTRA_CA_FILE",
+            || None,
+            |s| {
+                let p = PathBuf::from(s);
+                if p.is_file() {
+                    Ok(Some(p))
+                } else {
+                    Err(format!("{s} is not a readable file"))
+                }
+            },
+        )?;
+        let shutdown_grace = parse_with(
+            r.pick(None, "TOCSIN_SHUTDOWN_GRACE_SECS", file.shutdown_grace_secs.map(|v| v.to_string())),
+            "TOCSIN_SHUTDOWN_GRACE_SECS",
+            || Duration::from_secs(15),
+            |s| s.parse::<u64>().map(Duration::from_secs).map_err(|_| format!("'{s}' is not a number of seconds")),
+        )?;
 
         Ok(Settings {
             listen,
@@ -388,6 +424,9 @@ impl Settings {
             max_event_bytes,
             retention,
             workers,
+            webhook_concurrency,
+            extra_ca_file,
+            shutdown_grace,
         })
     }
 
@@ -402,28 +441,6 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let err = |problem: String| ConfigError { name: "--config".into(), origin: "command line", problem };
     let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
     toml::from_str(&text).map_err(|e| err(format!("{}: {}", path.display(), e.message())))
-}
-
-/// Names of every setting, for `--help` text and docs.
-pub fn setting_names() -> BTreeMap<&'static str, &'static str> {
-    BTreeMap::from([
-        ("TOCSIN_LISTEN", "address to listen on (127.0.0.1:8080)"),
-        ("TOCSIN_DATABASE_URL", "sqlite://PATH or postgres://… (sqlite://<data dir>/tocsin.db)"),
-        ("TOCSIN_DATA_DIR", "data directory (./tocsin-data)"),
-        ("TOCSIN_ADMIN_TOKEN", "seeds an admin token for the default tenant"),
-        ("TOCSIN_MASTER_KEY", "32-byte key (hex or base64) encrypting secrets at rest"),
-        ("TOCSIN_CATALOGUE", "event-type catalogue files, comma-separated"),
-        ("TOCSIN_DEFAULT_EVENT_TYPES", "event types of a webhook created without any (*)"),
-        ("TOCSIN_SECRET_GRACE_SECS", "how long a rotated secret still signs (86400)"),
-        ("TOCSIN_LOG", "log filter (info)"),
-        ("TOCSIN_HEADER_PREFIX", "prefix of delivery headers (X-Tocsin)"),
-        ("TOCSIN_RETRY_DELAYS_MS", "retry schedule (0,30000,120000,600000,3600000)"),
-        ("TOCSIN_FAILURE_THRESHOLD", "consecutive failures that deactivate a webhook (5)"),
-        ("TOCSIN_ALLOW_DESTINATIONS", "networks exempt from the SSRF guard"),
-        ("TOCSIN_MAX_EVENT_BYTES", "largest event data in bytes (262144)"),
-        ("TOCSIN_RETENTION_DAYS", "days of delivery history kept (30)"),
-        ("TOCSIN_WORKERS", "concurrent delivery attempts per process (256)"),
-    ])
 }
 
 #[cfg(test)]

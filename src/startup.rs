@@ -12,6 +12,7 @@ use crate::api::{self, AppState, Shared};
 use crate::catalogue::Catalogue;
 use crate::config::Settings;
 use crate::crypto::{self, Cipher};
+use crate::dispatch::Dispatcher;
 use crate::domain::tenant::TenantId;
 use crate::domain::time::now_ms;
 use crate::domain::token::{PlainToken, Role};
@@ -100,7 +101,8 @@ impl Application {
             .await
             .with_context(|| format!("invalid setting TOCSIN_LISTEN: cannot listen on {}", settings.listen))?;
         let address_policy = AddressPolicy::new(settings.allow_destinations.clone());
-        let state = AppState::new(Shared { store, cipher, catalogue, settings, address_policy });
+        let dispatcher = Dispatcher::new(&settings, store.clone(), cipher.clone())?;
+        let state = AppState::new(Shared { store, cipher, catalogue, settings, address_policy, dispatcher });
         Ok(Self { listener, state, bootstrap_token })
     }
 
@@ -112,11 +114,47 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    /// Serves and delivers until `shutdown` resolves; then finishes in-flight requests, lets
+    /// attempts in flight finish within the grace period, and releases the rest.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let app = api::router(self.state.clone());
-        axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let grace = self.state.settings.shutdown_grace;
+        let dispatcher = self.state.dispatcher.clone();
+        let mut stop_dispatch = stop_rx.clone();
+        let delivery = tokio::spawn(dispatcher.run(
+            async move {
+                let _ = stop_dispatch.wait_for(|s| *s).await;
+            },
+            grace,
+        ));
+        let pruner = tokio::spawn(prune_history(self.state.clone(), stop_rx));
+        let served = axum::serve(self.listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = stop_tx.send(true);
+            })
+            .await;
+        let _ = delivery.await;
+        pruner.abort();
+        served?;
         Ok(())
+    }
+}
+
+/// Deletes delivery history older than the retention, hourly, in the background.
+async fn prune_history(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        let before = now_ms() - state.settings.retention.as_millis() as i64;
+        match state.store.prune(before).await {
+            Ok(n) if n > 0 => tracing::info!(attempts = n, "pruned delivery history"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning delivery history failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {},
+            _ = stop.wait_for(|s| *s) => return,
+        }
     }
 }
 

@@ -4,8 +4,10 @@
 //! OpenAPI document is generated from the handlers' annotations, so it cannot drift from them.
 
 pub mod audit;
+pub mod deliveries;
 pub mod error;
 pub mod event_types;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod tokens;
@@ -28,6 +30,7 @@ use utoipa_axum::routes;
 use crate::catalogue::Catalogue;
 use crate::config::Settings;
 use crate::crypto::Cipher;
+use crate::dispatch::Dispatcher;
 use crate::domain::event_type::EventTypePattern;
 use crate::domain::tenant::TenantId;
 use crate::store::Store;
@@ -44,6 +47,7 @@ pub struct Shared {
     pub catalogue: Catalogue,
     pub settings: Settings,
     pub address_policy: AddressPolicy,
+    pub dispatcher: Dispatcher,
 }
 
 impl std::ops::Deref for AppState {
@@ -85,7 +89,8 @@ impl AppState {
     info(title = "Tocsin", description = "Delivers security events to webhooks, chat and SIEMs."),
     servers((url = "/api/v1")),
     modifiers(&BearerAuth),
-    tags((name = "webhooks"), (name = "event-types"), (name = "tokens"), (name = "audit"))
+    tags((name = "webhooks"), (name = "events"), (name = "deliveries"), (name = "event-types"), (name = "tokens"),
+         (name = "audit"))
 )]
 struct ApiDoc;
 
@@ -98,9 +103,24 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The `/api/v1` routes and their OpenAPI document.
-pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+/// The `/api/v1` routes and their OpenAPI document. `max_event_bytes` sizes the publish limits.
+pub fn api_routes(max_event_bytes: usize) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    // Publishing takes larger bodies than management: one event, or a batch of up to 1000.
+    let single = OpenApiRouter::new()
+        .routes(routes!(events::publish_event))
+        .layer(DefaultBodyLimit::max(max_event_bytes + 64 * 1024));
+    let batch = OpenApiRouter::new()
+        .routes(routes!(events::publish_batch))
+        .layer(DefaultBodyLimit::max((max_event_bytes * 4).clamp(16 * 1024 * 1024, 64 * 1024 * 1024)));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(single)
+        .merge(batch)
+        .routes(routes!(events::get_event))
+        .routes(routes!(deliveries::list_deliveries))
+        .routes(routes!(deliveries::recent_deliveries))
+        .routes(routes!(deliveries::test_webhook))
+        .routes(routes!(deliveries::redeliver))
+        .routes(routes!(deliveries::webhook_stats))
         .routes(routes!(webhooks::list_webhooks, webhooks::create_webhook))
         .routes(routes!(
             webhooks::get_webhook,
@@ -119,7 +139,7 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
-    let (api, openapi) = api_routes();
+    let (api, openapi) = api_routes(state.settings.max_event_bytes);
     let openapi = Arc::new(openapi);
     let api = api
         .route("/openapi.json", get(move || async move { Json(openapi.as_ref().clone()) }))

@@ -83,6 +83,134 @@ pub enum Activation {
     Disable,
 }
 
+/// An accepted event, before it is stored.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub id: Uuid,
+    pub tenant_id: TenantId,
+    pub event_ref: String,
+    pub event_type: String,
+    pub ordering_key: Option<String>,
+    /// The `data` object exactly as published.
+    pub data: Vec<u8>,
+    pub created_at: i64,
+}
+
+/// One webhook an event fans out to.
+#[derive(Debug, Clone, Copy)]
+pub struct Target {
+    pub webhook_id: Uuid,
+    /// The webhook is inactive: the delivery waits (`held`) until it is re-enabled.
+    pub held: bool,
+}
+
+/// The answer to a publish (the original one, for a repeated `event_ref`).
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub event_id: Uuid,
+    pub event_ref: String,
+    pub deliveries: u64,
+    /// The event_ref was already published: nothing new was created.
+    pub duplicate: bool,
+}
+
+/// A delivery leased to this process for one attempt.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub seq: i64,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    pub tenant_id: String,
+    pub webhook_id: Uuid,
+    pub event_id: Uuid,
+    pub event_ref: String,
+    pub event_type: String,
+    pub data: Vec<u8>,
+    pub created_at: i64,
+}
+
+/// One attempt, as logged.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    /// The `X-Tocsin-Delivery` value.
+    pub id: Uuid,
+    pub delivery_seq: i64,
+    pub tenant_id: String,
+    pub webhook_id: Uuid,
+    pub event_ref: String,
+    pub event_type: String,
+    pub attempt_no: u32,
+    pub success: bool,
+    pub http_status: Option<u16>,
+    pub error: Option<String>,
+    pub response_ms: i64,
+    /// JSON object of the request headers (signatures included, never a secret).
+    pub request_headers: String,
+    pub request_body: Vec<u8>,
+    pub response_body: Vec<u8>,
+    pub next_attempt_at: Option<i64>,
+    pub created_at: i64,
+}
+
+/// What happens to a delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    Succeeded,
+    /// Retry at this time (held instead while the webhook is inactive).
+    Retry(i64),
+    Failed,
+}
+
+/// The result of an attempt, written in one transaction with its effects on the webhook.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub attempt: AttemptRecord,
+    pub next: NextStep,
+    /// The lease this process holds; a delivery whose lease passed to another process is not touched.
+    pub claimer: String,
+    /// Test deliveries do not move the circuit breaker.
+    pub counts_for_breaker: bool,
+    /// The endpoint answered 410 Gone: deactivate at once.
+    pub gone: bool,
+    pub failure_threshold: u32,
+}
+
+/// An event with the state of its deliveries.
+#[derive(Debug, Clone)]
+pub struct EventRecord {
+    pub id: Uuid,
+    pub event_ref: String,
+    pub event_type: String,
+    pub ordering_key: Option<String>,
+    pub data: Vec<u8>,
+    pub created_at: i64,
+    pub deliveries: Vec<DeliveryState>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliveryState {
+    pub seq: i64,
+    pub webhook_id: Uuid,
+    pub state: String,
+    pub attempts: u32,
+    pub next_attempt_at: i64,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub updated_at: i64,
+}
+
+/// Attempt statistics of one webhook over a window.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookStats {
+    pub attempts: u64,
+    pub successes: u64,
+    pub failures: u64,
+    pub p50_ms: Option<i64>,
+    pub p95_ms: Option<i64>,
+    pub last_success_at: Option<i64>,
+    pub last_failure_at: Option<i64>,
+}
+
 /// The one storage interface the API and the dispatcher use.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -137,6 +265,61 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     async fn delete_webhook(&self, tenant: &TenantId, id: Uuid, audit: AuditEntry) -> Result<bool, StoreError>;
 
+    /// Stores events and their deliveries atomically; an `event_ref` already published in the
+    /// tenant creates nothing and answers as the first publish did.
+    async fn publish(&self, events: Vec<(NewEvent, Vec<Target>)>) -> Result<Vec<Published>, StoreError>;
+    /// Active webhooks of every tenant (for the dispatcher).
+    async fn active_webhook_ids(&self) -> Result<Vec<Uuid>, StoreError>;
+    /// Every webhook of a tenant (for fan-out).
+    async fn tenant_webhooks(&self, tenant: &TenantId) -> Result<Vec<Webhook>, StoreError>;
+    /// A webhook by id alone (for the dispatcher).
+    async fn webhook_by_id(&self, id: Uuid) -> Result<Option<Webhook>, StoreError>;
+    /// Leases up to `limit` due deliveries of one webhook (pending and due, or leased with an
+    /// expired lease), respecting ordering keys.
+    async fn claim(
+        &self,
+        webhook: Uuid,
+        claimer: &str,
+        limit: u32,
+        lease_until: i64,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError>;
+    /// Records an attempt and moves its delivery; true when this completion disabled the webhook.
+    async fn complete(&self, c: &Completion) -> Result<bool, StoreError>;
+    /// Returns leased deliveries that were not attempted (on shutdown): (seq, lease id) pairs.
+    async fn release(&self, leases: &[(i64, String)]) -> Result<(), StoreError>;
+    /// Creates a delivery leased by `claimer`, for an attempt made right away (test events).
+    async fn lease_new_delivery(
+        &self,
+        event_id: Uuid,
+        tenant: &TenantId,
+        webhook: Uuid,
+        claimer: &str,
+        lease_until: i64,
+    ) -> Result<i64, StoreError>;
+    /// A new pending delivery of an already published event (redeliver).
+    async fn redeliver(&self, tenant: &TenantId, webhook: Uuid, event_ref: &str) -> Result<Option<i64>, StoreError>;
+    async fn get_event(&self, tenant: &TenantId, event_ref: &str) -> Result<Option<EventRecord>, StoreError>;
+    /// Attempts of a webhook, newest first; `success` filters.
+    async fn list_attempts(
+        &self,
+        tenant: &TenantId,
+        webhook: Uuid,
+        page: Page,
+        success: Option<bool>,
+    ) -> Result<(Vec<AttemptRecord>, u64), StoreError>;
+    /// The tenant's most recent attempts.
+    async fn recent_attempts(&self, tenant: &TenantId, limit: u32) -> Result<Vec<AttemptRecord>, StoreError>;
+    async fn get_attempt(
+        &self,
+        tenant: &TenantId,
+        webhook: Uuid,
+        id: Uuid,
+    ) -> Result<Option<AttemptRecord>, StoreError>;
+    async fn webhook_stats(&self, tenant: &TenantId, webhook: Uuid, since: i64) -> Result<WebhookStats, StoreError>;
+    /// Deletes history older than `before`; returns the number of attempts deleted.
+    async fn prune(&self, before: i64) -> Result<u64, StoreError>;
+
+    async fn append_audit(&self, audit: AuditEntry) -> Result<(), StoreError>;
     /// Newest first, with the total count.
     async fn list_audit(&self, tenant: &TenantId, page: Page) -> Result<(Vec<AuditRecord>, u64), StoreError>;
 }

@@ -6,7 +6,10 @@ use uuid::Uuid;
 use super::backend::{Backend, Dialect};
 use super::migrations;
 use super::sql::{Row, Stmt};
-use super::{Activation, AuditEntry, AuditRecord, Store, StoreError, TokenRecord};
+use super::{
+    Activation, AttemptRecord, AuditEntry, AuditRecord, ClaimedDelivery, Completion, DeliveryState, EventRecord,
+    NewEvent, NextStep, Published, Store, StoreError, Target, TokenRecord, WebhookStats,
+};
 use crate::domain::event_type::{EventType, EventTypePattern};
 use crate::domain::page::Page;
 use crate::domain::tenant::TenantId;
@@ -91,6 +94,38 @@ pub(crate) fn webhook_from_row(r: &Row) -> Result<Webhook, StoreError> {
         },
         created_at: r.int(20)?,
         updated_at: r.int(21)?,
+    })
+}
+
+macro_rules! attempt_select {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, delivery_seq, tenant_id, webhook_id, event_ref, event_type, attempt_no, success, http_status, \
+             error, response_ms, request_headers, request_body, response_body, next_attempt_at, created_at \
+             FROM attempts ",
+            $rest
+        )
+    };
+}
+
+fn attempt_from_row(r: &Row) -> Result<AttemptRecord, StoreError> {
+    Ok(AttemptRecord {
+        id: r.uuid(0)?,
+        delivery_seq: r.int(1)?,
+        tenant_id: r.text(2)?,
+        webhook_id: r.uuid(3)?,
+        event_ref: r.text(4)?,
+        event_type: r.text(5)?,
+        attempt_no: r.int(6)? as u32,
+        success: r.int(7)? != 0,
+        http_status: r.opt_int(8)?.map(|s| s as u16),
+        error: r.opt_text(9)?,
+        response_ms: r.int(10)?,
+        request_headers: r.text(11)?,
+        request_body: r.opt_bytes(12)?.unwrap_or_default(),
+        response_body: r.opt_bytes(13)?.unwrap_or_default(),
+        next_attempt_at: r.opt_int(14)?,
+        created_at: r.int(15)?,
     })
 }
 
@@ -381,6 +416,17 @@ impl<B: Backend> Store for SqlStore<B> {
                         w.id
                     ],
                 ),
+                // Re-enabled: held deliveries are due now. Disabled: pending ones wait.
+                Stmt::new(
+                    "UPDATE deliveries SET state = 'pending', next_attempt_at = $1, updated_at = $1 \
+                     WHERE webhook_id = $2 AND state = 'held' AND CAST($3 AS BIGINT) = 1",
+                    params![w.updated_at, w.id, act],
+                ),
+                Stmt::new(
+                    "UPDATE deliveries SET state = 'held', updated_at = $1 \
+                     WHERE webhook_id = $2 AND state = 'pending' AND CAST($3 AS BIGINT) = 0",
+                    params![w.updated_at, w.id, act],
+                ),
                 audit_stmt(&audit),
             ])
             .await?;
@@ -433,6 +479,460 @@ impl<B: Backend> Store for SqlStore<B> {
             ])
             .await?;
         Ok(r[0].affected == 1)
+    }
+
+    async fn publish(&self, events: Vec<(NewEvent, Vec<Target>)>) -> Result<Vec<Published>, StoreError> {
+        let mut stmts = Vec::new();
+        let mut lookups = Vec::with_capacity(events.len());
+        for (e, targets) in &events {
+            stmts.push(Stmt::new(
+                "INSERT INTO events (id, tenant_id, event_ref, event_type, ordering_key, data, delivery_count, \
+                 created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, event_ref) DO NOTHING",
+                params![
+                    e.id,
+                    e.tenant_id.as_str(),
+                    &e.event_ref,
+                    &e.event_type,
+                    e.ordering_key.clone(),
+                    e.data.clone(),
+                    targets.len() as i64,
+                    e.created_at
+                ],
+            ));
+            for t in targets {
+                // Inserted only when the event row above was (a repeated event_ref adds nothing).
+                stmts.push(Stmt::new(
+                    "INSERT INTO deliveries (tenant_id, event_id, webhook_id, ordering_key, state, attempts, \
+                     next_attempt_at, created_at, updated_at) \
+                     SELECT $1, $2, $3, $4, $5, 0, CAST($6 AS BIGINT), CAST($6 AS BIGINT), CAST($6 AS BIGINT) WHERE EXISTS (SELECT 1 FROM events WHERE id = $2)",
+                    params![
+                        e.tenant_id.as_str(),
+                        e.id,
+                        t.webhook_id,
+                        e.ordering_key.clone(),
+                        if t.held { "held" } else { "pending" },
+                        e.created_at
+                    ],
+                ));
+            }
+            lookups.push(stmts.len());
+            stmts.push(Stmt::new(
+                "SELECT id, event_ref, delivery_count FROM events WHERE tenant_id = $1 AND event_ref = $2",
+                params![e.tenant_id.as_str(), &e.event_ref],
+            ));
+        }
+        let results = self.db.write(stmts).await?;
+        events
+            .iter()
+            .zip(lookups)
+            .map(|((e, _), i)| {
+                let row = results[i].rows.first().ok_or_else(|| corrupt("publish", "event row missing"))?;
+                let id = row.uuid(0)?;
+                Ok(Published {
+                    event_id: id,
+                    event_ref: row.text(1)?,
+                    deliveries: row.int(2)? as u64,
+                    duplicate: id != e.id,
+                })
+            })
+            .collect()
+    }
+
+    async fn active_webhook_ids(&self) -> Result<Vec<Uuid>, StoreError> {
+        let rows = self.db.query("SELECT id FROM webhooks WHERE is_active = 1", vec![]).await?;
+        rows.iter().map(|r| r.uuid(0)).collect()
+    }
+
+    async fn tenant_webhooks(&self, tenant: &TenantId) -> Result<Vec<Webhook>, StoreError> {
+        let rows = self.db.query(webhook_select!("WHERE tenant_id = $1"), params![tenant.as_str()]).await?;
+        rows.iter().map(webhook_from_row).collect()
+    }
+
+    async fn webhook_by_id(&self, id: Uuid) -> Result<Option<Webhook>, StoreError> {
+        let rows = self.db.query(webhook_select!("WHERE id = $1"), params![id]).await?;
+        rows.first().map(webhook_from_row).transpose()
+    }
+
+    async fn claim(
+        &self,
+        webhook: Uuid,
+        claimer: &str,
+        limit: u32,
+        lease_until: i64,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        // A delivery with an ordering key waits while an earlier one of the same key and webhook is
+        // unfinished; other keys are not held up.
+        macro_rules! claim_sql {
+            ($lock:literal) => {
+                concat!(
+                    "UPDATE deliveries SET state = 'leased', lease_until = $1, leased_by = $2, updated_at = $3 \
+                     WHERE seq IN (SELECT d.seq FROM deliveries d \
+                       WHERE d.webhook_id = $4 AND d.state IN ('pending', 'leased') AND d.next_attempt_at <= $3 \
+                         AND (d.state = 'pending' OR d.lease_until < $3) \
+                         AND (d.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries p \
+                              WHERE p.webhook_id = d.webhook_id AND p.ordering_key = d.ordering_key \
+                                AND p.seq < d.seq AND p.state IN ('pending', 'leased', 'held'))) \
+                       ORDER BY d.next_attempt_at, d.seq LIMIT $5 ",
+                    $lock,
+                    ")"
+                )
+            };
+        }
+        let claim = match self.db.dialect() {
+            Dialect::Sqlite => claim_sql!(""),
+            Dialect::Postgres => claim_sql!("FOR UPDATE OF d SKIP LOCKED"),
+        };
+        let now = now_ms();
+        let r = self
+            .db
+            .write(vec![
+                Stmt::new(claim, params![lease_until, claimer, now, webhook, limit as i64]),
+                Stmt::new(
+                    "SELECT d.seq, d.attempts, d.tenant_id, d.webhook_id, e.id, e.event_ref, e.event_type, e.data, \
+                     e.created_at FROM deliveries d JOIN events e ON e.id = d.event_id \
+                     WHERE d.leased_by = $1 AND d.state = 'leased' AND d.webhook_id = $2 ORDER BY d.seq",
+                    params![claimer, webhook],
+                ),
+            ])
+            .await?;
+        r[1].rows
+            .iter()
+            .map(|row| {
+                Ok(ClaimedDelivery {
+                    seq: row.int(0)?,
+                    attempts: row.int(1)? as u32,
+                    tenant_id: row.text(2)?,
+                    webhook_id: row.uuid(3)?,
+                    event_id: row.uuid(4)?,
+                    event_ref: row.text(5)?,
+                    event_type: row.text(6)?,
+                    data: row.bytes(7)?,
+                    created_at: row.int(8)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn complete(&self, c: &Completion) -> Result<bool, StoreError> {
+        let a = &c.attempt;
+        let now = a.created_at;
+        let mut stmts = vec![Stmt::new(
+            "INSERT INTO attempts (id, delivery_seq, tenant_id, webhook_id, event_ref, event_type, attempt_no, success, \
+             http_status, error, response_ms, request_headers, request_body, response_body, next_attempt_at, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            params![
+                a.id,
+                a.delivery_seq,
+                &a.tenant_id,
+                a.webhook_id,
+                &a.event_ref,
+                &a.event_type,
+                a.attempt_no,
+                a.success,
+                a.http_status.map(|s| s as i64),
+                a.error.clone(),
+                a.response_ms,
+                &a.request_headers,
+                a.request_body.clone(),
+                a.response_body.clone(),
+                a.next_attempt_at,
+                now
+            ],
+        )];
+        let mut disable_at = None;
+        if c.counts_for_breaker {
+            if a.success {
+                stmts.push(Stmt::new(
+                    "UPDATE webhooks SET failure_count = 0 WHERE id = $1 AND failure_count <> 0",
+                    params![a.webhook_id],
+                ));
+            } else {
+                stmts.push(Stmt::new(
+                    "UPDATE webhooks SET failure_count = failure_count + 1 WHERE id = $1",
+                    params![a.webhook_id],
+                ));
+            }
+        }
+        if c.gone {
+            disable_at = Some(stmts.len());
+            stmts.push(Stmt::new(
+                "UPDATE webhooks SET is_active = 0, disabled_reason = $1, updated_at = $2 WHERE id = $3 AND is_active = 1",
+                params![disabled_reason::GONE, now, a.webhook_id],
+            ));
+        } else if c.counts_for_breaker && !a.success {
+            disable_at = Some(stmts.len());
+            stmts.push(Stmt::new(
+                "UPDATE webhooks SET is_active = 0, disabled_reason = $1, updated_at = $2 \
+                 WHERE id = $3 AND is_active = 1 AND failure_count >= $4",
+                params![disabled_reason::FAILURES, now, a.webhook_id, c.failure_threshold],
+            ));
+        }
+        let (state_sql, next_at): (&'static str, i64) = match c.next {
+            NextStep::Succeeded => (
+                "UPDATE deliveries SET state = 'succeeded', attempts = attempts + 1, next_attempt_at = $1, \
+                 lease_until = NULL, leased_by = NULL, last_status = $2, last_error = $3, updated_at = $4 \
+                 WHERE seq = $5 AND leased_by = $6",
+                now,
+            ),
+            NextStep::Failed => (
+                "UPDATE deliveries SET state = 'failed', attempts = attempts + 1, next_attempt_at = $1, \
+                 lease_until = NULL, leased_by = NULL, last_status = $2, last_error = $3, updated_at = $4 \
+                 WHERE seq = $5 AND leased_by = $6",
+                now,
+            ),
+            NextStep::Retry(at) => (
+                "UPDATE deliveries SET state = CASE WHEN (SELECT w.is_active FROM webhooks w \
+                 WHERE w.id = deliveries.webhook_id) = 1 THEN 'pending' ELSE 'held' END, attempts = attempts + 1, \
+                 next_attempt_at = $1, lease_until = NULL, leased_by = NULL, last_status = $2, last_error = $3, \
+                 updated_at = $4 WHERE seq = $5 AND leased_by = $6",
+                at,
+            ),
+        };
+        stmts.push(Stmt::new(
+            state_sql,
+            params![next_at, a.http_status.map(|s| s as i64), a.error.clone(), now, a.delivery_seq, &c.claimer],
+        ));
+        if disable_at.is_some() {
+            stmts.push(Stmt::new(
+                "UPDATE deliveries SET state = 'held', updated_at = $1 WHERE webhook_id = $2 AND state = 'pending' \
+                 AND (SELECT w.is_active FROM webhooks w WHERE w.id = $2) = 0",
+                params![now, a.webhook_id],
+            ));
+        }
+        let r = self.db.write(stmts).await?;
+        Ok(disable_at.is_some_and(|i| r[i].affected == 1))
+    }
+
+    async fn release(&self, leases: &[(i64, String)]) -> Result<(), StoreError> {
+        let stmts = leases
+            .iter()
+            .map(|(seq, claimer)| {
+                Stmt::new(
+                    "UPDATE deliveries SET state = 'pending', lease_until = NULL, leased_by = NULL \
+                     WHERE seq = $1 AND leased_by = $2 AND state = 'leased'",
+                    params![*seq, claimer.as_str()],
+                )
+            })
+            .collect::<Vec<_>>();
+        if !stmts.is_empty() {
+            self.db.write(stmts).await?;
+        }
+        Ok(())
+    }
+
+    async fn lease_new_delivery(
+        &self,
+        event_id: Uuid,
+        tenant: &TenantId,
+        webhook: Uuid,
+        claimer: &str,
+        lease_until: i64,
+    ) -> Result<i64, StoreError> {
+        let now = now_ms();
+        let r = self
+            .db
+            .write(vec![
+                Stmt::new(
+                    "INSERT INTO deliveries (tenant_id, event_id, webhook_id, state, attempts, next_attempt_at, \
+                     lease_until, leased_by, created_at, updated_at) VALUES ($1, $2, $3, 'leased', 0, $4, $5, $6, $4, $4)",
+                    params![tenant.as_str(), event_id, webhook, now, lease_until, claimer],
+                ),
+                Stmt::new(
+                    "SELECT seq FROM deliveries WHERE leased_by = $1 AND webhook_id = $2 ORDER BY seq DESC LIMIT 1",
+                    params![claimer, webhook],
+                ),
+            ])
+            .await?;
+        r[1].rows.first().ok_or_else(|| corrupt("lease", "delivery missing"))?.int(0)
+    }
+
+    async fn redeliver(&self, tenant: &TenantId, webhook: Uuid, event_ref: &str) -> Result<Option<i64>, StoreError> {
+        let now = now_ms();
+        let r = self
+            .db
+            .write(vec![
+                Stmt::new(
+                    "INSERT INTO deliveries (tenant_id, event_id, webhook_id, state, attempts, next_attempt_at, \
+                     created_at, updated_at) \
+                     SELECT e.tenant_id, e.id, w.id, CASE WHEN w.is_active = 1 THEN 'pending' ELSE 'held' END, 0, \
+                     CAST($1 AS BIGINT), CAST($1 AS BIGINT), CAST($1 AS BIGINT) FROM events e JOIN webhooks w ON w.tenant_id = e.tenant_id \
+                     WHERE e.tenant_id = $2 AND e.event_ref = $3 AND w.id = $4",
+                    params![now, tenant.as_str(), event_ref, webhook],
+                ),
+                Stmt::new(
+                    "SELECT MAX(d.seq) FROM deliveries d JOIN events e ON e.id = d.event_id \
+                     WHERE e.tenant_id = $1 AND e.event_ref = $2 AND d.webhook_id = $3",
+                    params![tenant.as_str(), event_ref, webhook],
+                ),
+            ])
+            .await?;
+        if r[0].affected == 0 {
+            return Ok(None);
+        }
+        r[1].rows.first().map(|row| row.int(0)).transpose()
+    }
+
+    async fn get_event(&self, tenant: &TenantId, event_ref: &str) -> Result<Option<EventRecord>, StoreError> {
+        let rows = self
+            .db
+            .query(
+                "SELECT id, event_ref, event_type, ordering_key, data, created_at FROM events \
+                 WHERE tenant_id = $1 AND event_ref = $2",
+                params![tenant.as_str(), event_ref],
+            )
+            .await?;
+        let Some(row) = rows.first() else { return Ok(None) };
+        let id = row.uuid(0)?;
+        let deliveries = self
+            .db
+            .query(
+                "SELECT seq, webhook_id, state, attempts, next_attempt_at, last_status, last_error, updated_at \
+                 FROM deliveries WHERE event_id = $1 ORDER BY seq",
+                params![id],
+            )
+            .await?
+            .iter()
+            .map(|d| {
+                Ok(DeliveryState {
+                    seq: d.int(0)?,
+                    webhook_id: d.uuid(1)?,
+                    state: d.text(2)?,
+                    attempts: d.int(3)? as u32,
+                    next_attempt_at: d.int(4)?,
+                    last_status: d.opt_int(5)?.map(|s| s as u16),
+                    last_error: d.opt_text(6)?,
+                    updated_at: d.int(7)?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Some(EventRecord {
+            id,
+            event_ref: row.text(1)?,
+            event_type: row.text(2)?,
+            ordering_key: row.opt_text(3)?,
+            data: row.bytes(4)?,
+            created_at: row.int(5)?,
+            deliveries,
+        }))
+    }
+
+    async fn list_attempts(
+        &self,
+        tenant: &TenantId,
+        webhook: Uuid,
+        page: Page,
+        success: Option<bool>,
+    ) -> Result<(Vec<AttemptRecord>, u64), StoreError> {
+        // -1 matches both outcomes.
+        let filter = success.map_or(-1, i64::from);
+        let rows = self
+            .db
+            .query(
+                attempt_select!(
+                    "WHERE tenant_id = $1 AND webhook_id = $2 AND (CAST($3 AS BIGINT) = -1 OR success = $3) \
+                     ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5"
+                ),
+                params![tenant.as_str(), webhook, filter, page.limit(), page.offset()],
+            )
+            .await?;
+        let total = self
+            .db
+            .query(
+                "SELECT COUNT(*) FROM attempts WHERE tenant_id = $1 AND webhook_id = $2 \
+                 AND (CAST($3 AS BIGINT) = -1 OR success = $3)",
+                params![tenant.as_str(), webhook, filter],
+            )
+            .await?;
+        Ok((rows.iter().map(attempt_from_row).collect::<Result<_, _>>()?, count(&total)?))
+    }
+
+    async fn recent_attempts(&self, tenant: &TenantId, limit: u32) -> Result<Vec<AttemptRecord>, StoreError> {
+        let rows = self
+            .db
+            .query(
+                attempt_select!("WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"),
+                params![tenant.as_str(), limit as i64],
+            )
+            .await?;
+        rows.iter().map(attempt_from_row).collect()
+    }
+
+    async fn get_attempt(
+        &self,
+        tenant: &TenantId,
+        webhook: Uuid,
+        id: Uuid,
+    ) -> Result<Option<AttemptRecord>, StoreError> {
+        let rows = self
+            .db
+            .query(
+                attempt_select!("WHERE tenant_id = $1 AND webhook_id = $2 AND id = $3"),
+                params![tenant.as_str(), webhook, id],
+            )
+            .await?;
+        rows.first().map(attempt_from_row).transpose()
+    }
+
+    async fn webhook_stats(&self, tenant: &TenantId, webhook: Uuid, since: i64) -> Result<WebhookStats, StoreError> {
+        let p = params![tenant.as_str(), webhook, since];
+        let rows = self
+            .db
+            .query(
+                "SELECT COUNT(*), CAST(COALESCE(SUM(success), 0) AS BIGINT), \
+                 MAX(CASE WHEN success = 1 THEN created_at END), MAX(CASE WHEN success = 0 THEN created_at END) \
+                 FROM attempts WHERE tenant_id = $1 AND webhook_id = $2 AND created_at >= $3",
+                p.clone(),
+            )
+            .await?;
+        let row = rows.first().ok_or_else(|| corrupt("stats", "no row"))?;
+        let attempts = row.int(0)? as u64;
+        let successes = row.int(1)? as u64;
+        let percentile = |q: f64| {
+            let offset = ((attempts as f64 - 1.0) * q).round().max(0.0) as i64;
+            let mut params = p.clone();
+            params.push(offset.into());
+            params
+        };
+        let mut p50 = None;
+        let mut p95 = None;
+        if attempts > 0 {
+            const SQL: &str = "SELECT response_ms FROM attempts WHERE tenant_id = $1 AND webhook_id = $2 \
+                               AND created_at >= $3 ORDER BY response_ms LIMIT 1 OFFSET $4";
+            p50 = self.db.query(SQL, percentile(0.5)).await?.first().map(|r| r.int(0)).transpose()?;
+            p95 = self.db.query(SQL, percentile(0.95)).await?.first().map(|r| r.int(0)).transpose()?;
+        }
+        Ok(WebhookStats {
+            attempts,
+            successes,
+            failures: attempts - successes,
+            p50_ms: p50,
+            p95_ms: p95,
+            last_success_at: row.opt_int(2)?,
+            last_failure_at: row.opt_int(3)?,
+        })
+    }
+
+    async fn prune(&self, before: i64) -> Result<u64, StoreError> {
+        let r = self
+            .db
+            .write(vec![
+                Stmt::new("DELETE FROM attempts WHERE created_at < $1", params![before]),
+                Stmt::new(
+                    "DELETE FROM deliveries WHERE state IN ('succeeded', 'failed') AND updated_at < $1",
+                    params![before],
+                ),
+                Stmt::new(
+                    "DELETE FROM events WHERE created_at < $1 AND NOT EXISTS \
+                     (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)",
+                    params![before],
+                ),
+            ])
+            .await?;
+        Ok(r[0].affected)
+    }
+
+    async fn append_audit(&self, audit: AuditEntry) -> Result<(), StoreError> {
+        self.db.write(vec![audit_stmt(&audit)]).await.map(|_| ())
     }
 
     async fn list_audit(&self, tenant: &TenantId, page: Page) -> Result<(Vec<AuditRecord>, u64), StoreError> {

@@ -1,3 +1,4 @@
 //! How rendered deliveries reach their destination.
 
+pub mod http;
 pub mod ssrf;

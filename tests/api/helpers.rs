@@ -89,8 +89,23 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// An app that may deliver to loopback receivers, with retries in milliseconds, after `tweak`.
+    pub async fn delivering(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Self {
+        Self::spawn_with(backend, |s| {
+            s.allow_destinations = vec!["127.0.0.0/8".parse().unwrap()];
+            s.retry_delays = [0u64, 50, 100, 200].iter().map(|ms| std::time::Duration::from_millis(*ms)).collect();
+            tweak(s);
+        })
+        .await
+    }
+
+    pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let settings = test_settings(backend, dir.path()).await;
+        let mut settings = test_settings(backend, dir.path()).await;
+        tweak(&mut settings);
         Self::start(settings, dir).await
     }
 
@@ -205,6 +220,30 @@ impl TestApp {
         let (status, v) = self.post("/api/v1/webhooks", ADMIN_TOKEN, body).await;
         assert_eq!(status, StatusCode::CREATED, "{v}");
         v
+    }
+
+    /// Publishes one event as the admin; returns the answer.
+    pub async fn publish(&self, event: &str, data: Value, event_ref: Option<&str>) -> Value {
+        let mut body = json!({"event": event, "data": data});
+        if let Some(r) = event_ref {
+            body["event_ref"] = json!(r);
+        }
+        let (status, v) = self.post("/api/v1/events", ADMIN_TOKEN, body).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+        v
+    }
+
+    /// Polls `GET path` until `pred` holds on the answer (panics after `timeout`).
+    pub async fn poll(&self, path: &str, timeout: std::time::Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let (_, v) = self.get(path, ADMIN_TOKEN).await;
+            if pred(&v) {
+                return v;
+            }
+            assert!(std::time::Instant::now() < deadline, "timed out polling {path}: last answer {v}");
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
     }
 }
 

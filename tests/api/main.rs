@@ -1,8 +1,10 @@
 //! Black-box tests of the HTTP API over real sockets, on both stores.
 
 mod helpers;
+mod receiver;
 
 mod access;
+mod delivery;
 mod event_types;
 mod validation;
 mod webhooks;

@@ -85,8 +85,10 @@ CREATE TABLE deliveries (
     created_at      INTEGER NOT NULL,
     updated_at      INTEGER NOT NULL
 );
-CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE state IN ('pending', 'leased');
+CREATE INDEX deliveries_due ON deliveries (webhook_id, next_attempt_at) WHERE state IN ('pending', 'leased');
 CREATE INDEX deliveries_webhook ON deliveries (webhook_id, state);
+CREATE INDEX deliveries_leased_by ON deliveries (leased_by) WHERE leased_by IS NOT NULL;
+CREATE INDEX deliveries_updated ON deliveries (updated_at) WHERE state IN ('succeeded', 'failed');
 CREATE INDEX deliveries_ordering ON deliveries (webhook_id, ordering_key, seq) WHERE ordering_key IS NOT NULL;
 CREATE INDEX deliveries_event ON deliveries (event_id);
 
@@ -111,6 +113,7 @@ CREATE TABLE attempts (
 );
 CREATE INDEX attempts_webhook_newest ON attempts (webhook_id, created_at DESC);
 CREATE INDEX attempts_tenant_newest ON attempts (tenant_id, created_at DESC);
+CREATE INDEX attempts_created ON attempts (created_at);
 
 CREATE TABLE audit_log (
     id        INTEGER PRIMARY KEY AUTOINCREMENT,

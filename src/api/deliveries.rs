@@ -1,0 +1,295 @@
+//! Delivery history, test events, redelivery and statistics.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{int_param, ApiQuery, Principal};
+use super::webhooks::parse_id;
+use super::AppState;
+use crate::domain::page::Page;
+use crate::domain::time::{now_ms, rfc3339_ms};
+use crate::domain::webhook::Webhook;
+use crate::store::AttemptRecord;
+
+/// One attempt as the log shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptView {
+    /// The `X-Tocsin-Delivery` value of this attempt.
+    pub id: Uuid,
+    pub webhook_id: Uuid,
+    pub event_ref: String,
+    pub event_type: String,
+    pub attempt_number: u32,
+    pub success: bool,
+    pub http_status: Option<u16>,
+    pub error: Option<String>,
+    pub response_ms: i64,
+    pub created_at: String,
+    pub next_attempt_at: Option<String>,
+    /// Headers sent (signatures shown; custom header values masked; never a secret).
+    #[schema(value_type = Object)]
+    pub request_headers: serde_json::Value,
+    pub request_body: String,
+    /// The first 4 KiB of the response body.
+    pub response_body: String,
+}
+
+impl AttemptView {
+    pub fn of(a: AttemptRecord) -> Self {
+        Self {
+            id: a.id,
+            webhook_id: a.webhook_id,
+            event_ref: a.event_ref,
+            event_type: a.event_type,
+            attempt_number: a.attempt_no,
+            success: a.success,
+            http_status: a.http_status,
+            error: a.error,
+            response_ms: a.response_ms,
+            created_at: rfc3339_ms(a.created_at),
+            next_attempt_at: a.next_attempt_at.map(rfc3339_ms),
+            request_headers: serde_json::from_str(&a.request_headers).unwrap_or_default(),
+            request_body: String::from_utf8_lossy(&a.request_body).into_owned(),
+            response_body: String::from_utf8_lossy(&a.response_body).into_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptList {
+    pub data: Vec<AttemptView>,
+    pub page: u32,
+    pub per_page: u32,
+    pub total: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttemptQuery {
+    pub page: Option<String>,
+    pub per_page: Option<String>,
+    pub status: Option<String>,
+}
+
+async fn webhook(state: &AppState, who: &Principal, id: &str) -> ApiResult<Webhook> {
+    let id = parse_id(id)?;
+    state.store.get_webhook(&who.tenant, id).await?.ok_or_else(|| ApiError::not_found("webhook"))
+}
+
+fn bad_param(field: &str, message: &str) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", message).field(field)
+}
+
+#[utoipa::path(get, path = "/webhooks/{id}/deliveries", tag = "deliveries",
+    params(("id" = Uuid, Path), ("page" = Option<u32>, Query), ("per_page" = Option<u32>, Query),
+           ("status" = Option<String>, Query, description = "success or failed")),
+    responses((status = 200, body = AttemptList), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn list_deliveries(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<AttemptQuery>,
+) -> ApiResult<Json<AttemptList>> {
+    who.reader()?;
+    let page = Page::parse(int_param(&q.page, "page")?, int_param(&q.per_page, "per_page")?, 25)
+        .map_err(|e| bad_param(&e.field, &e.to_string()))?;
+    let success = match q.status.as_deref() {
+        None | Some("") | Some("all") => None,
+        Some("success") | Some("succeeded") => Some(true),
+        Some("failed") | Some("failure") => Some(false),
+        Some(_) => return Err(bad_param("status", "status must be success or failed")),
+    };
+    let w = webhook(&state, &who, &id).await?;
+    let (items, total) = state.store.list_attempts(&who.tenant, w.id, page, success).await?;
+    Ok(Json(AttemptList {
+        data: items.into_iter().map(AttemptView::of).collect(),
+        page: page.page,
+        per_page: page.per_page,
+        total,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecentQuery {
+    pub limit: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecentList {
+    pub data: Vec<AttemptView>,
+}
+
+/// The tenant's most recent attempts (50 by default, at most 100).
+#[utoipa::path(get, path = "/deliveries", tag = "deliveries", params(("limit" = Option<u32>, Query)),
+    responses((status = 200, body = RecentList)), security(("bearer" = [])))]
+pub async fn recent_deliveries(
+    State(state): State<AppState>,
+    who: Principal,
+    ApiQuery(q): ApiQuery<RecentQuery>,
+) -> ApiResult<Json<RecentList>> {
+    who.reader()?;
+    let limit = int_param(&q.limit, "limit")?.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(bad_param("limit", "limit must be between 1 and 100"));
+    }
+    let items = state.store.recent_attempts(&who.tenant, limit as u32).await?;
+    Ok(Json(RecentList { data: items.into_iter().map(AttemptView::of).collect() }))
+}
+
+/// Sends a `webhook.test` event now through the normal delivery path and answers with the attempt.
+#[utoipa::path(post, path = "/webhooks/{id}/test", tag = "deliveries", params(("id" = Uuid, Path)),
+    responses((status = 200, body = AttemptView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn test_webhook(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AttemptView>> {
+    who.admin()?;
+    let w = webhook(&state, &who, &id).await?;
+    let data = test_payload(&state, &w);
+    let attempt = state.dispatcher.send_test(w, data).await?;
+    Ok(Json(AttemptView::of(attempt)))
+}
+
+/// The example payload of an event type the webhook subscribes to, or a plain test message.
+fn test_payload(state: &AppState, w: &Webhook) -> serde_json::Value {
+    let example = state
+        .catalogue
+        .iter()
+        .find(|et| et.example.is_some() && w.subscribes_to(&et.name) && !et.name.starts_with("webhook."))
+        .map(|et| (et.name.clone(), et.example.clone().unwrap_or_default()));
+    match example {
+        Some((name, example)) => serde_json::json!({
+            "message": "This is a test event from Tocsin.",
+            "example_of": name,
+            "example": example,
+        }),
+        None => serde_json::json!({"message": "This is a test event from Tocsin."}),
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Redelivery {
+    pub event_ref: String,
+    pub webhook_id: Uuid,
+    /// queued (or held while the webhook is inactive)
+    pub status: &'static str,
+}
+
+#[utoipa::path(post, path = "/webhooks/{id}/deliveries/{attempt_id}/redeliver", tag = "deliveries",
+    params(("id" = Uuid, Path), ("attempt_id" = Uuid, Path)),
+    responses((status = 202, body = Redelivery), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn redeliver(
+    State(state): State<AppState>,
+    who: Principal,
+    Path((id, attempt_id)): Path<(String, String)>,
+) -> ApiResult<(StatusCode, Json<Redelivery>)> {
+    who.admin()?;
+    let w = webhook(&state, &who, &id).await?;
+    let attempt_id: Uuid = attempt_id.parse().map_err(|_| ApiError::not_found("delivery attempt"))?;
+    let attempt = state
+        .store
+        .get_attempt(&who.tenant, w.id, attempt_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("delivery attempt"))?;
+    state
+        .store
+        .redeliver(&who.tenant, w.id, &attempt.event_ref)
+        .await?
+        .ok_or_else(|| ApiError::not_found("event of this attempt"))?;
+    let audit = who.audit(
+        "delivery.redeliver",
+        format!("webhook:{}", w.id),
+        serde_json::json!({"event_ref": attempt.event_ref, "attempt_id": attempt_id}),
+    );
+    state.store.append_audit(audit).await?;
+    state.dispatcher.wake([w.id]);
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Redelivery {
+            event_ref: attempt.event_ref,
+            webhook_id: w.id,
+            status: if w.is_active { "queued" } else { "held" },
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    pub window: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatsView {
+    pub window: String,
+    pub attempts: u64,
+    pub successes: u64,
+    pub failures: u64,
+    /// successes / attempts, 0–1 (null without attempts).
+    pub success_rate: Option<f64>,
+    pub p50_response_ms: Option<i64>,
+    pub p95_response_ms: Option<i64>,
+    pub last_success_at: Option<String>,
+    pub last_failure_at: Option<String>,
+}
+
+/// Parses a window such as `15m`, `24h` or `7d` (at most 90 days).
+pub fn parse_window(raw: &str) -> Option<i64> {
+    let (num, unit) = raw.split_at(raw.len().checked_sub(1)?);
+    let n: i64 = num.parse().ok().filter(|n| *n > 0)?;
+    let ms = match unit {
+        "m" => n * 60_000,
+        "h" => n * 3_600_000,
+        "d" => n * 86_400_000,
+        _ => return None,
+    };
+    (ms <= 90 * 86_400_000).then_some(ms)
+}
+
+#[utoipa::path(get, path = "/webhooks/{id}/stats", tag = "deliveries",
+    params(("id" = Uuid, Path), ("window" = Option<String>, Query, description = "e.g. 1h, 24h, 7d")),
+    responses((status = 200, body = StatsView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn webhook_stats(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<StatsQuery>,
+) -> ApiResult<Json<StatsView>> {
+    who.reader()?;
+    let window = q.window.unwrap_or_else(|| "24h".into());
+    let ms = parse_window(&window)
+        .ok_or_else(|| bad_param("window", "window must look like 30m, 24h or 7d (at most 90d)"))?;
+    let w = webhook(&state, &who, &id).await?;
+    let s = state.store.webhook_stats(&who.tenant, w.id, now_ms() - ms).await?;
+    Ok(Json(StatsView {
+        window,
+        attempts: s.attempts,
+        successes: s.successes,
+        failures: s.failures,
+        success_rate: (s.attempts > 0).then(|| s.successes as f64 / s.attempts as f64),
+        p50_response_ms: s.p50_ms,
+        p95_response_ms: s.p95_ms,
+        last_success_at: s.last_success_at.map(rfc3339_ms),
+        last_failure_at: s.last_failure_at.map(rfc3339_ms),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn windows() {
+        assert_eq!(super::parse_window("24h"), Some(86_400_000));
+        assert_eq!(super::parse_window("15m"), Some(900_000));
+        assert_eq!(super::parse_window("91d"), None);
+        assert_eq!(super::parse_window("h"), None);
+        assert_eq!(super::parse_window("-1h"), None);
+        assert_eq!(super::parse_window(""), None);
+    }
+}

@@ -1,0 +1,205 @@
+//! One delivery attempt: render, sign, send, and decide what happens next.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::http::{HeaderName, HeaderValue};
+use bytes::Bytes;
+use uuid::Uuid;
+
+use super::retry::{delay_before_retry, jitter, parse_retry_after};
+use crate::domain::secret::Secret;
+use crate::domain::time::{now_ms, rfc3339_secs};
+use crate::domain::webhook::Webhook;
+use crate::render::{self, EventView};
+use crate::signing::{seed_signature, standard_signature};
+use crate::store::{AttemptRecord, ClaimedDelivery, Completion, NextStep};
+use crate::transport::http::{HttpTransport, SendError};
+
+/// The names of the service's own headers, built once from the configured prefix.
+#[derive(Clone, Debug)]
+pub struct HeaderNames {
+    pub event: HeaderName,
+    pub delivery: HeaderName,
+    pub timestamp: HeaderName,
+    pub webhook_id: HeaderName,
+    pub signature: HeaderName,
+    pub signature_previous: HeaderName,
+}
+
+impl HeaderNames {
+    pub fn new(prefix: &str) -> Self {
+        let name = |suffix: &str| {
+            HeaderName::from_bytes(format!("{prefix}-{suffix}").to_ascii_lowercase().as_bytes())
+                .expect("the header prefix is validated in config")
+        };
+        Self {
+            event: name("Event"),
+            delivery: name("Delivery"),
+            timestamp: name("Timestamp"),
+            webhook_id: name("Webhook-Id"),
+            signature: name("Signature"),
+            signature_previous: name("Signature-Previous"),
+        }
+    }
+}
+
+/// A webhook ready to deliver to: its settings and its opened secrets.
+pub struct Destination {
+    pub webhook: Webhook,
+    /// The current secret.
+    pub secret: Secret,
+    /// The previous secret, while its grace period lasts.
+    pub previous: Option<Secret>,
+}
+
+/// What the attempt needs from the dispatcher.
+pub struct AttemptContext<'a> {
+    pub http: &'a HttpTransport,
+    pub names: &'a HeaderNames,
+    pub retry_delays: &'a [Duration],
+    pub failure_threshold: u32,
+}
+
+fn value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+/// Makes one attempt of `d` to `dest` and returns its completion (not yet stored).
+pub async fn attempt(
+    ctx: &AttemptContext<'_>,
+    dest: &Destination,
+    d: &ClaimedDelivery,
+    claimer: &str,
+    is_test: bool,
+) -> Completion {
+    let w = &dest.webhook;
+    let attempt_id = Uuid::now_v7();
+    let now = now_ms();
+    let body = render::render(
+        w.format,
+        &EventView {
+            event_type: &d.event_type,
+            event_ref: &d.event_ref,
+            tenant_id: &d.tenant_id,
+            data: &d.data,
+            emitted_at: now,
+        },
+    );
+    let unix = now.div_euclid(1000);
+    let mut standard = standard_signature(&dest.secret, &d.event_ref, unix, &body.body);
+    if let Some(prev) = &dest.previous {
+        standard.push(' ');
+        standard.push_str(&standard_signature(prev, &d.event_ref, unix, &body.body));
+    }
+    let n = ctx.names;
+    let mut headers: Vec<(HeaderName, HeaderValue)> = vec![
+        (axum::http::header::CONTENT_TYPE, HeaderValue::from_static(body.content_type)),
+        (
+            axum::http::header::USER_AGENT,
+            HeaderValue::from_static(concat!("Tocsin-Webhook/", env!("CARGO_PKG_VERSION"))),
+        ),
+        (n.event.clone(), value(&d.event_type)),
+        (n.delivery.clone(), value(&attempt_id.to_string())),
+        (n.timestamp.clone(), value(&rfc3339_secs(now))),
+        (n.webhook_id.clone(), value(&w.id.to_string())),
+        (n.signature.clone(), value(&seed_signature(&dest.secret, &body.body))),
+    ];
+    if let Some(prev) = &dest.previous {
+        headers.push((n.signature_previous.clone(), value(&seed_signature(prev, &body.body))));
+    }
+    headers.push((HeaderName::from_static("webhook-id"), value(&d.event_ref)));
+    headers.push((HeaderName::from_static("webhook-timestamp"), value(&unix.to_string())));
+    headers.push((HeaderName::from_static("webhook-signature"), value(&standard)));
+    // The log shows every header the service set; custom header values may be credentials.
+    let mut logged = serde_json::Map::new();
+    for (k, v) in &headers {
+        logged.insert(k.as_str().to_string(), serde_json::Value::from(v.to_str().unwrap_or_default()));
+    }
+    for (k, v) in w.headers.iter() {
+        if let (Ok(name), Ok(val)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+            headers.push((name, val));
+            logged.insert(k.clone(), serde_json::Value::from("********"));
+        }
+    }
+
+    let started = Instant::now();
+    let result = ctx
+        .http
+        .post(w.url.uri(), headers, Bytes::from(body.body.clone()), Duration::from_millis(w.timeout_ms as u64))
+        .await;
+    let response_ms = started.elapsed().as_millis() as i64;
+
+    let attempt_no = d.attempts + 1;
+    let (success, http_status, error, retry_after, response_body, gone) = match result {
+        Ok(resp) => {
+            let ok = (200..300).contains(&resp.status);
+            let retry_after = if matches!(resp.status, 429 | 503) {
+                resp.retry_after.as_deref().and_then(|v| parse_retry_after(v, SystemTime::now()))
+            } else {
+                None
+            };
+            let error = (!ok).then(|| match resp.status {
+                410 => "HTTP 410 Gone: the endpoint is gone; webhook deactivated".to_string(),
+                s => format!("HTTP {s}"),
+            });
+            (ok, Some(resp.status), error, retry_after, resp.body_excerpt, resp.status == 410)
+        }
+        Err(SendError::Timeout(ms)) => (false, None, Some(format!("timed out after {ms} ms")), None, Vec::new(), false),
+        Err(SendError::Refused(why)) => (false, None, Some(why), None, Vec::new(), false),
+        Err(SendError::Failed(why)) => (false, None, Some(why), None, Vec::new(), false),
+    };
+
+    let next = if success {
+        NextStep::Succeeded
+    } else if is_test || attempt_no > w.retry_count {
+        // A gone endpoint keeps its deliveries (held) for when it is re-enabled.
+        if gone && !is_test {
+            NextStep::Retry(now_ms())
+        } else {
+            NextStep::Failed
+        }
+    } else {
+        let schedule: Vec<Duration>;
+        let delays = match &w.retry_delays_ms {
+            Some(ms) => {
+                schedule = ms.iter().map(|m| Duration::from_millis(*m)).collect();
+                &schedule[..]
+            }
+            None => ctx.retry_delays,
+        };
+        let mut wait = jitter(delay_before_retry(delays, attempt_no));
+        if let Some(at_least) = retry_after {
+            wait = wait.max(at_least);
+        }
+        NextStep::Retry(now_ms() + wait.as_millis() as i64)
+    };
+    let next_attempt_at = match next {
+        NextStep::Retry(at) => Some(at),
+        _ => None,
+    };
+    Completion {
+        attempt: AttemptRecord {
+            id: attempt_id,
+            delivery_seq: d.seq,
+            tenant_id: d.tenant_id.clone(),
+            webhook_id: w.id,
+            event_ref: d.event_ref.clone(),
+            event_type: d.event_type.clone(),
+            attempt_no,
+            success,
+            http_status,
+            error,
+            response_ms,
+            request_headers: serde_json::Value::Object(logged).to_string(),
+            request_body: body.body,
+            response_body,
+            next_attempt_at,
+            created_at: now_ms(),
+        },
+        next,
+        claimer: claimer.to_string(),
+        counts_for_breaker: !is_test,
+        gone,
+        failure_threshold: ctx.failure_threshold,
+    }
+}

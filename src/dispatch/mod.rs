@@ -1,0 +1,430 @@
+//! The delivery engine: claims due deliveries per webhook, attempts them concurrently, records
+//! each attempt and schedules retries.
+//!
+//! Isolation: every webhook has its own concurrency limit and optional rate limit, and the claim
+//! loop visits webhooks in turn, claiming for each only what it can start now, so a slow or
+//! failing endpoint occupies at most its own slots. Durability: deliveries are leased in the
+//! store; a process that dies leaves leases that expire and are claimed again, and on shutdown
+//! the leases of attempts that did not finish are released.
+
+pub mod attempt;
+pub mod retry;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, Semaphore};
+use uuid::Uuid;
+
+use crate::config::Settings;
+use crate::crypto::Cipher;
+use crate::domain::secret::Secret;
+use crate::domain::tenant::TenantId;
+use crate::domain::time::now_ms;
+use crate::domain::webhook::Webhook;
+use crate::store::{AttemptRecord, ClaimedDelivery, NewEvent, Store, StoreError};
+use crate::transport::http::{GuardedConnector, HttpTransport, Resolve, SystemResolver};
+use crate::transport::ssrf::AddressPolicy;
+use attempt::{AttemptContext, Destination, HeaderNames};
+
+/// The most deliveries claimed in one query.
+const CLAIM_BATCH: usize = 256;
+/// How long an idle webhook waits before its queue is looked at again (publishes in this process
+/// wake it at once; this bounds the delay for other processes' publishes).
+const IDLE_RECHECK: Duration = Duration::from_millis(500);
+/// Extra lease time beyond the attempt's own timeout.
+const LEASE_MARGIN_MS: i64 = 30_000;
+
+/// Per-webhook scheduling state in this process.
+#[derive(Debug)]
+struct Slot {
+    in_flight: usize,
+    /// Not worth claiming for before this instant (nothing was due).
+    idle_until: Instant,
+    /// Token bucket for `max_per_second`.
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl Slot {
+    fn new() -> Self {
+        Self { in_flight: 0, idle_until: Instant::now(), tokens: 1.0, refilled: Instant::now() }
+    }
+}
+
+pub struct Inner {
+    store: Arc<dyn Store>,
+    cipher: Cipher,
+    http: HttpTransport,
+    names: HeaderNames,
+    retry_delays: Vec<Duration>,
+    failure_threshold: u32,
+    per_webhook: usize,
+    global: Arc<Semaphore>,
+    workers: usize,
+    slots: Mutex<HashMap<Uuid, Slot>>,
+    wake: Notify,
+    /// (seq, claimer) of attempts in flight, released on shutdown if they do not finish.
+    in_flight: Mutex<HashMap<i64, String>>,
+}
+
+/// A handle to the delivery engine (cheap to clone).
+#[derive(Clone)]
+pub struct Dispatcher(Arc<Inner>);
+
+impl std::ops::Deref for Dispatcher {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl Dispatcher {
+    pub fn new(settings: &Settings, store: Arc<dyn Store>, cipher: Cipher) -> anyhow::Result<Self> {
+        Self::with_resolver(settings, store, cipher, Arc::new(SystemResolver))
+    }
+
+    /// Like `new`, with a chosen DNS resolver (tests map names to addresses with it).
+    pub fn with_resolver(
+        settings: &Settings,
+        store: Arc<dyn Store>,
+        cipher: Cipher,
+        resolver: Arc<dyn Resolve>,
+    ) -> anyhow::Result<Self> {
+        let extra_ca = match &settings.extra_ca_file {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .map_err(|e| anyhow::anyhow!("invalid setting TOCSIN_EXTRA_CA_FILE: {}: {e}", path.display()))?,
+            ),
+            None => None,
+        };
+        let tls = crate::transport::http::tls_config(extra_ca.as_deref())
+            .map_err(|e| anyhow::anyhow!("invalid setting TOCSIN_EXTRA_CA_FILE: {e}"))?;
+        let connector = GuardedConnector::new(AddressPolicy::new(settings.allow_destinations.clone()), resolver);
+        Ok(Self(Arc::new(Inner {
+            store,
+            cipher,
+            http: HttpTransport::new(connector, tls),
+            names: HeaderNames::new(&settings.header_prefix),
+            retry_delays: settings.retry_delays.clone(),
+            failure_threshold: settings.failure_threshold,
+            per_webhook: settings.webhook_concurrency.min(settings.workers),
+            global: Arc::new(Semaphore::new(settings.workers)),
+            workers: settings.workers,
+            slots: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+            in_flight: Mutex::new(HashMap::new()),
+        })))
+    }
+
+    /// New work for these webhooks: look at their queues now.
+    pub fn wake(&self, webhooks: impl IntoIterator<Item = Uuid>) {
+        let now = Instant::now();
+        if let Ok(mut slots) = self.slots.lock() {
+            for id in webhooks {
+                slots.entry(id).or_insert_with(Slot::new).idle_until = now;
+            }
+        }
+        self.wake.notify_one();
+    }
+
+    /// Opens a webhook's secrets for signing.
+    fn destination(&self, webhook: Webhook) -> Result<Destination, String> {
+        let open = |sealed: &[u8]| {
+            self.cipher
+                .open(sealed, webhook.id.as_bytes())
+                .map(Secret::from_stored)
+                .map_err(|e| format!("cannot open the webhook's secret: {e}"))
+        };
+        let secret = open(&webhook.secret.current)?;
+        let previous = match (&webhook.secret.previous, webhook.secret.previous_expires_at) {
+            (Some(prev), Some(until)) if until > now_ms() => Some(open(prev)?),
+            _ => None,
+        };
+        Ok(Destination { webhook, secret, previous })
+    }
+
+    fn context(&self) -> AttemptContext<'_> {
+        AttemptContext {
+            http: &self.http,
+            names: &self.names,
+            retry_delays: &self.retry_delays,
+            failure_threshold: self.failure_threshold,
+        }
+    }
+
+    /// Runs the claim loop until `stop` resolves; then lets attempts in flight finish for up to
+    /// `grace` and releases the leases of those that did not.
+    pub async fn run(self, stop: impl std::future::Future<Output = ()>, grace: Duration) {
+        tokio::pin!(stop);
+        // Each claim gets its own lease id: `<process>:<run>:<n>`.
+        let process = format!("{}:{}", std::process::id(), Uuid::new_v4().simple());
+        let mut claims: u64 = 0;
+        let mut webhooks: Vec<Uuid> = Vec::new();
+        let mut refreshed = Instant::now() - Duration::from_secs(60);
+        let mut start = 0usize;
+        loop {
+            if refreshed.elapsed() > Duration::from_secs(1) {
+                match self.store.active_webhook_ids().await {
+                    Ok(ids) => webhooks = ids,
+                    Err(e) => tracing::warn!(error = %e, "cannot list webhooks; retrying"),
+                }
+                refreshed = Instant::now();
+            }
+            let mut claimed_any = false;
+            if !webhooks.is_empty() {
+                start = (start + 1) % webhooks.len();
+                for i in 0..webhooks.len() {
+                    let id = webhooks[(start + i) % webhooks.len()];
+                    claims += 1;
+                    match self.claim_for(id, &format!("{process}:{claims}")).await {
+                        Ok(n) => claimed_any |= n > 0,
+                        Err(e) => tracing::warn!(webhook = %id, error = %e, "claim failed"),
+                    }
+                    if self.global.available_permits() == 0 {
+                        break;
+                    }
+                }
+            }
+            if !claimed_any {
+                tokio::select! {
+                    _ = &mut stop => break,
+                    _ = self.wake.notified() => {},
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {},
+                }
+            } else if futures_poll_ready(&mut stop).await {
+                break;
+            }
+        }
+        tracing::info!("delivery: stopped claiming; waiting for attempts in flight");
+        let deadline = Instant::now() + grace;
+        while self.global.available_permits() < self.workers && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left: Vec<(i64, String)> =
+            self.in_flight.lock().map(|m| m.iter().map(|(k, v)| (*k, v.clone())).collect()).unwrap_or_default();
+        if !left.is_empty() {
+            if let Err(e) = self.store.release(&left).await {
+                tracing::warn!(error = %e, "could not release leases; they expire on their own");
+            }
+            tracing::info!(released = left.len(), "delivery: released unfinished attempts");
+        }
+    }
+
+    /// Claims and starts what webhook `id` may take now. Returns how many were started.
+    async fn claim_for(&self, id: Uuid, claimer: &str) -> Result<usize, StoreError> {
+        let now = Instant::now();
+        let free_global = self.global.available_permits();
+        if free_global == 0 {
+            return Ok(0);
+        }
+        let room = {
+            let mut slots = self.slots.lock().expect("slots lock");
+            let slot = slots.entry(id).or_insert_with(Slot::new);
+            if slot.idle_until > now {
+                return Ok(0);
+            }
+            let free = self.per_webhook.saturating_sub(slot.in_flight);
+            // Claim in batches: when idle, or when at least half the slots are free.
+            if slot.in_flight > 0 && free < self.per_webhook.div_ceil(2) {
+                return Ok(0);
+            }
+            free.min(free_global).min(CLAIM_BATCH)
+        };
+        if room == 0 {
+            return Ok(0);
+        }
+        let Some(webhook) = self.store.webhook_by_id(id).await? else { return Ok(0) };
+        let room = self.take_tokens(id, webhook.max_per_second, room);
+        if room == 0 || !webhook.is_active {
+            return Ok(0);
+        }
+        let lease_until = now_ms() + webhook.timeout_ms as i64 + LEASE_MARGIN_MS;
+        let claimed = self.store.claim(id, claimer, room as u32, lease_until).await?;
+        if claimed.is_empty() {
+            if let Ok(mut slots) = self.slots.lock() {
+                if let Some(slot) = slots.get_mut(&id) {
+                    slot.idle_until = Instant::now() + IDLE_RECHECK.min(Duration::from_millis(100));
+                }
+            }
+            return Ok(0);
+        }
+        let dest = match self.destination(webhook) {
+            Ok(d) => Arc::new(d),
+            Err(why) => {
+                tracing::error!(webhook = %id, error = %why, "cannot sign for webhook; releasing its deliveries");
+                let leases: Vec<(i64, String)> = claimed.iter().map(|d| (d.seq, claimer.to_string())).collect();
+                self.store.release(&leases).await?;
+                if let Ok(mut slots) = self.slots.lock() {
+                    if let Some(slot) = slots.get_mut(&id) {
+                        slot.idle_until = Instant::now() + Duration::from_secs(30);
+                    }
+                }
+                return Ok(0);
+            }
+        };
+        let n = claimed.len();
+        for d in claimed {
+            let permit = self.global.clone().acquire_owned().await.expect("semaphore never closed");
+            if let Ok(mut slots) = self.slots.lock() {
+                slots.entry(id).or_insert_with(Slot::new).in_flight += 1;
+            }
+            if let Ok(mut m) = self.in_flight.lock() {
+                m.insert(d.seq, claimer.to_string());
+            }
+            let this = self.clone();
+            let dest = dest.clone();
+            let claimer = claimer.to_string();
+            tokio::spawn(async move {
+                this.deliver(&dest, &d, &claimer).await;
+                if let Ok(mut m) = this.in_flight.lock() {
+                    m.remove(&d.seq);
+                }
+                if let Ok(mut slots) = this.slots.lock() {
+                    if let Some(slot) = slots.get_mut(&d.webhook_id) {
+                        slot.in_flight = slot.in_flight.saturating_sub(1);
+                        slot.idle_until = Instant::now();
+                    }
+                }
+                drop(permit);
+                this.wake.notify_one();
+            });
+        }
+        Ok(n)
+    }
+
+    /// Consumes up to `want` tokens of the webhook's rate limit; returns how many it may send.
+    fn take_tokens(&self, id: Uuid, max_per_second: Option<u32>, want: usize) -> usize {
+        let Some(rate) = max_per_second else { return want };
+        let mut slots = self.slots.lock().expect("slots lock");
+        let slot = slots.entry(id).or_insert_with(Slot::new);
+        let now = Instant::now();
+        let burst = rate as f64;
+        slot.tokens = (slot.tokens + now.duration_since(slot.refilled).as_secs_f64() * rate as f64).min(burst);
+        slot.refilled = now;
+        let n = (slot.tokens.floor() as usize).min(want);
+        slot.tokens -= n as f64;
+        if n == 0 {
+            slot.idle_until = now + Duration::from_secs_f64((1.0 - slot.tokens) / rate as f64);
+        }
+        n
+    }
+
+    /// One attempt and its bookkeeping.
+    async fn deliver(&self, dest: &Destination, d: &ClaimedDelivery, claimer: &str) -> AttemptRecord {
+        let completion = attempt::attempt(&self.context(), dest, d, claimer, false).await;
+        if let Some(error) = &completion.attempt.error {
+            tracing::debug!(webhook = %dest.webhook.id, event_ref = %d.event_ref, attempt = completion.attempt.attempt_no, %error, "attempt failed");
+        }
+        self.record(&completion, &dest.webhook).await;
+        completion.attempt
+    }
+
+    /// Stores a completion, retrying while the database is briefly unavailable. If it cannot be
+    /// stored the lease expires and the delivery is attempted again: at least once, never lost.
+    async fn record(&self, completion: &crate::store::Completion, webhook: &Webhook) {
+        let mut wait = Duration::from_millis(50);
+        for _ in 0..8 {
+            match self.store.complete(completion).await {
+                Ok(disabled) => {
+                    if disabled {
+                        self.on_disabled(webhook).await;
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot record an attempt; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+            }
+        }
+        tracing::error!(webhook = %webhook.id, "giving up recording an attempt; its lease will expire and it will be retried");
+    }
+
+    /// The circuit breaker (or a 410) disabled a webhook: tell the tenant's subscribers.
+    async fn on_disabled(&self, webhook: &Webhook) {
+        let current = self.store.webhook_by_id(webhook.id).await.ok().flatten();
+        let reason = current.as_ref().and_then(|w| w.disabled_reason.clone()).unwrap_or_default();
+        let failures = current.as_ref().map_or(0, |w| w.failure_count);
+        tracing::warn!(webhook = %webhook.id, tenant = %webhook.tenant_id, %reason, "webhook disabled");
+        let data = serde_json::json!({
+            "webhook_id": webhook.id,
+            "name": webhook.name,
+            "url": webhook.url.as_str(),
+            "reason": reason,
+            "failure_count": failures,
+            "owner_email": webhook.owner_email,
+        });
+        if let Err(e) = publish_system_event(self, &webhook.tenant_id, "webhook.disabled", data).await {
+            tracing::warn!(error = %e, "cannot publish webhook.disabled");
+        }
+    }
+
+    /// Sends a `webhook.test` event to `webhook` now, through the same attempt path, and returns
+    /// the logged attempt. Works on an inactive webhook too.
+    pub async fn send_test(&self, webhook: Webhook, data: serde_json::Value) -> Result<AttemptRecord, StoreError> {
+        let event = NewEvent {
+            id: Uuid::now_v7(),
+            tenant_id: webhook.tenant_id.clone(),
+            event_ref: Uuid::new_v4().to_string(),
+            event_type: "webhook.test".into(),
+            ordering_key: None,
+            data: data.to_string().into_bytes(),
+            created_at: now_ms(),
+        };
+        let published = self.store.publish(vec![(event.clone(), Vec::new())]).await?;
+        let claimer = format!("test:{}", Uuid::new_v4().simple());
+        let lease_until = now_ms() + webhook.timeout_ms as i64 + LEASE_MARGIN_MS;
+        let seq = self
+            .store
+            .lease_new_delivery(published[0].event_id, &webhook.tenant_id, webhook.id, &claimer, lease_until)
+            .await?;
+        let claimed = ClaimedDelivery {
+            seq,
+            attempts: 0,
+            tenant_id: webhook.tenant_id.to_string(),
+            webhook_id: webhook.id,
+            event_id: published[0].event_id,
+            event_ref: event.event_ref.clone(),
+            event_type: event.event_type.clone(),
+            data: event.data.clone(),
+            created_at: event.created_at,
+        };
+        let dest = self.destination(webhook).map_err(StoreError::Corrupt)?;
+        let completion = attempt::attempt(&self.context(), &dest, &claimed, &claimer, true).await;
+        self.record(&completion, &dest.webhook).await;
+        Ok(completion.attempt)
+    }
+}
+
+/// Publishes an event raised by Tocsin itself to the tenant's subscribers of it.
+async fn publish_system_event(
+    dispatcher: &Dispatcher,
+    tenant: &TenantId,
+    event_type: &str,
+    data: serde_json::Value,
+) -> Result<(), StoreError> {
+    let event = NewEvent {
+        id: Uuid::now_v7(),
+        tenant_id: tenant.clone(),
+        event_ref: Uuid::new_v4().to_string(),
+        event_type: event_type.to_string(),
+        ordering_key: None,
+        data: data.to_string().into_bytes(),
+        created_at: now_ms(),
+    };
+    let (_, woken) = crate::publish::commit(dispatcher.store.as_ref(), tenant, vec![event]).await?;
+    dispatcher.wake(woken);
+    Ok(())
+}
+
+/// True when `fut` has already completed (without waiting).
+async fn futures_poll_ready<F: std::future::Future<Output = ()> + Unpin>(fut: &mut F) -> bool {
+    tokio::select! {
+        biased;
+        _ = fut => true,
+        _ = std::future::ready(()) => false,
+    }
+}

@@ -1,0 +1,114 @@
+//! Accepting events: validation, fan-out to the subscribed webhooks, and a durable commit before
+//! the answer. The API and the dispatcher (for system events) publish through here.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use crate::api::AppState;
+use crate::domain::event_type::{EventTypeName, SYSTEM_EVENT_TYPES};
+use crate::domain::tenant::TenantId;
+use crate::domain::time::now_ms;
+use crate::domain::FieldError;
+use crate::store::{NewEvent, Published, Store, StoreError, Target};
+
+/// One event as a producer sends it.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventInput {
+    /// The event type, from the catalogue.
+    pub event: String,
+    /// The event's fields: a JSON object, stored and delivered byte for byte.
+    #[schema(value_type = Object)]
+    pub data: Box<RawValue>,
+    /// Your id for this event (a UUID is generated when absent); publishing it again is a no-op.
+    pub event_ref: Option<String>,
+    /// Events with the same key reach each webhook in publish order.
+    pub ordering_key: Option<String>,
+}
+
+/// Checks one event; `prefix` names its place in a batch (`events[3].`).
+pub fn validate(
+    input: &EventInput,
+    prefix: &str,
+    tenant: &TenantId,
+    known: &dyn Fn(&str) -> bool,
+    max_bytes: usize,
+) -> Result<NewEvent, FieldError> {
+    let field = |f: &str| format!("{prefix}{f}");
+    EventTypeName::parse(&input.event, &field("event"))?;
+    if SYSTEM_EVENT_TYPES.iter().any(|(n, _)| *n == input.event) {
+        return Err(FieldError::new(
+            field("event"),
+            format!("{} is reserved for events Tocsin raises itself", input.event),
+        ));
+    }
+    if !known(&input.event) {
+        return Err(FieldError::new(field("event"), format!("'{}' is not in the event-type catalogue", input.event)));
+    }
+    let raw = input.data.get();
+    if !raw.trim_start().starts_with('{') {
+        return Err(FieldError::new(field("data"), "data must be a JSON object"));
+    }
+    if raw.len() > max_bytes {
+        return Err(FieldError::new(field("data"), format!("data is {} bytes; the limit is {max_bytes}", raw.len())));
+    }
+    let event_ref = match &input.event_ref {
+        Some(r) => {
+            if r.is_empty() || r.len() > 128 || !r.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(FieldError::new(field("event_ref"), "event_ref must be 1 to 128 printable characters"));
+            }
+            r.clone()
+        }
+        None => Uuid::new_v4().to_string(),
+    };
+    if let Some(k) = &input.ordering_key {
+        if k.is_empty() || k.len() > 256 || k.chars().any(char::is_control) {
+            return Err(FieldError::new(field("ordering_key"), "ordering_key must be 1 to 256 characters"));
+        }
+    }
+    Ok(NewEvent {
+        id: Uuid::now_v7(),
+        tenant_id: tenant.clone(),
+        event_ref,
+        event_type: input.event.clone(),
+        ordering_key: input.ordering_key.clone(),
+        data: raw.as_bytes().to_vec(),
+        created_at: now_ms(),
+    })
+}
+
+/// Fans the events out to the tenant's webhooks, commits them with their deliveries, and wakes
+/// the dispatcher. Returns when everything is durable.
+pub async fn publish(state: &AppState, tenant: &TenantId, events: Vec<NewEvent>) -> Result<Vec<Published>, StoreError> {
+    let (published, woken) = commit(state.store.as_ref(), tenant, events).await?;
+    state.dispatcher.wake(woken);
+    Ok(published)
+}
+
+/// Stores events with one delivery per subscribed webhook (held for inactive ones). Returns the
+/// answers and the active webhooks that got new work.
+pub async fn commit(
+    store: &dyn Store,
+    tenant: &TenantId,
+    events: Vec<NewEvent>,
+) -> Result<(Vec<Published>, Vec<Uuid>), StoreError> {
+    let webhooks = store.tenant_webhooks(tenant).await?;
+    let mut woken = Vec::new();
+    let batch = events
+        .into_iter()
+        .map(|e| {
+            let targets: Vec<Target> = webhooks
+                .iter()
+                .filter(|w| w.subscribes_to(&e.event_type))
+                .map(|w| Target { webhook_id: w.id, held: !w.is_active })
+                .collect();
+            woken.extend(targets.iter().filter(|t| !t.held).map(|t| t.webhook_id));
+            (e, targets)
+        })
+        .collect();
+    let published = store.publish(batch).await?;
+    woken.sort();
+    woken.dedup();
+    Ok((published, woken))
+}

@@ -1,0 +1,241 @@
+//! HTTP(S) delivery: one pooled hyper client (HTTP/1.1 keep-alive, HTTP/2 by ALPN, rustls),
+//! behind a connector that applies the SSRF policy to the address it actually connects to.
+//! Redirects are never followed; `timeout` bounds the whole exchange.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderName, HeaderValue, Method, Request, Uri};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpStream;
+
+use super::ssrf::AddressPolicy;
+
+/// How many bytes of a response are kept for the delivery log.
+pub const RESPONSE_EXCERPT: usize = 4096;
+/// How much of a response body is read (so the connection can be reused); the rest is dropped.
+const RESPONSE_READ_LIMIT: usize = 64 * 1024;
+
+/// Resolves host names; a trait so tests can map a name to any address.
+pub trait Resolve: Send + Sync + 'static {
+    fn resolve(
+        &self,
+        host: String,
+        port: u16,
+    ) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<SocketAddr>>> + Send>>;
+}
+
+/// The system resolver.
+pub struct SystemResolver;
+
+impl Resolve for SystemResolver {
+    fn resolve(
+        &self,
+        host: String,
+        port: u16,
+    ) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<SocketAddr>>> + Send>> {
+        Box::pin(async move { Ok(tokio::net::lookup_host((host.as_str(), port)).await?.collect()) })
+    }
+}
+
+/// Why a connection was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("{0}")]
+    Refused(String),
+    #[error("DNS lookup of {host} failed: {source}")]
+    Dns { host: String, source: std::io::Error },
+    #[error("connection to {addr} failed: {source}")]
+    Io { addr: SocketAddr, source: std::io::Error },
+    #[error("connection to {0} timed out")]
+    Timeout(SocketAddr),
+    #[error("{0} has no host")]
+    NoHost(String),
+}
+
+/// Resolves, checks each address against the policy, connects, and checks the peer again.
+#[derive(Clone)]
+pub struct GuardedConnector {
+    policy: Arc<AddressPolicy>,
+    resolver: Arc<dyn Resolve>,
+}
+
+impl GuardedConnector {
+    pub fn new(policy: AddressPolicy, resolver: Arc<dyn Resolve>) -> Self {
+        Self { policy: Arc::new(policy), resolver }
+    }
+
+    /// Connects to `host:port` if policy allows one of its addresses.
+    pub async fn connect(&self, host: &str, port: u16) -> Result<TcpStream, ConnectError> {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let addrs = match host.parse::<IpAddr>() {
+            Ok(ip) => vec![SocketAddr::new(ip, port)],
+            Err(_) => self
+                .resolver
+                .resolve(host.to_string(), port)
+                .await
+                .map_err(|source| ConnectError::Dns { host: host.to_string(), source })?,
+        };
+        let mut last = ConnectError::NoHost(host.to_string());
+        for addr in addrs {
+            if let Err(why) = self.policy.check(addr.ip()) {
+                last = ConnectError::Refused(why);
+                continue;
+            }
+            match tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr)).await {
+                Ok(Ok(stream)) => {
+                    let peer = stream.peer_addr().map_err(|source| ConnectError::Io { addr, source })?;
+                    self.policy.check(peer.ip()).map_err(ConnectError::Refused)?;
+                    let _ = stream.set_nodelay(true);
+                    return Ok(stream);
+                }
+                Ok(Err(source)) => last = ConnectError::Io { addr, source },
+                Err(_) => last = ConnectError::Timeout(addr),
+            }
+        }
+        Err(last)
+    }
+}
+
+impl tower::Service<Uri> for GuardedConnector {
+    type Response = TokioIo<TcpStream>;
+    type Error = ConnectError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let host = uri.host().ok_or_else(|| ConnectError::NoHost(uri.to_string()))?.to_string();
+            let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+            Ok(TokioIo::new(this.connect(&host, port).await?))
+        })
+    }
+}
+
+/// The outcome of one HTTP exchange that produced a response.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    pub body_excerpt: Vec<u8>,
+}
+
+/// Why an exchange produced no response.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SendError {
+    #[error("timed out after {0} ms")]
+    Timeout(u64),
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+type HttpsConnector = hyper_rustls::HttpsConnector<GuardedConnector>;
+
+/// The shared HTTP client of the dispatcher.
+#[derive(Clone)]
+pub struct HttpTransport {
+    client: Client<HttpsConnector, Full<Bytes>>,
+}
+
+/// Root certificates: the bundled Mozilla roots plus an optional extra PEM bundle (on-premises CAs).
+pub fn tls_config(extra_ca_pem: Option<&[u8]>) -> anyhow::Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(pem) = extra_ca_pem {
+        use rustls::pki_types::pem::PemObject;
+        let mut added = 0;
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem) {
+            roots.add(cert?)?;
+            added += 1;
+        }
+        anyhow::ensure!(added > 0, "the extra CA bundle holds no certificate");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+impl HttpTransport {
+    pub fn new(connector: GuardedConnector, tls: rustls::ClientConfig) -> Self {
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(connector);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(512)
+            .build(https);
+        Self { client }
+    }
+
+    /// POSTs `body` with `headers`; the whole exchange is bounded by `timeout`.
+    pub async fn post(
+        &self,
+        uri: &Uri,
+        headers: Vec<(HeaderName, HeaderValue)>,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<HttpResponse, SendError> {
+        let mut builder = Request::builder().method(Method::POST).uri(uri.clone());
+        for (name, value) in headers {
+            builder = builder.header(name, value);
+        }
+        let request = builder.body(Full::new(body)).map_err(|e| SendError::Failed(format!("bad request: {e}")))?;
+        let started = Instant::now();
+        let exchange = async {
+            let response = self.client.request(request).await.map_err(classify)?;
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get(axum::http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let body = Limited::new(response.into_body(), RESPONSE_READ_LIMIT);
+            let mut excerpt = match body.collect().await {
+                Ok(collected) => collected.to_bytes().to_vec(),
+                Err(_) => Vec::new(),
+            };
+            excerpt.truncate(RESPONSE_EXCERPT);
+            Ok(HttpResponse { status, retry_after, body_excerpt: excerpt })
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(SendError::Timeout(started.elapsed().as_millis() as u64)),
+        }
+    }
+}
+
+/// Turns a client error into a message naming the cause (refused by the guard, refused or reset
+/// by the peer, TLS, DNS…).
+fn classify(e: hyper_util::client::legacy::Error) -> SendError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    let mut parts = Vec::new();
+    while let Some(err) = source {
+        if let Some(ConnectError::Refused(why)) = err.downcast_ref::<ConnectError>() {
+            return SendError::Refused(why.clone());
+        }
+        let text = err.to_string();
+        if !parts.contains(&text) {
+            parts.push(text);
+        }
+        source = err.source();
+    }
+    SendError::Failed(parts.join(": "))
+}

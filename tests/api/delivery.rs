@@ -1,0 +1,502 @@
+//! Delivery: headers and both signatures, retries, Retry-After, 410, the circuit breaker, held
+//! deliveries, isolation, SSRF, ordering keys, idempotent and batch publish, test events,
+//! redelivery, stats and the delivery log, against real receivers on 127.0.0.1.
+
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use crate::both_backends;
+use crate::helpers::{Backend, TestApp, ADMIN_TOKEN};
+use crate::receiver::{Received, Receiver, Reply};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn quarantined() -> Value {
+    json!({
+        "scan_id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+        "message_id": "<CABc123@mail.gmail.com>",
+        "sender_email": "attacker@example.com",
+        "subject": "Urgent: reset your password now",
+        "phish_score": 95,
+        "source": "auto",
+        "reason": "policy"
+    })
+}
+
+/// The seeds' check, written independently: `sha256=` + hex HMAC-SHA256(secret, body).
+fn seed_signature_ok(secret: &str, body: &[u8], header: &str) -> bool {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    expected == header
+}
+
+/// The published Standard Webhooks library's check.
+fn standard_signature_ok(secret: &str, r: &Received) -> bool {
+    let wh = standardwebhooks::Webhook::new(secret).unwrap();
+    wh.verify(&r.body, &r.headers).is_ok()
+}
+
+async fn webhook_to(app: &TestApp, url: &str, extra: Value) -> (String, String) {
+    let mut body = json!({"name": "receiver", "url": url, "event_types": ["*"]});
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let created = app.create_webhook(body).await;
+    (created["id"].as_str().unwrap().to_string(), created["secret"].as_str().unwrap().to_string())
+}
+
+both_backends!(headers_and_both_signatures, headers_on);
+async fn headers_on(backend: Backend) {
+    let app = TestApp::delivering(backend, |_| {}).await;
+    let rx = Receiver::start().await;
+    let (id, secret) = webhook_to(&app, &rx.url(), json!({"headers": {"X-Api-Key": "k-123"}})).await;
+    let answer = app.publish("email.quarantined", quarantined(), Some("3fa85f64-5717-4562-b3fc-2c963f66afa6")).await;
+    assert_eq!(answer["deliveries"], 1);
+    let got = rx.wait_for(1, WAIT).await;
+    let r = &got[0];
+    assert_eq!(r.header("content-type"), "application/json");
+    assert!(r.header("user-agent").starts_with("Tocsin-Webhook/"));
+    assert_eq!(r.header("x-tocsin-event"), "email.quarantined");
+    assert!(r.header("x-tocsin-delivery").parse::<uuid::Uuid>().is_ok());
+    assert!(r.header("x-tocsin-timestamp").ends_with('Z'));
+    assert_eq!(r.header("x-tocsin-webhook-id"), id);
+    assert_eq!(r.header("x-api-key"), "k-123");
+    assert_eq!(r.header("webhook-id"), "3fa85f64-5717-4562-b3fc-2c963f66afa6");
+    let ts: i64 = r.header("webhook-timestamp").parse().unwrap();
+    assert!((ts - time::OffsetDateTime::now_utc().unix_timestamp()).abs() < 60);
+    assert!(seed_signature_ok(&secret, &r.body, &r.header("x-tocsin-signature")), "seed signature");
+    assert!(standard_signature_ok(&secret, r), "Standard Webhooks signature");
+    let envelope = r.json();
+    assert_eq!(envelope["event"], "email.quarantined");
+    assert_eq!(envelope["event_ref"], "3fa85f64-5717-4562-b3fc-2c963f66afa6");
+    assert_eq!(envelope["tenant_id"], "default");
+    assert_eq!(envelope["data"], quarantined());
+    assert!(envelope["emitted_at"].as_str().unwrap().ends_with('Z'));
+    seed_snippets_verify(&secret, r);
+
+    // The delivery log shows the attempt, its headers (signatures, never the secret).
+    let log = app
+        .poll(&format!("/api/v1/webhooks/{id}/deliveries"), WAIT, |v| {
+            v["data"].as_array().is_some_and(|d| d.len() == 1)
+        })
+        .await;
+    let a = &log["data"][0];
+    assert_eq!(a["success"], true);
+    assert_eq!(a["http_status"], 200);
+    assert_eq!(a["attempt_number"], 1);
+    assert_eq!(a["id"], r.header("x-tocsin-delivery"));
+    assert_eq!(a["request_headers"]["x-tocsin-signature"], r.header("x-tocsin-signature"));
+    assert_eq!(a["request_headers"]["X-Api-Key"], "********");
+    assert_eq!(a["response_body"], "ok");
+    assert!(!log.to_string().contains(&secret));
+    let (_, recent) = app.get("/api/v1/deliveries?limit=50", ADMIN_TOKEN).await;
+    assert_eq!(recent["data"][0]["id"], a["id"]);
+    let (_, event) = app.get("/api/v1/events/3fa85f64-5717-4562-b3fc-2c963f66afa6", ADMIN_TOKEN).await;
+    assert_eq!(event["deliveries"][0]["state"], "succeeded");
+    assert_eq!(event["data"]["phish_score"], 95);
+}
+
+/// Runs the seed briefs' Python (NetRecon) and Node.js (PhishNet) snippets, unchanged, on the
+/// delivery, when those interpreters are installed.
+fn seed_snippets_verify(secret: &str, r: &Received) {
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("body");
+    std::fs::write(&body, &r.body).unwrap();
+    let sig = r.header("x-tocsin-signature");
+    let python = format!(
+        "import hmac\nimport hashlib\ndef verify_webhook(payload: bytes, signature: str, secret: str) -> bool:\n    \
+         expected = \"sha256=\" + hmac.new(\n        secret.encode(), payload, hashlib.sha256\n    ).hexdigest()\n    \
+         return hmac.compare_digest(expected, signature)\n\
+         import sys\nsys.exit(0 if verify_webhook(open({body:?}, 'rb').read(), {sig:?}, {secret:?}) else 1)\n",
+        body = body.display().to_string()
+    );
+    if let Ok(out) = std::process::Command::new("python3").arg("-c").arg(&python).output() {
+        assert!(out.status.success(), "the NetRecon Python snippet rejects the signature: {out:?}");
+    }
+    let node = format!(
+        "const crypto = require('crypto');\n\
+         function verifySignature(secret, rawBody, signatureHeader) {{\n\
+         const expected = 'sha256=' + crypto\n.createHmac('sha256', secret)\n.update(rawBody)\n.digest('hex');\n\
+         if (expected.length !== signatureHeader.length) return false;\n\
+         return crypto.timingSafeEqual(\nBuffer.from(expected),\nBuffer.from(signatureHeader)\n);\n}}\n\
+         process.exit(verifySignature({secret:?}, require('fs').readFileSync({body:?}), {sig:?}) ? 0 : 1);\n",
+        body = body.display().to_string()
+    );
+    if let Ok(out) = std::process::Command::new("node").arg("-e").arg(&node).output() {
+        assert!(out.status.success(), "the PhishNet Node.js snippet rejects the signature: {out:?}");
+    }
+}
+
+both_backends!(retries_follow_the_schedule, retries_on);
+async fn retries_on(backend: Backend) {
+    let app = TestApp::delivering(backend, |_| {}).await;
+    let rx = Receiver::with_plan(|n, _| if n < 2 { Reply::Status(500) } else { Reply::Ok }).await;
+    let (id, _) = webhook_to(&app, &rx.url(), json!({"retry_count": 3, "retry_delays_ms": [0, 300, 600]})).await;
+    app.publish("alert.created", json!({"severity": "high"}), Some("retry-1")).await;
+    let got = rx.wait_for(3, WAIT).await;
+    let ids: std::collections::HashSet<String> = got.iter().map(|r| r.header("x-tocsin-delivery")).collect();
+    assert_eq!(ids.len(), 3, "each attempt has its own X-Tocsin-Delivery");
+    assert!(got.iter().all(|r| r.event_ref() == "retry-1"), "webhook-id is stable across retries");
+    let gap1 = got[1].at - got[0].at;
+    let gap2 = got[2].at - got[1].at;
+    assert!(gap1 >= Duration::from_millis(240), "first retry after ~300 ms (±20%), was {gap1:?}");
+    assert!(gap2 >= Duration::from_millis(480), "second retry after ~600 ms (±20%), was {gap2:?}");
+    let log = app
+        .poll(&format!("/api/v1/webhooks/{id}/deliveries"), WAIT, |v| {
+            v["data"].as_array().is_some_and(|d| d.len() == 3)
+        })
+        .await;
+    let attempts: Vec<(i64, bool)> = log["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["attempt_number"].as_i64().unwrap(), a["success"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(attempts, [(3, true), (2, false), (1, false)], "newest first");
+    assert_eq!(log["data"][2]["http_status"], 500);
+    assert_eq!(log["data"][2]["error"], "HTTP 500");
+    assert!(log["data"][2]["next_attempt_at"].is_string());
+    let (_, failed) = app.get(&format!("/api/v1/webhooks/{id}/deliveries?status=failed"), ADMIN_TOKEN).await;
+    assert_eq!(failed["total"], 2);
+    let (_, page) = app.get(&format!("/api/v1/webhooks/{id}/deliveries?per_page=1&page=2"), ADMIN_TOKEN).await;
+    assert_eq!(page["data"][0]["attempt_number"], 2);
+    let (_, w) = app.get(&format!("/api/v1/webhooks/{id}"), ADMIN_TOKEN).await;
+    assert_eq!(w["failure_count"], 0, "a success resets the counter");
+    let (_, stats) = app.get(&format!("/api/v1/webhooks/{id}/stats?window=24h"), ADMIN_TOKEN).await;
+    assert_eq!(
+        (stats["attempts"].as_i64(), stats["successes"].as_i64(), stats["failures"].as_i64()),
+        (Some(3), Some(1), Some(2))
+    );
+    assert!((stats["success_rate"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9);
+    assert!(stats["p50_response_ms"].is_i64() && stats["p95_response_ms"].is_i64());
+    assert!(stats["last_success_at"].is_string() && stats["last_failure_at"].is_string());
+}
+
+both_backends!(exhausted_retries_fail_visibly, exhausted_on);
+async fn exhausted_on(backend: Backend) {
+    let app = TestApp::delivering(backend, |_| {}).await;
+    let rx = Receiver::with_plan(|_, _| Reply::Status(502)).await;
+    let (id, _) = webhook_to(&app, &rx.url(), json!({"retry_count": 1, "retry_delays_ms": [0, 20]})).await;
+    app.publish("alert.created", json!({}), Some("doomed")).await;
+    let event = app.poll("/api/v1/events/doomed", WAIT, |v| v["deliveries"][0]["state"] == "failed").await;
+    assert_eq!(event["deliveries"][0]["attempts"], 2);
+    assert_eq!(event["deliveries"][0]["last_status"], 502);
+    assert_eq!(rx.received().len(), 2);
+    let (_, log) = app.get(&format!("/api/v1/webhooks/{id}/deliveries"), ADMIN_TOKEN).await;
+    assert_eq!(log["data"][0]["next_attempt_at"], Value::Null);
+}
+
+both_backends!(retry_after_is_honoured, retry_after_on);
+async fn retry_after_on(backend: Backend) {
+    let app = TestApp::delivering(backend, |_| {}).await;
+    let rx = Receiver::with_plan(|n, _| match n {
+        0 => Reply::RetryAfter(429, "1".into()),
+        1 => Reply::RetryAfter(503, httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(2))),
+        _ => Reply::Ok,
+    })
+    .await;
+    webhook_to(&app, &rx.url(), json!({"retry_count": 3, "retry_delays_ms": [0, 10]})).await;
+    app.publish("alert.created", json!({}), None).await;
+    let got = rx.wait_for(3, WAIT).await;
+    assert!(
+        got[1].at - got[0].at >= Duration::from_millis(950),
+        "429 Retry-After: 1 s, was {:?}",
+        got[1].at - got[0].at
+    );
+    assert!(
+        got[2].at - got[1].at >= Duration::from_millis(950),
+        "503 with an HTTP date, was {:?}",
+        got[2].at - got[1].at
+    );
+}
+
+both_backends!(gone_deactivates_and_holds, gone_on);
+async fn gone_on(backend: Backend) {
+    let app = TestApp::delivering(backend, |_| {}).await;
+    let rx = Receiver::with_plan(|_, _| Reply::Status(410)).await;
+    let (id, _) = webhook_to(&app, &rx.url(), json!({"retry_count": 5})).await;
+    app.publish("alert.created", json!({"n": 1}), Some("g1")).await;
+    let w = app.poll(&format!("/api/v1/webhooks/{id}"), WAIT, |v| v["is_active"] == false).await;
+    assert_eq!(w["disabled_reason"], "gone");
+    assert_eq!(rx.received().len(), 1, "no retry to a gone endpoint");
+    app.publish("alert.created", json!({"n": 2}), Some("g2")).await;
+    let (_, e1) = app.get("/api/v1/events/g1", ADMIN_TOKEN).await;
+    let (_, e2) = app.get("/api/v1/events/g2", ADMIN_TOKEN).await;
+    assert_eq!(e1["deliveries"][0]["state"], "held");
+    assert_eq!(e2["deliveries"][0]["state"], "held");
+    // The endpoint is back: re-enabling releases what was held.
+    rx.set_plan(|_, _| Reply::Ok);
+    app.patch(&format!("/api/v1/webhooks/{id}"), ADMIN_TOKEN, json!({"is_active": true})).await;
+    let got = rx
+        .wait_until(WAIT, "g1 and g2", |r| {
+            r.iter().any(|x| x.event_ref() == "g2") && r.iter().filter(|x| x.event_ref() == "g1").count() >= 2
+        })
+        .await;
+    assert!(got.len() >= 3);
+}
+
+both_backends!(circuit_breaker, breaker_on);
+async fn breaker_on(backend: Backend) {
+    let app = TestApp::delivering(backend, |s| s.failure_threshold = 3).await;
+    let bad = Receiver::with_plan(|_, _| Reply::Status(500)).await;
+    let watcher = Receiver::start().await;
+    let (id, _) = webhook_to(
+        &app,
+        &bad.url(),
+        json!({"retry_count": 0, "event_types": ["alert.*"], "owner_email": "soc@example.com"}),
+    )
+    .await;
+    let mut body = json!({"name": "watch", "url": watcher.url(), "event_types": ["webhook.disabled"]});
+    body["retry_count"] = json!(0);
+    app.create_webhook(body).await;
+    for i in 0..3 {
+        app.publish("alert.created", json!({"i": i}), Some(&format!("b{i}"))).await;
+        app.poll(&format!("/api/v1/events/b{i}"), WAIT, |v| v["deliveries"][0]["state"] == "failed").await;
+    }
+    let w = app.poll(&format!("/api/v1/webhooks/{id}"), WAIT, |v| v["is_active"] == false).await;
+    assert_eq!(w["disabled_reason"], "consecutive_failures");
+    assert_eq!(w["failure_count"], 3);
+    let got = watcher.wait_for(1, WAIT).await;
+    assert_eq!(got[0].header("x-tocsin-event"), "webhook.disabled");
+    let data = &got[0].json()["data"];
+    assert_eq!(data["webhook_id"], id);
+    assert_eq!(data["reason"], "consecutive_failures");
+    // Published while disabled: held, not lost, not attempted.
+    app.publish("alert.created", json!({"i": 9}), Some("held-1")).await;
+    let (_, e) = app.get("/api/v1/events/held-1", ADMIN_TOKEN).await;
+    assert_eq!(e["deliveries"][0]["state"], "held");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(bad.received().len(), 3);
+    bad.set_plan(|_, _| Reply::Ok);
+    let (_, on) = app.patch(&format!("/api/v1/webhooks/{id}"), ADMIN_TOKEN, json!({"is_active": true})).await;
+    assert_eq!(on["failure_count"], 0);
+    bad.wait_until(WAIT, "the held delivery", |r| r.iter().any(|x| x.event_ref() == "held-1")).await;
+    app.poll("/api/v1/events/held-1", WAIT, |v| v["deliveries"][0]["state"] == "succeeded").await;
+}
+
+both_backends!(isolation_from_a_hanging_endpoint, isolation_on);
+async fn isolation_on(backend: Backend) {
+    let app = TestApp::delivering(backend, |s| s.webhook_concurrency = 8).await;
+    let healthy = Receiver::start().await;
+    let hanging = Receiver::with_plan(|_, _| Reply::Hang(Duration::from_secs(5))).await;
+    webhook_to(&app, &healthy.url(), json!({"event_types": ["alert.*"]})).await;
+    const N: usize = 40;
+    let publish_all = |tag: &'static str| {
+        let app = &app;
+        async move {
+            let events: Vec<Value> = (0..N)
+                .map(|i| json!({"event": "alert.created", "data": {"i": i}, "event_ref": format!("{tag}-{i}")}))
+                .collect();
+            let (s, b) = app.post("/api/v1/events/batch", ADMIN_TOKEN, json!({"events": events})).await;
+            assert_eq!(s, StatusCode::OK, "{b}");
+        }
+    };
+    // Alone.
+    let t0 = Instant::now();
+    publish_all("alone").await;
+    healthy.wait_for(N, WAIT).await;
+    let alone = t0.elapsed();
+    // Beside an endpoint that hangs past its 1 s timeout on every request.
+    webhook_to(&app, &hanging.url(), json!({"event_types": ["alert.*"], "timeout_ms": 1000, "retry_count": 0})).await;
+    let t1 = Instant::now();
+    publish_all("beside").await;
+    healthy.wait_for(2 * N, WAIT).await;
+    let beside = t1.elapsed();
+    eprintln!("healthy endpoint: {N} deliveries alone {alone:?}, beside a hanging endpoint {beside:?}");
+    assert!(beside < alone * 3 + Duration::from_millis(400), "alone {alone:?}, beside a hanging endpoint {beside:?}");
+    assert!(beside < Duration::from_millis(1000), "not held up by the 1 s timeouts: {beside:?}");
+}
+
+both_backends!(ssrf_guard_applies_to_resolved_names, ssrf_on);
+async fn ssrf_on(backend: Backend) {
+    // No allow-list: loopback is refused, also behind a name.
+    let app = TestApp::spawn(backend).await;
+    let rx = Receiver::start().await;
+    let url = format!("http://localhost:{}/hook", rx.addr.port());
+    let (id, _) = webhook_to(&app, &url, json!({"retry_count": 0})).await;
+    let (status, attempt) = app.post(&format!("/api/v1/webhooks/{id}/test"), ADMIN_TOKEN, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{attempt}");
+    assert_eq!(attempt["success"], false);
+    let error = attempt["error"].as_str().unwrap();
+    assert!(error.contains("loopback") && error.contains("SSRF"), "{error}");
+    assert!(rx.received().is_empty(), "nothing reached the loopback receiver");
+    // Allowed through the allow-list.
+    let app = TestApp::delivering(backend, |_| {}).await;
+    let (id, _) = webhook_to(&app, &url, json!({})).await;
+    let (_, attempt) = app.post(&format!("/api/v1/webhooks/{id}/test"), ADMIN_TOKEN, json!({})).await;
+    assert_eq!(attempt["success"], true, "{attempt}");
+}
+
+both_backends!(ordering_keys_keep_order_per_key, ordering_on);
+async fn ordering_on(backend: Backend) {
+    let app = TestApp::delivering(backend, |_| {}).await;
+    // The first delivery of alert A fails twice before it succeeds.
+    let rx = Receiver::start().await;
+    let fails = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let f = fails.clone();
+    rx.set_plan(move |_, r| {
+        if r.json()["event_ref"] == "a1" && f.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
+            Reply::Status(500)
+        } else {
+            Reply::Ok
+        }
+    });
+    webhook_to(&app, &rx.url(), json!({"retry_count": 5, "retry_delays_ms": [0, 150, 150]})).await;
+    let publish = |r: &'static str, ev: &'static str, key: &'static str| {
+        let app = &app;
+        async move {
+            let (s, b) = app
+                .post(
+                    "/api/v1/events",
+                    ADMIN_TOKEN,
+                    json!({"event": ev, "data": {}, "event_ref": r, "ordering_key": key}),
+                )
+                .await;
+            assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+        }
+    };
+    publish("a1", "alert.created", "alert-A").await;
+    publish("a2", "alert.resolved", "alert-A").await;
+    publish("b1", "alert.created", "alert-B").await;
+    let got = rx.wait_until(WAIT, "a2", |r| r.iter().any(|x| x.event_ref() == "a2")).await;
+    let order: Vec<String> = got.iter().map(Received::event_ref).collect();
+    let pos = |r: &str| order.iter().position(|x| x == r).unwrap();
+    let last_a1 = order.iter().rposition(|x| x == "a1").unwrap();
+    assert!(pos("b1") < last_a1, "another key is not held up by a failing head: {order:?}");
+    assert!(last_a1 < pos("a2"), "alert.created reaches the webhook before alert.resolved: {order:?}");
+    assert_eq!(order.iter().filter(|x| *x == "a1").count(), 3);
+}
+
+both_backends!(idempotent_and_batch_publish, publish_on);
+async fn publish_on(backend: Backend) {
+    let app = TestApp::delivering(backend, |_| {}).await;
+    let rx = Receiver::start().await;
+    webhook_to(&app, &rx.url(), json!({"event_types": ["email.*"]})).await;
+    webhook_to(&app, &rx.url(), json!({"event_types": ["email.quarantined"]})).await;
+    webhook_to(&app, &rx.url(), json!({"event_types": ["alert.*"]})).await;
+    let first = app.publish("email.quarantined", quarantined(), Some("same-ref")).await;
+    assert_eq!(first["deliveries"], 2, "fan-out to the two matching webhooks");
+    assert_eq!(first["duplicate"], false);
+    let again = app.publish("email.quarantined", json!({"other": true}), Some("same-ref")).await;
+    assert_eq!(again["deliveries"], 2);
+    assert_eq!(again["duplicate"], true);
+    rx.wait_for(2, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.received().len(), 2, "a repeated event_ref delivers nothing new");
+    // A generated event_ref.
+    let gen = app.publish("email.restored", json!({}), None).await;
+    assert!(gen["event_ref"].as_str().unwrap().parse::<uuid::Uuid>().is_ok());
+
+    let events = json!([
+        {"event": "alert.created", "data": {"n": 0}, "event_ref": "batch-0"},
+        {"event": "email.quarantined", "data": {"n": 1}},
+        {"event": "no.such.event", "data": {}},
+        {"event": "alert.created", "data": [1, 2]},
+        {"event": "alert.created", "data": {"n": 4}, "event_ref": "same-ref"}
+    ]);
+    let (s, b) = app.post("/api/v1/events/batch", ADMIN_TOKEN, json!({"events": events})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["accepted"], 3);
+    assert_eq!(b["rejected"], 2);
+    let statuses: Vec<&str> = b["results"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["accepted", "accepted", "rejected", "rejected", "duplicate"]);
+    assert_eq!(b["results"][0]["deliveries"], 1);
+    assert_eq!(b["results"][1]["deliveries"], 2);
+    assert_eq!(b["results"][2]["error"]["field"], "events[2].event");
+    assert_eq!(b["results"][3]["error"]["field"], "events[3].data");
+
+    // Publishing errors name the field; roles apply.
+    for (field, body) in [
+        ("event", json!({"event": "nope", "data": {}})),
+        ("event", json!({"event": "webhook.disabled", "data": {}})),
+        ("data", json!({"event": "alert.created", "data": "text"})),
+        ("data", json!({"event": "alert.created"})),
+        ("event_ref", json!({"event": "alert.created", "data": {}, "event_ref": ""})),
+        ("ordering_key", json!({"event": "alert.created", "data": {}, "ordering_key": ""})),
+        ("colour", json!({"event": "alert.created", "data": {}, "colour": 1})),
+    ] {
+        let (s, b) = app.post("/api/v1/events", ADMIN_TOKEN, body).await;
+        crate::helpers::assert_field_error(s, &b, field);
+    }
+    let (s, b) = app.post("/api/v1/events/batch", ADMIN_TOKEN, json!({"events": []})).await;
+    crate::helpers::assert_field_error(s, &b, "events");
+    let big = "x".repeat(300 * 1024);
+    let (s, _) = app.post("/api/v1/events", ADMIN_TOKEN, json!({"event": "alert.created", "data": {"big": big}})).await;
+    assert!(s == StatusCode::PAYLOAD_TOO_LARGE || s == StatusCode::UNPROCESSABLE_ENTITY, "{s}");
+    let publisher = app.token("default", tocsin::domain::token::Role::Publisher).await;
+    let viewer = app.token("default", tocsin::domain::token::Role::Viewer).await;
+    let ev = json!({"event": "alert.created", "data": {}});
+    assert_eq!(app.post("/api/v1/events", &publisher, ev.clone()).await.0, StatusCode::ACCEPTED);
+    assert_eq!(app.post("/api/v1/events", &viewer, ev.clone()).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(app.call(Method::POST, "/api/v1/events", None, Some(ev)).await.0, StatusCode::UNAUTHORIZED);
+    let other = app.token("other", tocsin::domain::token::Role::Admin).await;
+    assert_eq!(app.get("/api/v1/events/same-ref", &other).await.0, StatusCode::NOT_FOUND);
+}
+
+both_backends!(test_event_and_redeliver, test_event_on);
+async fn test_event_on(backend: Backend) {
+    let app = TestApp::delivering(backend, |_| {}).await;
+    let rx = Receiver::start().await;
+    let (id, secret) =
+        webhook_to(&app, &rx.url(), json!({"event_types": ["email.quarantined"], "is_active": false})).await;
+    let (status, attempt) = app.post(&format!("/api/v1/webhooks/{id}/test"), ADMIN_TOKEN, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{attempt}");
+    assert_eq!(attempt["success"], true);
+    assert_eq!(attempt["http_status"], 200);
+    assert_eq!(attempt["event_type"], "webhook.test");
+    let got = rx.wait_for(1, WAIT).await;
+    assert_eq!(got[0].header("x-tocsin-event"), "webhook.test");
+    assert!(standard_signature_ok(&secret, &got[0]));
+    assert_eq!(got[0].json()["data"]["example"]["phish_score"], 95, "the event type's example payload");
+    let (_, log) = app.get(&format!("/api/v1/webhooks/{id}/deliveries"), ADMIN_TOKEN).await;
+    assert_eq!(log["total"], 1, "the test is in the history");
+
+    // Redeliver an event that was delivered.
+    app.patch(&format!("/api/v1/webhooks/{id}"), ADMIN_TOKEN, json!({"is_active": true})).await;
+    app.publish("email.quarantined", quarantined(), Some("again")).await;
+    rx.wait_for(2, WAIT).await;
+    let log = app
+        .poll(&format!("/api/v1/webhooks/{id}/deliveries"), WAIT, |v| {
+            v["data"].as_array().is_some_and(|d| d.len() == 2)
+        })
+        .await;
+    let attempt_id = log["data"][0]["id"].as_str().unwrap();
+    let (s, b) =
+        app.post(&format!("/api/v1/webhooks/{id}/deliveries/{attempt_id}/redeliver"), ADMIN_TOKEN, json!({})).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    let got = rx.wait_for(3, WAIT).await;
+    assert_eq!(got[2].event_ref(), "again");
+    assert_ne!(got[2].header("x-tocsin-delivery"), got[1].header("x-tocsin-delivery"));
+    let (s, _) = app
+        .post(&format!("/api/v1/webhooks/{id}/deliveries/{}/redeliver", uuid::Uuid::new_v4()), ADMIN_TOKEN, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let viewer = app.token("default", tocsin::domain::token::Role::Viewer).await;
+    assert_eq!(app.post(&format!("/api/v1/webhooks/{id}/test"), &viewer, json!({})).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(app.get(&format!("/api/v1/webhooks/{id}/deliveries"), &viewer).await.0, StatusCode::OK);
+    assert_eq!(
+        app.get(&format!("/api/v1/webhooks/{id}/stats?window=1y"), ADMIN_TOKEN).await.0,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+both_backends!(rotation_signs_with_both_secrets, rotation_on);
+async fn rotation_on(backend: Backend) {
+    let app = TestApp::delivering(backend, |_| {}).await;
+    let rx = Receiver::start().await;
+    let (id, old) = webhook_to(&app, &rx.url(), json!({})).await;
+    let (_, rotated) = app.post(&format!("/api/v1/webhooks/{id}/rotate-secret"), ADMIN_TOKEN, json!({})).await;
+    let new = rotated["secret"].as_str().unwrap().to_string();
+    app.publish("alert.created", json!({}), None).await;
+    let r = &rx.wait_for(1, WAIT).await[0];
+    assert_eq!(r.header("webhook-signature").split(' ').count(), 2);
+    assert!(standard_signature_ok(&new, r), "the new secret verifies");
+    assert!(standard_signature_ok(&old, r), "the old secret still verifies during the grace period");
+    assert!(seed_signature_ok(&new, &r.body, &r.header("x-tocsin-signature")));
+    assert!(seed_signature_ok(&old, &r.body, &r.header("x-tocsin-signature-previous")));
+}
