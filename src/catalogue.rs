@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -37,10 +38,17 @@ struct FileEventType {
     presentation: Option<toml::Value>,
 }
 
-/// The deployment-wide event types, by name.
-#[derive(Debug, Clone, Default)]
+/// The deployment-wide event types, by name, with their schemas compiled once.
+#[derive(Clone, Default)]
 pub struct Catalogue {
     types: BTreeMap<String, EventType>,
+    validators: BTreeMap<String, Arc<jsonschema::Validator>>,
+}
+
+impl std::fmt::Debug for Catalogue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalogue").field("types", &self.types.len()).finish()
+    }
 }
 
 fn to_json(v: Option<toml::Value>) -> Option<serde_json::Value> {
@@ -87,12 +95,18 @@ impl Catalogue {
             if self.types.contains_key(&et.name) {
                 anyhow::bail!("catalogue {source}: event type '{}' is defined twice", et.name);
             }
+            let schema = to_json(et.schema);
+            if let Some(s) = &schema {
+                let v = jsonschema::validator_for(s)
+                    .map_err(|e| anyhow::anyhow!("catalogue {source}: schema of '{}': {e}", et.name))?;
+                self.validators.insert(et.name.clone(), Arc::new(v));
+            }
             self.types.insert(
                 et.name.clone(),
                 EventType {
                     name: et.name,
                     description: et.description,
-                    schema: to_json(et.schema),
+                    schema,
                     example: to_json(et.example),
                     presentation: to_json(et.presentation),
                 },
@@ -103,6 +117,11 @@ impl Catalogue {
 
     pub fn get(&self, name: &str) -> Option<&EventType> {
         self.types.get(name)
+    }
+
+    /// The compiled schema of a configured type, if it has one.
+    pub fn validator(&self, name: &str) -> Option<Arc<jsonschema::Validator>> {
+        self.validators.get(name).cloned()
     }
 
     pub fn contains(&self, name: &str) -> bool {

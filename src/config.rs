@@ -73,6 +73,7 @@ pub struct FileConfig {
     pub webhook_concurrency: Option<usize>,
     pub extra_ca_file: Option<String>,
     pub shutdown_grace_secs: Option<u64>,
+    pub lease_margin_secs: Option<u64>,
 }
 
 /// Values given on the command line (all optional: a missing one falls through to the next source).
@@ -133,6 +134,8 @@ pub struct Settings {
     pub extra_ca_file: Option<PathBuf>,
     /// How long attempts in flight may finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// A lease lasts the attempt's timeout plus this; then a crashed process's work is claimed again.
+    pub lease_margin: Duration,
 }
 
 /// A setting that could not be parsed: names it and where it came from.
@@ -406,6 +409,15 @@ impl Settings {
             || Duration::from_secs(15),
             |s| s.parse::<u64>().map(Duration::from_secs).map_err(|_| format!("'{s}' is not a number of seconds")),
         )?;
+        let lease_margin = parse_with(
+            r.pick(None, "TOCSIN_LEASE_MARGIN_SECS", file.lease_margin_secs.map(|v| v.to_string())),
+            "TOCSIN_LEASE_MARGIN_SECS",
+            || Duration::from_secs(30),
+            |s| match s.parse::<u64>() {
+                Ok(n) if (1..=3600).contains(&n) => Ok(Duration::from_secs(n)),
+                _ => Err(format!("'{s}' must be between 1 and 3600 seconds")),
+            },
+        )?;
 
         Ok(Settings {
             listen,
@@ -427,6 +439,7 @@ impl Settings {
             webhook_concurrency,
             extra_ca_file,
             shutdown_grace,
+            lease_margin,
         })
     }
 

@@ -1,11 +1,16 @@
 //! Accepting events: validation, fan-out to the subscribed webhooks, and a durable commit before
 //! the answer. The API and the dispatcher (for system events) publish through here.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::api::AppState;
+use crate::catalogue::Catalogue;
+use crate::domain::event_type::EventType;
 use crate::domain::event_type::{EventTypeName, SYSTEM_EVENT_TYPES};
 use crate::domain::tenant::TenantId;
 use crate::domain::time::now_ms;
@@ -27,12 +32,48 @@ pub struct EventInput {
     pub ordering_key: Option<String>,
 }
 
+/// The event types a tenant may publish, with their compiled JSON schemas.
+pub struct KnownTypes {
+    types: HashMap<String, Option<Arc<jsonschema::Validator>>>,
+}
+
+impl KnownTypes {
+    /// The configured catalogue (schemas compiled at load) plus the tenant's own types.
+    pub fn new(catalogue: &Catalogue, own: Vec<EventType>) -> Self {
+        let mut types: HashMap<String, Option<Arc<jsonschema::Validator>>> =
+            catalogue.iter().map(|et| (et.name.clone(), catalogue.validator(&et.name))).collect();
+        for et in own {
+            // Tenant schemas were checked to compile when they were stored.
+            let v = et.schema.as_ref().and_then(|s| jsonschema::validator_for(s).ok()).map(Arc::new);
+            types.entry(et.name).or_insert(v);
+        }
+        Self { types }
+    }
+
+    fn get(&self, name: &str) -> Option<&Option<Arc<jsonschema::Validator>>> {
+        self.types.get(name)
+    }
+}
+
+/// Checks `data` against a schema; the error names the offending path (`data.sender.email`).
+fn check_schema(v: &jsonschema::Validator, raw: &str, field: &str) -> Result<(), FieldError> {
+    let value: serde_json::Value =
+        serde_json::from_str(raw).map_err(|_| FieldError::new(field, "data is not valid JSON"))?;
+    if let Some(err) = v.iter_errors(&value).next() {
+        let path = err.instance_path.to_string();
+        let at = path.trim_start_matches('/').replace('/', ".");
+        let name = if at.is_empty() { field.to_string() } else { format!("{field}.{at}") };
+        return Err(FieldError::new(name, format!("does not match the event type's schema: {err}")));
+    }
+    Ok(())
+}
+
 /// Checks one event; `prefix` names its place in a batch (`events[3].`).
 pub fn validate(
     input: &EventInput,
     prefix: &str,
     tenant: &TenantId,
-    known: &dyn Fn(&str) -> bool,
+    known: &KnownTypes,
     max_bytes: usize,
 ) -> Result<NewEvent, FieldError> {
     let field = |f: &str| format!("{prefix}{f}");
@@ -43,15 +84,18 @@ pub fn validate(
             format!("{} is reserved for events Tocsin raises itself", input.event),
         ));
     }
-    if !known(&input.event) {
+    let Some(schema) = known.get(&input.event) else {
         return Err(FieldError::new(field("event"), format!("'{}' is not in the event-type catalogue", input.event)));
-    }
+    };
     let raw = input.data.get();
     if !raw.trim_start().starts_with('{') {
         return Err(FieldError::new(field("data"), "data must be a JSON object"));
     }
     if raw.len() > max_bytes {
         return Err(FieldError::new(field("data"), format!("data is {} bytes; the limit is {max_bytes}", raw.len())));
+    }
+    if let Some(v) = schema {
+        check_schema(v, raw, &field("data"))?;
     }
     let event_ref = match &input.event_ref {
         Some(r) => {

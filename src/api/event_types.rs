@@ -100,6 +100,10 @@ pub async fn put_event_type(
         return Err(ApiError::invalid("description", "description must be 1 to 1000 characters"));
     }
     check_object(&input.schema, "schema")?;
+    if let Some(schema) = &input.schema {
+        jsonschema::validator_for(schema)
+            .map_err(|e| ApiError::invalid("schema", format!("schema is not a valid JSON schema: {e}")))?;
+    }
     check_object(&input.example, "example")?;
     check_object(&input.presentation, "presentation")?;
     let et = EventType {

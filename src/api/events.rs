@@ -12,7 +12,7 @@ use super::extract::{ApiJson, Principal};
 use super::AppState;
 use crate::domain::time::rfc3339_ms;
 use crate::domain::token::Role;
-use crate::publish::{self, EventInput};
+use crate::publish::{self, EventInput, KnownTypes};
 use crate::store::Published;
 
 pub const MAX_BATCH: usize = 1000;
@@ -60,9 +60,9 @@ pub struct BatchResult {
     pub results: Vec<BatchItem>,
 }
 
-async fn known_types(state: &AppState, who: &Principal) -> ApiResult<Vec<String>> {
+async fn known_types(state: &AppState, who: &Principal) -> ApiResult<KnownTypes> {
     let own = state.store.list_event_types(&who.tenant).await?;
-    Ok(own.into_iter().map(|e| e.name).collect())
+    Ok(KnownTypes::new(&state.catalogue, own))
 }
 
 /// Publishes one event; answers once it and its deliveries are durably committed.
@@ -75,8 +75,7 @@ pub async fn publish_event(
     ApiJson(input): ApiJson<EventInput>,
 ) -> ApiResult<(StatusCode, Json<PublishResult>)> {
     who.require(&[Role::Publisher, Role::Admin])?;
-    let own = known_types(&state, &who).await?;
-    let known = |n: &str| state.catalogue.contains(n) || own.iter().any(|o| o == n);
+    let known = known_types(&state, &who).await?;
     let event = publish::validate(&input, "", &who.tenant, &known, state.settings.max_event_bytes)?;
     let mut published = publish::publish(&state, &who.tenant, vec![event]).await?;
     Ok((StatusCode::ACCEPTED, Json(published.remove(0).into())))
@@ -95,8 +94,7 @@ pub async fn publish_batch(
     if input.events.is_empty() || input.events.len() > MAX_BATCH {
         return Err(ApiError::invalid("events", format!("events must hold 1 to {MAX_BATCH} events")));
     }
-    let own = known_types(&state, &who).await?;
-    let known = |n: &str| state.catalogue.contains(n) || own.iter().any(|o| o == n);
+    let known = known_types(&state, &who).await?;
     let mut results: Vec<BatchItem> = Vec::with_capacity(input.events.len());
     let mut valid = Vec::new();
     let mut slots = Vec::new();

@@ -33,8 +33,6 @@ const CLAIM_BATCH: usize = 256;
 /// How long an idle webhook waits before its queue is looked at again (publishes in this process
 /// wake it at once; this bounds the delay for other processes' publishes).
 const IDLE_RECHECK: Duration = Duration::from_millis(500);
-/// Extra lease time beyond the attempt's own timeout.
-const LEASE_MARGIN_MS: i64 = 30_000;
 
 /// Per-webhook scheduling state in this process.
 #[derive(Debug)]
@@ -60,6 +58,8 @@ pub struct Inner {
     names: HeaderNames,
     retry_delays: Vec<Duration>,
     failure_threshold: u32,
+    /// Extra lease time beyond an attempt's own timeout, in ms.
+    lease_margin_ms: i64,
     per_webhook: usize,
     global: Arc<Semaphore>,
     workers: usize,
@@ -109,6 +109,7 @@ impl Dispatcher {
             names: HeaderNames::new(&settings.header_prefix),
             retry_delays: settings.retry_delays.clone(),
             failure_threshold: settings.failure_threshold,
+            lease_margin_ms: settings.lease_margin.as_millis() as i64,
             per_webhook: settings.webhook_concurrency.min(settings.workers),
             global: Arc::new(Semaphore::new(settings.workers)),
             workers: settings.workers,
@@ -240,7 +241,7 @@ impl Dispatcher {
         if room == 0 || !webhook.is_active {
             return Ok(0);
         }
-        let lease_until = now_ms() + webhook.timeout_ms as i64 + LEASE_MARGIN_MS;
+        let lease_until = now_ms() + webhook.timeout_ms as i64 + self.lease_margin_ms;
         let claimed = self.store.claim(id, claimer, room as u32, lease_until).await?;
         if claimed.is_empty() {
             if let Ok(mut slots) = self.slots.lock() {
@@ -376,7 +377,7 @@ impl Dispatcher {
         };
         let published = self.store.publish(vec![(event.clone(), Vec::new())]).await?;
         let claimer = format!("test:{}", Uuid::new_v4().simple());
-        let lease_until = now_ms() + webhook.timeout_ms as i64 + LEASE_MARGIN_MS;
+        let lease_until = now_ms() + webhook.timeout_ms as i64 + self.lease_margin_ms;
         let seq = self
             .store
             .lease_new_delivery(published[0].event_id, &webhook.tenant_id, webhook.id, &claimer, lease_until)

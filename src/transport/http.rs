@@ -239,3 +239,65 @@ fn classify(e: hyper_util::client::legacy::Error) -> SendError {
     }
     SendError::Failed(parts.join(": "))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Maps every name to one address, as a hostile DNS server would.
+    struct FixedResolver(IpAddr);
+
+    impl Resolve for FixedResolver {
+        fn resolve(
+            &self,
+            _: String,
+            port: u16,
+        ) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<SocketAddr>>> + Send>> {
+            let addr = SocketAddr::new(self.0, port);
+            Box::pin(async move { Ok(vec![addr]) })
+        }
+    }
+
+    fn transport(resolves_to: &str, allow: Vec<ipnet::IpNet>) -> HttpTransport {
+        let connector =
+            GuardedConnector::new(AddressPolicy::new(allow), Arc::new(FixedResolver(resolves_to.parse().unwrap())));
+        HttpTransport::new(connector, tls_config(None).unwrap())
+    }
+
+    async fn post(t: &HttpTransport, url: &str) -> Result<HttpResponse, SendError> {
+        t.post(&url.parse().unwrap(), vec![], Bytes::from_static(b"{}"), Duration::from_secs(2)).await
+    }
+
+    #[tokio::test]
+    async fn a_name_resolving_to_metadata_or_loopback_is_refused() {
+        for (ip, why) in [("169.254.169.254", "link-local"), ("127.0.0.1", "loopback"), ("::ffff:10.0.0.1", "private")]
+        {
+            let err = post(&transport(ip, vec![]), "http://innocent.example/hook").await.unwrap_err();
+            match err {
+                SendError::Refused(msg) => assert!(msg.contains(why) && msg.contains("SSRF"), "{msg}"),
+                other => panic!("expected a refusal for {ip}, got {other:?}"),
+            }
+        }
+        let err = post(&transport("8.8.8.8", vec![]), "http://169.254.169.254/latest/meta-data").await.unwrap_err();
+        assert!(matches!(err, SendError::Refused(_)), "a literal address skips DNS but not the guard: {err:?}");
+    }
+
+    #[tokio::test]
+    async fn allowed_network_connects_and_a_reset_is_a_failure() {
+        // A peer that accepts and closes at once: the attempt fails with a clear error, never panics.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                drop(sock);
+            }
+        });
+        let t = transport("127.0.0.1", vec!["127.0.0.0/8".parse().unwrap()]);
+        let err = post(&t, &format!("http://sink.test:{port}/hook")).await.unwrap_err();
+        assert!(matches!(err, SendError::Failed(_)), "{err:?}");
+        // Nothing listening: connection refused.
+        drop(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
+        let err = post(&t, "http://127.0.0.1:9/hook").await.unwrap_err();
+        assert!(err.to_string().contains("refused") || err.to_string().contains("connect"), "{err}");
+    }
+}

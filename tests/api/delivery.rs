@@ -500,3 +500,32 @@ async fn rotation_on(backend: Backend) {
     assert!(seed_signature_ok(&new, &r.body, &r.header("x-tocsin-signature")));
     assert!(seed_signature_ok(&old, &r.body, &r.header("x-tocsin-signature-previous")));
 }
+
+both_backends!(dropped_connections_are_failed_attempts, dropped_on);
+async fn dropped_on(backend: Backend) {
+    let app = TestApp::delivering(backend, |_| {}).await;
+    // A peer that accepts each connection and closes it without answering.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(sock);
+        }
+    });
+    let (id, _) = webhook_to(
+        &app,
+        &format!("http://127.0.0.1:{port}/hook"),
+        json!({"retry_count": 1, "retry_delays_ms": [0, 20]}),
+    )
+    .await;
+    app.publish("alert.created", json!({}), Some("dropped")).await;
+    let event = app.poll("/api/v1/events/dropped", WAIT, |v| v["deliveries"][0]["state"] == "failed").await;
+    assert_eq!(event["deliveries"][0]["attempts"], 2, "retried once");
+    assert!(accepted.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    let (_, log) = app.get(&format!("/api/v1/webhooks/{id}/deliveries"), ADMIN_TOKEN).await;
+    let error = log["data"][0]["error"].as_str().unwrap();
+    assert!(!error.is_empty() && log["data"][0]["http_status"].is_null(), "{error}");
+}

@@ -72,3 +72,43 @@ async fn event_type_validation_on(backend: Backend) {
     let (s, b) = put("ok.name", json!({"description": 5})).await;
     assert_field_error(s, &b, "description");
 }
+
+both_backends!(published_data_must_match_the_schema, schema_on);
+async fn schema_on(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let schema = json!({
+        "type": "object",
+        "required": ["host", "severity"],
+        "properties": {"host": {"type": "string"}, "severity": {"enum": ["low", "medium", "high", "critical"]}}
+    });
+    let (s, b) = app
+        .call(
+            Method::PUT,
+            "/api/v1/event-types/edr.detection",
+            Some(ADMIN_TOKEN),
+            Some(json!({"description": "EDR detection", "schema": schema})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let publish = |data: serde_json::Value| {
+        let app = &app;
+        async move { app.post("/api/v1/events", ADMIN_TOKEN, json!({"event": "edr.detection", "data": data})).await }
+    };
+    let (s, b) = publish(json!({"host": "db-1", "severity": "high"})).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    let (s, b) = publish(json!({"severity": "high"})).await;
+    assert_field_error(s, &b, "data");
+    let (s, b) = publish(json!({"host": 5, "severity": "high"})).await;
+    assert_field_error(s, &b, "data.host");
+    let (s, b) = publish(json!({"host": "x", "severity": "apocalyptic"})).await;
+    assert_field_error(s, &b, "data.severity");
+    let (s, b) = app
+        .call(
+            Method::PUT,
+            "/api/v1/event-types/edr.bad",
+            Some(ADMIN_TOKEN),
+            Some(json!({"description": "bad schema", "schema": {"type": "no-such-type"}})),
+        )
+        .await;
+    assert_field_error(s, &b, "schema");
+}

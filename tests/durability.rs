@@ -1,0 +1,172 @@
+//! Crash safety of the real binary: publish 1000 events, `kill -9` the process mid-delivery,
+//! restart it, and check that every event reaches the receiver at least once (duplicates are
+//! counted and reported). On PostgreSQL: two processes share one database and one is killed.
+
+#[path = "api/receiver.rs"]
+#[allow(dead_code)]
+mod receiver;
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use receiver::{Receiver, Reply};
+use serde_json::json;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tocsin");
+const ADMIN: &str = "tsn_durability_admin_token_0123456789";
+const EVENTS: usize = 1000;
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn start(data_dir: &std::path::Path, database: Option<&str>, master_key: &str) -> Server {
+    let port = free_port();
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve")
+        .env("TOCSIN_LISTEN", format!("127.0.0.1:{port}"))
+        .env("TOCSIN_DATA_DIR", data_dir)
+        .env("TOCSIN_ADMIN_TOKEN", ADMIN)
+        .env("TOCSIN_MASTER_KEY", master_key)
+        .env("TOCSIN_ALLOW_DESTINATIONS", "127.0.0.0/8")
+        .env("TOCSIN_LEASE_MARGIN_SECS", "1")
+        .env("TOCSIN_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    if let Some(db) = database {
+        cmd.env("TOCSIN_DATABASE_URL", db);
+    }
+    let child = cmd.spawn().unwrap();
+    let server = Server { child, port };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let client = reqwest::Client::new();
+    loop {
+        if let Ok(r) = client.get(format!("http://127.0.0.1:{port}/readyz")).send().await {
+            if r.status().is_success() {
+                return server;
+            }
+        }
+        assert!(Instant::now() < deadline, "tocsin serve did not become ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn kill9(server: &mut Server) {
+    let status = Command::new("kill").args(["-9", &server.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let _ = server.child.wait();
+}
+
+async fn create_webhook(port: u16, url: &str) {
+    let resp = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/api/v1/webhooks"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "sink", "url": url, "event_types": ["alert.*"], "timeout_ms": 1000,
+                      "retry_delays_ms": [0, 100]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+}
+
+async fn publish_all(port: u16) {
+    let client = reqwest::Client::new();
+    for chunk in 0..EVENTS / 100 {
+        let events: Vec<_> = (chunk * 100..(chunk + 1) * 100)
+            .map(|i| json!({"event": "alert.created", "event_ref": format!("e-{i}"), "data": {"i": i}}))
+            .collect();
+        let resp = client
+            .post(format!("http://127.0.0.1:{port}/api/v1/events/batch"))
+            .bearer_auth(ADMIN)
+            .json(&json!({"events": events}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["accepted"], 100, "{body}");
+    }
+}
+
+/// Waits until every event_ref arrived; returns how many arrived more than once.
+async fn all_arrive(rx: &Receiver) -> usize {
+    let got = rx
+        .wait_until(Duration::from_secs(120), "every event", |r| {
+            let mut seen = std::collections::HashSet::new();
+            r.iter().for_each(|x| {
+                seen.insert(x.event_ref());
+            });
+            seen.len() >= EVENTS
+        })
+        .await;
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for r in &got {
+        *counts.entry(r.event_ref()).or_default() += 1;
+    }
+    for i in 0..EVENTS {
+        assert!(counts.contains_key(&format!("e-{i}")), "e-{i} never arrived");
+    }
+    counts.values().filter(|c| **c > 1).count()
+}
+
+/// A slow receiver so that deliveries are still in flight when the process is killed.
+async fn slow_receiver() -> Receiver {
+    Receiver::with_plan(|_, _| Reply::Hang(Duration::from_millis(20))).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_kill_9_mid_delivery_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "a".repeat(64);
+    let rx = slow_receiver().await;
+    let mut server = start(dir.path(), None, &key).await;
+    create_webhook(server.port, &rx.url()).await;
+    publish_all(server.port).await;
+    rx.wait_for(100, Duration::from_secs(60)).await;
+    kill9(&mut server);
+    let before = rx.received().len();
+    assert!(before < EVENTS, "the kill came mid-delivery ({before} delivered)");
+    let _server = start(dir.path(), None, &key).await;
+    let duplicates = all_arrive(&rx).await;
+    eprintln!("sqlite: killed after {before} deliveries; all {EVENTS} arrived; {duplicates} duplicates");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_two_processes_one_killed_loses_nothing() {
+    let Some(base) = std::env::var("TOCSIN_TEST_DATABASE_URL").ok().filter(|s| !s.is_empty()) else {
+        eprintln!("skipped: TOCSIN_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let name = format!("tocsin_t_{}", uuid::Uuid::new_v4().simple());
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+
+    let key = "b".repeat(64);
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let rx = slow_receiver().await;
+    let mut a = start(dir_a.path(), Some(&url), &key).await;
+    let _b = start(dir_b.path(), Some(&url), &key).await;
+    create_webhook(a.port, &rx.url()).await;
+    publish_all(a.port).await;
+    rx.wait_for(100, Duration::from_secs(60)).await;
+    kill9(&mut a);
+    let before = rx.received().len();
+    assert!(before < EVENTS, "the kill came mid-delivery ({before} delivered)");
+    let duplicates = all_arrive(&rx).await;
+    eprintln!("postgres: process A killed after {before} deliveries; B delivered the rest; {duplicates} duplicates");
+}
