@@ -74,6 +74,8 @@ pub struct FileConfig {
     pub extra_ca_file: Option<String>,
     pub shutdown_grace_secs: Option<u64>,
     pub lease_margin_secs: Option<u64>,
+    pub smtp_url: Option<String>,
+    pub smtp_from: Option<String>,
 }
 
 /// Values given on the command line (all optional: a missing one falls through to the next source).
@@ -136,6 +138,9 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// A lease lasts the attempt's timeout plus this; then a crashed process's work is claimed again.
     pub lease_margin: Duration,
+    /// Where breaker emails go out (`smtp://…`); none when unset.
+    pub smtp_url: Option<String>,
+    pub smtp_from: String,
 }
 
 /// A setting that could not be parsed: names it and where it came from.
@@ -418,6 +423,28 @@ impl Settings {
                 _ => Err(format!("'{s}' must be between 1 and 3600 seconds")),
             },
         )?;
+        let smtp_url = parse_with(
+            r.pick(None, "TOCSIN_SMTP_URL", file.smtp_url),
+            "TOCSIN_SMTP_URL",
+            || None,
+            |s| {
+                if s.starts_with("smtp://") || s.starts_with("smtps://") {
+                    Ok(Some(s.to_string()))
+                } else {
+                    Err("must start with smtp:// or smtps://".into())
+                }
+            },
+        )?;
+        let smtp_from = parse_with(
+            r.pick(None, "TOCSIN_SMTP_FROM", file.smtp_from),
+            "TOCSIN_SMTP_FROM",
+            || "Tocsin <tocsin@localhost>".to_string(),
+            |s| {
+                s.parse::<lettre::message::Mailbox>()
+                    .map(|_| s.to_string())
+                    .map_err(|_| format!("'{s}' is not an email address"))
+            },
+        )?;
 
         Ok(Settings {
             listen,
@@ -440,6 +467,8 @@ impl Settings {
             extra_ca_file,
             shutdown_grace,
             lease_margin,
+            smtp_url,
+            smtp_from,
         })
     }
 

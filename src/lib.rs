@@ -9,6 +9,7 @@ pub mod config;
 pub mod crypto;
 pub mod dispatch;
 pub mod domain;
+pub mod notify;
 pub mod publish;
 pub mod render;
 pub mod signing;

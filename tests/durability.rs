@@ -170,3 +170,44 @@ async fn postgres_two_processes_one_killed_loses_nothing() {
     let duplicates = all_arrive(&rx).await;
     eprintln!("postgres: process A killed after {before} deliveries; B delivered the rest; {duplicates} duplicates");
 }
+
+async fn event_state(port: u16, event_ref: &str) -> String {
+    let v: serde_json::Value = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/api/v1/events/{event_ref}"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["deliveries"][0]["state"].as_str().unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_attempts_in_flight_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "c".repeat(64);
+    let rx = Receiver::with_plan(|_, _| Reply::Hang(Duration::from_millis(800))).await;
+    let mut server = start(dir.path(), None, &key).await;
+    create_webhook(server.port, &rx.url()).await;
+    let resp = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/api/v1/events", server.port))
+        .bearer_auth(ADMIN)
+        .json(&json!({"event": "alert.created", "data": {}, "event_ref": "in-flight"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    rx.wait_for(1, Duration::from_secs(20)).await;
+    let t = Instant::now();
+    Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(t.elapsed() >= Duration::from_millis(300), "waited for the attempt in flight");
+    // The attempt that was in flight was recorded as a success before exit: nothing is re-sent.
+    let server = start(dir.path(), None, &key).await;
+    assert_eq!(event_state(server.port, "in-flight").await, "succeeded");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rx.received().len(), 1);
+}

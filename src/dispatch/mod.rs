@@ -67,6 +67,7 @@ pub struct Inner {
     wake: Notify,
     /// (seq, claimer) of attempts in flight, released on shutdown if they do not finish.
     in_flight: Mutex<HashMap<i64, String>>,
+    mailer: Option<crate::notify::Mailer>,
 }
 
 /// A handle to the delivery engine (cheap to clone).
@@ -101,6 +102,13 @@ impl Dispatcher {
         };
         let tls = crate::transport::http::tls_config(extra_ca.as_deref())
             .map_err(|e| anyhow::anyhow!("invalid setting TOCSIN_EXTRA_CA_FILE: {e}"))?;
+        let mailer = match &settings.smtp_url {
+            Some(url) => Some(
+                crate::notify::Mailer::new(url, &settings.smtp_from)
+                    .map_err(|e| anyhow::anyhow!("invalid setting TOCSIN_SMTP_URL: {e}"))?,
+            ),
+            None => None,
+        };
         let connector = GuardedConnector::new(AddressPolicy::new(settings.allow_destinations.clone()), resolver);
         Ok(Self(Arc::new(Inner {
             store,
@@ -116,6 +124,7 @@ impl Dispatcher {
             slots: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             in_flight: Mutex::new(HashMap::new()),
+            mailer,
         })))
     }
 
@@ -360,6 +369,11 @@ impl Dispatcher {
         });
         if let Err(e) = publish_system_event(self, &webhook.tenant_id, "webhook.disabled", data).await {
             tracing::warn!(error = %e, "cannot publish webhook.disabled");
+        }
+        if let (Some(mailer), Some(to)) = (&self.mailer, &webhook.owner_email) {
+            if let Err(e) = mailer.webhook_disabled(to, webhook, &reason, failures).await {
+                tracing::warn!(webhook = %webhook.id, error = %e, "cannot email the webhook's owner");
+            }
         }
     }
 

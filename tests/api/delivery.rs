@@ -242,7 +242,13 @@ async fn gone_on(backend: Backend) {
 
 both_backends!(circuit_breaker, breaker_on);
 async fn breaker_on(backend: Backend) {
-    let app = TestApp::delivering(backend, |s| s.failure_threshold = 3).await;
+    let mail = crate::smtp::SmtpSink::start().await;
+    let smtp_url = format!("smtp://127.0.0.1:{}", mail.port);
+    let app = TestApp::delivering(backend, |s| {
+        s.failure_threshold = 3;
+        s.smtp_url = Some(smtp_url);
+    })
+    .await;
     let bad = Receiver::with_plan(|_, _| Reply::Status(500)).await;
     let watcher = Receiver::start().await;
     let (id, _) = webhook_to(
@@ -266,6 +272,15 @@ async fn breaker_on(backend: Backend) {
     let data = &got[0].json()["data"];
     assert_eq!(data["webhook_id"], id);
     assert_eq!(data["reason"], "consecutive_failures");
+    // The owner is told by email.
+    let deadline = Instant::now() + WAIT;
+    while mail.messages.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "no email to the owner");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let message = mail.messages.lock().unwrap()[0].clone();
+    assert!(message.contains("soc@example.com"), "{message}");
+    assert!(message.contains("disabled") && message.contains("3 consecutive deliveries failed"), "{message}");
     // Published while disabled: held, not lost, not attempted.
     app.publish("alert.created", json!({"i": 9}), Some("held-1")).await;
     let (_, e) = app.get("/api/v1/events/held-1", ADMIN_TOKEN).await;
@@ -528,4 +543,28 @@ async fn dropped_on(backend: Backend) {
     let (_, log) = app.get(&format!("/api/v1/webhooks/{id}/deliveries"), ADMIN_TOKEN).await;
     let error = log["data"][0]["error"].as_str().unwrap();
     assert!(!error.is_empty() && log["data"][0]["http_status"].is_null(), "{error}");
+}
+
+both_backends!(header_prefix_rate_limit_and_retention, prefix_on);
+async fn prefix_on(backend: Backend) {
+    let app = TestApp::delivering(backend, |s| s.header_prefix = "X-Phishnet".into()).await;
+    let rx = Receiver::start().await;
+    let (id, secret) = webhook_to(&app, &rx.url(), json!({"max_per_second": 5})).await;
+    let t = Instant::now();
+    let events: Vec<Value> = (0..10).map(|i| json!({"event": "alert.created", "data": {"i": i}})).collect();
+    let (s, _) = app.post("/api/v1/events/batch", ADMIN_TOKEN, json!({"events": events})).await;
+    assert_eq!(s, StatusCode::OK);
+    let got = rx.wait_for(10, WAIT).await;
+    let took = t.elapsed();
+    assert!(took >= Duration::from_millis(900), "10 deliveries at 5/s take about a second or more, took {took:?}");
+    let r = &got[0];
+    assert_eq!(r.header("x-phishnet-event"), "alert.created");
+    assert!(seed_signature_ok(&secret, &r.body, &r.header("x-phishnet-signature")));
+    assert!(r.headers.get("x-tocsin-signature").is_none());
+    // Retention: history older than the cut-off is pruned.
+    app.poll(&format!("/api/v1/webhooks/{id}/deliveries"), WAIT, |v| v["total"] == 10).await;
+    let pruned = app.app_state.store.prune(tocsin::domain::time::now_ms() + 1).await.unwrap();
+    assert_eq!(pruned, 10);
+    let (_, log) = app.get(&format!("/api/v1/webhooks/{id}/deliveries"), ADMIN_TOKEN).await;
+    assert_eq!(log["total"], 0);
 }

@@ -2,6 +2,7 @@
 
 mod helpers;
 mod receiver;
+mod smtp;
 
 mod access;
 mod delivery;
