@@ -11,6 +11,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::render::RenderSettings;
+
 /// Where the data lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DatabaseUrl {
@@ -76,6 +78,14 @@ pub struct FileConfig {
     pub lease_margin_secs: Option<u64>,
     pub smtp_url: Option<String>,
     pub smtp_from: Option<String>,
+    pub cef_vendor: Option<String>,
+    pub cef_product: Option<String>,
+    pub syslog_facility: Option<u8>,
+    pub syslog_hostname: Option<String>,
+    pub syslog_udp_max: Option<usize>,
+    pub splunk_index: Option<String>,
+    pub client_cert_file: Option<String>,
+    pub client_key_file: Option<String>,
 }
 
 /// Values given on the command line (all optional: a missing one falls through to the next source).
@@ -141,6 +151,12 @@ pub struct Settings {
     /// Where breaker emails go out (`smtp://…`); none when unset.
     pub smtp_url: Option<String>,
     pub smtp_from: String,
+    /// CEF vendor/product, syslog facility and hostname, Splunk index.
+    pub render: RenderSettings,
+    /// Largest syslog UDP datagram.
+    pub syslog_udp_max: usize,
+    /// Client certificate and key (PEM files) for TLS destinations that ask for one.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
 }
 
 /// A setting that could not be parsed: names it and where it came from.
@@ -445,6 +461,104 @@ impl Settings {
                     .map_err(|_| format!("'{s}' is not an email address"))
             },
         )?;
+        let cef_field = |raw: Option<Raw>, name: &str| {
+            parse_with(
+                raw,
+                name,
+                || "Tocsin".to_string(),
+                |s| {
+                    if s.is_empty() || s.chars().count() > 63 || s.chars().any(char::is_control) {
+                        Err("must be 1 to 63 characters".into())
+                    } else {
+                        Ok(s.to_string())
+                    }
+                },
+            )
+        };
+        let cef_vendor = cef_field(r.pick(None, "TOCSIN_CEF_VENDOR", file.cef_vendor), "TOCSIN_CEF_VENDOR")?;
+        let cef_product = cef_field(r.pick(None, "TOCSIN_CEF_PRODUCT", file.cef_product), "TOCSIN_CEF_PRODUCT")?;
+        let syslog_facility = parse_with(
+            r.pick(None, "TOCSIN_SYSLOG_FACILITY", file.syslog_facility.map(|v| v.to_string())),
+            "TOCSIN_SYSLOG_FACILITY",
+            || 16,
+            |s| match s.parse::<u8>() {
+                Ok(n) if n <= 23 => Ok(n),
+                _ => Err(format!("'{s}' must be a facility number 0-23 (16 = local0)")),
+            },
+        )?;
+        let syslog_hostname = parse_with(
+            r.pick(None, "TOCSIN_SYSLOG_HOSTNAME", file.syslog_hostname),
+            "TOCSIN_SYSLOG_HOSTNAME",
+            system_hostname,
+            |s| {
+                if !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| b.is_ascii_graphic()) {
+                    Ok(s.to_string())
+                } else {
+                    Err("must be 1 to 255 printable ASCII characters".into())
+                }
+            },
+        )?;
+        let syslog_udp_max = parse_with(
+            r.pick(None, "TOCSIN_SYSLOG_UDP_MAX", file.syslog_udp_max.map(|v| v.to_string())),
+            "TOCSIN_SYSLOG_UDP_MAX",
+            || 2048,
+            |s| match s.parse::<usize>() {
+                Ok(n) if (480..=65_000).contains(&n) => Ok(n),
+                _ => Err(format!("'{s}' must be between 480 and 65000 bytes")),
+            },
+        )?;
+        let splunk_index = parse_with(
+            r.pick(None, "TOCSIN_SPLUNK_INDEX", file.splunk_index),
+            "TOCSIN_SPLUNK_INDEX",
+            || None,
+            |s| {
+                if !s.is_empty()
+                    && s.len() <= 80
+                    && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                {
+                    Ok(Some(s.to_string()))
+                } else {
+                    Err("must be an index name (letters, digits, _ and -)".into())
+                }
+            },
+        )?;
+        let file_path = |raw: Option<Raw>, name: &str| {
+            parse_with(
+                raw,
+                name,
+                || None,
+                |s| {
+                    let p = PathBuf::from(s);
+                    if p.is_file() {
+                        Ok(Some(p))
+                    } else {
+                        Err(format!("{s} is not a readable file"))
+                    }
+                },
+            )
+        };
+        let cert =
+            file_path(r.pick(None, "TOCSIN_CLIENT_CERT_FILE", file.client_cert_file), "TOCSIN_CLIENT_CERT_FILE")?;
+        let key = file_path(r.pick(None, "TOCSIN_CLIENT_KEY_FILE", file.client_key_file), "TOCSIN_CLIENT_KEY_FILE")?;
+        let client_cert = match (cert, key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError {
+                    name: "TOCSIN_CLIENT_CERT_FILE".into(),
+                    origin: "environment",
+                    problem: "TOCSIN_CLIENT_CERT_FILE and TOCSIN_CLIENT_KEY_FILE go together".into(),
+                })
+            }
+        };
+        let render = RenderSettings {
+            cef_vendor,
+            cef_product,
+            cef_version: env!("CARGO_PKG_VERSION").to_string(),
+            syslog_facility,
+            hostname: syslog_hostname,
+            splunk_index,
+        };
 
         Ok(Settings {
             listen,
@@ -469,6 +583,9 @@ impl Settings {
             lease_margin,
             smtp_url,
             smtp_from,
+            render,
+            syslog_udp_max,
+            client_cert,
         })
     }
 
@@ -477,6 +594,17 @@ impl Settings {
         let env = |name: &str| (name == "TOCSIN_DATA_DIR").then(|| dir.display().to_string());
         Self::resolve(&Flags::default(), &env).expect("defaults are valid")
     }
+}
+
+/// The machine's name, for syslog HOSTNAME and Splunk `host`.
+fn system_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "tocsin".into())
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {

@@ -101,7 +101,7 @@ impl Application {
             .await
             .with_context(|| format!("invalid setting TOCSIN_LISTEN: cannot listen on {}", settings.listen))?;
         let address_policy = AddressPolicy::new(settings.allow_destinations.clone());
-        let dispatcher = Dispatcher::new(&settings, store.clone(), cipher.clone())?;
+        let dispatcher = Dispatcher::new(&settings, store.clone(), cipher.clone(), catalogue.clone())?;
         let state = AppState::new(Shared { store, cipher, catalogue, settings, address_policy, dispatcher });
         Ok(Self { listener, state, bootstrap_token })
     }

@@ -293,3 +293,81 @@ mod tests {
         assert_eq!(super::parse_window(""), None);
     }
 }
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewInput {
+    /// The event type to render (default: one the webhook subscribes to that has an example).
+    pub event: Option<String>,
+    /// The data to render (default: the event type's example).
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreviewView {
+    pub format: crate::domain::webhook::Format,
+    pub event: String,
+    pub content_type: String,
+    /// What would be sent (HTTP body, or the syslog message).
+    pub body: String,
+}
+
+/// Renders a sample in the webhook's format without sending it.
+#[utoipa::path(post, path = "/webhooks/{id}/preview", tag = "deliveries", params(("id" = Uuid, Path)),
+    request_body = PreviewInput,
+    responses((status = 200, body = PreviewView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn preview(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<PreviewView>> {
+    who.reader()?;
+    let input: PreviewInput = if body.iter().all(u8::is_ascii_whitespace) {
+        PreviewInput::default()
+    } else {
+        super::extract::parse_json(&body)?
+    };
+    let w = webhook(&state, &who, &id).await?;
+    let own = state.store.list_event_types(&who.tenant).await?;
+    let types = state.catalogue.merged(own);
+    let chosen = match &input.event {
+        Some(name) => types
+            .iter()
+            .find(|t| &t.name == name)
+            .ok_or_else(|| ApiError::invalid("event", format!("'{name}' is not in the event-type catalogue")))?,
+        None => types
+            .iter()
+            .find(|t| t.example.is_some() && w.subscribes_to(&t.name))
+            .or_else(|| types.iter().find(|t| t.name == "webhook.test"))
+            .ok_or_else(|| ApiError::invalid("event", "name an event type to preview"))?,
+    };
+    let data = match input.data {
+        Some(d) if d.is_object() => d,
+        Some(_) => return Err(ApiError::invalid("data", "data must be a JSON object")),
+        None => chosen.example.clone().unwrap_or_else(|| serde_json::json!({})),
+    };
+    let raw = data.to_string();
+    let event_ref = uuid::Uuid::new_v4().to_string();
+    let rendered = crate::render::render(
+        w.format,
+        &crate::render::EventView {
+            event_type: &chosen.name,
+            event_ref: &event_ref,
+            tenant_id: who.tenant.as_str(),
+            data: raw.as_bytes(),
+            emitted_at: now_ms(),
+        },
+        chosen.presentation.as_ref(),
+        &state.settings.render,
+        w.url.transport().is_syslog(),
+    );
+    Ok(Json(PreviewView {
+        format: w.format,
+        event: chosen.name.clone(),
+        content_type: rendered.content_type.to_string(),
+        body: String::from_utf8_lossy(&rendered.body).into_owned(),
+    }))
+}

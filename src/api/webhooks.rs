@@ -208,6 +208,10 @@ async fn apply(
     if w.format == Format::SplunkHec && w.headers.contains("authorization") {
         return Err(ApiError::invalid("headers.Authorization", "splunk_hec sets Authorization from the secret"));
     }
+    if w.url.transport().is_syslog() && !matches!(w.format, Format::Syslog | Format::Cef) {
+        let field = if changed.contains(&"format") { "format" } else { "url" };
+        return Err(ApiError::invalid(field, "a syslog destination takes format syslog or cef"));
+    }
     Ok(changed)
 }
 
@@ -245,6 +249,9 @@ pub async fn create_webhook(
     let url = input.url.clone().ok_or_else(|| ApiError::invalid("url", "url is required").missing())?;
     let secret = match input.secret.take() {
         Some(s) => Secret::parse(&s, "secret")?,
+        None if input.format.as_deref() == Some("splunk_hec") => {
+            return Err(ApiError::invalid("secret", "splunk_hec needs the HEC token as its secret").missing())
+        }
         None => Secret::generate(),
     };
     if input.event_types.is_none() {

@@ -2,6 +2,8 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use std::collections::HashMap;
+
 use axum::http::{HeaderName, HeaderValue};
 use bytes::Bytes;
 use uuid::Uuid;
@@ -9,11 +11,12 @@ use uuid::Uuid;
 use super::retry::{delay_before_retry, jitter, parse_retry_after};
 use crate::domain::secret::Secret;
 use crate::domain::time::{now_ms, rfc3339_secs};
-use crate::domain::webhook::Webhook;
-use crate::render::{self, EventView};
+use crate::domain::webhook::{Format, Webhook};
+use crate::render::{self, EventView, RenderSettings};
 use crate::signing::{seed_signature, standard_signature};
 use crate::store::{AttemptRecord, ClaimedDelivery, Completion, NextStep};
 use crate::transport::http::{HttpTransport, SendError};
+use crate::transport::syslog::SyslogTransport;
 
 /// The names of the service's own headers, built once from the configured prefix.
 #[derive(Clone, Debug)]
@@ -43,21 +46,70 @@ impl HeaderNames {
     }
 }
 
-/// A webhook ready to deliver to: its settings and its opened secrets.
+/// A webhook ready to deliver to: its settings, its opened secrets, and how its tenant's event
+/// types are presented (for the chat and SIEM formats).
 pub struct Destination {
     pub webhook: Webhook,
     /// The current secret.
     pub secret: Secret,
     /// The previous secret, while its grace period lasts.
     pub previous: Option<Secret>,
+    pub presentations: HashMap<String, serde_json::Value>,
 }
 
 /// What the attempt needs from the dispatcher.
 pub struct AttemptContext<'a> {
     pub http: &'a HttpTransport,
+    pub syslog: &'a SyslogTransport,
+    pub render: &'a RenderSettings,
     pub names: &'a HeaderNames,
     pub retry_delays: &'a [Duration],
     pub failure_threshold: u32,
+}
+
+/// How a response steers what happens next, beyond its status class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Success,
+    /// Worth retrying on the schedule.
+    Retry,
+    /// Retrying cannot help (e.g. Slack's `invalid_payload`): fail now.
+    Permanent,
+    /// The destination is gone for good: deactivate the webhook.
+    Gone,
+}
+
+fn verdict(format: Format, status: u16, body: &[u8]) -> Verdict {
+    let text = String::from_utf8_lossy(body);
+    match status {
+        200..=299 => Verdict::Success,
+        410 => Verdict::Gone,
+        404 if format == Format::Slack && text.contains("no_service") => Verdict::Gone,
+        400 if format == Format::Slack => Verdict::Permanent,
+        _ => Verdict::Retry,
+    }
+}
+
+/// The delivery log's error for a non-2xx answer: the status and what the receiver said.
+fn describe(format: Format, status: u16, body: &[u8]) -> String {
+    if format == Format::SplunkHec {
+        if let Some(hec) = crate::render::splunk_hec::describe_error(status, body) {
+            return hec;
+        }
+    }
+    let said: String = String::from_utf8_lossy(body)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    match (status, said.trim()) {
+        (410, _) => "HTTP 410 Gone: the endpoint is gone; webhook deactivated".to_string(),
+        (s, "") => format!("HTTP {s}"),
+        (s, said) => format!("HTTP {s}: {said}"),
+    }
 }
 
 fn value(s: &str) -> HeaderValue {
@@ -75,6 +127,7 @@ pub async fn attempt(
     let w = &dest.webhook;
     let attempt_id = Uuid::now_v7();
     let now = now_ms();
+    let transport = w.url.transport();
     let body = render::render(
         w.format,
         &EventView {
@@ -84,6 +137,9 @@ pub async fn attempt(
             data: &d.data,
             emitted_at: now,
         },
+        dest.presentations.get(&d.event_type),
+        ctx.render,
+        transport.is_syslog(),
     );
     let unix = now.div_euclid(1000);
     let mut standard = standard_signature(&dest.secret, &d.event_ref, unix, &body.body);
@@ -122,35 +178,49 @@ pub async fn attempt(
         }
     }
 
+    if w.format == Format::SplunkHec {
+        // The HEC token is the webhook's secret.
+        headers.push((axum::http::header::AUTHORIZATION, value(&format!("Splunk {}", dest.secret.expose()))));
+        logged.insert("authorization".into(), serde_json::Value::from("Splunk ********"));
+    }
+
+    let timeout = Duration::from_millis(w.timeout_ms as u64);
     let started = Instant::now();
-    let result = ctx
-        .http
-        .post(w.url.uri(), headers, Bytes::from(body.body.clone()), Duration::from_millis(w.timeout_ms as u64))
-        .await;
+    let result = if transport.is_syslog() {
+        logged.clear();
+        ctx.syslog.send(transport, w.url.host(), w.url.port(), &body.body, timeout).await.map(|()| None)
+    } else {
+        ctx.http.post(w.url.uri(), headers, Bytes::from(body.body.clone()), timeout).await.map(Some)
+    };
     let response_ms = started.elapsed().as_millis() as i64;
 
     let attempt_no = d.attempts + 1;
-    let (success, http_status, error, retry_after, response_body, gone) = match result {
-        Ok(resp) => {
-            let ok = (200..300).contains(&resp.status);
+    let (verdict, http_status, error, retry_after, response_body) = match result {
+        // A syslog write has no answer: written is delivered.
+        Ok(None) => (Verdict::Success, None, None, None, Vec::new()),
+        Ok(Some(resp)) => {
+            let v = verdict(w.format, resp.status, &resp.body_excerpt);
             let retry_after = if matches!(resp.status, 429 | 503) {
                 resp.retry_after.as_deref().and_then(|v| parse_retry_after(v, SystemTime::now()))
             } else {
                 None
             };
-            let error = (!ok).then(|| match resp.status {
-                410 => "HTTP 410 Gone: the endpoint is gone; webhook deactivated".to_string(),
-                s => format!("HTTP {s}"),
-            });
-            (ok, Some(resp.status), error, retry_after, resp.body_excerpt, resp.status == 410)
+            let error = (v != Verdict::Success).then(|| describe(w.format, resp.status, &resp.body_excerpt));
+            (v, Some(resp.status), error, retry_after, resp.body_excerpt)
         }
-        Err(SendError::Timeout(ms)) => (false, None, Some(format!("timed out after {ms} ms")), None, Vec::new(), false),
-        Err(SendError::Refused(why)) => (false, None, Some(why), None, Vec::new(), false),
-        Err(SendError::Failed(why)) => (false, None, Some(why), None, Vec::new(), false),
+        Err(SendError::Timeout(ms)) => {
+            (Verdict::Retry, None, Some(format!("timed out after {ms} ms")), None, Vec::new())
+        }
+        Err(SendError::Refused(why)) => (Verdict::Retry, None, Some(why), None, Vec::new()),
+        Err(SendError::Failed(why)) => (Verdict::Retry, None, Some(why), None, Vec::new()),
     };
+    let success = verdict == Verdict::Success;
+    let gone = verdict == Verdict::Gone;
 
     let next = if success {
         NextStep::Succeeded
+    } else if verdict == Verdict::Permanent {
+        NextStep::Failed
     } else if is_test || attempt_no > w.retry_count {
         // A gone endpoint keeps its deliveries (held) for when it is re-enabled.
         if gone && !is_test {

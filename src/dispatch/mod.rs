@@ -17,15 +17,18 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore};
 use uuid::Uuid;
 
+use crate::catalogue::Catalogue;
 use crate::config::Settings;
 use crate::crypto::Cipher;
 use crate::domain::secret::Secret;
 use crate::domain::tenant::TenantId;
 use crate::domain::time::now_ms;
-use crate::domain::webhook::Webhook;
+use crate::domain::webhook::{Format, Webhook};
+use crate::render::RenderSettings;
 use crate::store::{AttemptRecord, ClaimedDelivery, NewEvent, Store, StoreError};
 use crate::transport::http::{GuardedConnector, HttpTransport, Resolve, SystemResolver};
 use crate::transport::ssrf::AddressPolicy;
+use crate::transport::syslog::SyslogTransport;
 use attempt::{AttemptContext, Destination, HeaderNames};
 
 /// The most deliveries claimed in one query.
@@ -54,7 +57,10 @@ impl Slot {
 pub struct Inner {
     store: Arc<dyn Store>,
     cipher: Cipher,
+    catalogue: Catalogue,
     http: HttpTransport,
+    syslog: SyslogTransport,
+    render: RenderSettings,
     names: HeaderNames,
     retry_delays: Vec<Duration>,
     failure_threshold: u32,
@@ -82,8 +88,13 @@ impl std::ops::Deref for Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(settings: &Settings, store: Arc<dyn Store>, cipher: Cipher) -> anyhow::Result<Self> {
-        Self::with_resolver(settings, store, cipher, Arc::new(SystemResolver))
+    pub fn new(
+        settings: &Settings,
+        store: Arc<dyn Store>,
+        cipher: Cipher,
+        catalogue: Catalogue,
+    ) -> anyhow::Result<Self> {
+        Self::with_resolver(settings, store, cipher, catalogue, Arc::new(SystemResolver))
     }
 
     /// Like `new`, with a chosen DNS resolver (tests map names to addresses with it).
@@ -91,6 +102,7 @@ impl Dispatcher {
         settings: &Settings,
         store: Arc<dyn Store>,
         cipher: Cipher,
+        catalogue: Catalogue,
         resolver: Arc<dyn Resolve>,
     ) -> anyhow::Result<Self> {
         let extra_ca = match &settings.extra_ca_file {
@@ -100,8 +112,20 @@ impl Dispatcher {
             ),
             None => None,
         };
-        let tls = crate::transport::http::tls_config(extra_ca.as_deref())
-            .map_err(|e| anyhow::anyhow!("invalid setting TOCSIN_EXTRA_CA_FILE: {e}"))?;
+        let client = match &settings.client_cert {
+            Some((cert, key)) => Some((
+                std::fs::read(cert).map_err(|e| anyhow::anyhow!("invalid setting TOCSIN_CLIENT_CERT_FILE: {e}"))?,
+                std::fs::read(key).map_err(|e| anyhow::anyhow!("invalid setting TOCSIN_CLIENT_KEY_FILE: {e}"))?,
+            )),
+            None => None,
+        };
+        let client = client.as_ref().map(|(c, k)| (c.as_slice(), k.as_slice()));
+        let tls = crate::transport::http::tls_config(extra_ca.as_deref(), client).map_err(|e| {
+            anyhow::anyhow!("invalid TLS settings (TOCSIN_EXTRA_CA_FILE, TOCSIN_CLIENT_CERT_FILE): {e}")
+        })?;
+        let policy = AddressPolicy::new(settings.allow_destinations.clone());
+        let syslog =
+            SyslogTransport::new(policy.clone(), resolver.clone(), Arc::new(tls.clone()), settings.syslog_udp_max);
         let mailer = match &settings.smtp_url {
             Some(url) => Some(
                 crate::notify::Mailer::new(url, &settings.smtp_from)
@@ -109,11 +133,14 @@ impl Dispatcher {
             ),
             None => None,
         };
-        let connector = GuardedConnector::new(AddressPolicy::new(settings.allow_destinations.clone()), resolver);
+        let connector = GuardedConnector::new(policy, resolver);
         Ok(Self(Arc::new(Inner {
             store,
             cipher,
+            catalogue,
             http: HttpTransport::new(connector, tls),
+            syslog,
+            render: settings.render.clone(),
             names: HeaderNames::new(&settings.header_prefix),
             retry_delays: settings.retry_delays.clone(),
             failure_threshold: settings.failure_threshold,
@@ -139,8 +166,22 @@ impl Dispatcher {
         self.wake.notify_one();
     }
 
-    /// Opens a webhook's secrets for signing.
-    fn destination(&self, webhook: Webhook) -> Result<Destination, String> {
+    /// Opens a webhook's secrets for signing, and gathers how its tenant's events are presented.
+    async fn destination(&self, webhook: Webhook) -> Result<Destination, String> {
+        let mut presentations = HashMap::new();
+        if webhook.format != Format::Json {
+            for et in self.catalogue.iter() {
+                if let Some(p) = &et.presentation {
+                    presentations.insert(et.name.clone(), p.clone());
+                }
+            }
+            let own = self.store.list_event_types(&webhook.tenant_id).await.map_err(|e| e.to_string())?;
+            for et in own {
+                if let Some(p) = et.presentation {
+                    presentations.entry(et.name).or_insert(p);
+                }
+            }
+        }
         let open = |sealed: &[u8]| {
             self.cipher
                 .open(sealed, webhook.id.as_bytes())
@@ -152,12 +193,14 @@ impl Dispatcher {
             (Some(prev), Some(until)) if until > now_ms() => Some(open(prev)?),
             _ => None,
         };
-        Ok(Destination { webhook, secret, previous })
+        Ok(Destination { webhook, secret, previous, presentations })
     }
 
     fn context(&self) -> AttemptContext<'_> {
         AttemptContext {
             http: &self.http,
+            syslog: &self.syslog,
+            render: &self.render,
             names: &self.names,
             retry_delays: &self.retry_delays,
             failure_threshold: self.failure_threshold,
@@ -246,7 +289,9 @@ impl Dispatcher {
             return Ok(0);
         }
         let Some(webhook) = self.store.webhook_by_id(id).await? else { return Ok(0) };
-        let room = self.take_tokens(id, webhook.max_per_second, room);
+        // Slack accepts about one message per second per webhook: that is its default limit.
+        let rate = webhook.max_per_second.or((webhook.format == Format::Slack).then_some(1));
+        let room = self.take_tokens(id, rate, room);
         if room == 0 || !webhook.is_active {
             return Ok(0);
         }
@@ -260,7 +305,7 @@ impl Dispatcher {
             }
             return Ok(0);
         }
-        let dest = match self.destination(webhook) {
+        let dest = match self.destination(webhook).await {
             Ok(d) => Arc::new(d),
             Err(why) => {
                 tracing::error!(webhook = %id, error = %why, "cannot sign for webhook; releasing its deliveries");
@@ -407,7 +452,7 @@ impl Dispatcher {
             data: event.data.clone(),
             created_at: event.created_at,
         };
-        let dest = self.destination(webhook).map_err(StoreError::Corrupt)?;
+        let dest = self.destination(webhook).await.map_err(StoreError::Corrupt)?;
         let completion = attempt::attempt(&self.context(), &dest, &claimed, &claimer, true).await;
         self.record(&completion, &dest.webhook).await;
         Ok(completion.attempt)

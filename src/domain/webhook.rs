@@ -11,10 +11,28 @@ use super::event_type::EventTypePattern;
 use super::tenant::TenantId;
 use super::FieldError;
 
-/// An `http(s)://` destination with a host and no credentials in it.
+/// An `http(s)://` or `syslog+udp|tcp|tls://` destination with a host and no credentials in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookUrl {
     uri: Uri,
+}
+
+/// How a destination is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransportKind {
+    Http,
+    /// RFC 5426: one message per datagram.
+    SyslogUdp,
+    /// RFC 6587 octet counting over TCP.
+    SyslogTcp,
+    /// RFC 5425: octet counting over TLS.
+    SyslogTls,
+}
+
+impl TransportKind {
+    pub fn is_syslog(self) -> bool {
+        self != Self::Http
+    }
 }
 
 impl WebhookUrl {
@@ -25,9 +43,9 @@ impl WebhookUrl {
         }
         let uri: Uri = raw.parse().map_err(|_| err("is not a valid URL"))?;
         match uri.scheme_str() {
-            Some("http") | Some("https") => {}
-            Some(_) => return Err(err("scheme must be http or https")),
-            None => return Err(err("must be an absolute http(s):// URL")),
+            Some("http") | Some("https") | Some("syslog+udp") | Some("syslog+tcp") | Some("syslog+tls") => {}
+            Some(_) => return Err(err("scheme must be http, https, syslog+udp, syslog+tcp or syslog+tls")),
+            None => return Err(err("must be an absolute URL such as https://… or syslog+tcp://host:601")),
         }
         let authority = uri.authority().ok_or_else(|| err("must include a host"))?;
         if authority.as_str().contains('@') {
@@ -36,7 +54,20 @@ impl WebhookUrl {
         if authority.host().is_empty() {
             return Err(err("must include a host"));
         }
-        Ok(Self { uri })
+        let url = Self { uri };
+        if url.transport().is_syslog() && (!matches!(url.uri.path(), "" | "/") || url.uri.query().is_some()) {
+            return Err(err("a syslog destination is host:port only, without a path"));
+        }
+        Ok(url)
+    }
+
+    pub fn transport(&self) -> TransportKind {
+        match self.uri.scheme_str() {
+            Some("syslog+udp") => TransportKind::SyslogUdp,
+            Some("syslog+tcp") => TransportKind::SyslogTcp,
+            Some("syslog+tls") => TransportKind::SyslogTls,
+            _ => TransportKind::Http,
+        }
     }
 
     pub fn as_str(&self) -> String {
@@ -58,7 +89,13 @@ impl WebhookUrl {
     }
 
     pub fn port(&self) -> u16 {
-        self.uri.port_u16().unwrap_or(if self.uri.scheme_str() == Some("https") { 443 } else { 80 })
+        self.uri.port_u16().unwrap_or(match self.uri.scheme_str() {
+            Some("https") => 443,
+            Some("syslog+udp") => 514,
+            Some("syslog+tcp") => 601,
+            Some("syslog+tls") => 6514,
+            _ => 80,
+        })
     }
 }
 
@@ -304,7 +341,11 @@ mod tests {
     fn urls() {
         assert!(WebhookUrl::parse("https://hooks.slack.com/services/T00/B00/xxx", "url").is_ok());
         assert_eq!(WebhookUrl::parse("http://[::1]:9000/x", "url").unwrap().literal_ip(), Some("::1".parse().unwrap()));
-        for bad in ["ftp://x/", "/relative", "https://user:pw@host/", "not a url", "http://"] {
+        let s = WebhookUrl::parse("syslog+tls://siem.example:6514", "url").unwrap();
+        assert_eq!((s.transport(), s.port()), (TransportKind::SyslogTls, 6514));
+        assert_eq!(WebhookUrl::parse("syslog+udp://10.0.0.5", "url").unwrap().port(), 514);
+        for bad in ["ftp://x/", "/relative", "https://user:pw@host/", "not a url", "http://", "syslog+tcp://h:601/path"]
+        {
             assert!(WebhookUrl::parse(bad, "url").is_err(), "{bad}");
         }
     }

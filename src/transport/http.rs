@@ -150,8 +150,9 @@ pub struct HttpTransport {
     client: Client<HttpsConnector, Full<Bytes>>,
 }
 
-/// Root certificates: the bundled Mozilla roots plus an optional extra PEM bundle (on-premises CAs).
-pub fn tls_config(extra_ca_pem: Option<&[u8]>) -> anyhow::Result<rustls::ClientConfig> {
+/// Root certificates: the bundled Mozilla roots plus an optional extra PEM bundle (on-premises
+/// CAs); and an optional client certificate (PEM chain and key) for receivers that ask for one.
+pub fn tls_config(extra_ca_pem: Option<&[u8]>, client: Option<(&[u8], &[u8])>) -> anyhow::Result<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(pem) = extra_ca_pem {
@@ -164,10 +165,19 @@ pub fn tls_config(extra_ca_pem: Option<&[u8]>) -> anyhow::Result<rustls::ClientC
         anyhow::ensure!(added > 0, "the extra CA bundle holds no certificate");
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+        .with_root_certificates(roots);
+    Ok(match client {
+        None => builder.with_no_client_auth(),
+        Some((chain, key)) => {
+            use rustls::pki_types::pem::PemObject;
+            let certs = rustls::pki_types::CertificateDer::pem_slice_iter(chain).collect::<Result<Vec<_>, _>>()?;
+            anyhow::ensure!(!certs.is_empty(), "the client certificate file holds no certificate");
+            let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key)?;
+            builder.with_client_auth_cert(certs, key)?
+        }
+    })
 }
 
 impl HttpTransport {
@@ -261,7 +271,7 @@ mod tests {
     fn transport(resolves_to: &str, allow: Vec<ipnet::IpNet>) -> HttpTransport {
         let connector =
             GuardedConnector::new(AddressPolicy::new(allow), Arc::new(FixedResolver(resolves_to.parse().unwrap())));
-        HttpTransport::new(connector, tls_config(None).unwrap())
+        HttpTransport::new(connector, tls_config(None, None).unwrap())
     }
 
     async fn post(t: &HttpTransport, url: &str) -> Result<HttpResponse, SendError> {

@@ -2,3 +2,4 @@
 
 pub mod http;
 pub mod ssrf;
+pub mod syslog;

@@ -1,0 +1,310 @@
+//! How to present an event without code: a title, a severity, a summary, key/value facts and
+//! CEF extension fields, derived from the event's data by its type's `presentation` settings,
+//! with sensible defaults where those say nothing.
+//!
+//! ```toml
+//! [event_type.presentation]
+//! title = "Quarantined: {subject}"              # a template over the data's fields (dotted paths)
+//! summary = "From {sender_email}, score {phish_score}"
+//! severity = { field = "phish_score", scale = "score" }   # 0–100; or "cvss" (0–10); or named levels:
+//! # severity = { field = "risk", map = { minor = "low", major = "high" } }
+//! cef = { src = "device_ip", suser = "sender_email", act = "reason", cs1 = { label = "Scan", field = "scan_id" } }
+//! ```
+
+use serde_json::{Map, Value};
+
+/// One scale every format maps from, so a "high" is high everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+            Self::Critical => "critical",
+        }
+    }
+
+    /// A named level, as the seeds write them (`high`, `CRITICAL`, `Very-High`, `warning`…).
+    pub fn from_name(raw: &str) -> Option<Self> {
+        Some(match raw.trim().to_ascii_lowercase().replace(['_', ' '], "-").as_str() {
+            "info" | "informational" | "none" | "debug" | "notice" => Self::Info,
+            "low" | "minor" => Self::Low,
+            "medium" | "moderate" | "warning" | "warn" => Self::Medium,
+            "high" | "major" | "error" | "severe" => Self::High,
+            "critical" | "very-high" | "veryhigh" | "crit" | "emergency" | "alert" | "fatal" => Self::Critical,
+            _ => return None,
+        })
+    }
+
+    /// A 0–100 score (e.g. `phish_score`).
+    pub fn from_score(score: f64) -> Self {
+        match score {
+            s if s >= 90.0 => Self::Critical,
+            s if s >= 70.0 => Self::High,
+            s if s >= 40.0 => Self::Medium,
+            s if s > 0.0 => Self::Low,
+            _ => Self::Info,
+        }
+    }
+
+    /// A 0–10 score (CVSS, CEF).
+    pub fn from_cvss(score: f64) -> Self {
+        match score {
+            s if s >= 9.0 => Self::Critical,
+            s if s >= 7.0 => Self::High,
+            s if s >= 4.0 => Self::Medium,
+            s if s > 0.0 => Self::Low,
+            _ => Self::Info,
+        }
+    }
+
+    /// CEF severity 0–10 (0–3 low, 4–6 medium, 7–8 high, 9–10 very high).
+    pub fn cef(self) -> u8 {
+        match self {
+            Self::Info => 1,
+            Self::Low => 3,
+            Self::Medium => 5,
+            Self::High => 8,
+            Self::Critical => 10,
+        }
+    }
+
+    /// Syslog severity 0–7 (lower is more severe).
+    pub fn syslog(self) -> u8 {
+        match self {
+            Self::Info => 6,
+            Self::Low => 5,
+            Self::Medium => 4,
+            Self::High => 3,
+            Self::Critical => 2,
+        }
+    }
+
+    /// Slack attachment colour.
+    pub fn colour(self) -> &'static str {
+        match self {
+            Self::Info => "#439FE0",
+            Self::Low => "#2EB886",
+            Self::Medium => "#DAA038",
+            Self::High => "#E8912D",
+            Self::Critical => "#D00000",
+        }
+    }
+
+    pub fn emoji(self) -> &'static str {
+        match self {
+            Self::Info => ":information_source:",
+            Self::Low => ":large_blue_circle:",
+            Self::Medium => ":large_yellow_circle:",
+            Self::High => ":large_orange_circle:",
+            Self::Critical => ":red_circle:",
+        }
+    }
+
+    /// Adaptive Card text colour / container style.
+    pub fn teams_colour(self) -> &'static str {
+        match self {
+            Self::Info | Self::Low => "Good",
+            Self::Medium => "Warning",
+            Self::High | Self::Critical => "Attention",
+        }
+    }
+}
+
+/// A CEF extension key filled from a field of the data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CefField {
+    pub key: String,
+    pub value: String,
+    /// For `csN`: the label (`csNLabel`).
+    pub label: Option<String>,
+}
+
+/// What every non-JSON format shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Presented {
+    pub title: String,
+    pub severity: Severity,
+    pub summary: Option<String>,
+    /// The rest of the data as key/value pairs (nested values as compact JSON).
+    pub facts: Vec<(String, String)>,
+    pub cef: Vec<CefField>,
+}
+
+/// Standard CEF keys a presentation may fill (custom strings cs1–cs6 take a label).
+const CEF_KEYS: &[&str] = &[
+    "src", "dst", "spt", "dpt", "shost", "dhost", "suser", "duser", "msg", "act", "outcome", "request", "cat", "fname",
+    "app", "proto", "reason", "cs1", "cs2", "cs3", "cs4", "cs5", "cs6",
+];
+
+/// Looks up a dotted path (`sender.email`) in the data.
+pub fn lookup<'a>(data: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(data, |v, key| v.get(key))
+}
+
+/// A value as text: strings bare, everything else compact JSON.
+pub fn text_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// Fills `{path}` placeholders from the data; unknown paths become empty; `{{` is a brace.
+pub fn fill_template(template: &str, data: &Value) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(i) = rest.find(['{', '}']) {
+        out.push_str(&rest[..i]);
+        let brace = &rest[i..];
+        if brace.starts_with("{{") || brace.starts_with("}}") {
+            out.push_str(&brace[..1]);
+            rest = &brace[2..];
+        } else if let (true, Some(end)) = (brace.starts_with('{'), brace.find('}')) {
+            let path = brace[1..end].trim();
+            out.push_str(&lookup(data, path).map(text_of).unwrap_or_default());
+            rest = &brace[end + 1..];
+        } else {
+            out.push_str(&brace[..1]);
+            rest = &brace[1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn severity_from(config: Option<&Value>, data: &Value) -> Severity {
+    if let Some(cfg) = config {
+        let field = cfg.get("field").and_then(Value::as_str).unwrap_or("severity");
+        let value = lookup(data, field);
+        let scale = cfg.get("scale").and_then(Value::as_str);
+        if let Some(v) = value {
+            if let Some(map) = cfg.get("map").and_then(Value::as_object) {
+                if let Some(level) = map.get(&text_of(v)).and_then(Value::as_str).and_then(Severity::from_name) {
+                    return level;
+                }
+            }
+            match (scale, v.as_f64()) {
+                (Some("score"), Some(n)) => return Severity::from_score(n),
+                (Some("cvss"), Some(n)) => return Severity::from_cvss(n),
+                _ => {}
+            }
+            if let Some(level) = v.as_str().and_then(Severity::from_name) {
+                return level;
+            }
+        }
+        if let Some(level) = cfg.get("default").and_then(Value::as_str).and_then(Severity::from_name) {
+            return level;
+        }
+    }
+    for field in ["severity", "risk_level", "riskLevel", "level", "priority"] {
+        if let Some(v) = data.get(field) {
+            if let Some(level) = v.as_str().and_then(Severity::from_name) {
+                return level;
+            }
+            if let Some(n) = v.as_f64() {
+                return Severity::from_cvss(n);
+            }
+        }
+    }
+    if let Some(n) = data.get("cvss").and_then(Value::as_f64) {
+        return Severity::from_cvss(n);
+    }
+    for field in ["phish_score", "score", "risk_score"] {
+        if let Some(n) = data.get(field).and_then(Value::as_f64) {
+            return Severity::from_score(n);
+        }
+    }
+    Severity::Info
+}
+
+/// Derives the presentation of an event.
+pub fn present(event_type: &str, data: &Value, config: Option<&Value>) -> Presented {
+    let cfg = config.and_then(Value::as_object);
+    let template = |key: &str| cfg.and_then(|c| c.get(key)).and_then(Value::as_str).map(|t| fill_template(t, data));
+    let title = template("title")
+        .filter(|t| !t.trim().is_empty())
+        .or_else(|| {
+            ["title", "subject", "name", "message"]
+                .iter()
+                .find_map(|f| data.get(*f).and_then(Value::as_str).filter(|s| !s.is_empty()).map(String::from))
+        })
+        .unwrap_or_else(|| event_type.to_string());
+    let severity = severity_from(cfg.and_then(|c| c.get("severity")), data);
+    let summary = template("summary").filter(|s| !s.trim().is_empty());
+    let facts = match data {
+        Value::Object(map) => map.iter().map(|(k, v)| (k.clone(), text_of(v))).collect(),
+        other => vec![("data".into(), text_of(other))],
+    };
+    let cef = cef_fields(cfg.and_then(|c| c.get("cef")).and_then(Value::as_object), data);
+    Presented { title, severity, summary, facts, cef }
+}
+
+fn cef_fields(config: Option<&Map<String, Value>>, data: &Value) -> Vec<CefField> {
+    let Some(cfg) = config else { return Vec::new() };
+    let mut out = Vec::new();
+    for (key, spec) in cfg {
+        if !CEF_KEYS.contains(&key.as_str()) {
+            continue;
+        }
+        let (field, label) = match spec {
+            Value::String(f) => (f.as_str(), None),
+            Value::Object(o) => (
+                o.get("field").and_then(Value::as_str).unwrap_or_default(),
+                o.get("label").and_then(Value::as_str).map(String::from),
+            ),
+            _ => continue,
+        };
+        if let Some(v) = lookup(data, field).map(text_of).filter(|v| !v.is_empty()) {
+            let label = label.or_else(|| key.starts_with("cs").then(|| field.to_string()));
+            out.push(CefField { key: key.clone(), value: v, label });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn defaults() {
+        let p = present("email.quarantined", &json!({"subject": "Hi", "phish_score": 95}), None);
+        assert_eq!(p.title, "Hi");
+        assert_eq!(p.severity, Severity::Critical);
+        let p = present("THREATS_NEW_THREAT", &json!({"riskLevel": "CRITICAL"}), None);
+        assert_eq!((p.title.as_str(), p.severity), ("THREATS_NEW_THREAT", Severity::Critical));
+        assert_eq!(present("x", &json!({"severity": "high"}), None).severity, Severity::High);
+        assert_eq!(present("x", &json!({}), None).severity, Severity::Info);
+    }
+
+    #[test]
+    fn configured() {
+        let cfg = json!({
+            "title": "Quarantined: {subject} ({sender.email})",
+            "severity": {"field": "risk", "map": {"minor": "low", "major": "high"}},
+            "cef": {"suser": "sender.email", "cs1": {"label": "Scan", "field": "scan_id"}, "bogus": "x"}
+        });
+        let data = json!({"subject": "S", "sender": {"email": "a@b"}, "risk": "major", "scan_id": "42"});
+        let p = present("e", &data, Some(&cfg));
+        assert_eq!(p.title, "Quarantined: S (a@b)");
+        assert_eq!(p.severity, Severity::High);
+        assert_eq!(p.cef.len(), 2);
+        assert_eq!(p.cef[0], CefField { key: "cs1".into(), value: "42".into(), label: Some("Scan".into()) });
+        assert_eq!(fill_template("{{literal}} {missing}!", &data), "{literal} !");
+        let score = json!({"severity": {"field": "phish_score", "scale": "score"}});
+        assert_eq!(present("e", &json!({"phish_score": 72}), Some(&score)).severity, Severity::High);
+    }
+}
