@@ -2,6 +2,7 @@
 
 mod helpers;
 mod receiver;
+mod siem;
 mod smtp;
 
 mod access;
