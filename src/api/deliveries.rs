@@ -150,11 +150,16 @@ pub async fn test_webhook(
     who: Principal,
     Path(id): Path<String>,
 ) -> ApiResult<Json<AttemptView>> {
-    who.admin()?;
-    let w = webhook(&state, &who, &id).await?;
-    let data = test_payload(&state, &w);
-    let attempt = state.dispatcher.send_test(w, data).await?;
+    let attempt = send_test(&state, &who, parse_id(&id)?).await?;
     Ok(Json(AttemptView::of(attempt)))
+}
+
+/// Sends a test event to a webhook (also an inactive one) and returns the logged attempt.
+pub async fn send_test(state: &AppState, who: &Principal, id: Uuid) -> ApiResult<AttemptRecord> {
+    who.admin()?;
+    let w = state.store.get_webhook(&who.tenant, id).await?.ok_or_else(|| ApiError::not_found("webhook"))?;
+    let data = test_payload(state, &w);
+    Ok(state.dispatcher.send_test(w, data).await?)
 }
 
 /// The example payload of an event type the webhook subscribes to, or a plain test message.
@@ -190,9 +195,24 @@ pub async fn redeliver(
     who: Principal,
     Path((id, attempt_id)): Path<(String, String)>,
 ) -> ApiResult<(StatusCode, Json<Redelivery>)> {
-    who.admin()?;
-    let w = webhook(&state, &who, &id).await?;
     let attempt_id: Uuid = attempt_id.parse().map_err(|_| ApiError::not_found("delivery attempt"))?;
+    let (w, event_ref) = redeliver_attempt(&state, &who, parse_id(&id)?, attempt_id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Redelivery { event_ref, webhook_id: w.id, status: if w.is_active { "queued" } else { "held" } }),
+    ))
+}
+
+/// Queues the event of an attempt for delivery to its webhook again; returns the webhook and
+/// the event_ref.
+pub async fn redeliver_attempt(
+    state: &AppState,
+    who: &Principal,
+    id: Uuid,
+    attempt_id: Uuid,
+) -> ApiResult<(Webhook, String)> {
+    who.admin()?;
+    let w = state.store.get_webhook(&who.tenant, id).await?.ok_or_else(|| ApiError::not_found("webhook"))?;
     let attempt = state
         .store
         .get_attempt(&who.tenant, w.id, attempt_id)
@@ -210,14 +230,7 @@ pub async fn redeliver(
     );
     state.store.append_audit(audit).await?;
     state.dispatcher.wake([w.id]);
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Redelivery {
-            event_ref: attempt.event_ref,
-            webhook_id: w.id,
-            status: if w.is_active { "queued" } else { "held" },
-        }),
-    ))
+    Ok((w, attempt.event_ref))
 }
 
 #[derive(Debug, Deserialize)]

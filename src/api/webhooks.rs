@@ -242,8 +242,90 @@ pub async fn list_webhooks(
 pub async fn create_webhook(
     State(state): State<AppState>,
     who: Principal,
-    ApiJson(mut input): ApiJson<WebhookInput>,
+    ApiJson(input): ApiJson<WebhookInput>,
 ) -> ApiResult<(StatusCode, Json<CreatedWebhook>)> {
+    let (w, secret) = create(&state, &who, input).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedWebhook { webhook: WebhookView::of(&w), secret: secret.expose().to_string() }),
+    ))
+}
+
+#[utoipa::path(get, path = "/webhooks/{id}", tag = "webhooks",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = WebhookView), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_webhook(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<WebhookView>> {
+    who.reader()?;
+    Ok(Json(WebhookView::of(&load(&state, &who, &id).await?)))
+}
+
+/// PUT and PATCH: both partial, only the fields given change.
+#[utoipa::path(patch, path = "/webhooks/{id}", tag = "webhooks", request_body = WebhookInput,
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = WebhookView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update_webhook(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<WebhookInput>,
+) -> ApiResult<Json<WebhookView>> {
+    let w = update(&state, &who, parse_id(&id)?, input).await?;
+    Ok(Json(WebhookView::of(&w)))
+}
+
+#[utoipa::path(put, path = "/webhooks/{id}", tag = "webhooks", request_body = WebhookInput,
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = WebhookView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn put_webhook(
+    state: State<AppState>,
+    who: Principal,
+    id: Path<String>,
+    input: ApiJson<WebhookInput>,
+) -> ApiResult<Json<WebhookView>> {
+    update_webhook(state, who, id, input).await
+}
+
+#[utoipa::path(delete, path = "/webhooks/{id}", tag = "webhooks",
+    params(("id" = Uuid, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn delete_webhook(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    delete(&state, &who, parse_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/webhooks/{id}/rotate-secret", tag = "webhooks",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = RotatedSecret), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RotatedSecret>> {
+    let (secret, expires) = rotate(&state, &who, parse_id(&id)?).await?;
+    Ok(Json(RotatedSecret {
+        id: parse_id(&id)?,
+        secret: secret.expose().to_string(),
+        previous_secret_expires_at: rfc3339_ms(expires),
+    }))
+}
+
+// The operations, shared by the API and the dashboard: each checks the caller's role.
+
+/// Creates a webhook; returns it with its secret (shown once).
+pub async fn create(state: &AppState, who: &Principal, mut input: WebhookInput) -> ApiResult<(Webhook, Secret)> {
     who.admin()?;
     let name = input.name.clone().ok_or_else(|| ApiError::invalid("name", "name is required").missing())?;
     let url = input.url.clone().ok_or_else(|| ApiError::invalid("url", "url is required").missing())?;
@@ -288,7 +370,7 @@ pub async fn create_webhook(
     if !w.is_active {
         w.disabled_reason = Some(wh::disabled_reason::MANUAL.to_string());
     }
-    apply(&state, &who, &mut w, input).await?;
+    apply(state, who, &mut w, input).await?;
     let audit = who.audit(
         "webhook.create",
         format!("webhook:{id}"),
@@ -296,45 +378,20 @@ pub async fn create_webhook(
     );
     state.store.insert_webhook(&w, audit).await?;
     tracing::info!(webhook = %id, tenant = %who.tenant, "webhook created");
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedWebhook { webhook: WebhookView::of(&w), secret: secret.expose().to_string() }),
-    ))
+    Ok((w, secret))
 }
 
-#[utoipa::path(get, path = "/webhooks/{id}", tag = "webhooks",
-    params(("id" = Uuid, Path)),
-    responses((status = 200, body = WebhookView), (status = 404, body = ErrorBody)),
-    security(("bearer" = [])))]
-pub async fn get_webhook(
-    State(state): State<AppState>,
-    who: Principal,
-    Path(id): Path<String>,
-) -> ApiResult<Json<WebhookView>> {
-    who.reader()?;
-    Ok(Json(WebhookView::of(&load(&state, &who, &id).await?)))
-}
-
-/// PUT and PATCH: both partial, only the fields given change.
-#[utoipa::path(patch, path = "/webhooks/{id}", tag = "webhooks", request_body = WebhookInput,
-    params(("id" = Uuid, Path)),
-    responses((status = 200, body = WebhookView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
-    security(("bearer" = [])))]
-pub async fn update_webhook(
-    State(state): State<AppState>,
-    who: Principal,
-    Path(id): Path<String>,
-    ApiJson(mut input): ApiJson<WebhookInput>,
-) -> ApiResult<Json<WebhookView>> {
+/// Changes the fields given; returns the webhook as stored.
+pub async fn update(state: &AppState, who: &Principal, id: Uuid, mut input: WebhookInput) -> ApiResult<Webhook> {
     who.admin()?;
-    let mut w = load(&state, &who, &id).await?;
+    let mut w = state.store.get_webhook(&who.tenant, id).await?.ok_or_else(|| ApiError::not_found("webhook"))?;
     let new_secret = input.secret.take().map(|s| Secret::parse(&s, "secret")).transpose()?;
     let activation = match input.is_active.take() {
         Some(true) if !w.is_active => Activation::Enable,
         Some(false) if w.is_active => Activation::Disable,
         _ => Activation::Unchanged,
     };
-    let mut changed = apply(&state, &who, &mut w, input).await?;
+    let mut changed = apply(state, who, &mut w, input).await?;
     if activation != Activation::Unchanged {
         changed.push("is_active");
     }
@@ -354,52 +411,27 @@ pub async fn update_webhook(
         let audit = who.audit("webhook.secret_set", format!("webhook:{}", w.id), serde_json::json!({}));
         state.store.update_secrets(&who.tenant, w.id, &sealed, audit).await?;
     }
-    Ok(Json(WebhookView::of(&load(&state, &who, &id).await?)))
+    if activation == Activation::Enable {
+        state.dispatcher.wake([w.id]);
+    }
+    state.store.get_webhook(&who.tenant, id).await?.ok_or_else(|| ApiError::not_found("webhook"))
 }
 
-#[utoipa::path(put, path = "/webhooks/{id}", tag = "webhooks", request_body = WebhookInput,
-    params(("id" = Uuid, Path)),
-    responses((status = 200, body = WebhookView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
-    security(("bearer" = [])))]
-pub async fn put_webhook(
-    state: State<AppState>,
-    who: Principal,
-    id: Path<String>,
-    input: ApiJson<WebhookInput>,
-) -> ApiResult<Json<WebhookView>> {
-    update_webhook(state, who, id, input).await
-}
-
-#[utoipa::path(delete, path = "/webhooks/{id}", tag = "webhooks",
-    params(("id" = Uuid, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody)),
-    security(("bearer" = [])))]
-pub async fn delete_webhook(
-    State(state): State<AppState>,
-    who: Principal,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
+pub async fn delete(state: &AppState, who: &Principal, id: Uuid) -> ApiResult<()> {
     who.admin()?;
-    let id = parse_id(&id)?;
     let audit = who.audit("webhook.delete", format!("webhook:{id}"), serde_json::json!({}));
     if state.store.delete_webhook(&who.tenant, id, audit).await? {
-        Ok(StatusCode::NO_CONTENT)
+        Ok(())
     } else {
         Err(ApiError::not_found("webhook"))
     }
 }
 
-#[utoipa::path(post, path = "/webhooks/{id}/rotate-secret", tag = "webhooks",
-    params(("id" = Uuid, Path)),
-    responses((status = 200, body = RotatedSecret), (status = 404, body = ErrorBody)),
-    security(("bearer" = [])))]
-pub async fn rotate_secret(
-    State(state): State<AppState>,
-    who: Principal,
-    Path(id): Path<String>,
-) -> ApiResult<Json<RotatedSecret>> {
+/// A new secret; the old one keeps signing for the grace period. Returns the secret and when
+/// the old one stops.
+pub async fn rotate(state: &AppState, who: &Principal, id: Uuid) -> ApiResult<(Secret, i64)> {
     who.admin()?;
-    let w = load(&state, &who, &id).await?;
+    let w = state.store.get_webhook(&who.tenant, id).await?.ok_or_else(|| ApiError::not_found("webhook"))?;
     let secret = Secret::generate();
     let now = now_ms();
     let expires = now + state.settings.secret_grace.as_millis() as i64;
@@ -417,9 +449,5 @@ pub async fn rotate_secret(
     if !state.store.update_secrets(&who.tenant, w.id, &sealed, audit).await? {
         return Err(ApiError::not_found("webhook"));
     }
-    Ok(Json(RotatedSecret {
-        id: w.id,
-        secret: secret.expose().to_string(),
-        previous_secret_expires_at: rfc3339_ms(expires),
-    }))
+    Ok((secret, expires))
 }

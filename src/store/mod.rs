@@ -320,6 +320,28 @@ pub trait Store: Send + Sync + 'static {
     async fn prune(&self, before: i64) -> Result<u64, StoreError>;
 
     async fn append_audit(&self, audit: AuditEntry) -> Result<(), StoreError>;
+
+    /// Attempts of a webhook since `since`, per bucket of `bucket_ms`: (bucket start, attempts,
+    /// successes, mean response ms).
+    async fn attempt_histogram(
+        &self,
+        tenant: &TenantId,
+        webhook: Uuid,
+        since: i64,
+        bucket_ms: i64,
+    ) -> Result<Vec<(i64, u64, u64, i64)>, StoreError>;
+
+    /// Dashboard sessions, by the digest of the session cookie.
+    async fn create_session(
+        &self,
+        digest: [u8; 32],
+        token_id: Uuid,
+        csrf: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+    /// The live session's token (not revoked) and CSRF secret.
+    async fn find_session(&self, digest: [u8; 32], now: i64) -> Result<Option<(TokenRecord, String)>, StoreError>;
+    async fn delete_session(&self, digest: [u8; 32]) -> Result<(), StoreError>;
     /// Newest first, with the total count.
     async fn list_audit(&self, tenant: &TenantId, page: Page) -> Result<(Vec<AuditRecord>, u64), StoreError>;
 }

@@ -931,6 +931,65 @@ impl<B: Backend> Store for SqlStore<B> {
         Ok(r[0].affected)
     }
 
+    async fn attempt_histogram(
+        &self,
+        tenant: &TenantId,
+        webhook: Uuid,
+        since: i64,
+        bucket_ms: i64,
+    ) -> Result<Vec<(i64, u64, u64, i64)>, StoreError> {
+        let rows = self
+            .db
+            .query(
+                "SELECT CAST(created_at / $4 AS BIGINT), COUNT(*), CAST(COALESCE(SUM(success), 0) AS BIGINT), \
+                 CAST(COALESCE(AVG(response_ms), 0) AS BIGINT) FROM attempts \
+                 WHERE tenant_id = $1 AND webhook_id = $2 AND created_at >= $3 \
+                 GROUP BY CAST(created_at / $4 AS BIGINT) ORDER BY 1",
+                params![tenant.as_str(), webhook, since, bucket_ms],
+            )
+            .await?;
+        rows.iter().map(|r| Ok((r.int(0)? * bucket_ms, r.int(1)? as u64, r.int(2)? as u64, r.int(3)?))).collect()
+    }
+
+    async fn create_session(
+        &self,
+        digest: [u8; 32],
+        token_id: Uuid,
+        csrf: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        self.db
+            .write(vec![
+                Stmt::new("DELETE FROM ui_sessions WHERE expires_at < $1", params![now_ms()]),
+                Stmt::new(
+                    "INSERT INTO ui_sessions (digest, token_id, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                    params![&digest[..], token_id, csrf, now_ms(), expires_at],
+                ),
+            ])
+            .await
+            .map(|_| ())
+    }
+
+    async fn find_session(&self, digest: [u8; 32], now: i64) -> Result<Option<(TokenRecord, String)>, StoreError> {
+        let rows = self
+            .db
+            .query(
+                "SELECT t.id, t.tenant_id, t.role, t.name, t.prefix, t.created_at, t.revoked_at, s.csrf \
+                 FROM ui_sessions s JOIN api_tokens t ON t.id = s.token_id \
+                 WHERE s.digest = $1 AND s.expires_at > $2 AND t.revoked_at IS NULL",
+                params![&digest[..], now],
+            )
+            .await?;
+        rows.first().map(|r| Ok((token_from_row(r)?, r.text(7)?))).transpose()
+    }
+
+    async fn delete_session(&self, digest: [u8; 32]) -> Result<(), StoreError> {
+        self.db
+            .write(vec![Stmt::new("DELETE FROM ui_sessions WHERE digest = $1", params![&digest[..]])])
+            .await
+            .map(|_| ())
+    }
+
     async fn append_audit(&self, audit: AuditEntry) -> Result<(), StoreError> {
         self.db.write(vec![audit_stmt(&audit)]).await.map(|_| ())
     }

@@ -1,0 +1,355 @@
+//! The dashboard in real headless Chromium (Debian's `chromium` and `chromedriver`), driven over
+//! the W3C WebDriver protocol: sign in, add a webhook through the form, copy the secret, send a
+//! test event to a real receiver and verify its signature, see it in the deliveries, disable and
+//! re-enable, delete through the confirmation; a viewer sees no change buttons and a forged
+//! change is refused. Screenshots of the main pages go to `target/ui-screenshots/`.
+
+#[path = "api/helpers.rs"]
+#[allow(dead_code)]
+mod helpers;
+#[path = "api/receiver.rs"]
+#[allow(dead_code)]
+mod receiver;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use helpers::{Backend, TestApp, ADMIN_TOKEN};
+use receiver::Receiver;
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A minimal W3C WebDriver client for chromedriver.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    session: String,
+    child: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Browser {
+    async fn start() -> Option<Self> {
+        let driver = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())?;
+        let port = free_port();
+        let child = Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while http.get(format!("{base}/status")).send().await.is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                         "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                         "--window-size=1280,900", format!("--user-data-dir={}", profile.path().display())]
+            }
+        }}});
+        let resp: Value = http.post(format!("{base}/session")).json(&caps).send().await.unwrap().json().await.unwrap();
+        let session = resp["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {resp}")).to_string();
+        Some(Self { http, base, session, child, _profile: profile })
+    }
+
+    async fn try_cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, String> {
+        let url = format!("{}/session/{}{}", self.base, self.session, path);
+        let req = self.http.request(method, url).json(&body.unwrap_or_else(|| json!({})));
+        let v: Value = req.send().await.map_err(|e| e.to_string())?.json().await.map_err(|e| e.to_string())?;
+        if let Some(err) = v["value"].get("error") {
+            return Err(format!("webdriver {path}: {err} {}", v["value"]["message"]));
+        }
+        Ok(v["value"].clone())
+    }
+
+    async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        self.try_cmd(method, path, body).await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    async fn goto(&self, url: &str) {
+        self.cmd(reqwest::Method::POST, "/url", Some(json!({"url": url}))).await;
+    }
+
+    async fn try_find(&self, css: &str) -> Option<String> {
+        let url = format!("{}/session/{}/element", self.base, self.session);
+        let v: Value = self
+            .http
+            .post(url)
+            .json(&json!({"using": "css selector", "value": css}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["value"][ELEMENT].as_str().map(String::from)
+    }
+
+    /// Waits for an element (pages load and scripts run asynchronously).
+    async fn find(&self, css: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(id) = self.try_find(css).await {
+                return id;
+            }
+            assert!(Instant::now() < deadline, "no element {css}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn click(&self, css: &str) {
+        let id = self.find(css).await;
+        self.cmd(reqwest::Method::POST, &format!("/element/{id}/click"), None).await;
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let id = self.find(css).await;
+        self.cmd(reqwest::Method::POST, &format!("/element/{id}/clear"), None).await;
+        self.cmd(reqwest::Method::POST, &format!("/element/{id}/value"), Some(json!({"text": text}))).await;
+    }
+
+    async fn text(&self, css: &str) -> String {
+        let id = self.find(css).await;
+        self.cmd(reqwest::Method::GET, &format!("/element/{id}/text"), None)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    async fn exec(&self, script: &str) -> Value {
+        self.cmd(reqwest::Method::POST, "/execute/async", Some(json!({"script": script, "args": []}))).await
+    }
+
+    async fn source(&self) -> String {
+        self.cmd(reqwest::Method::GET, "/source", None).await.as_str().unwrap_or_default().to_string()
+    }
+
+    async fn resize(&self, width: u32, height: u32) {
+        self.cmd(reqwest::Method::POST, "/window/rect", Some(json!({"width": width, "height": height}))).await;
+    }
+
+    async fn screenshot(&self, name: &str) {
+        use base64::Engine;
+        let png = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(png.as_str().unwrap()).unwrap();
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/ui-screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), bytes).unwrap();
+    }
+
+    /// Waits until the element's text contains `needle` (across page loads).
+    async fn wait_text(&self, css: &str, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let t = match self.try_find(css).await {
+                Some(id) => self
+                    .try_cmd(reqwest::Method::GET, &format!("/element/{id}/text"), None)
+                    .await
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default(),
+                None => String::new(),
+            };
+            if t.contains(needle) {
+                return t;
+            }
+            assert!(Instant::now() < deadline, "{css} never showed '{needle}'; it shows '{t}'");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn sign_in(&self, app: &TestApp, token: &str) {
+        self.goto(&app.url("/ui/login")).await;
+        self.type_into("#token", token).await;
+        self.click("button[type=submit]").await;
+        self.find("header .who").await;
+    }
+
+    /// Fails if the page is wider than the window (everything usable without sideways scrolling).
+    async fn assert_fits(&self, width: u32) {
+        let w = self.exec("arguments[0](document.documentElement.scrollWidth)").await.as_u64().unwrap();
+        assert!(w <= width as u64 + 1, "the page is {w} px wide in a {width} px window");
+    }
+
+    /// Every visible form control has a label.
+    async fn assert_labelled(&self) {
+        let unlabelled = self
+            .exec(
+                "arguments[0]([...document.querySelectorAll('input:not([type=hidden]),select,textarea')]\
+                 .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).map(e => e.name))",
+            )
+            .await;
+        assert_eq!(unlabelled, json!([]), "form controls without a label");
+    }
+}
+
+fn seed_signature_ok(secret: &str, body: &[u8], header: &str) -> bool {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes())) == header
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_end_to_end_in_chromium() {
+    let Some(b) = Browser::start().await else {
+        assert!(std::env::var("TOCSIN_REQUIRE_CHROMIUM").is_err(), "chromium and chromedriver are required");
+        eprintln!("skipped: chromedriver is not installed (.ci/run installs chromium and chromium-driver)");
+        return;
+    };
+    let app = TestApp::delivering(Backend::Sqlite, |_| {}).await;
+    let rx = Receiver::start().await;
+
+    // Sign in.
+    b.goto(&app.url("/ui/login")).await;
+    b.assert_labelled().await;
+    b.screenshot("01-sign-in").await;
+    b.type_into("#token", "tsn_wrong_token_000000000000000000").await;
+    b.click("button[type=submit]").await;
+    b.wait_text("main", "not valid").await;
+    b.sign_in(&app, ADMIN_TOKEN).await;
+
+    // Add a webhook through the form; a bad field is reported next to it.
+    b.click("#add-webhook").await;
+    b.find("#webhook-form").await;
+    b.assert_labelled().await;
+    b.screenshot("02-add-webhook-form").await;
+    b.type_into("#url", &rx.url()).await;
+    b.click("input[value='email.quarantined']").await;
+    b.click("#save").await;
+    let err = b.text("#err-name").await;
+    assert!(err.contains("name"), "{err}");
+    b.type_into("#name", "SOC quarantine feed").await;
+    b.click("#save").await;
+    let secret = b.text("#secret").await;
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    assert!(b.text("#secret-panel").await.contains("will not be shown again"));
+    b.find("#copy-secret").await;
+    b.screenshot("03-secret-shown-once").await;
+
+    // Overview; send a test event and see the result in place.
+    b.click("#to-overview").await;
+    b.find("#send-test").await;
+    assert!(!b.source().await.contains(&secret), "the secret is never shown again");
+    b.screenshot("04-overview").await;
+    b.click("#send-test").await;
+    b.wait_text("#test-result", "delivered").await;
+    let got = rx.wait_for(1, Duration::from_secs(10)).await;
+    let r = &got[0];
+    assert_eq!(r.header("x-tocsin-event"), "webhook.test");
+    assert!(seed_signature_ok(&secret, &r.body, &r.header("x-tocsin-signature")), "the copied secret verifies");
+    let wh = standardwebhooks::Webhook::new(&secret).unwrap();
+    assert!(wh.verify(&r.body, &r.headers).is_ok(), "Standard Webhooks signature verifies");
+
+    // Recent deliveries show it with its HTTP code.
+    b.click("#all-deliveries").await;
+    let table = b.wait_text("table.deliveries", "webhook.test").await;
+    assert!(table.contains("200") && table.contains("Success"), "{table}");
+    b.screenshot("05-deliveries").await;
+    b.click("table.deliveries tbody tr td a").await;
+    b.wait_text("main", "Request headers").await;
+    assert!(b.text("main").await.contains("x-tocsin-signature"));
+    b.screenshot("06-delivery-detail").await;
+
+    // Disable and re-enable.
+    let list = b.source().await;
+    let id = list.split("/ui/webhooks/").nth(1).unwrap().split('/').next().unwrap().to_string();
+    b.goto(&app.url(&format!("/ui/webhooks/{id}"))).await;
+    b.click("#disable").await;
+    b.wait_text("h1", "Disabled").await;
+    b.click("#enable").await;
+    b.wait_text("h1", "Active").await;
+    let (_, api_view) = app.get(&format!("/api/v1/webhooks/{id}"), ADMIN_TOKEN).await;
+    assert_eq!(api_view["is_active"], true);
+
+    // Usable at 390 px.
+    b.resize(390, 844).await;
+    b.goto(&app.url("/ui/webhooks")).await;
+    b.find("#webhooks").await;
+    b.assert_fits(390).await;
+    b.screenshot("07-list-390px").await;
+    b.goto(&app.url(&format!("/ui/webhooks/{id}"))).await;
+    b.find("#send-test").await;
+    b.assert_fits(390).await;
+    b.screenshot("08-overview-390px").await;
+    b.resize(1280, 900).await;
+    b.goto(&app.url("/ui/webhooks")).await;
+    b.find("#webhooks").await;
+    b.assert_fits(1280).await;
+    b.screenshot("09-list").await;
+    b.goto(&app.url("/ui/audit")).await;
+    b.wait_text("main", "webhook.create").await;
+    b.goto(&app.url("/ui/event-types")).await;
+    b.wait_text("main", "email.quarantined").await;
+
+    // A viewer sees the list but no change buttons; a forged change is refused.
+    let viewer = app.token("default", tocsin::domain::token::Role::Viewer).await;
+    b.click("header form button").await;
+    b.find("#token").await;
+    b.sign_in(&app, &viewer).await;
+    b.find("#webhooks").await;
+    assert!(b.try_find("#add-webhook").await.is_none());
+    b.goto(&app.url(&format!("/ui/webhooks/{id}"))).await;
+    b.find("#all-deliveries").await;
+    for button in ["#edit", "#disable", "#enable", "#send-test", "#delete", "#rotate"] {
+        assert!(b.try_find(button).await.is_none(), "a viewer sees {button}");
+    }
+    b.screenshot("10-viewer-overview").await;
+    let status = b
+        .exec(&format!(
+            "const done = arguments[0]; const csrf = document.querySelector('input[name=csrf]').value;\
+             fetch('/ui/webhooks/{id}/toggle', {{method: 'POST', body: new URLSearchParams({{csrf}})}}).then(r => done(r.status));"
+        ))
+        .await;
+    assert_eq!(status, 403, "a viewer's forged change is refused");
+    let (_, still) = app.get(&format!("/api/v1/webhooks/{id}"), ADMIN_TOKEN).await;
+    assert_eq!(still["is_active"], true);
+    let status = b
+        .exec(&format!(
+            "const done = arguments[0];\
+             fetch('/ui/webhooks/{id}/toggle', {{method: 'POST', body: new URLSearchParams({{csrf: 'forged'}})}}).then(r => done(r.status));"
+        ))
+        .await;
+    assert_eq!(status, 403, "a wrong CSRF token is refused");
+
+    // Delete, as the admin, through the confirmation that names the webhook.
+    b.click("header form button").await;
+    b.sign_in(&app, ADMIN_TOKEN).await;
+    b.goto(&app.url(&format!("/ui/webhooks/{id}"))).await;
+    b.click("#delete").await;
+    b.wait_text("main", "SOC quarantine feed").await;
+    b.type_into("#confirm", "wrong name").await;
+    b.click("#confirm-delete").await;
+    b.wait_text("main", "does not match").await;
+    b.type_into("#confirm", "SOC quarantine feed").await;
+    b.click("#confirm-delete").await;
+    b.wait_text("main", "No webhooks yet").await;
+    let (status, _) = app.get(&format!("/api/v1/webhooks/{id}"), ADMIN_TOKEN).await;
+    assert_eq!(status, 404);
+}
