@@ -4,11 +4,13 @@
 //! (one interface, SQLite and PostgreSQL). `startup` wires them; `config` resolves settings.
 
 pub mod api;
+pub mod bench;
 pub mod catalogue;
 pub mod config;
 pub mod crypto;
 pub mod dispatch;
 pub mod domain;
+pub mod listen;
 pub mod notify;
 pub mod publish;
 pub mod render;

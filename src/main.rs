@@ -34,6 +34,10 @@ enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Receive webhooks locally: print each delivery and check its signatures.
+    Listen(tocsin::listen::ListenArgs),
+    /// Run the load test (starts its own sink and servers on loopback).
+    Bench(tocsin::bench::BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -70,9 +74,34 @@ enum TokenAction {
 /// A failure the user can act on: printed as one line, exit code 2.
 struct UsageError(String);
 
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => Some(r),
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            None
+        }
+    }
+}
+
+/// Runs a command that needs no settings (listen, bench).
+fn standalone(work: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    tocsin::telemetry::init("warn");
+    let Some(rt) = runtime() else { return ExitCode::FAILURE };
+    match rt.block_on(work) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let flags = match &cli.command {
+        Command::Listen(args) => return standalone(tocsin::listen::run(args.clone())),
+        Command::Bench(args) => return standalone(tocsin::bench::run(args.clone())),
         Command::Serve { flags } | Command::Migrate { flags } => flags,
         Command::Token { action } => match action {
             TokenAction::Create { flags, .. } | TokenAction::List { flags, .. } | TokenAction::Revoke { flags, .. } => {
@@ -88,13 +117,7 @@ fn main() -> ExitCode {
         }
     };
     tocsin::telemetry::init(&settings.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let Some(runtime) = runtime() else { return ExitCode::FAILURE };
     match runtime.block_on(run(cli.command, settings)) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(UsageError(msg))) => {
@@ -127,6 +150,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<Result<(), 
             println!("migrations applied: {applied:?}");
         }
         Command::Token { action } => return token_command(action, settings).await,
+        Command::Listen(_) | Command::Bench(_) => unreachable!("handled before settings are loaded"),
     }
     Ok(Ok(()))
 }

@@ -123,24 +123,45 @@ impl Browser {
         }
     }
 
+    /// Clicks an element, finding it again if the page changed under it.
     async fn click(&self, css: &str) {
-        let id = self.find(css).await;
-        self.cmd(reqwest::Method::POST, &format!("/element/{id}/click"), None).await;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let id = self.find(css).await;
+            match self.try_cmd(reqwest::Method::POST, &format!("/element/{id}/click"), None).await {
+                Ok(_) => return,
+                Err(e) => assert!(Instant::now() < deadline, "cannot click {css}: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     async fn type_into(&self, css: &str, text: &str) {
-        let id = self.find(css).await;
-        self.cmd(reqwest::Method::POST, &format!("/element/{id}/clear"), None).await;
-        self.cmd(reqwest::Method::POST, &format!("/element/{id}/value"), Some(json!({"text": text}))).await;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let id = self.find(css).await;
+            let typed = async {
+                self.try_cmd(reqwest::Method::POST, &format!("/element/{id}/clear"), None).await?;
+                self.try_cmd(reqwest::Method::POST, &format!("/element/{id}/value"), Some(json!({"text": text}))).await
+            };
+            match typed.await {
+                Ok(_) => return,
+                Err(e) => assert!(Instant::now() < deadline, "cannot type into {css}: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     async fn text(&self, css: &str) -> String {
-        let id = self.find(css).await;
-        self.cmd(reqwest::Method::GET, &format!("/element/{id}/text"), None)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let id = self.find(css).await;
+            match self.try_cmd(reqwest::Method::GET, &format!("/element/{id}/text"), None).await {
+                Ok(v) => return v.as_str().unwrap_or_default().to_string(),
+                Err(e) => assert!(Instant::now() < deadline, "cannot read {css}: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     async fn exec(&self, script: &str) -> Value {

@@ -34,7 +34,6 @@ pub struct AttemptView {
     /// Headers sent (signatures shown; custom header values masked; never a secret).
     #[schema(value_type = Object)]
     pub request_headers: serde_json::Value,
-    pub request_body: String,
     /// The first 4 KiB of the response body.
     pub response_body: String,
 }
@@ -54,10 +53,68 @@ impl AttemptView {
             created_at: rfc3339_ms(a.created_at),
             next_attempt_at: a.next_attempt_at.map(rfc3339_ms),
             request_headers: serde_json::from_str(&a.request_headers).unwrap_or_default(),
-            request_body: String::from_utf8_lossy(&a.request_body).into_owned(),
             response_body: String::from_utf8_lossy(&a.response_body).into_owned(),
         }
     }
+}
+
+/// One attempt with the body it sent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptDetail {
+    #[serde(flatten)]
+    pub attempt: AttemptView,
+    /// The request body, rendered again from the event exactly as at dispatch.
+    pub request_body: String,
+}
+
+/// The body an attempt sent: the event rendered in the attempt's format at its dispatch time
+/// (rendering is deterministic, so it is not stored).
+pub async fn request_body(state: &AppState, w: &Webhook, a: &AttemptRecord) -> ApiResult<String> {
+    let Some(event) = state.store.get_event(&w.tenant_id, &a.event_ref).await? else { return Ok(String::new()) };
+    let presentation = match state.catalogue.get(&a.event_type) {
+        Some(et) => et.presentation.clone(),
+        None => state
+            .store
+            .list_event_types(&w.tenant_id)
+            .await?
+            .into_iter()
+            .find(|et| et.name == a.event_type)
+            .and_then(|et| et.presentation),
+    };
+    let rendered = crate::render::render(
+        a.format,
+        &crate::render::EventView {
+            event_type: &a.event_type,
+            event_ref: &a.event_ref,
+            tenant_id: w.tenant_id.as_str(),
+            data: &event.data,
+            emitted_at: a.dispatched_at,
+        },
+        presentation.as_ref(),
+        &state.settings.render,
+        w.url.transport().is_syslog(),
+    );
+    Ok(String::from_utf8_lossy(&rendered.body).into_owned())
+}
+
+#[utoipa::path(get, path = "/webhooks/{id}/deliveries/{attempt_id}", tag = "deliveries",
+    params(("id" = Uuid, Path), ("attempt_id" = Uuid, Path)),
+    responses((status = 200, body = AttemptDetail), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn get_delivery(
+    State(state): State<AppState>,
+    who: Principal,
+    Path((id, attempt_id)): Path<(String, String)>,
+) -> ApiResult<Json<AttemptDetail>> {
+    who.reader()?;
+    let w = webhook(&state, &who, &id).await?;
+    let attempt_id: Uuid = attempt_id.parse().map_err(|_| ApiError::not_found("delivery attempt"))?;
+    let a = state
+        .store
+        .get_attempt(&who.tenant, w.id, attempt_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("delivery attempt"))?;
+    let body = request_body(&state, &w, &a).await?;
+    Ok(Json(AttemptDetail { attempt: AttemptView::of(a), request_body: body }))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

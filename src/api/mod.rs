@@ -117,6 +117,7 @@ pub fn api_routes(max_event_bytes: usize) -> (Router<AppState>, utoipa::openapi:
         .merge(batch)
         .routes(routes!(events::get_event))
         .routes(routes!(deliveries::list_deliveries))
+        .routes(routes!(deliveries::get_delivery))
         .routes(routes!(deliveries::recent_deliveries))
         .routes(routes!(deliveries::test_webhook))
         .routes(routes!(deliveries::redeliver))

@@ -190,7 +190,7 @@ pub async fn attempt(
         logged.clear();
         ctx.syslog.send(transport, w.url.host(), w.url.port(), &body.body, timeout).await.map(|()| None)
     } else {
-        ctx.http.post(w.url.uri(), headers, Bytes::from(body.body.clone()), timeout).await.map(Some)
+        ctx.http.post(w.url.uri(), headers, Bytes::from(body.body), timeout).await.map(Some)
     };
     let response_ms = started.elapsed().as_millis() as i64;
 
@@ -255,13 +255,14 @@ pub async fn attempt(
             webhook_id: w.id,
             event_ref: d.event_ref.clone(),
             event_type: d.event_type.clone(),
+            format: w.format,
             attempt_no,
             success,
             http_status,
             error,
             response_ms,
             request_headers: serde_json::Value::Object(logged).to_string(),
-            request_body: body.body,
+            dispatched_at: now,
             response_body,
             next_attempt_at,
             created_at: now_ms(),

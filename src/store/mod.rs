@@ -22,7 +22,7 @@ use crate::domain::event_type::EventType;
 use crate::domain::page::Page;
 use crate::domain::tenant::TenantId;
 use crate::domain::token::Role;
-use crate::domain::webhook::{SealedSecrets, Webhook};
+use crate::domain::webhook::{Format, SealedSecrets, Webhook};
 
 pub use backend::{Backend, Dialect};
 pub use sql_store::SqlStore;
@@ -139,6 +139,8 @@ pub struct AttemptRecord {
     pub webhook_id: Uuid,
     pub event_ref: String,
     pub event_type: String,
+    /// The format the request was rendered in.
+    pub format: Format,
     pub attempt_no: u32,
     pub success: bool,
     pub http_status: Option<u16>,
@@ -146,7 +148,9 @@ pub struct AttemptRecord {
     pub response_ms: i64,
     /// JSON object of the request headers (signatures included, never a secret).
     pub request_headers: String,
-    pub request_body: Vec<u8>,
+    /// When the request was rendered and sent (its `emitted_at`); the body is rendered again
+    /// from the event for display rather than stored.
+    pub dispatched_at: i64,
     pub response_body: Vec<u8>,
     pub next_attempt_at: Option<i64>,
     pub created_at: i64,

@@ -101,7 +101,7 @@ macro_rules! attempt_select {
     ($rest:literal) => {
         concat!(
             "SELECT id, delivery_seq, tenant_id, webhook_id, event_ref, event_type, attempt_no, success, http_status, \
-             error, response_ms, request_headers, request_body, response_body, next_attempt_at, created_at \
+             error, response_ms, request_headers, dispatched_at, response_body, next_attempt_at, created_at, format \
              FROM attempts ",
             $rest
         )
@@ -122,10 +122,11 @@ fn attempt_from_row(r: &Row) -> Result<AttemptRecord, StoreError> {
         error: r.opt_text(9)?,
         response_ms: r.int(10)?,
         request_headers: r.text(11)?,
-        request_body: r.opt_bytes(12)?.unwrap_or_default(),
+        dispatched_at: r.int(12)?,
         response_body: r.opt_bytes(13)?.unwrap_or_default(),
         next_attempt_at: r.opt_int(14)?,
         created_at: r.int(15)?,
+        format: Format::parse(&r.text(16)?, "format").map_err(|e| corrupt("format", e))?,
     })
 }
 
@@ -467,10 +468,7 @@ impl<B: Backend> Store for SqlStore<B> {
             .db
             .write(vec![
                 Stmt::new("DELETE FROM webhooks WHERE tenant_id = $1 AND id = $2", params![tenant.as_str(), id]),
-                Stmt::new(
-                    "DELETE FROM deliveries WHERE tenant_id = $1 AND webhook_id = $2",
-                    params![tenant.as_str(), id],
-                ),
+                Stmt::new("DELETE FROM deliveries WHERE webhook_id = $1", params![id]),
                 Stmt::new(
                     "DELETE FROM attempts WHERE tenant_id = $1 AND webhook_id = $2",
                     params![tenant.as_str(), id],
@@ -574,7 +572,11 @@ impl<B: Backend> Store for SqlStore<B> {
                                 AND p.seq < d.seq AND p.state IN ('pending', 'leased', 'held'))) \
                        ORDER BY d.next_attempt_at, d.seq LIMIT $5 ",
                     $lock,
-                    ")"
+                    ") RETURNING seq, attempts, tenant_id, webhook_id, event_id, \
+                       (SELECT e.event_ref FROM events e WHERE e.id = deliveries.event_id), \
+                       (SELECT e.event_type FROM events e WHERE e.id = deliveries.event_id), \
+                       (SELECT e.data FROM events e WHERE e.id = deliveries.event_id), \
+                       (SELECT e.created_at FROM events e WHERE e.id = deliveries.event_id)"
                 )
             };
         }
@@ -583,19 +585,10 @@ impl<B: Backend> Store for SqlStore<B> {
             Dialect::Postgres => claim_sql!("FOR UPDATE OF d SKIP LOCKED"),
         };
         let now = now_ms();
-        let r = self
-            .db
-            .write(vec![
-                Stmt::new(claim, params![lease_until, claimer, now, webhook, limit as i64]),
-                Stmt::new(
-                    "SELECT d.seq, d.attempts, d.tenant_id, d.webhook_id, e.id, e.event_ref, e.event_type, e.data, \
-                     e.created_at FROM deliveries d JOIN events e ON e.id = d.event_id \
-                     WHERE d.leased_by = $1 AND d.state = 'leased' AND d.webhook_id = $2 ORDER BY d.seq",
-                    params![claimer, webhook],
-                ),
-            ])
-            .await?;
-        r[1].rows
+        let r =
+            self.db.write(vec![Stmt::new(claim, params![lease_until, claimer, now, webhook, limit as i64])]).await?;
+        let mut claimed = r[0]
+            .rows
             .iter()
             .map(|row| {
                 Ok(ClaimedDelivery {
@@ -610,7 +603,9 @@ impl<B: Backend> Store for SqlStore<B> {
                     created_at: row.int(8)?,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        claimed.sort_by_key(|d| d.seq);
+        Ok(claimed)
     }
 
     async fn complete(&self, c: &Completion) -> Result<bool, StoreError> {
@@ -618,8 +613,8 @@ impl<B: Backend> Store for SqlStore<B> {
         let now = a.created_at;
         let mut stmts = vec![Stmt::new(
             "INSERT INTO attempts (id, delivery_seq, tenant_id, webhook_id, event_ref, event_type, attempt_no, success, \
-             http_status, error, response_ms, request_headers, request_body, response_body, next_attempt_at, \
-             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+             http_status, error, response_ms, request_headers, dispatched_at, response_body, next_attempt_at, \
+             created_at, format) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
             params![
                 a.id,
                 a.delivery_seq,
@@ -633,10 +628,11 @@ impl<B: Backend> Store for SqlStore<B> {
                 a.error.clone(),
                 a.response_ms,
                 &a.request_headers,
-                a.request_body.clone(),
+                a.dispatched_at,
                 a.response_body.clone(),
                 a.next_attempt_at,
-                now
+                now,
+                a.format.as_str()
             ],
         )];
         let mut disable_at = None;
@@ -738,8 +734,8 @@ impl<B: Backend> Store for SqlStore<B> {
                     params![tenant.as_str(), event_id, webhook, now, lease_until, claimer],
                 ),
                 Stmt::new(
-                    "SELECT seq FROM deliveries WHERE leased_by = $1 AND webhook_id = $2 ORDER BY seq DESC LIMIT 1",
-                    params![claimer, webhook],
+                    "SELECT MAX(seq) FROM deliveries WHERE event_id = $1 AND webhook_id = $2 AND leased_by = $3",
+                    params![event_id, webhook, claimer],
                 ),
             ])
             .await?;

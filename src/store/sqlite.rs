@@ -87,12 +87,24 @@ fn to_value(v: ValueRef<'_>) -> Value {
     }
 }
 
+const PARAM_NAMES: [&str; 24] = [
+    "$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11", "$12", "$13", "$14", "$15", "$16", "$17",
+    "$18", "$19", "$20", "$21", "$22", "$23", "$24",
+];
+
 /// Runs one statement: binds `$n` parameters by name and collects any rows.
 fn run(conn: &Connection, stmt: &Stmt) -> Result<StmtResult, StoreError> {
     let mut prepared = conn.prepare_cached(stmt.sql).map_err(db_err)?;
     for (i, value) in stmt.params.iter().enumerate() {
-        let name = format!("${}", i + 1);
-        if let Some(idx) = prepared.parameter_index(&name).map_err(db_err)? {
+        let owned;
+        let name = match PARAM_NAMES.get(i) {
+            Some(n) => *n,
+            None => {
+                owned = format!("${}", i + 1);
+                &owned
+            }
+        };
+        if let Some(idx) = prepared.parameter_index(name).map_err(db_err)? {
             prepared.raw_bind_parameter(idx, value).map_err(db_err)?;
         }
     }
@@ -146,31 +158,46 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
     }
 }
 
+/// Runs a statement without parameters from the statement cache (no parsing per call).
+fn exec_cached(conn: &Connection, sql: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(sql).and_then(|mut s| s.execute([])).map(|_| ()).map_err(db_err)
+}
+
 /// Runs each write in its own savepoint inside one transaction, then commits once.
 fn commit_group(conn: &Connection, writes: &[&[Stmt]]) -> Vec<Result<Vec<StmtResult>, StoreError>> {
     let fail_all = |msg: String| writes.iter().map(|_| Err(StoreError::Unavailable(msg.clone()))).collect();
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        return fail_all(db_err(e).to_string());
+    if let Err(e) = exec_cached(conn, "BEGIN IMMEDIATE") {
+        return fail_all(e.to_string());
     }
+    let single = writes.len() == 1;
     let results: Vec<_> = writes
         .iter()
         .map(|stmts| {
-            conn.execute_batch("SAVEPOINT w").map_err(db_err)?;
+            // A lone write needs no savepoint: its failure rolls the whole transaction back.
+            if single {
+                return run_all(conn, stmts);
+            }
+            exec_cached(conn, "SAVEPOINT w")?;
             match run_all(conn, stmts) {
                 Ok(r) => {
-                    conn.execute_batch("RELEASE w").map_err(db_err)?;
+                    exec_cached(conn, "RELEASE w")?;
                     Ok(r)
                 }
                 Err(e) => {
-                    conn.execute_batch("ROLLBACK TO w; RELEASE w").map_err(db_err)?;
+                    exec_cached(conn, "ROLLBACK TO w")?;
+                    exec_cached(conn, "RELEASE w")?;
                     Err(e)
                 }
             }
         })
         .collect();
-    if let Err(e) = conn.execute_batch("COMMIT") {
-        let _ = conn.execute_batch("ROLLBACK");
-        return fail_all(format!("commit failed: {}", db_err(e)));
+    if single && results[0].is_err() {
+        let _ = exec_cached(conn, "ROLLBACK");
+        return results;
+    }
+    if let Err(e) = exec_cached(conn, "COMMIT") {
+        let _ = exec_cached(conn, "ROLLBACK");
+        return fail_all(format!("commit failed: {e}"));
     }
     results
 }

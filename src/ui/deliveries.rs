@@ -129,7 +129,7 @@ pub async fn detail(
     };
     let headers: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(&a.request_headers).unwrap_or_default();
-    let body = String::from_utf8_lossy(&a.request_body).into_owned();
+    let body = api_deliveries::request_body(&state, &w, &a).await.unwrap_or_default();
     let pretty = serde_json::from_str::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| serde_json::to_string_pretty(&v).ok())

@@ -86,13 +86,15 @@ CREATE TABLE deliveries (
     updated_at      INTEGER NOT NULL
 );
 CREATE INDEX deliveries_due ON deliveries (webhook_id, next_attempt_at) WHERE state IN ('pending', 'leased');
-CREATE INDEX deliveries_webhook ON deliveries (webhook_id, state);
-CREATE INDEX deliveries_leased_by ON deliveries (leased_by) WHERE leased_by IS NOT NULL;
-CREATE INDEX deliveries_updated ON deliveries (updated_at) WHERE state IN ('succeeded', 'failed');
+-- Held deliveries wait for their webhook to be re-enabled.
+CREATE INDEX deliveries_held ON deliveries (webhook_id) WHERE state = 'held';
+-- Few indexes on purpose: every one is written by each claim and completion. Pruning and
+-- deleting a webhook scan instead; they are rare.
 CREATE INDEX deliveries_ordering ON deliveries (webhook_id, ordering_key, seq) WHERE ordering_key IS NOT NULL;
 CREATE INDEX deliveries_event ON deliveries (event_id);
 
--- One HTTP (or syslog) exchange of a delivery.
+-- One HTTP (or syslog) exchange of a delivery. The request body is not stored: it is the
+-- event's data rendered for the webhook at dispatched_at, and is rendered again to be shown.
 CREATE TABLE attempts (
     id              TEXT PRIMARY KEY,
     delivery_seq    INTEGER NOT NULL,
@@ -100,20 +102,20 @@ CREATE TABLE attempts (
     webhook_id      TEXT NOT NULL,
     event_ref       TEXT NOT NULL,
     event_type      TEXT NOT NULL,
+    format          TEXT NOT NULL,
     attempt_no      INTEGER NOT NULL,
     success         INTEGER NOT NULL,
     http_status     INTEGER,
     error           TEXT,
     response_ms     INTEGER NOT NULL,
     request_headers TEXT NOT NULL,
-    request_body    BLOB,
+    dispatched_at   INTEGER NOT NULL,
     response_body   BLOB,
     next_attempt_at INTEGER,
     created_at      INTEGER NOT NULL
 );
 CREATE INDEX attempts_webhook_newest ON attempts (webhook_id, created_at DESC);
 CREATE INDEX attempts_tenant_newest ON attempts (tenant_id, created_at DESC);
-CREATE INDEX attempts_created ON attempts (created_at);
 
 CREATE TABLE audit_log (
     id        INTEGER PRIMARY KEY AUTOINCREMENT,

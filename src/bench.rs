@@ -1,0 +1,523 @@
+//! `tocsin bench`: the load test. In one run on one machine it starts a sink (`tocsin listen`),
+//! measures the raw ceiling (signed 1 KiB POSTs straight to the sink at the same concurrency),
+//! starts `tocsin serve` on a fresh store, creates webhooks, publishes events and waits until
+//! every delivery landed, then reports throughput, latency, memory, CPU, duplicates and losses.
+//!
+//! Scenarios: (a) one webhook; (b) fan-out to ten; (c) ten, one hanging until its timeout;
+//! (d) a backlog built while the sink is down, drained when it is up; (e) a steady 1000 events/s.
+//! Loopback only; every scenario is bounded in count and time.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderName, HeaderValue, Method, Request, Uri};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+
+use crate::domain::secret::Secret;
+use crate::signing::{seed_signature, standard_signature};
+use crate::transport::http::{GuardedConnector, HttpTransport, SystemResolver};
+use crate::transport::ssrf::AddressPolicy;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Scenarios to run: a, b, c, d, e (comma-separated) or all
+    #[arg(long, default_value = "a,b,c,e")]
+    pub scenario: String,
+    /// Events of scenario (a); (b) and (c) publish a fifth as many to ten webhooks
+    #[arg(long, default_value_t = 100_000)]
+    pub events: u64,
+    /// Pending deliveries of scenario (d)
+    #[arg(long, default_value_t = 1_000_000)]
+    pub backlog: u64,
+    /// Seconds of scenario (e)
+    #[arg(long, default_value_t = 60)]
+    pub steady_secs: u64,
+    /// sqlite (default, a fresh file) or a postgres:// URL of a server where a fresh database is created
+    #[arg(long)]
+    pub database: Option<String>,
+    /// Concurrent requests of the raw-ceiling client (and the server's per-webhook concurrency)
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Run this many `tocsin serve` processes on the (PostgreSQL) database
+    #[arg(long, default_value_t = 1)]
+    pub servers: usize,
+    /// Where to write the results as JSON
+    #[arg(long, default_value = "target/bench/results.json")]
+    pub out: std::path::PathBuf,
+    /// Upper bound of each scenario, in seconds
+    #[arg(long, default_value_t = 600)]
+    pub timeout_secs: u64,
+}
+
+const ADMIN: &str = "tsn_bench_admin_token_000000000000000000";
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
+}
+
+type Plain = Client<HttpConnector, Full<Bytes>>;
+
+struct Api {
+    client: Plain,
+    base: String,
+}
+
+impl Api {
+    fn new(port: u16) -> Self {
+        Self { client: Client::builder(TokioExecutor::new()).build_http(), base: format!("http://127.0.0.1:{port}") }
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<(u16, Value)> {
+        let mut req = Request::builder().method(method).uri(format!("{}{path}", self.base));
+        req = req.header("authorization", format!("Bearer {ADMIN}"));
+        let body = match body {
+            Some(b) => {
+                req = req.header("content-type", "application/json");
+                Bytes::from(serde_json::to_vec(&b)?)
+            }
+            None => Bytes::new(),
+        };
+        let resp = self.client.request(req.body(Full::new(body))?).await?;
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+    }
+}
+
+async fn wait_ready(api: &Api, path: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok((200, _)) = api.call(Method::GET, path, None).await {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("{} did not become ready", api.base)
+}
+
+fn exe() -> anyhow::Result<std::path::PathBuf> {
+    Ok(std::env::current_exe()?)
+}
+
+/// A sink: `tocsin listen --quiet`, optionally slow.
+async fn start_sink(delay_ms: u64) -> anyhow::Result<(Proc, u16, Api)> {
+    let port = free_port();
+    let child = Command::new(exe()?)
+        .args([
+            "listen",
+            "--quiet",
+            "--port",
+            &port.to_string(),
+            "--secret",
+            SECRET,
+            "--delay-ms",
+            &delay_ms.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .spawn()?;
+    let api = Api::new(port);
+    wait_ready(&api, "/_tocsin/stats").await?;
+    Ok((Proc(child), port, api))
+}
+
+struct Server {
+    procs: Vec<Proc>,
+    api: Api,
+    _dir: tempfile::TempDir,
+}
+
+/// Fresh storage: a temp SQLite file, or a new database on the given PostgreSQL server.
+async fn fresh_database(arg: &Option<String>, dir: &std::path::Path) -> anyhow::Result<String> {
+    match arg.as_deref() {
+        None | Some("sqlite") => Ok(format!("sqlite://{}/bench.db", dir.display())),
+        Some(url) if url.starts_with("postgres") => {
+            let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+            tokio::spawn(conn);
+            let name = format!("tocsin_bench_{}", uuid::Uuid::new_v4().simple());
+            client.batch_execute(&format!("CREATE DATABASE {name}")).await?;
+            let base = url.split('?').next().unwrap_or(url);
+            Ok(format!("{}/{name}", base.rsplit_once('/').map_or(base, |(b, _)| b)))
+        }
+        Some(other) => anyhow::bail!("--database: expected sqlite or postgres://…, got {other}"),
+    }
+}
+
+async fn start_servers(args: &BenchArgs, extra_env: &[(&str, String)]) -> anyhow::Result<Server> {
+    let dir = tempfile::tempdir()?;
+    let db = fresh_database(&args.database, dir.path()).await?;
+    let mut procs = Vec::new();
+    let mut first_port = 0;
+    for i in 0..args.servers.max(1) {
+        let port = free_port();
+        if i == 0 {
+            first_port = port;
+        }
+        let mut cmd = Command::new(exe()?);
+        cmd.arg("serve")
+            .env("TOCSIN_LISTEN", format!("127.0.0.1:{port}"))
+            .env("TOCSIN_DATA_DIR", dir.path())
+            .env("TOCSIN_DATABASE_URL", &db)
+            .env("TOCSIN_ADMIN_TOKEN", ADMIN)
+            .env("TOCSIN_MASTER_KEY", "b".repeat(64))
+            .env("TOCSIN_ALLOW_DESTINATIONS", "127.0.0.0/8")
+            .env("TOCSIN_WEBHOOK_CONCURRENCY", args.concurrency.to_string())
+            .env("TOCSIN_LOG", "warn")
+            .stdout(Stdio::null());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        procs.push(Proc(cmd.spawn()?));
+        wait_ready(&Api::new(port), "/readyz").await?;
+    }
+    Ok(Server { procs, api: Api::new(first_port), _dir: dir })
+}
+
+/// CPU seconds (user + system) and peak RSS in KiB of a process, from /proc.
+fn proc_usage(pid: u32) -> (f64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let cpu = (ticks(11) + ticks(12)) / 100.0;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    (cpu, hwm)
+}
+
+fn current_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The raw ceiling: our own client POSTing signed 1 KiB bodies to the sink.
+async fn raw_ceiling(port: u16, concurrency: usize, total: u64) -> anyhow::Result<f64> {
+    let connector = GuardedConnector::new(
+        AddressPolicy::new(vec!["127.0.0.0/8".parse().expect("a network")]),
+        Arc::new(SystemResolver),
+    );
+    let transport = Arc::new(HttpTransport::new(connector, crate::transport::http::tls_config(None, None)?));
+    let uri: Uri = format!("http://127.0.0.1:{port}/hook").parse()?;
+    let secret = Secret::from_stored(SECRET.as_bytes().to_vec());
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (transport, uri, secret, next) = (transport.clone(), uri.clone(), secret.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= total {
+                    break;
+                }
+                let id = format!("raw-{n}");
+                let body = format!(
+                    "{{\"event\":\"bench\",\"event_ref\":\"{id}\",\"tenant_id\":\"default\",\"data\":{{\"pad\":\"{}\"}}}}",
+                    "x".repeat(940)
+                );
+                let ts = crate::domain::time::now_ms() / 1000;
+                let headers = vec![
+                    (axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+                    (HeaderName::from_static("x-tocsin-signature"), HeaderValue::from_str(&seed_signature(&secret, body.as_bytes())).expect("hex")),
+                    (HeaderName::from_static("webhook-id"), HeaderValue::from_str(&id).expect("ascii")),
+                    (HeaderName::from_static("webhook-timestamp"), HeaderValue::from(ts)),
+                    (
+                        HeaderName::from_static("webhook-signature"),
+                        HeaderValue::from_str(&standard_signature(&secret, &id, ts, body.as_bytes())).expect("base64"),
+                    ),
+                ];
+                let _ = transport.post(&uri, headers, Bytes::from(body), Duration::from_secs(10)).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+async fn create_webhook(api: &Api, port: u16, name: &str, extra: Value) -> anyhow::Result<String> {
+    let mut body = json!({"name": name, "url": format!("http://127.0.0.1:{port}/hook"), "secret": SECRET,
+                          "event_types": ["alert.created"], "retry_count": 10});
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        body[k] = v.clone();
+    }
+    let (status, v) = api.call(Method::POST, "/api/v1/webhooks", Some(body)).await?;
+    anyhow::ensure!(status == 201, "creating a webhook: {status} {v}");
+    Ok(v["id"].as_str().unwrap_or_default().to_string())
+}
+
+fn now_us() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as i64
+}
+
+/// Publishes `count` events in batches of 1000 from 4 concurrent publishers (plus some single
+/// publishes). Returns the accept rate in events/s.
+async fn publish(api: &Arc<Api>, tag: &str, count: u64) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (api, next, tag) = (api.clone(), next.clone(), tag.to_string());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let start = next.fetch_add(1000, Ordering::Relaxed);
+                if start >= count {
+                    return Ok::<(), anyhow::Error>(());
+                }
+                let end = (start + 1000).min(count);
+                let sent = now_us();
+                let events: Vec<Value> = (start..end)
+                    .map(|i| json!({"event": "alert.created", "event_ref": format!("{tag}-{i}"),
+                                    "data": {"bench_sent_us": sent, "seq": i, "severity": "high", "title": "Bench alert", "pad": "x".repeat(800)}}))
+                    .collect();
+                let (status, v) = api.call(Method::POST, "/api/v1/events/batch", Some(json!({"events": events}))).await?;
+                anyhow::ensure!(status == 200 && v["rejected"] == 0, "batch publish: {status} {v}");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(count as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Waits until the sink saw `expected` distinct events (or the bound passes); returns its stats.
+async fn drain(sink: &Api, expected: u64, bound: Duration) -> anyhow::Result<Value> {
+    let deadline = Instant::now() + bound;
+    loop {
+        let (_, stats) = sink.call(Method::GET, "/_tocsin/stats", None).await?;
+        if stats["unique"].as_u64().unwrap_or(0) >= expected || Instant::now() > deadline {
+            return Ok(stats);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs one delivery scenario; returns its report.
+async fn delivery_scenario(
+    args: &BenchArgs,
+    name: &str,
+    webhooks: usize,
+    hanging: bool,
+    events: u64,
+    raw: f64,
+) -> anyhow::Result<Value> {
+    let (_sink, sink_port, sink) = start_sink(0).await?;
+    let slow = if hanging { Some(start_sink(60_000).await?) } else { None };
+    let server = start_servers(args, &[]).await?;
+    let api = Arc::new(server.api);
+    for i in 0..webhooks {
+        create_webhook(&api, sink_port, &format!("sink-{i}"), json!({})).await?;
+    }
+    if let Some((_, port, _)) = &slow {
+        create_webhook(&api, *port, "hanging", json!({"timeout_ms": 1000, "retry_count": 0})).await?;
+    }
+    let pids: Vec<u32> = server.procs.iter().map(|p| p.0.id()).collect();
+    let cpu_before: f64 = pids.iter().map(|p| proc_usage(*p).0).sum();
+    let started = Instant::now();
+    let accepted = publish(&api, name, events).await?;
+    let expected = events * webhooks as u64;
+    let stats = drain(&sink, events, Duration::from_secs(args.timeout_secs)).await?;
+    // Every healthy webhook gets every event: wait for all of their deliveries.
+    let stats = if webhooks > 1 {
+        let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
+        let mut s = stats;
+        while s["requests"].as_u64().unwrap_or(0) < expected && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            s = sink.call(Method::GET, "/_tocsin/stats", None).await?.1;
+        }
+        s
+    } else {
+        stats
+    };
+    let elapsed = started.elapsed().as_secs_f64();
+    let delivered = stats["requests"].as_u64().unwrap_or(0);
+    let cpu_after: f64 = pids.iter().map(|p| proc_usage(*p).0).sum();
+    let peak_rss_kib = pids.iter().map(|p| proc_usage(*p).1).max().unwrap_or(0);
+    let per_sec = delivered as f64 / elapsed;
+    let duplicates = delivered.saturating_sub(expected);
+    let lost_events = events.saturating_sub(stats["unique"].as_u64().unwrap_or(0));
+    let _keep = (server.procs, server._dir, slow);
+    Ok(json!({
+        "scenario": name,
+        "webhooks": webhooks,
+        "hanging_webhook": hanging,
+        "events": events,
+        "deliveries_expected": expected,
+        "deliveries_received": delivered,
+        "events_per_sec_accepted": accepted.round(),
+        "deliveries_per_sec": per_sec.round(),
+        "ratio_to_raw_ceiling": (per_sec / raw * 1000.0).round() / 1000.0,
+        "latency_ms": stats["latency_ms"],
+        "peak_rss_mib": peak_rss_kib as f64 / 1024.0,
+        "cpu_seconds_per_1000_deliveries": ((cpu_after - cpu_before) / delivered.max(1) as f64 * 1000.0 * 1000.0).round() / 1000.0,
+        "duplicates": duplicates,
+        "lost": lost_events,
+        "bad_signatures": stats["bad_signatures"],
+        "seconds": (elapsed * 10.0).round() / 10.0,
+    }))
+}
+
+/// (d): a backlog built while the sink is down (the breaker holds it), drained when it is up.
+async fn backlog_scenario(args: &BenchArgs, raw: f64) -> anyhow::Result<Value> {
+    let port = free_port();
+    let server = start_servers(args, &[("TOCSIN_FAILURE_THRESHOLD", "1".into())]).await?;
+    let api = Arc::new(server.api);
+    let id = create_webhook(&api, port, "down", json!({"retry_count": 0})).await?;
+    let accepted = publish(&api, "d", args.backlog).await?;
+    let pid = server.procs[0].0.id();
+    let holding_rss = current_rss_kib(pid);
+    let (_, held_peak) = proc_usage(pid);
+    // The sink comes up on the same port; re-enabling releases the held deliveries.
+    let child = Command::new(exe()?)
+        .args(["listen", "--quiet", "--port", &port.to_string(), "--secret", SECRET])
+        .stdout(Stdio::null())
+        .spawn()?;
+    let _sink_proc = Proc(child);
+    let sink = Api::new(port);
+    wait_ready(&sink, "/_tocsin/stats").await?;
+    let (cpu_before, _) = proc_usage(pid);
+    let started = Instant::now();
+    let (status, v) =
+        api.call(Method::PATCH, &format!("/api/v1/webhooks/{id}"), Some(json!({"is_active": true}))).await?;
+    anyhow::ensure!(status == 200, "re-enable: {status} {v}");
+    let stats = drain(&sink, args.backlog, Duration::from_secs(args.timeout_secs)).await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let delivered = stats["unique"].as_u64().unwrap_or(0);
+    let (cpu_after, peak) = proc_usage(pid);
+    let _keep = (server.procs, server._dir);
+    Ok(json!({
+        "scenario": "d",
+        "backlog": args.backlog,
+        "events_per_sec_accepted": accepted.round(),
+        "rss_mib_holding_backlog": holding_rss as f64 / 1024.0,
+        "peak_rss_mib_while_building": held_peak as f64 / 1024.0,
+        "peak_rss_mib": peak as f64 / 1024.0,
+        "drain_deliveries_per_sec": (delivered as f64 / elapsed).round(),
+        "ratio_to_raw_ceiling": ((delivered as f64 / elapsed) / raw * 1000.0).round() / 1000.0,
+        "delivered": delivered,
+        "lost": args.backlog.saturating_sub(delivered),
+        "duplicates": stats["duplicates"],
+        "cpu_seconds_per_1000_deliveries": ((cpu_after - cpu_before) / delivered.max(1) as f64 * 1000.0 * 1000.0).round() / 1000.0,
+        "seconds": (elapsed * 10.0).round() / 10.0,
+    }))
+}
+
+/// (e): a steady 1000 events/s to one webhook, single publishes, for latency.
+async fn steady_scenario(args: &BenchArgs) -> anyhow::Result<Value> {
+    let (_sink, sink_port, sink) = start_sink(0).await?;
+    let server = start_servers(args, &[]).await?;
+    let api = Arc::new(server.api);
+    create_webhook(&api, sink_port, "steady", json!({})).await?;
+    let pid = server.procs[0].0.id();
+    let total = args.steady_secs * 1000;
+    let started = Instant::now();
+    let mut interval = tokio::time::interval(Duration::from_millis(10));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut sent = 0u64;
+    let mut inflight = tokio::task::JoinSet::new();
+    while sent < total {
+        interval.tick().await;
+        // Ten single publishes every 10 ms.
+        for _ in 0..10 {
+            let api = api.clone();
+            let n = sent;
+            inflight.spawn(async move {
+                let body = json!({"event": "alert.created", "event_ref": format!("e-{n}"),
+                                  "data": {"bench_sent_us": now_us(), "seq": n, "severity": "low"}});
+                api.call(Method::POST, "/api/v1/events", Some(body)).await.map(|(s, _)| s)
+            });
+            sent += 1;
+        }
+        while let Some(r) = inflight.try_join_next() {
+            anyhow::ensure!(matches!(r, Ok(Ok(202))), "publish failed: {r:?}");
+        }
+    }
+    while let Some(r) = inflight.join_next().await {
+        anyhow::ensure!(matches!(r, Ok(Ok(202))), "publish failed: {r:?}");
+    }
+    let publish_secs = started.elapsed().as_secs_f64();
+    let stats = drain(&sink, total, Duration::from_secs(args.timeout_secs)).await?;
+    let (cpu, peak) = proc_usage(pid);
+    let _keep = (server.procs, server._dir);
+    Ok(json!({
+        "scenario": "e",
+        "events": total,
+        "events_per_sec_offered": (total as f64 / publish_secs).round(),
+        "delivered": stats["unique"],
+        "latency_ms": stats["latency_ms"],
+        "peak_rss_mib": peak as f64 / 1024.0,
+        "cpu_seconds_per_1000_deliveries": (cpu / total as f64 * 1000.0 * 1000.0).round() / 1000.0,
+        "duplicates": stats["duplicates"],
+        "lost": total.saturating_sub(stats["unique"].as_u64().unwrap_or(0)),
+    }))
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let wanted: Vec<String> = if args.scenario == "all" {
+        ["a", "b", "c", "d", "e"].map(String::from).to_vec()
+    } else {
+        args.scenario.split(',').map(|s| s.trim().to_string()).collect()
+    };
+    eprintln!("tocsin bench: measuring the raw ceiling ({} concurrent signed 1 KiB POSTs)…", args.concurrency);
+    let (sink_proc, sink_port, sink) = start_sink(0).await?;
+    let raw = raw_ceiling(sink_port, args.concurrency, 100_000.min(args.events.max(20_000))).await?;
+    let (sink_cpu, _) = proc_usage(sink_proc.0.id());
+    let (_, sink_stats) = sink.call(Method::GET, "/_tocsin/stats", None).await?;
+    drop(sink_proc);
+    eprintln!("raw ceiling: {raw:.0} requests/s (sink CPU {sink_cpu:.1} s)");
+    let mut results = vec![json!({"scenario": "raw_ceiling", "requests_per_sec": raw.round(),
+                                  "sink_requests": sink_stats["requests"], "sink_cpu_seconds": sink_cpu})];
+    for s in &wanted {
+        eprintln!("scenario {s}…");
+        let r = match s.as_str() {
+            "a" => delivery_scenario(&args, "a", 1, false, args.events, raw).await?,
+            "b" => delivery_scenario(&args, "b", 10, false, args.events / 5, raw).await?,
+            "c" => delivery_scenario(&args, "c", 9, true, args.events / 5, raw).await?,
+            "d" => backlog_scenario(&args, raw).await?,
+            "e" => steady_scenario(&args).await?,
+            other => anyhow::bail!("unknown scenario {other}"),
+        };
+        eprintln!("{}", serde_json::to_string_pretty(&r)?);
+        results.push(r);
+    }
+    let report = json!({
+        "machine": {"cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)},
+        "database": args.database.clone().unwrap_or_else(|| "sqlite".into()),
+        "servers": args.servers,
+        "results": results,
+    });
+    if let Some(dir) = args.out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&args.out, serde_json::to_string_pretty(&report)?)?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    eprintln!("written to {}", args.out.display());
+    Ok(())
+}
