@@ -38,7 +38,6 @@ const CLAIM_BATCH: usize = 256;
 const IDLE_RECHECK: Duration = Duration::from_millis(500);
 
 /// Per-webhook scheduling state in this process.
-#[derive(Debug)]
 struct Slot {
     in_flight: usize,
     /// Not worth claiming for before this instant (nothing was due).
@@ -46,11 +45,19 @@ struct Slot {
     /// Token bucket for `max_per_second`.
     tokens: f64,
     refilled: Instant,
+    /// Claimed deliveries waiting for a free slot, with the destination and lease id.
+    queue: std::collections::VecDeque<(ClaimedDelivery, Arc<Destination>, String)>,
 }
 
 impl Slot {
     fn new() -> Self {
-        Self { in_flight: 0, idle_until: Instant::now(), tokens: 1.0, refilled: Instant::now() }
+        Self {
+            in_flight: 0,
+            idle_until: Instant::now(),
+            tokens: 1.0,
+            refilled: Instant::now(),
+            queue: std::collections::VecDeque::new(),
+        }
     }
 }
 
@@ -68,11 +75,15 @@ pub struct Inner {
     lease_margin_ms: i64,
     per_webhook: usize,
     global: Arc<Semaphore>,
-    workers: usize,
+    /// Attempts whose result is still being written: bounds the memory a slow database can take.
+    recording: Arc<Semaphore>,
     slots: Mutex<HashMap<Uuid, Slot>>,
     wake: Notify,
-    /// (seq, claimer) of attempts in flight, released on shutdown if they do not finish.
+    /// (seq, lease id) of claimed deliveries not yet recorded, released on shutdown if they do
+    /// not finish.
     in_flight: Mutex<HashMap<i64, String>>,
+    /// Set on shutdown: nothing new starts.
+    stopping: std::sync::atomic::AtomicBool,
     mailer: Option<crate::notify::Mailer>,
 }
 
@@ -147,10 +158,11 @@ impl Dispatcher {
             lease_margin_ms: settings.lease_margin.as_millis() as i64,
             per_webhook: settings.webhook_concurrency.min(settings.workers),
             global: Arc::new(Semaphore::new(settings.workers)),
-            workers: settings.workers,
+            recording: Arc::new(Semaphore::new(settings.workers * 16)),
             slots: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             in_flight: Mutex::new(HashMap::new()),
+            stopping: std::sync::atomic::AtomicBool::new(false),
             mailer,
         })))
     }
@@ -250,9 +262,24 @@ impl Dispatcher {
                 break;
             }
         }
+        self.stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+        // Claimed but not started: give the leases back now.
+        let queued: Vec<(i64, String)> = self
+            .slots
+            .lock()
+            .map(|mut slots| slots.values_mut().flat_map(|s| s.queue.drain(..)).map(|(d, _, c)| (d.seq, c)).collect())
+            .unwrap_or_default();
+        if let Ok(mut m) = self.in_flight.lock() {
+            for (seq, _) in &queued {
+                m.remove(seq);
+            }
+        }
+        if let Err(e) = self.store.release(&queued).await {
+            tracing::warn!(error = %e, "could not release queued leases; they expire on their own");
+        }
         tracing::info!("delivery: stopped claiming; waiting for attempts in flight");
         let deadline = Instant::now() + grace;
-        while self.global.available_permits() < self.workers && Instant::now() < deadline {
+        while self.in_flight.lock().map(|m| !m.is_empty()).unwrap_or(false) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let left: Vec<(i64, String)> =
@@ -265,25 +292,24 @@ impl Dispatcher {
         }
     }
 
-    /// Claims and starts what webhook `id` may take now. Returns how many were started.
+    /// Claims what webhook `id` may take now, ahead of need (up to twice its concurrency, so the
+    /// next batch is ready when a slot frees), and starts what it can. Returns how many it claimed.
     async fn claim_for(&self, id: Uuid, claimer: &str) -> Result<usize, StoreError> {
+        self.start_ready(id);
         let now = Instant::now();
-        let free_global = self.global.available_permits();
-        if free_global == 0 {
-            return Ok(0);
-        }
         let room = {
             let mut slots = self.slots.lock().expect("slots lock");
             let slot = slots.entry(id).or_insert_with(Slot::new);
             if slot.idle_until > now {
                 return Ok(0);
             }
-            let free = self.per_webhook.saturating_sub(slot.in_flight);
-            // Claim in batches: when idle, or when at least half the slots are free.
-            if slot.in_flight > 0 && free < self.per_webhook.div_ceil(2) {
+            let held = slot.in_flight + slot.queue.len();
+            let free = (2 * self.per_webhook).saturating_sub(held);
+            // Claim in batches: when idle, or when at least half the room is free.
+            if held > 0 && free < self.per_webhook {
                 return Ok(0);
             }
-            free.min(free_global).min(CLAIM_BATCH)
+            free.min(CLAIM_BATCH)
         };
         if room == 0 {
             return Ok(0);
@@ -320,22 +346,43 @@ impl Dispatcher {
             }
         };
         let n = claimed.len();
-        for d in claimed {
-            let permit = self.global.clone().acquire_owned().await.expect("semaphore never closed");
-            if let Ok(mut slots) = self.slots.lock() {
-                slots.entry(id).or_insert_with(Slot::new).in_flight += 1;
-            }
-            if let Ok(mut m) = self.in_flight.lock() {
+        if let Ok(mut m) = self.in_flight.lock() {
+            for d in &claimed {
                 m.insert(d.seq, claimer.to_string());
             }
-            let this = self.clone();
-            let dest = dest.clone();
-            let claimer = claimer.to_string();
-            tokio::spawn(async move {
-                this.deliver(&dest, &d, &claimer).await;
-                if let Ok(mut m) = this.in_flight.lock() {
-                    m.remove(&d.seq);
+        }
+        if let Ok(mut slots) = self.slots.lock() {
+            let slot = slots.entry(id).or_insert_with(Slot::new);
+            slot.queue.extend(claimed.into_iter().map(|d| (d, dest.clone(), claimer.to_string())));
+        }
+        self.start_ready(id);
+        Ok(n)
+    }
+
+    /// Starts queued deliveries of webhook `id` while it has free slots and the process has
+    /// free workers.
+    fn start_ready(&self, id: Uuid) {
+        if self.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        loop {
+            let Ok(permit) = self.global.clone().try_acquire_owned() else { return };
+            let Ok(recording) = self.recording.clone().try_acquire_owned() else { return };
+            let next = {
+                let mut slots = self.slots.lock().expect("slots lock");
+                let Some(slot) = slots.get_mut(&id) else { return };
+                if slot.in_flight >= self.per_webhook {
+                    return;
                 }
+                let Some(next) = slot.queue.pop_front() else { return };
+                slot.in_flight += 1;
+                next
+            };
+            let (d, dest, claimer) = next;
+            let this = self.clone();
+            tokio::spawn(async move {
+                let completion = attempt::attempt(&this.context(), &dest, &d, &claimer, false).await;
+                // The exchange is over: its slot is free while the result is written.
                 if let Ok(mut slots) = this.slots.lock() {
                     if let Some(slot) = slots.get_mut(&d.webhook_id) {
                         slot.in_flight = slot.in_flight.saturating_sub(1);
@@ -343,10 +390,18 @@ impl Dispatcher {
                     }
                 }
                 drop(permit);
+                this.start_ready(d.webhook_id);
                 this.wake.notify_one();
+                if let Some(error) = &completion.attempt.error {
+                    tracing::debug!(webhook = %dest.webhook.id, event_ref = %d.event_ref, attempt = completion.attempt.attempt_no, %error, "attempt failed");
+                }
+                this.record(&completion, &dest.webhook).await;
+                if let Ok(mut m) = this.in_flight.lock() {
+                    m.remove(&d.seq);
+                }
+                drop(recording);
             });
         }
-        Ok(n)
     }
 
     /// Consumes up to `want` tokens of the webhook's rate limit; returns how many it may send.
@@ -364,16 +419,6 @@ impl Dispatcher {
             slot.idle_until = now + Duration::from_secs_f64((1.0 - slot.tokens) / rate as f64);
         }
         n
-    }
-
-    /// One attempt and its bookkeeping.
-    async fn deliver(&self, dest: &Destination, d: &ClaimedDelivery, claimer: &str) -> AttemptRecord {
-        let completion = attempt::attempt(&self.context(), dest, d, claimer, false).await;
-        if let Some(error) = &completion.attempt.error {
-            tracing::debug!(webhook = %dest.webhook.id, event_ref = %d.event_ref, attempt = completion.attempt.attempt_no, %error, "attempt failed");
-        }
-        self.record(&completion, &dest.webhook).await;
-        completion.attempt
     }
 
     /// Stores a completion, retrying while the database is briefly unavailable. If it cannot be

@@ -1,9 +1,9 @@
 //! Embedded SQLite in WAL mode.
 //!
 //! All writes go through ONE writer thread that drains whatever writes are queued into a single
-//! `BEGIN IMMEDIATE` transaction (group commit): each caller's statements run inside their own
-//! savepoint, so one failing write does not undo the others, and every caller is answered only
-//! after the commit that made its write durable (`synchronous=FULL`). Reads use a small pool of
+//! `BEGIN IMMEDIATE` transaction (group commit); a failing write is retried alone so it does not
+//! undo the others, and every caller is answered only after the commit that made its write
+//! durable (`synchronous=FULL`). Reads use a small pool of
 //! connections on the blocking thread pool.
 
 use std::path::Path;
@@ -59,7 +59,9 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
          PRAGMA busy_timeout = 10000;
-         PRAGMA foreign_keys = ON;",
+         PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -16000;",
     )
     .map_err(db_err)?;
     conn.set_prepared_statement_cache_capacity(128);
@@ -163,41 +165,49 @@ fn exec_cached(conn: &Connection, sql: &str) -> Result<(), StoreError> {
     conn.prepare_cached(sql).and_then(|mut s| s.execute([])).map(|_| ()).map_err(db_err)
 }
 
-/// Runs each write in its own savepoint inside one transaction, then commits once.
-fn commit_group(conn: &Connection, writes: &[&[Stmt]]) -> Vec<Result<Vec<StmtResult>, StoreError>> {
-    let fail_all = |msg: String| writes.iter().map(|_| Err(StoreError::Unavailable(msg.clone()))).collect();
-    if let Err(e) = exec_cached(conn, "BEGIN IMMEDIATE") {
-        return fail_all(e.to_string());
+/// Runs one write in a transaction of its own.
+fn commit_one(conn: &Connection, stmts: &[Stmt]) -> Result<Vec<StmtResult>, StoreError> {
+    exec_cached(conn, "BEGIN IMMEDIATE")?;
+    match run_all(conn, stmts) {
+        Ok(r) => match exec_cached(conn, "COMMIT") {
+            Ok(()) => Ok(r),
+            Err(e) => {
+                let _ = exec_cached(conn, "ROLLBACK");
+                Err(StoreError::Unavailable(format!("commit failed: {e}")))
+            }
+        },
+        Err(e) => {
+            let _ = exec_cached(conn, "ROLLBACK");
+            Err(e)
+        }
     }
-    let single = writes.len() == 1;
-    let results: Vec<_> = writes
-        .iter()
-        .map(|stmts| {
-            // A lone write needs no savepoint: its failure rolls the whole transaction back.
-            if single {
-                return run_all(conn, stmts);
+}
+
+/// Runs all queued writes in one transaction and commits once. Should one of them fail (rare:
+/// writes are built not to), the group is rolled back and each write is run on its own, so a
+/// bad write never takes the others down. No savepoints: their sub-journal costs on every write.
+fn commit_group(conn: &Connection, writes: &[&[Stmt]]) -> Vec<Result<Vec<StmtResult>, StoreError>> {
+    if writes.len() == 1 {
+        return vec![commit_one(conn, writes[0])];
+    }
+    if let Err(e) = exec_cached(conn, "BEGIN IMMEDIATE") {
+        let msg = e.to_string();
+        return writes.iter().map(|_| Err(StoreError::Unavailable(msg.clone()))).collect();
+    }
+    let mut results = Vec::with_capacity(writes.len());
+    for stmts in writes {
+        match run_all(conn, stmts) {
+            Ok(r) => results.push(Ok(r)),
+            Err(_) => {
+                let _ = exec_cached(conn, "ROLLBACK");
+                return writes.iter().map(|w| commit_one(conn, w)).collect();
             }
-            exec_cached(conn, "SAVEPOINT w")?;
-            match run_all(conn, stmts) {
-                Ok(r) => {
-                    exec_cached(conn, "RELEASE w")?;
-                    Ok(r)
-                }
-                Err(e) => {
-                    exec_cached(conn, "ROLLBACK TO w")?;
-                    exec_cached(conn, "RELEASE w")?;
-                    Err(e)
-                }
-            }
-        })
-        .collect();
-    if single && results[0].is_err() {
-        let _ = exec_cached(conn, "ROLLBACK");
-        return results;
+        }
     }
     if let Err(e) = exec_cached(conn, "COMMIT") {
         let _ = exec_cached(conn, "ROLLBACK");
-        return fail_all(format!("commit failed: {e}"));
+        let msg = format!("commit failed: {e}");
+        return writes.iter().map(|_| Err(StoreError::Unavailable(msg.clone()))).collect();
     }
     results
 }
