@@ -270,6 +270,7 @@ pub async fn attempt(
         next,
         claimer: claimer.to_string(),
         counts_for_breaker: !is_test,
+        counter_was_zero: w.failure_count == 0,
         gone,
         failure_threshold: ctx.failure_threshold,
     }

@@ -78,6 +78,8 @@ pub struct Inner {
     /// Attempts whose result is still being written: bounds the memory a slow database can take.
     recording: Arc<Semaphore>,
     slots: Mutex<HashMap<Uuid, Slot>>,
+    /// Webhooks that got new work since the claim loop last looked.
+    woken: Mutex<std::collections::HashSet<Uuid>>,
     wake: Notify,
     /// (seq, lease id) of claimed deliveries not yet recorded, released on shutdown if they do
     /// not finish.
@@ -160,6 +162,7 @@ impl Dispatcher {
             global: Arc::new(Semaphore::new(settings.workers)),
             recording: Arc::new(Semaphore::new(settings.workers * 16)),
             slots: Mutex::new(HashMap::new()),
+            woken: Mutex::new(std::collections::HashSet::new()),
             wake: Notify::new(),
             in_flight: Mutex::new(HashMap::new()),
             stopping: std::sync::atomic::AtomicBool::new(false),
@@ -170,9 +173,10 @@ impl Dispatcher {
     /// New work for these webhooks: look at their queues now.
     pub fn wake(&self, webhooks: impl IntoIterator<Item = Uuid>) {
         let now = Instant::now();
-        if let Ok(mut slots) = self.slots.lock() {
+        if let (Ok(mut slots), Ok(mut woken)) = (self.slots.lock(), self.woken.lock()) {
             for id in webhooks {
                 slots.entry(id).or_insert_with(Slot::new).idle_until = now;
+                woken.insert(id);
             }
         }
         self.wake.notify_one();
@@ -236,6 +240,15 @@ impl Dispatcher {
                     Err(e) => tracing::warn!(error = %e, "cannot list webhooks; retrying"),
                 }
                 refreshed = Instant::now();
+            }
+            // Webhooks woken by a publish in this process are visited at once, even if they were
+            // created after the last refresh.
+            if let Ok(mut woken) = self.woken.lock() {
+                for id in woken.drain() {
+                    if !webhooks.contains(&id) {
+                        webhooks.push(id);
+                    }
+                }
             }
             let mut claimed_any = false;
             if !webhooks.is_empty() {

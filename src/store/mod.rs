@@ -174,6 +174,9 @@ pub struct Completion {
     pub claimer: String,
     /// Test deliveries do not move the circuit breaker.
     pub counts_for_breaker: bool,
+    /// The webhook's failure counter was 0 when the delivery was claimed: a success need not
+    /// reset it (saves a write per delivery; a failure in between is reset by a later success).
+    pub counter_was_zero: bool,
     /// The endpoint answered 410 Gone: deactivate at once.
     pub gone: bool,
     pub failure_threshold: u32,

@@ -637,7 +637,9 @@ impl<B: Backend> Store for SqlStore<B> {
         )];
         let mut disable_at = None;
         if c.counts_for_breaker {
-            if a.success {
+            if a.success && c.counter_was_zero {
+                // Nothing to reset.
+            } else if a.success {
                 stmts.push(Stmt::new(
                     "UPDATE webhooks SET failure_count = 0 WHERE id = $1 AND failure_count <> 0",
                     params![a.webhook_id],
