@@ -33,7 +33,9 @@ fn sign_seed_1k(b: Bencher) {
 fn sign_standard_webhooks_1k(b: Bencher) {
     let secret = Secret::generate();
     let body = body_1k();
-    b.bench(|| standard_signature(black_box(&secret), "3fa85f64-5717-4562-b3fc-2c963f66afa6", 1_778_250_645, black_box(&body)));
+    b.bench(|| {
+        standard_signature(black_box(&secret), "3fa85f64-5717-4562-b3fc-2c963f66afa6", 1_778_250_645, black_box(&body))
+    });
 }
 
 #[divan::bench(args = ["json", "slack", "teams", "cef", "cef-syslog", "syslog", "splunk_hec"])]

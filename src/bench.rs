@@ -307,12 +307,18 @@ async fn publish(api: &Arc<Api>, tag: &str, count: u64) -> anyhow::Result<f64> {
     Ok(count as f64 / started.elapsed().as_secs_f64())
 }
 
-/// Waits until the sink saw `expected` distinct events (or the bound passes); returns its stats.
+/// Waits until the sink saw `expected` distinct events, the bound passes, or nothing arrived for
+/// 60 s; returns its stats.
 async fn drain(sink: &Api, expected: u64, bound: Duration) -> anyhow::Result<Value> {
     let deadline = Instant::now() + bound;
+    let (mut last, mut progressed) = (0, Instant::now());
     loop {
         let (_, stats) = sink.call(Method::GET, "/_tocsin/stats", None).await?;
-        if stats["unique"].as_u64().unwrap_or(0) >= expected || Instant::now() > deadline {
+        let unique = stats["unique"].as_u64().unwrap_or(0);
+        if unique != last {
+            (last, progressed) = (unique, Instant::now());
+        }
+        if unique >= expected || Instant::now() > deadline || progressed.elapsed() > Duration::from_secs(60) {
             return Ok(stats);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -389,7 +395,8 @@ async fn backlog_scenario(args: &BenchArgs, raw: f64) -> anyhow::Result<Value> {
     let port = free_port();
     let server = start_servers(args, &[("TOCSIN_FAILURE_THRESHOLD", "1".into())]).await?;
     let api = Arc::new(server.api);
-    let id = create_webhook(&api, port, "down", json!({"retry_count": 0})).await?;
+    // Retries are held while the breaker has the webhook disabled, and released with the rest.
+    let id = create_webhook(&api, port, "down", json!({"retry_delays_ms": [0, 60000]})).await?;
     let accepted = publish(&api, "d", args.backlog).await?;
     let pid = server.procs[0].0.id();
     let holding_rss = current_rss_kib(pid);
@@ -404,11 +411,14 @@ async fn backlog_scenario(args: &BenchArgs, raw: f64) -> anyhow::Result<Value> {
     wait_ready(&sink, "/_tocsin/stats").await?;
     let (cpu_before, _) = proc_usage(pid);
     let started = Instant::now();
+    let enabled_at_ms = crate::domain::time::now_ms();
     let (status, v) =
         api.call(Method::PATCH, &format!("/api/v1/webhooks/{id}"), Some(json!({"is_active": true}))).await?;
     anyhow::ensure!(status == 200, "re-enable: {status} {v}");
     let stats = drain(&sink, args.backlog, Duration::from_secs(args.timeout_secs)).await?;
-    let elapsed = started.elapsed().as_secs_f64();
+    // From re-enabling to the last arrival.
+    let last_ms = stats["last_ms"].as_i64().unwrap_or(0);
+    let elapsed = ((last_ms - enabled_at_ms) as f64 / 1000.0).max(started.elapsed().as_secs_f64().min(0.001));
     let delivered = stats["unique"].as_u64().unwrap_or(0);
     let (cpu_after, peak) = proc_usage(pid);
     let _keep = (server.procs, server._dir);

@@ -396,7 +396,7 @@ impl Settings {
         let workers = parse_with(
             r.pick(None, "TOCSIN_WORKERS", file.workers.map(|v| v.to_string())),
             "TOCSIN_WORKERS",
-            || 256,
+            || 1024,
             |s| match s.parse::<usize>() {
                 Ok(n) if (1..=10_000).contains(&n) => Ok(n),
                 _ => Err(format!("'{s}' must be between 1 and 10000")),

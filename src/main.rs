@@ -75,7 +75,8 @@ enum TokenAction {
 struct UsageError(String);
 
 fn runtime() -> Option<tokio::runtime::Runtime> {
-    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Few blocking threads: each keeps its own malloc arena, and SQLite reads are pooled anyway.
+    match tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads(32).build() {
         Ok(r) => Some(r),
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

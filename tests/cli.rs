@@ -190,3 +190,67 @@ fn help_and_version() {
     let out = Command::new(BIN).args(["serve", "--help"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("TOCSIN_DATABASE_URL"));
 }
+
+#[test]
+fn listen_prints_deliveries_checks_signatures_and_rehearses_failures() {
+    use hmac::{Hmac, Mac};
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let mut child = tocsin(dir.path())
+        .args(["listen", "--port", &port.to_string(), "--secret", secret, "--json", "--fail-first", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "listen did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let body = r#"{"event":"alert.created","emitted_at":"2026-05-08T14:30:45Z","event_ref":"r-1","tenant_id":"default","data":{}}"#;
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let seed = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let ts = "1778250645";
+    let standard = tocsin::signing::standard_signature(
+        &tocsin::domain::secret::Secret::from_stored(secret.as_bytes().to_vec()),
+        "r-1",
+        1778250645,
+        body.as_bytes(),
+    );
+    let post = |sig: &str| {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "content-type: application/json"])
+            .args(["-H", &format!("X-Tocsin-Signature: {sig}"), "-H", "webhook-id: r-1"])
+            .args(["-H", &format!("webhook-timestamp: {ts}"), "-H", &format!("webhook-signature: {standard}")])
+            .args(["-H", "X-Tocsin-Delivery: d-1", "--data-binary", body])
+            .arg(format!("http://127.0.0.1:{port}/hook"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert_eq!(post(&seed), "500", "--fail-first 1");
+    assert_eq!(post(&seed), "200");
+    assert_eq!(post("sha256=00"), "200");
+    let stats = Command::new("curl").arg("-s").arg(format!("http://127.0.0.1:{port}/_tocsin/stats")).output().unwrap();
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert_eq!(stats["requests"], 3);
+    assert_eq!(stats["unique"], 1);
+    assert_eq!(stats["duplicates"], 2);
+    assert_eq!(stats["bad_signatures"], 1);
+    unsafe_kill_term(child.id());
+    let _ = child.wait();
+    let mut lines = Vec::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        lines.push(serde_json::from_str::<serde_json::Value>(&line.unwrap()).unwrap());
+    }
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["event"], "alert.created");
+    assert_eq!(lines[0]["event_ref"], "r-1");
+    assert_eq!(lines[0]["delivery"], "d-1");
+    assert_eq!(lines[0]["signature"], "ok");
+    assert_eq!(lines[0]["standard_signature"], "ok");
+    assert!(lines[0]["latency_ms"].is_number());
+    assert_eq!(lines[2]["signature"], "BAD");
+}

@@ -160,7 +160,7 @@ impl Dispatcher {
             lease_margin_ms: settings.lease_margin.as_millis() as i64,
             per_webhook: settings.webhook_concurrency.min(settings.workers),
             global: Arc::new(Semaphore::new(settings.workers)),
-            recording: Arc::new(Semaphore::new(settings.workers * 16)),
+            recording: Arc::new(Semaphore::new(settings.workers * 4)),
             slots: Mutex::new(HashMap::new()),
             woken: Mutex::new(std::collections::HashSet::new()),
             wake: Notify::new(),

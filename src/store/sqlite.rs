@@ -20,7 +20,7 @@ use super::StoreError;
 
 /// Most writes folded into one transaction.
 const MAX_GROUP: usize = 512;
-const READ_POOL: usize = 4;
+const READ_POOL: usize = 8;
 
 type Reply = oneshot::Sender<Result<Vec<StmtResult>, StoreError>>;
 
@@ -32,6 +32,9 @@ enum Job {
 pub struct SqliteBackend {
     writer: Mutex<mpsc::Sender<Job>>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// At most READ_POOL reads at once, each on a kept connection (opening one per read would
+    /// parse the schema every time).
+    reading: Arc<tokio::sync::Semaphore>,
     path: std::path::PathBuf,
 }
 
@@ -259,7 +262,12 @@ impl SqliteBackend {
             .name("sqlite-writer".into())
             .spawn(move || writer_loop(conn, rx))
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok(Self { writer: Mutex::new(tx), readers: Arc::new(Mutex::new(Vec::new())), path: path.to_path_buf() })
+        Ok(Self {
+            writer: Mutex::new(tx),
+            readers: Arc::new(Mutex::new(Vec::new())),
+            reading: Arc::new(tokio::sync::Semaphore::new(READ_POOL)),
+            path: path.to_path_buf(),
+        })
     }
 
     fn send(&self, job: Job) -> Result<(), StoreError> {
@@ -278,9 +286,11 @@ impl Backend for SqliteBackend {
     }
 
     async fn query(&self, sql: &'static str, params: Vec<Value>) -> Result<Vec<Row>, StoreError> {
+        let permit = self.reading.clone().acquire_owned().await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let readers = self.readers.clone();
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let conn = match readers.lock().ok().and_then(|mut r| r.pop()) {
                 Some(c) => c,
                 None => open_connection(&path)?,
