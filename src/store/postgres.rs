@@ -1,5 +1,5 @@
 //! PostgreSQL through a pool of `tokio-postgres` connections (prepared statements cached per
-//! connection). Several `tocsin serve` processes may share one database: migrations take an
+//! connection), with writes group-committed and pipelined by a few writer tasks. Several `tocsin serve` processes may share one database: migrations take an
 //! advisory lock, and deliveries are claimed with `FOR UPDATE SKIP LOCKED`.
 
 use std::error::Error as StdError;
@@ -18,8 +18,79 @@ const POOL_SIZE: usize = 16;
 /// Arbitrary constant naming Tocsin's migration lock.
 const MIGRATION_LOCK: i64 = 0x7f0c_5150;
 
+type Reply = tokio::sync::oneshot::Sender<Result<Vec<StmtResult>, StoreError>>;
+
+/// Concurrent group-committing writers (each takes one pooled connection while it writes).
+const WRITERS: usize = 4;
+/// Most writes folded into one transaction.
+const MAX_GROUP: usize = 256;
+
 pub struct PgBackend {
     pool: Pool,
+    /// Writes queue here; the writer tasks commit them in groups (one commit, one fsync, for many
+    /// callers), each caller answered after the commit that made its write durable.
+    jobs: tokio::sync::mpsc::UnboundedSender<(Vec<Stmt>, Reply)>,
+}
+
+/// Runs statements pipelined on one transaction (all sent at once, run in order).
+async fn run_in(tx: &deadpool_postgres::Transaction<'_>, stmts: &[&Stmt]) -> Result<Vec<StmtResult>, StoreError> {
+    let mut prepared = Vec::with_capacity(stmts.len());
+    for s in stmts {
+        prepared.push(tx.prepare_cached(s.sql).await.map_err(pg_err)?);
+    }
+    let runs = stmts.iter().zip(&prepared).map(|(s, p)| async move {
+        let params = refs(&s.params);
+        if p.columns().is_empty() {
+            let affected = tx.execute(p, &params).await.map_err(pg_err)?;
+            Ok::<_, StoreError>(StmtResult { rows: Vec::new(), affected })
+        } else {
+            let rows = tx.query(p, &params).await.map_err(pg_err)?;
+            let rows = rows.iter().map(to_row).collect::<Result<Vec<_>, _>>()?;
+            Ok(StmtResult { affected: rows.len() as u64, rows })
+        }
+    });
+    futures_util::future::try_join_all(runs).await
+}
+
+/// One write in a transaction of its own.
+async fn write_one(pool: &Pool, stmts: &[Stmt]) -> Result<Vec<StmtResult>, StoreError> {
+    let mut client = pool.get().await.map_err(pool_err)?;
+    let tx = client.transaction().await.map_err(pg_err)?;
+    let all: Vec<&Stmt> = stmts.iter().collect();
+    let results = run_in(&tx, &all).await?;
+    tx.commit().await.map_err(pg_err)?;
+    Ok(results)
+}
+
+/// Commits a group of writes in one transaction; if any fails, each is retried on its own so a
+/// bad write cannot take the others down.
+async fn write_group(pool: &Pool, group: Vec<(Vec<Stmt>, Reply)>) {
+    if group.len() == 1 {
+        let (stmts, reply) = group.into_iter().next().expect("one write");
+        let _ = reply.send(write_one(pool, &stmts).await);
+        return;
+    }
+    let grouped = async {
+        let mut client = pool.get().await.map_err(pool_err)?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        let all: Vec<&Stmt> = group.iter().flat_map(|(s, _)| s.iter()).collect();
+        let results = run_in(&tx, &all).await?;
+        tx.commit().await.map_err(pg_err)?;
+        Ok::<_, StoreError>(results)
+    };
+    match grouped.await {
+        Ok(results) => {
+            let mut results = results.into_iter();
+            for (stmts, reply) in group {
+                let _ = reply.send(Ok(results.by_ref().take(stmts.len()).collect()));
+            }
+        }
+        Err(_) => {
+            for (stmts, reply) in group {
+                let _ = reply.send(write_one(pool, &stmts).await);
+            }
+        }
+    }
 }
 
 fn pg_err(e: tokio_postgres::Error) -> StoreError {
@@ -97,7 +168,30 @@ impl PgBackend {
         // Fail fast on a wrong address or password.
         let client = pool.get().await.map_err(pool_err)?;
         client.simple_query("SELECT 1").await.map_err(pg_err)?;
-        Ok(Self { pool })
+        drop(client);
+        let (jobs, rx) = tokio::sync::mpsc::unbounded_channel::<(Vec<Stmt>, Reply)>();
+        let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
+        for _ in 0..WRITERS {
+            let (pool, rx) = (pool.clone(), rx.clone());
+            tokio::spawn(async move {
+                loop {
+                    let group = {
+                        let mut rx = rx.lock().await;
+                        let Some(first) = rx.recv().await else { return };
+                        let mut group = vec![first];
+                        while group.len() < MAX_GROUP {
+                            match rx.try_recv() {
+                                Ok(job) => group.push(job),
+                                Err(_) => break,
+                            }
+                        }
+                        group
+                    };
+                    write_group(&pool, group).await;
+                }
+            });
+        }
+        Ok(Self { pool, jobs })
     }
 }
 
@@ -115,23 +209,11 @@ impl Backend for PgBackend {
     }
 
     async fn write(&self, stmts: Vec<Stmt>) -> Result<Vec<StmtResult>, StoreError> {
-        let mut client = self.pool.get().await.map_err(pool_err)?;
-        let tx = client.transaction().await.map_err(pg_err)?;
-        let mut results = Vec::with_capacity(stmts.len());
-        for s in &stmts {
-            let prepared = tx.prepare_cached(s.sql).await.map_err(pg_err)?;
-            let result = if prepared.columns().is_empty() {
-                let affected = tx.execute(&prepared, &refs(&s.params)).await.map_err(pg_err)?;
-                StmtResult { rows: Vec::new(), affected }
-            } else {
-                let rows = tx.query(&prepared, &refs(&s.params)).await.map_err(pg_err)?;
-                let rows = rows.iter().map(to_row).collect::<Result<Vec<_>, _>>()?;
-                StmtResult { affected: rows.len() as u64, rows }
-            };
-            results.push(result);
-        }
-        tx.commit().await.map_err(pg_err)?;
-        Ok(results)
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send((stmts, tx))
+            .map_err(|_| StoreError::Unavailable("the PostgreSQL writers have stopped".into()))?;
+        rx.await.map_err(|_| StoreError::Unavailable("the PostgreSQL writers have stopped".into()))?
     }
 
     async fn migrate(&self, migrations: &'static [(i64, &'static str)]) -> Result<Vec<i64>, StoreError> {
