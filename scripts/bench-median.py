@@ -1,0 +1,37 @@
+#!/usr/bin/env python3
+"""Medians of several `tocsin bench` result files, per scenario and figure.
+
+    python3 scripts/bench-median.py target/bench/sqlite-run*.json
+"""
+import json
+import statistics
+import sys
+
+FIGURES = [
+    "requests_per_sec", "events_per_sec_accepted", "deliveries_per_sec", "ratio_to_raw_ceiling",
+    "drain_deliveries_per_sec", "rss_mib_holding_backlog", "peak_rss_mib", "cpu_seconds_per_1000_deliveries",
+    "duplicates", "lost", "latency_ms.p50", "latency_ms.p95", "latency_ms.p99",
+]
+
+
+def get(result, path):
+    value = result
+    for key in path.split("."):
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value if isinstance(value, (int, float)) else None
+
+
+runs = [json.load(open(path)) for path in sys.argv[1:]]
+by_scenario = {}
+for run in runs:
+    for result in run["results"]:
+        by_scenario.setdefault(result["scenario"], []).append(result)
+for scenario, results in by_scenario.items():
+    line = []
+    for figure in FIGURES:
+        values = [v for v in (get(r, figure) for r in results) if v is not None]
+        if values:
+            line.append(f"{figure}={statistics.median(values):g}")
+    print(f"{scenario} (n={len(results)}): " + ", ".join(line))
