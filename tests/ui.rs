@@ -268,7 +268,7 @@ async fn dashboard_end_to_end_in_chromium() {
     assert!(err.contains("name"), "{err}");
     b.type_into("#name", "SOC quarantine feed").await;
     b.click("#save").await;
-    let secret = b.text("#secret").await;
+    let secret = b.text("#new-secret").await;
     assert!(secret.starts_with("whsec_"), "{secret}");
     assert!(b.text("#secret-panel").await.contains("will not be shown again"));
     b.find("#copy-secret").await;
@@ -290,11 +290,13 @@ async fn dashboard_end_to_end_in_chromium() {
 
     // Recent deliveries show it with its HTTP code.
     b.click("#all-deliveries").await;
+    b.wait_text("h1", "Deliveries").await;
     let table = b.wait_text("table.deliveries", "webhook.test").await;
     assert!(table.contains("200") && table.contains("Success"), "{table}");
     b.screenshot("05-deliveries").await;
     b.click("table.deliveries tbody tr td a").await;
     b.wait_text("main", "Request headers").await;
+    assert!(b.text("main").await.contains("\"event\": \"webhook.test\""), "the request body is shown");
     assert!(b.text("main").await.contains("x-tocsin-signature"));
     b.screenshot("06-delivery-detail").await;
 

@@ -374,8 +374,8 @@ fn secret_panel(secret: &Secret, heading: &str) -> Markup {
             h2 { (heading) }
             div.notice role="alert" { strong { "Copy this signing secret now." } " It will not be shown again." }
             div.secret {
-                code #secret { (secret.expose()) }
-                button #copy-secret type="button" data-copy="secret" { "Copy" }
+                code #new-secret { (secret.expose()) }
+                button #copy-secret type="button" data-copy="new-secret" { "Copy" }
             }
             p.hint { "Verify " code { "X-Tocsin-Signature" } " (HMAC-SHA256 of the body) or the Standard Webhooks "
                 code { "webhook-signature" } " header with it." }

@@ -94,6 +94,11 @@ async fn headers_on(backend: Backend) {
     assert_eq!(a["request_headers"]["X-Api-Key"], "********");
     assert_eq!(a["response_body"], "ok");
     assert!(!log.to_string().contains(&secret));
+    // One attempt in detail: its body is rendered again, byte for byte what was sent.
+    let (status, detail) =
+        app.get(&format!("/api/v1/webhooks/{id}/deliveries/{}", a["id"].as_str().unwrap()), ADMIN_TOKEN).await;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    assert_eq!(detail["request_body"].as_str().unwrap().as_bytes(), &r.body[..]);
     let (_, recent) = app.get("/api/v1/deliveries?limit=50", ADMIN_TOKEN).await;
     assert_eq!(recent["data"][0]["id"], a["id"]);
     let (_, event) = app.get("/api/v1/events/3fa85f64-5717-4562-b3fc-2c963f66afa6", ADMIN_TOKEN).await;
