@@ -72,8 +72,9 @@ impl GuardedConnector {
         Self { policy: Arc::new(policy), resolver }
     }
 
-    /// Connects to `host:port` if policy allows one of its addresses.
-    pub async fn connect(&self, host: &str, port: u16) -> Result<TcpStream, ConnectError> {
+    /// The addresses of `host:port` the policy allows, in resolver order; the refusal reason
+    /// when it allows none. Every transport (HTTP, syslog TCP/TLS/UDP) goes through here.
+    pub async fn allowed_addresses(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, ConnectError> {
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let addrs = match host.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
@@ -83,16 +84,37 @@ impl GuardedConnector {
                 .await
                 .map_err(|source| ConnectError::Dns { host: host.to_string(), source })?,
         };
+        let mut refusal = None;
+        let allowed: Vec<SocketAddr> = addrs
+            .into_iter()
+            .filter(|a| match self.policy.check(a.ip()) {
+                Ok(()) => true,
+                Err(why) => {
+                    refusal = Some(why);
+                    false
+                }
+            })
+            .collect();
+        match (allowed.is_empty(), refusal) {
+            (true, Some(why)) => Err(ConnectError::Refused(why)),
+            (true, None) => Err(ConnectError::NoHost(host.to_string())),
+            _ => Ok(allowed),
+        }
+    }
+
+    /// Checks an address actually connected to (the peer of a socket).
+    pub fn check_peer(&self, peer: SocketAddr) -> Result<(), ConnectError> {
+        self.policy.check(peer.ip()).map_err(ConnectError::Refused)
+    }
+
+    /// Connects to `host:port` if policy allows one of its addresses.
+    pub async fn connect(&self, host: &str, port: u16) -> Result<TcpStream, ConnectError> {
         let mut last = ConnectError::NoHost(host.to_string());
-        for addr in addrs {
-            if let Err(why) = self.policy.check(addr.ip()) {
-                last = ConnectError::Refused(why);
-                continue;
-            }
+        for addr in self.allowed_addresses(host, port).await? {
             match tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr)).await {
                 Ok(Ok(stream)) => {
                     let peer = stream.peer_addr().map_err(|source| ConnectError::Io { addr, source })?;
-                    self.policy.check(peer.ip()).map_err(ConnectError::Refused)?;
+                    self.check_peer(peer)?;
                     let _ = stream.set_nodelay(true);
                     return Ok(stream);
                 }

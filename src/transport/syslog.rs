@@ -4,7 +4,7 @@
 //! after a failure; the SSRF guard checks every address connected to.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,8 +20,6 @@ type Stream = Box<dyn AsyncWrite + Send + Unpin>;
 
 pub struct SyslogTransport {
     connector: GuardedConnector,
-    policy: Arc<AddressPolicy>,
-    resolver: Arc<dyn Resolve>,
     tls: tokio_rustls::TlsConnector,
     /// Largest UDP datagram; longer messages are cut on a character boundary.
     udp_max: usize,
@@ -55,9 +53,7 @@ impl SyslogTransport {
         udp_max: usize,
     ) -> Self {
         Self {
-            connector: GuardedConnector::new(policy.clone(), resolver.clone()),
-            policy: Arc::new(policy),
-            resolver,
+            connector: GuardedConnector::new(policy, resolver),
             tls: tokio_rustls::TlsConnector::from(tls),
             udp_max,
             pool: Mutex::new(HashMap::new()),
@@ -86,24 +82,7 @@ impl SyslogTransport {
     }
 
     async fn send_udp(&self, host: &str, port: u16, message: &[u8]) -> Result<(), SendError> {
-        let addrs = match host.parse::<IpAddr>() {
-            Ok(ip) => vec![SocketAddr::new(ip, port)],
-            Err(_) => self
-                .resolver
-                .resolve(host.to_string(), port)
-                .await
-                .map_err(|e| failed(format!("DNS lookup of {host} failed: {e}")))?,
-        };
-        let mut refusal = None;
-        let Some(addr) = addrs.into_iter().find(|a| match self.policy.check(a.ip()) {
-            Ok(()) => true,
-            Err(why) => {
-                refusal = Some(why);
-                false
-            }
-        }) else {
-            return Err(refusal.map(SendError::Refused).unwrap_or_else(|| failed(format!("{host} has no address"))));
-        };
+        let addr = self.connector.allowed_addresses(host, port).await.map_err(connect_error)?[0];
         let bind: SocketAddr = if addr.is_ipv4() { "0.0.0.0:0".parse().unwrap() } else { "[::]:0".parse().unwrap() };
         let socket = UdpSocket::bind(bind).await.map_err(failed)?;
         // Cut deliberately, never inside a UTF-8 character.
