@@ -64,7 +64,9 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
          PRAGMA busy_timeout = 10000;
          PRAGMA foreign_keys = ON;
          PRAGMA temp_store = MEMORY;
-         PRAGMA cache_size = -16000;",
+         PRAGMA cache_size = -16000;
+         PRAGMA wal_autocheckpoint = 16384;
+         PRAGMA journal_size_limit = 134217728;",
     )
     .map_err(db_err)?;
     conn.set_prepared_statement_cache_capacity(128);
