@@ -31,6 +31,8 @@ enum Job {
 
 pub struct SqliteBackend {
     writer: Mutex<mpsc::Sender<Job>>,
+    /// Dropped with the backend: ends the checkpoint thread.
+    _stop_checkpoints: Mutex<mpsc::Sender<()>>,
     readers: Arc<Mutex<Vec<Connection>>>,
     /// At most READ_POOL reads at once, each on a kept connection (opening one per read would
     /// parse the schema every time).
@@ -65,7 +67,6 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
          PRAGMA foreign_keys = ON;
          PRAGMA temp_store = MEMORY;
          PRAGMA cache_size = -16000;
-         PRAGMA wal_autocheckpoint = 16384;
          PRAGMA journal_size_limit = 134217728;",
     )
     .map_err(db_err)?;
@@ -170,6 +171,21 @@ fn exec_cached(conn: &Connection, sql: &str) -> Result<(), StoreError> {
     conn.prepare_cached(sql).and_then(|mut s| s.execute([])).map(|_| ()).map_err(db_err)
 }
 
+/// Copies the WAL into the database file in the background (PASSIVE: never blocks a writer);
+/// ends when the store is dropped.
+fn checkpoint_loop(conn: Connection, stop: mpsc::Receiver<()>) {
+    loop {
+        match stop.recv_timeout(std::time::Duration::from_millis(250)) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
+                }
+            }
+            _ => return,
+        }
+    }
+}
+
 /// Runs one write in a transaction of its own.
 fn commit_one(conn: &Connection, stmts: &[Stmt]) -> Result<Vec<StmtResult>, StoreError> {
     exec_cached(conn, "BEGIN IMMEDIATE")?;
@@ -259,13 +275,23 @@ impl SqliteBackend {
                 .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
         }
         let conn = open_connection(path)?;
-        let (tx, rx) = mpsc::channel();
+        // The writer never checkpoints (a checkpoint would stall every write behind it); a
+        // thread of its own does, without blocking writers, a few times a second.
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0").map_err(db_err)?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        let checkpointer = open_connection(path)?;
+        let (stop_checkpoints, stop) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || checkpoint_loop(checkpointer, stop))
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer_loop(conn, rx))
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(Self {
             writer: Mutex::new(tx),
+            _stop_checkpoints: Mutex::new(stop_checkpoints),
             readers: Arc::new(Mutex::new(Vec::new())),
             reading: Arc::new(tokio::sync::Semaphore::new(READ_POOL)),
             path: path.to_path_buf(),
