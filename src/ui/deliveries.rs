@@ -3,13 +3,12 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use maud::{html, Markup};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::webhooks::{attempt_status, when};
-use super::{api_error_page, csrf_input, error_page, page, pre, Session};
+use super::{api_error_page, csrf_input, error_page, page, pre, FormPost, Session};
 use crate::api::deliveries as api_deliveries;
 use crate::api::AppState;
 use crate::domain::page::Page;
@@ -177,13 +176,9 @@ pub async fn detail(
 
 pub async fn redeliver(
     State(state): State<AppState>,
-    session: Session,
     Path((id, attempt)): Path<(String, String)>,
-    Form(form): Form<Vec<(String, String)>>,
+    FormPost { session, .. }: FormPost,
 ) -> Response {
-    if let Err(r) = session.check_csrf(&form) {
-        return r;
-    }
     let (Ok(id), Ok(attempt)) = (id.parse::<Uuid>(), attempt.parse::<Uuid>()) else {
         return error_page(StatusCode::NOT_FOUND, "No such delivery.");
     };

@@ -12,12 +12,13 @@ mod deliveries;
 mod pages;
 mod webhooks;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use axum::Form;
 use axum::Router;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
@@ -123,6 +124,27 @@ impl FromRequestParts<AppState> for Session {
         })?;
         let (token, csrf) = found.ok_or_else(to_login)?;
         Ok(Session { who: Principal { token_id: token.id, tenant: token.tenant_id, role: token.role }, csrf })
+    }
+}
+
+/// A signed-in user's form submission whose CSRF token checked out: every state-changing page
+/// takes one, so none can forget the check.
+pub struct FormPost {
+    pub session: Session,
+    pub form: Vec<(String, String)>,
+}
+
+impl FromRequest<AppState> for FormPost {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let session = Session::from_request_parts(&mut parts, state).await?;
+        let Form(form) = Form::<Vec<(String, String)>>::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(|e| error_page(StatusCode::BAD_REQUEST, &e.body_text()))?;
+        session.check_csrf(&form)?;
+        Ok(Self { session, form })
     }
 }
 

@@ -8,7 +8,7 @@ use axum::Form;
 use maud::html;
 
 use super::{
-    clear_cookie, cookie, csrf_input, error_page, field, layout, page, set_cookie, start_session, Session,
+    clear_cookie, cookie, csrf_input, error_page, field, layout, page, set_cookie, start_session, FormPost, Session,
     LOGIN_COOKIE, SESSION_COOKIE, SESSION_MS,
 };
 use crate::api::extract::authenticate;
@@ -79,15 +79,7 @@ pub async fn login(
     r
 }
 
-pub async fn logout(
-    State(state): State<AppState>,
-    session: Session,
-    headers: HeaderMap,
-    Form(form): Form<Vec<(String, String)>>,
-) -> Response {
-    if let Err(r) = session.check_csrf(&form) {
-        return r;
-    }
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap, _signed_in: FormPost) -> Response {
     if let Some(raw) = cookie(&headers, SESSION_COOKIE) {
         let _ = state.store.delete_session(sha256(raw.as_bytes())).await;
     }

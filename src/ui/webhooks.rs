@@ -5,11 +5,10 @@ use std::collections::{BTreeMap, HashSet};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use maud::{html, Markup};
 use uuid::Uuid;
 
-use super::{ago, api_error_page, csrf_input, error_page, field, page, url_markup, Session};
+use super::{ago, api_error_page, csrf_input, error_page, field, page, url_markup, FormPost, Session};
 use crate::api::deliveries as api_deliveries;
 use crate::api::error::ApiError;
 use crate::api::webhooks::{self as api_webhooks, WebhookInput};
@@ -383,14 +382,7 @@ fn secret_panel(secret: &Secret, heading: &str) -> Markup {
     }
 }
 
-pub async fn create(
-    State(state): State<AppState>,
-    session: Session,
-    Form(form): Form<Vec<(String, String)>>,
-) -> Response {
-    if let Err(r) = session.check_csrf(&form) {
-        return r;
-    }
+pub async fn create(State(state): State<AppState>, FormPost { session, form }: FormPost) -> Response {
     let v = FormValues::from_form(&form);
     let result = match v.to_input(false) {
         Ok(input) => api_webhooks::create(&state, &session.who, input).await,
@@ -439,13 +431,9 @@ pub async fn edit_form(State(state): State<AppState>, session: Session, Path(id)
 
 pub async fn edit(
     State(state): State<AppState>,
-    session: Session,
     Path(id): Path<String>,
-    Form(form): Form<Vec<(String, String)>>,
+    FormPost { session, form }: FormPost,
 ) -> Response {
-    if let Err(r) = session.check_csrf(&form) {
-        return r;
-    }
     let uuid = match parse_id(&id) {
         Ok(u) => u,
         Err(r) => return r,
@@ -624,13 +612,9 @@ pub async fn overview(State(state): State<AppState>, session: Session, Path(id):
 
 pub async fn toggle(
     State(state): State<AppState>,
-    session: Session,
     Path(id): Path<String>,
-    Form(form): Form<Vec<(String, String)>>,
+    FormPost { session, .. }: FormPost,
 ) -> Response {
-    if let Err(r) = session.check_csrf(&form) {
-        return r;
-    }
     let w = match load(&state, &session, &id).await {
         Ok(w) => w,
         Err(r) => return r,
@@ -644,13 +628,9 @@ pub async fn toggle(
 
 pub async fn send_test(
     State(state): State<AppState>,
-    session: Session,
     Path(id): Path<String>,
-    Form(form): Form<Vec<(String, String)>>,
+    FormPost { session, .. }: FormPost,
 ) -> Response {
-    if let Err(r) = session.check_csrf(&form) {
-        return r;
-    }
     let uuid = match parse_id(&id) {
         Ok(u) => u,
         Err(r) => return r,
@@ -667,13 +647,9 @@ pub async fn send_test(
 
 pub async fn rotate(
     State(state): State<AppState>,
-    session: Session,
     Path(id): Path<String>,
-    Form(form): Form<Vec<(String, String)>>,
+    FormPost { session, .. }: FormPost,
 ) -> Response {
-    if let Err(r) = session.check_csrf(&form) {
-        return r;
-    }
     let uuid = match parse_id(&id) {
         Ok(u) => u,
         Err(r) => return r,
@@ -726,13 +702,9 @@ fn delete_page(session: &Session, w: &Webhook, error: Option<&str>) -> Response 
 
 pub async fn delete(
     State(state): State<AppState>,
-    session: Session,
     Path(id): Path<String>,
-    Form(form): Form<Vec<(String, String)>>,
+    FormPost { session, form }: FormPost,
 ) -> Response {
-    if let Err(r) = session.check_csrf(&form) {
-        return r;
-    }
     let w = match load(&state, &session, &id).await {
         Ok(w) => w,
         Err(r) => return r,
