@@ -207,6 +207,17 @@ fn parse_with<T>(
     }
 }
 
+/// A parser for a whole number within `lo..=hi`.
+fn in_range<T>(lo: T, hi: T) -> impl FnOnce(&str) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    move |s| match s.parse::<T>() {
+        Ok(n) if n >= lo && n <= hi => Ok(n),
+        _ => Err(format!("'{s}' must be a whole number from {lo} to {hi}")),
+    }
+}
+
 fn list(raw: &str) -> Vec<String> {
     raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
 }
@@ -355,10 +366,7 @@ impl Settings {
             r.pick(None, "TOCSIN_FAILURE_THRESHOLD", file.failure_threshold.map(|v| v.to_string())),
             "TOCSIN_FAILURE_THRESHOLD",
             || 5,
-            |s| match s.parse::<u32>() {
-                Ok(n) if n >= 1 => Ok(n),
-                _ => Err(format!("'{s}' is not a positive whole number")),
-            },
+            in_range(1u32, 1_000_000),
         )?;
         let allow_destinations = parse_with(
             r.pick(None, "TOCSIN_ALLOW_DESTINATIONS", file.allow_destinations.map(|v| v.join(","))),
@@ -379,10 +387,7 @@ impl Settings {
             r.pick(None, "TOCSIN_MAX_EVENT_BYTES", file.max_event_bytes.map(|v| v.to_string())),
             "TOCSIN_MAX_EVENT_BYTES",
             || 256 * 1024,
-            |s| match s.parse::<usize>() {
-                Ok(n) if (1024..=16 * 1024 * 1024).contains(&n) => Ok(n),
-                _ => Err(format!("'{s}' must be a number of bytes between 1024 and 16777216")),
-            },
+            in_range(1024usize, 16 * 1024 * 1024),
         )?;
         let retention = parse_with(
             r.pick(None, "TOCSIN_RETENTION_DAYS", file.retention_days.map(|v| v.to_string())),
@@ -397,19 +402,13 @@ impl Settings {
             r.pick(None, "TOCSIN_WORKERS", file.workers.map(|v| v.to_string())),
             "TOCSIN_WORKERS",
             || 1024,
-            |s| match s.parse::<usize>() {
-                Ok(n) if (1..=10_000).contains(&n) => Ok(n),
-                _ => Err(format!("'{s}' must be between 1 and 10000")),
-            },
+            in_range(1usize, 10_000),
         )?;
         let webhook_concurrency = parse_with(
             r.pick(None, "TOCSIN_WEBHOOK_CONCURRENCY", file.webhook_concurrency.map(|v| v.to_string())),
             "TOCSIN_WEBHOOK_CONCURRENCY",
             || 64,
-            |s| match s.parse::<usize>() {
-                Ok(n) if (1..=10_000).contains(&n) => Ok(n),
-                _ => Err(format!("'{s}' must be between 1 and 10000")),
-            },
+            in_range(1usize, 10_000),
         )?;
         let extra_ca_file = parse_with(
             r.pick(None, "TOCSIN_EXTRA_CA_FILE", file.extra_ca_file),
@@ -481,10 +480,7 @@ impl Settings {
             r.pick(None, "TOCSIN_SYSLOG_FACILITY", file.syslog_facility.map(|v| v.to_string())),
             "TOCSIN_SYSLOG_FACILITY",
             || 16,
-            |s| match s.parse::<u8>() {
-                Ok(n) if n <= 23 => Ok(n),
-                _ => Err(format!("'{s}' must be a facility number 0-23 (16 = local0)")),
-            },
+            in_range(0u8, 23),
         )?;
         let syslog_hostname = parse_with(
             r.pick(None, "TOCSIN_SYSLOG_HOSTNAME", file.syslog_hostname),
@@ -502,10 +498,7 @@ impl Settings {
             r.pick(None, "TOCSIN_SYSLOG_UDP_MAX", file.syslog_udp_max.map(|v| v.to_string())),
             "TOCSIN_SYSLOG_UDP_MAX",
             || 2048,
-            |s| match s.parse::<usize>() {
-                Ok(n) if (480..=65_000).contains(&n) => Ok(n),
-                _ => Err(format!("'{s}' must be between 480 and 65000 bytes")),
-            },
+            in_range(480usize, 65_000),
         )?;
         let splunk_index = parse_with(
             r.pick(None, "TOCSIN_SPLUNK_INDEX", file.splunk_index),
