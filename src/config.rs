@@ -13,13 +13,29 @@ use serde::Deserialize;
 
 use crate::render::RenderSettings;
 
-/// Where the data lives.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A setting that must never be printed: its `Debug` is `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sensitive<T>(pub T);
+
+impl<T> std::fmt::Debug for Sensitive<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Where the data lives. Its `Debug` masks a PostgreSQL password.
+#[derive(Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
     /// An embedded SQLite file.
     Sqlite(PathBuf),
     /// A PostgreSQL connection string (`postgres://…`).
     Postgres(String),
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
 }
 
 impl DatabaseUrl {
@@ -118,9 +134,9 @@ pub struct Settings {
     pub database: DatabaseUrl,
     pub data_dir: PathBuf,
     /// Seeds an admin token of the default tenant (for automation).
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Sensitive<String>>,
     /// The raw master key, when given; otherwise a key file in `data_dir` is used.
-    pub master_key: Option<[u8; 32]>,
+    pub master_key: Option<Sensitive<[u8; 32]>>,
     pub catalogue_files: Vec<PathBuf>,
     pub default_event_types: Vec<String>,
     /// How long a rotated-out secret keeps signing alongside the new one.
@@ -149,7 +165,7 @@ pub struct Settings {
     /// A lease lasts the attempt's timeout plus this; then a crashed process's work is claimed again.
     pub lease_margin: Duration,
     /// Where breaker emails go out (`smtp://…`); none when unset.
-    pub smtp_url: Option<String>,
+    pub smtp_url: Option<Sensitive<String>>,
     pub smtp_from: String,
     /// CEF vendor/product, syslog facility and hostname, Splunk index.
     pub render: RenderSettings,
@@ -287,7 +303,7 @@ impl Settings {
                 if s.len() < 24 || s.len() > 256 || !s.bytes().all(|b| b.is_ascii_graphic()) {
                     Err("must be 24 to 256 printable characters without spaces".into())
                 } else {
-                    Ok(Some(s.to_string()))
+                    Ok(Some(Sensitive(s.to_string())))
                 }
             },
         )?;
@@ -295,7 +311,7 @@ impl Settings {
             r.pick(None, "TOCSIN_MASTER_KEY", file.master_key),
             "TOCSIN_MASTER_KEY",
             || None,
-            |s| parse_master_key(s).map(Some),
+            |s| parse_master_key(s).map(|k| Some(Sensitive(k))),
         )?;
         let catalogue_flag = (!flags.catalogue.is_empty()).then(|| flags.catalogue.join(","));
         let catalogue_files = parse_with(
@@ -444,7 +460,7 @@ impl Settings {
             || None,
             |s| {
                 if s.starts_with("smtp://") || s.starts_with("smtps://") {
-                    Ok(Some(s.to_string()))
+                    Ok(Some(Sensitive(s.to_string())))
                 } else {
                     Err("must start with smtp:// or smtps://".into())
                 }
@@ -661,5 +677,19 @@ mod tests {
     fn postgres_password_is_redacted() {
         let url = DatabaseUrl::parse("postgres://tocsin:hunter2@127.0.0.1/tocsin").unwrap();
         assert_eq!(url.redacted(), "postgres://tocsin:***@127.0.0.1/tocsin");
+    }
+
+    #[test]
+    fn debug_of_settings_prints_no_secret() {
+        let env = env_of(&[
+            ("TOCSIN_ADMIN_TOKEN", "tsn_very_secret_admin_token_0123456789"),
+            ("TOCSIN_MASTER_KEY", "abababababababababababababababababababababababababababababababab"),
+            ("TOCSIN_DATABASE_URL", "postgres://tocsin:hunter2@127.0.0.1/tocsin"),
+            ("TOCSIN_SMTP_URL", "smtp://mailer:mailpass@127.0.0.1:25"),
+        ]);
+        let printed = format!("{:?}", Settings::resolve(&Flags::default(), &env).unwrap());
+        for secret in ["very_secret", "abab", "hunter2", "mailpass", "171, 171"] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
     }
 }

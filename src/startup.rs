@@ -35,7 +35,7 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
 
 /// Loads the master key and checks it is the one the database was first used with.
 pub async fn load_cipher(settings: &Settings, store: &dyn Store) -> anyhow::Result<Cipher> {
-    let key = crypto::load_or_create_master_key(settings.master_key, &settings.data_dir)?;
+    let key = crypto::load_or_create_master_key(settings.master_key.as_ref().map(|k| k.0), &settings.data_dir)?;
     let cipher = Cipher::new(&key);
     match store.meta_get(KEY_CHECK).await? {
         Some(check) => {
@@ -73,7 +73,7 @@ pub async fn bootstrap(settings: &Settings, store: &dyn Store) -> anyhow::Result
         revoked_at: None,
     };
     if let Some(raw) = &settings.admin_token {
-        let token = PlainToken::given(raw.clone());
+        let token = PlainToken::given(raw.0.clone());
         store.insert_token(&record("TOCSIN_ADMIN_TOKEN", &token), token.digest(), None).await?;
         store.meta_insert("bootstrapped", "TOCSIN_ADMIN_TOKEN").await?;
         return Ok(None);

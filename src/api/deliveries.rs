@@ -275,17 +275,16 @@ pub async fn redeliver_attempt(
         .get_attempt(&who.tenant, w.id, attempt_id)
         .await?
         .ok_or_else(|| ApiError::not_found("delivery attempt"))?;
-    state
-        .store
-        .redeliver(&who.tenant, w.id, &attempt.event_ref)
-        .await?
-        .ok_or_else(|| ApiError::not_found("event of this attempt"))?;
     let audit = who.audit(
         "delivery.redeliver",
         format!("webhook:{}", w.id),
         serde_json::json!({"event_ref": attempt.event_ref, "attempt_id": attempt_id}),
     );
-    state.store.append_audit(audit).await?;
+    state
+        .store
+        .redeliver(&who.tenant, w.id, &attempt.event_ref, audit)
+        .await?
+        .ok_or_else(|| ApiError::not_found("event of this attempt"))?;
     state.dispatcher.wake([w.id]);
     Ok((w, attempt.event_ref))
 }

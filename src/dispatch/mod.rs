@@ -141,7 +141,7 @@ impl Dispatcher {
             SyslogTransport::new(policy.clone(), resolver.clone(), Arc::new(tls.clone()), settings.syslog_udp_max);
         let mailer = match &settings.smtp_url {
             Some(url) => Some(
-                crate::notify::Mailer::new(url, &settings.smtp_from)
+                crate::notify::Mailer::new(&url.0, &settings.smtp_from)
                     .map_err(|e| anyhow::anyhow!("invalid setting TOCSIN_SMTP_URL: {e}"))?,
             ),
             None => None,

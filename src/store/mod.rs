@@ -304,7 +304,13 @@ pub trait Store: Send + Sync + 'static {
         lease_until: i64,
     ) -> Result<i64, StoreError>;
     /// A new pending delivery of an already published event (redeliver).
-    async fn redeliver(&self, tenant: &TenantId, webhook: Uuid, event_ref: &str) -> Result<Option<i64>, StoreError>;
+    async fn redeliver(
+        &self,
+        tenant: &TenantId,
+        webhook: Uuid,
+        event_ref: &str,
+        audit: AuditEntry,
+    ) -> Result<Option<i64>, StoreError>;
     async fn get_event(&self, tenant: &TenantId, event_ref: &str) -> Result<Option<EventRecord>, StoreError>;
     /// Attempts of a webhook, newest first; `success` filters.
     async fn list_attempts(
@@ -325,8 +331,6 @@ pub trait Store: Send + Sync + 'static {
     async fn webhook_stats(&self, tenant: &TenantId, webhook: Uuid, since: i64) -> Result<WebhookStats, StoreError>;
     /// Deletes history older than `before`; returns the number of attempts deleted.
     async fn prune(&self, before: i64) -> Result<u64, StoreError>;
-
-    async fn append_audit(&self, audit: AuditEntry) -> Result<(), StoreError>;
 
     /// Attempts of a webhook since `since`, per bucket of `bucket_ms`: (bucket start, attempts,
     /// successes, mean response ms).

@@ -744,8 +744,15 @@ impl<B: Backend> Store for SqlStore<B> {
         r[1].rows.first().ok_or_else(|| corrupt("lease", "delivery missing"))?.int(0)
     }
 
-    async fn redeliver(&self, tenant: &TenantId, webhook: Uuid, event_ref: &str) -> Result<Option<i64>, StoreError> {
+    async fn redeliver(
+        &self,
+        tenant: &TenantId,
+        webhook: Uuid,
+        event_ref: &str,
+        audit: AuditEntry,
+    ) -> Result<Option<i64>, StoreError> {
         let now = now_ms();
+        let a = &audit;
         let r = self
             .db
             .write(vec![
@@ -761,6 +768,13 @@ impl<B: Backend> Store for SqlStore<B> {
                     "SELECT MAX(d.seq) FROM deliveries d JOIN events e ON e.id = d.event_id \
                      WHERE e.tenant_id = $1 AND e.event_ref = $2 AND d.webhook_id = $3",
                     params![tenant.as_str(), event_ref, webhook],
+                ),
+                // The audit entry, in the same transaction, when there was something to redeliver.
+                Stmt::new(
+                    "INSERT INTO audit_log (tenant_id, actor, action, target, details, at) \
+                     SELECT $1, $2, $3, $4, $5, CAST($6 AS BIGINT) \
+                     WHERE EXISTS (SELECT 1 FROM events WHERE tenant_id = $1 AND event_ref = $7)",
+                    params![a.tenant_id.as_str(), &a.actor, &a.action, &a.target, a.details.to_string(), a.at, event_ref],
                 ),
             ])
             .await?;
@@ -986,10 +1000,6 @@ impl<B: Backend> Store for SqlStore<B> {
             .write(vec![Stmt::new("DELETE FROM ui_sessions WHERE digest = $1", params![&digest[..]])])
             .await
             .map(|_| ())
-    }
-
-    async fn append_audit(&self, audit: AuditEntry) -> Result<(), StoreError> {
-        self.db.write(vec![audit_stmt(&audit)]).await.map(|_| ())
     }
 
     async fn list_audit(&self, tenant: &TenantId, page: Page) -> Result<(Vec<AuditRecord>, u64), StoreError> {

@@ -251,7 +251,7 @@ async fn breaker_on(backend: Backend) {
     let smtp_url = format!("smtp://127.0.0.1:{}", mail.port);
     let app = TestApp::delivering(backend, |s| {
         s.failure_threshold = 3;
-        s.smtp_url = Some(smtp_url);
+        s.smtp_url = Some(tocsin::config::Sensitive(smtp_url));
     })
     .await;
     let bad = Receiver::with_plan(|_, _| Reply::Status(500)).await;
@@ -488,6 +488,9 @@ async fn test_event_on(backend: Backend) {
     let (s, b) =
         app.post(&format!("/api/v1/webhooks/{id}/deliveries/{attempt_id}/redeliver"), ADMIN_TOKEN, json!({})).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    let (_, audit) = app.get("/api/v1/audit-log", ADMIN_TOKEN).await;
+    assert_eq!(audit["data"][0]["action"], "delivery.redeliver", "the redelivery is audited with it");
+    assert_eq!(audit["data"][0]["details"]["event_ref"], "again");
     let got = rx.wait_for(3, WAIT).await;
     assert_eq!(got[2].event_ref(), "again");
     assert_ne!(got[2].header("x-tocsin-delivery"), got[1].header("x-tocsin-delivery"));

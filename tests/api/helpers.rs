@@ -69,7 +69,7 @@ pub async fn fresh_pg_database() -> String {
 pub async fn test_settings(backend: Backend, dir: &std::path::Path) -> Settings {
     let mut s = Settings::for_data_dir(dir);
     s.listen = "127.0.0.1:0".parse().unwrap();
-    s.admin_token = Some(ADMIN_TOKEN.to_string());
+    s.admin_token = Some(tocsin::config::Sensitive(ADMIN_TOKEN.to_string()));
     s.log = "warn".into();
     if backend == Backend::Postgres {
         s.database = DatabaseUrl::Postgres(fresh_pg_database().await);
