@@ -5,6 +5,18 @@ use async_trait::async_trait;
 use super::sql::{Row, Stmt, StmtResult, Value};
 use super::StoreError;
 
+/// How soon a write must survive a power loss. Every committed write survives a crash of the
+/// process; the difference is only whether the commit waits for the disk (fsync).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Answered only once on stable storage: accepted events, configuration, audit.
+    Synced,
+    /// May be lost with the last fraction of a second before a power loss, because losing it only
+    /// repeats work: a lost claim is claimed again, a lost attempt record is attempted again
+    /// (at least once, never lost). It becomes durable with the next synced commit or checkpoint.
+    Deferred,
+}
+
 /// Where the SQL of the two databases differs, queries choose by dialect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -20,7 +32,12 @@ pub trait Backend: Send + Sync + 'static {
     async fn query(&self, sql: &'static str, params: Vec<Value>) -> Result<Vec<Row>, StoreError>;
 
     /// Runs statements in one transaction: all of them take effect, or none.
-    async fn write(&self, stmts: Vec<Stmt>) -> Result<Vec<StmtResult>, StoreError>;
+    async fn write_with(&self, stmts: Vec<Stmt>, durability: Durability) -> Result<Vec<StmtResult>, StoreError>;
+
+    /// A synced write (see [`Durability`]).
+    async fn write(&self, stmts: Vec<Stmt>) -> Result<Vec<StmtResult>, StoreError> {
+        self.write_with(stmts, Durability::Synced).await
+    }
 
     /// Applies the migrations not yet applied, in order, each in its own transaction.
     async fn migrate(&self, migrations: &'static [(i64, &'static str)]) -> Result<Vec<i64>, StoreError>;

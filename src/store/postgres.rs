@@ -10,7 +10,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::types::{IsNull, ToSql, Type};
 use tokio_postgres::NoTls;
 
-use super::backend::{Backend, Dialect};
+use super::backend::{Backend, Dialect, Durability};
 use super::sql::{Row, Stmt, StmtResult, Value};
 use super::StoreError;
 
@@ -19,6 +19,11 @@ const POOL_SIZE: usize = 16;
 const MIGRATION_LOCK: i64 = 0x7f0c_5150;
 
 type Reply = tokio::sync::oneshot::Sender<Result<Vec<StmtResult>, StoreError>>;
+type Job = (Vec<Stmt>, Durability, Reply);
+
+/// Makes the transaction's commit asynchronous (PostgreSQL's own deferred durability: the commit
+/// does not wait for the WAL flush; a later synchronous commit flushes it in order).
+static DEFER_COMMIT: Stmt = Stmt { sql: "SELECT set_config('synchronous_commit', 'off', true)", params: Vec::new() };
 
 /// Concurrent group-committing writers (each takes one pooled connection while it writes).
 const WRITERS: usize = 4;
@@ -29,7 +34,7 @@ pub struct PgBackend {
     pool: Pool,
     /// Writes queue here; the writer tasks commit them in groups (one commit, one fsync, for many
     /// callers), each caller answered after the commit that made its write durable.
-    jobs: tokio::sync::mpsc::UnboundedSender<(Vec<Stmt>, Reply)>,
+    jobs: tokio::sync::mpsc::UnboundedSender<Job>,
 }
 
 /// Runs statements pipelined on one transaction (all sent at once, run in order).
@@ -52,42 +57,43 @@ async fn run_in(tx: &deadpool_postgres::Transaction<'_>, stmts: &[&Stmt]) -> Res
     futures_util::future::try_join_all(runs).await
 }
 
-/// One write in a transaction of its own.
-async fn write_one(pool: &Pool, stmts: &[Stmt]) -> Result<Vec<StmtResult>, StoreError> {
+/// Runs the writes in one transaction and commits; returns the results of their statements.
+async fn commit(pool: &Pool, writes: &[&[Stmt]], durability: Durability) -> Result<Vec<StmtResult>, StoreError> {
     let mut client = pool.get().await.map_err(pool_err)?;
     let tx = client.transaction().await.map_err(pg_err)?;
-    let all: Vec<&Stmt> = stmts.iter().collect();
-    let results = run_in(&tx, &all).await?;
+    let deferred = durability == Durability::Deferred;
+    let all: Vec<&Stmt> =
+        deferred.then_some(&DEFER_COMMIT).into_iter().chain(writes.iter().flat_map(|s| s.iter())).collect();
+    let mut results = run_in(&tx, &all).await?;
     tx.commit().await.map_err(pg_err)?;
+    if deferred {
+        results.remove(0);
+    }
     Ok(results)
 }
 
 /// Commits a group of writes in one transaction; if any fails, each is retried on its own so a
 /// bad write cannot take the others down.
-async fn write_group(pool: &Pool, group: Vec<(Vec<Stmt>, Reply)>) {
+async fn write_group(pool: &Pool, group: Vec<Job>) {
     if group.len() == 1 {
-        let (stmts, reply) = group.into_iter().next().expect("one write");
-        let _ = reply.send(write_one(pool, &stmts).await);
+        let (stmts, durability, reply) = group.into_iter().next().expect("one write");
+        let _ = reply.send(commit(pool, &[&stmts], durability).await);
         return;
     }
-    let grouped = async {
-        let mut client = pool.get().await.map_err(pool_err)?;
-        let tx = client.transaction().await.map_err(pg_err)?;
-        let all: Vec<&Stmt> = group.iter().flat_map(|(s, _)| s.iter()).collect();
-        let results = run_in(&tx, &all).await?;
-        tx.commit().await.map_err(pg_err)?;
-        Ok::<_, StoreError>(results)
-    };
-    match grouped.await {
+    // One synced write makes the group's commit synced.
+    let durability =
+        if group.iter().any(|(_, d, _)| *d == Durability::Synced) { Durability::Synced } else { Durability::Deferred };
+    let writes: Vec<&[Stmt]> = group.iter().map(|(s, _, _)| s.as_slice()).collect();
+    match commit(pool, &writes, durability).await {
         Ok(results) => {
             let mut results = results.into_iter();
-            for (stmts, reply) in group {
+            for (stmts, _, reply) in group {
                 let _ = reply.send(Ok(results.by_ref().take(stmts.len()).collect()));
             }
         }
         Err(_) => {
-            for (stmts, reply) in group {
-                let _ = reply.send(write_one(pool, &stmts).await);
+            for (stmts, durability, reply) in group {
+                let _ = reply.send(commit(pool, &[&stmts], durability).await);
             }
         }
     }
@@ -169,7 +175,7 @@ impl PgBackend {
         let client = pool.get().await.map_err(pool_err)?;
         client.simple_query("SELECT 1").await.map_err(pg_err)?;
         drop(client);
-        let (jobs, rx) = tokio::sync::mpsc::unbounded_channel::<(Vec<Stmt>, Reply)>();
+        let (jobs, rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
         let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
         for _ in 0..WRITERS {
             let (pool, rx) = (pool.clone(), rx.clone());
@@ -208,10 +214,10 @@ impl Backend for PgBackend {
         rows.iter().map(to_row).collect()
     }
 
-    async fn write(&self, stmts: Vec<Stmt>) -> Result<Vec<StmtResult>, StoreError> {
+    async fn write_with(&self, stmts: Vec<Stmt>, durability: Durability) -> Result<Vec<StmtResult>, StoreError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.jobs
-            .send((stmts, tx))
+            .send((stmts, durability, tx))
             .map_err(|_| StoreError::Unavailable("the PostgreSQL writers have stopped".into()))?;
         rx.await.map_err(|_| StoreError::Unavailable("the PostgreSQL writers have stopped".into()))?
     }

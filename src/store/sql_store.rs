@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::backend::{Backend, Dialect};
+use super::backend::{Backend, Dialect, Durability};
 use super::migrations;
 use super::sql::{Row, Stmt};
 use super::{
@@ -585,8 +585,8 @@ impl<B: Backend> Store for SqlStore<B> {
             Dialect::Postgres => claim_sql!("FOR UPDATE OF d SKIP LOCKED"),
         };
         let now = now_ms();
-        let r =
-            self.db.write(vec![Stmt::new(claim, params![lease_until, claimer, now, webhook, limit as i64])]).await?;
+        let claim = Stmt::new(claim, params![lease_until, claimer, now, webhook, limit as i64]);
+        let r = self.db.write_with(vec![claim], Durability::Deferred).await?;
         let mut claimed = r[0]
             .rows
             .iter()
@@ -697,7 +697,10 @@ impl<B: Backend> Store for SqlStore<B> {
                 params![now, a.webhook_id],
             ));
         }
-        let r = self.db.write(stmts).await?;
+        // A lost attempt record means the delivery is attempted again: deferred, unless the
+        // webhook is being disabled (that is announced to people at once).
+        let durability = if disable_at.is_some() { Durability::Synced } else { Durability::Deferred };
+        let r = self.db.write_with(stmts, durability).await?;
         Ok(disable_at.is_some_and(|i| r[i].affected == 1))
     }
 
@@ -713,7 +716,7 @@ impl<B: Backend> Store for SqlStore<B> {
             })
             .collect::<Vec<_>>();
         if !stmts.is_empty() {
-            self.db.write(stmts).await?;
+            self.db.write_with(stmts, Durability::Deferred).await?;
         }
         Ok(())
     }

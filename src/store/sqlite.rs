@@ -3,8 +3,8 @@
 //! All writes go through ONE writer thread that drains whatever writes are queued into a single
 //! `BEGIN IMMEDIATE` transaction (group commit); a failing write is retried alone so it does not
 //! undo the others, and every caller is answered only after the commit that made its write
-//! durable (`synchronous=FULL`). Reads use a small pool of
-//! connections on the blocking thread pool.
+//! durable (`synchronous=FULL`; deferred writes, see [`Durability`], skip the fsync). Reads use a
+//! small pool of connections on the blocking thread pool.
 
 use std::path::Path;
 use std::sync::{mpsc, Arc, Mutex};
@@ -14,7 +14,7 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
-use super::backend::{Backend, Dialect};
+use super::backend::{Backend, Dialect, Durability};
 use super::sql::{Row, Stmt, StmtResult, Value};
 use super::StoreError;
 
@@ -25,7 +25,7 @@ const READ_POOL: usize = 8;
 type Reply = oneshot::Sender<Result<Vec<StmtResult>, StoreError>>;
 
 enum Job {
-    Write(Vec<Stmt>, Reply),
+    Write(Vec<Stmt>, Durability, Reply),
     Migrate(&'static [(i64, &'static str)], oneshot::Sender<Result<Vec<i64>, StoreError>>),
 }
 
@@ -135,8 +135,11 @@ fn run_all(conn: &Connection, stmts: &[Stmt]) -> Result<Vec<StmtResult>, StoreEr
     stmts.iter().map(|s| run(conn, s)).collect()
 }
 
-/// The writer thread: group commit of queued writes.
+/// The writer thread: group commit of queued writes. A group of deferred writes only (claims,
+/// attempt records) commits without waiting for the disk (`synchronous=NORMAL`); a group with any
+/// synced write commits with `FULL`, whose fsync of the WAL also makes every earlier commit durable.
 fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
+    let mut synced = true;
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_GROUP {
@@ -149,19 +152,34 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
         let mut migrations = Vec::new();
         for job in batch {
             match job {
-                Job::Write(stmts, reply) => writes.push((stmts, reply)),
+                Job::Write(stmts, durability, reply) => writes.push((stmts, durability, reply)),
                 Job::Migrate(list, reply) => migrations.push((list, reply)),
-            }
-        }
-        if !writes.is_empty() {
-            let stmts: Vec<&[Stmt]> = writes.iter().map(|(s, _)| s.as_slice()).collect();
-            let results = commit_group(&conn, &stmts);
-            for ((_, reply), result) in writes.into_iter().zip(results) {
-                let _ = reply.send(result);
             }
         }
         for (list, reply) in migrations {
             let _ = reply.send(migrate(&conn, list));
+        }
+        if !writes.is_empty() {
+            let want_synced = writes.iter().any(|(_, d, _)| *d == Durability::Synced);
+            if want_synced != synced {
+                let pragma = if want_synced { "PRAGMA synchronous = FULL" } else { "PRAGMA synchronous = NORMAL" };
+                match conn.execute_batch(pragma) {
+                    Ok(()) => synced = want_synced,
+                    // Committing synced writes without FULL would break their promise: refuse.
+                    Err(e) if want_synced => {
+                        for (_, _, reply) in writes {
+                            let _ = reply.send(Err(StoreError::Unavailable(format!("cannot sync commits: {e}"))));
+                        }
+                        continue;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot relax synchronous mode"),
+                }
+            }
+            let stmts: Vec<&[Stmt]> = writes.iter().map(|(s, _, _)| s.as_slice()).collect();
+            let results = commit_group(&conn, &stmts);
+            for ((_, _, reply), result) in writes.into_iter().zip(results) {
+                let _ = reply.send(result);
+            }
         }
     }
 }
@@ -335,9 +353,9 @@ impl Backend for SqliteBackend {
         .map_err(|e| StoreError::Unavailable(e.to_string()))?
     }
 
-    async fn write(&self, stmts: Vec<Stmt>) -> Result<Vec<StmtResult>, StoreError> {
+    async fn write_with(&self, stmts: Vec<Stmt>, durability: Durability) -> Result<Vec<StmtResult>, StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.send(Job::Write(stmts, tx))?;
+        self.send(Job::Write(stmts, durability, tx))?;
         rx.await.map_err(|_| StoreError::Unavailable("the SQLite writer thread has stopped".into()))?
     }
 
