@@ -33,6 +33,10 @@ use attempt::{AttemptContext, Destination, HeaderNames};
 
 /// The most deliveries claimed in one query.
 const CLAIM_BATCH: usize = 256;
+/// How many deliveries a webhook may hold claimed (in flight and queued), in multiples of its
+/// concurrency, and at most: a deep enough queue that the next claim lands before it runs dry.
+const PREFETCH_FACTOR: usize = 8;
+const PREFETCH_MAX: usize = 1024;
 /// How long an idle webhook waits before its queue is looked at again (publishes in this process
 /// wake it at once; this bounds the delay for other processes' publishes).
 const IDLE_RECHECK: Duration = Duration::from_millis(500);
@@ -45,8 +49,17 @@ struct Slot {
     /// Token bucket for `max_per_second`.
     tokens: f64,
     refilled: Instant,
-    /// Claimed deliveries waiting for a free slot, with the destination and lease id.
-    queue: std::collections::VecDeque<(ClaimedDelivery, Arc<Destination>, String)>,
+    /// Claimed deliveries waiting for a free slot.
+    queue: std::collections::VecDeque<Queued>,
+}
+
+/// A claimed delivery waiting for a free slot of its webhook.
+struct Queued {
+    delivery: ClaimedDelivery,
+    destination: Arc<Destination>,
+    /// The claim's lease id, and when the lease ends (ms).
+    claimer: String,
+    lease_until: i64,
 }
 
 impl Slot {
@@ -239,6 +252,12 @@ impl Dispatcher {
                     Ok(ids) => webhooks = ids,
                     Err(e) => tracing::warn!(error = %e, "cannot list webhooks; retrying"),
                 }
+                // Leases of a process that died (or stalled) end: their deliveries are due again.
+                match self.store.expire_leases(now_ms()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deliveries = n, "expired leases returned to the queue"),
+                    Err(e) => tracing::warn!(error = %e, "cannot expire leases; retrying"),
+                }
                 refreshed = Instant::now();
             }
             // Webhooks woken by a publish in this process are visited at once, even if they were
@@ -280,7 +299,9 @@ impl Dispatcher {
         let queued: Vec<(i64, String)> = self
             .slots
             .lock()
-            .map(|mut slots| slots.values_mut().flat_map(|s| s.queue.drain(..)).map(|(d, _, c)| (d.seq, c)).collect())
+            .map(|mut slots| {
+                slots.values_mut().flat_map(|s| s.queue.drain(..)).map(|q| (q.delivery.seq, q.claimer)).collect()
+            })
             .unwrap_or_default();
         if let Ok(mut m) = self.in_flight.lock() {
             for (seq, _) in &queued {
@@ -305,8 +326,9 @@ impl Dispatcher {
         }
     }
 
-    /// Claims what webhook `id` may take now, ahead of need (up to twice its concurrency, so the
-    /// next batch is ready when a slot frees), and starts what it can. Returns how many it claimed.
+    /// Claims what webhook `id` may take now, ahead of need (a queue of several times its
+    /// concurrency, so the next claim lands before the queue runs dry), and starts what it can.
+    /// Returns how many it claimed.
     async fn claim_for(&self, id: Uuid, claimer: &str) -> Result<usize, StoreError> {
         self.start_ready(id);
         let now = Instant::now();
@@ -317,9 +339,10 @@ impl Dispatcher {
                 return Ok(0);
             }
             let held = slot.in_flight + slot.queue.len();
-            let free = (2 * self.per_webhook).saturating_sub(held);
-            // Claim in batches: when idle, or when at least half the room is free.
-            if held > 0 && free < self.per_webhook {
+            let target = (PREFETCH_FACTOR * self.per_webhook).min(PREFETCH_MAX).max(2 * self.per_webhook);
+            let free = target.saturating_sub(held);
+            // Claim in batches: when idle, or when at least a quarter of the room is free.
+            if held > 0 && free < target / 4 {
                 return Ok(0);
             }
             free.min(CLAIM_BATCH)
@@ -366,7 +389,12 @@ impl Dispatcher {
         }
         if let Ok(mut slots) = self.slots.lock() {
             let slot = slots.entry(id).or_insert_with(Slot::new);
-            slot.queue.extend(claimed.into_iter().map(|d| (d, dest.clone(), claimer.to_string())));
+            slot.queue.extend(claimed.into_iter().map(|delivery| Queued {
+                delivery,
+                destination: dest.clone(),
+                claimer: claimer.to_string(),
+                lease_until,
+            }));
         }
         self.start_ready(id);
         Ok(n)
@@ -391,8 +419,28 @@ impl Dispatcher {
                 slot.in_flight += 1;
                 next
             };
-            let (d, dest, claimer) = next;
+            let Queued { delivery: d, destination: dest, claimer, lease_until } = next;
             let this = self.clone();
+            // Waiting in the queue used up too much of the lease to finish the attempt inside it
+            // (the endpoint slowed down): give the delivery back rather than risk a second sender.
+            if now_ms() + dest.webhook.timeout_ms as i64 >= lease_until {
+                tokio::spawn(async move {
+                    if let Err(e) = this.store.release(&[(d.seq, claimer)]).await {
+                        tracing::warn!(error = %e, "could not release a lease; it expires on its own");
+                    }
+                    if let Ok(mut m) = this.in_flight.lock() {
+                        m.remove(&d.seq);
+                    }
+                    if let Ok(mut slots) = this.slots.lock() {
+                        if let Some(slot) = slots.get_mut(&d.webhook_id) {
+                            slot.in_flight = slot.in_flight.saturating_sub(1);
+                        }
+                    }
+                    drop((permit, recording));
+                    this.start_ready(d.webhook_id);
+                });
+                continue;
+            }
             tokio::spawn(async move {
                 let completion = attempt::attempt(&this.context(), &dest, &d, &claimer, false).await;
                 // The exchange is over: its slot is free while the result is written.

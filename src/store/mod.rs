@@ -281,8 +281,7 @@ pub trait Store: Send + Sync + 'static {
     async fn tenant_webhooks(&self, tenant: &TenantId) -> Result<Vec<Webhook>, StoreError>;
     /// A webhook by id alone (for the dispatcher).
     async fn webhook_by_id(&self, id: Uuid) -> Result<Option<Webhook>, StoreError>;
-    /// Leases up to `limit` due deliveries of one webhook (pending and due, or leased with an
-    /// expired lease), respecting ordering keys.
+    /// Leases up to `limit` due pending deliveries of one webhook, respecting ordering keys.
     async fn claim(
         &self,
         webhook: Uuid,
@@ -292,6 +291,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<ClaimedDelivery>, StoreError>;
     /// Records an attempt and moves its delivery; true when this completion disabled the webhook.
     async fn complete(&self, c: &Completion) -> Result<bool, StoreError>;
+    /// Makes deliveries whose lease ended before `now` pending again (their claimer died or
+    /// stalled); returns how many.
+    async fn expire_leases(&self, now: i64) -> Result<u64, StoreError>;
     /// Returns leased deliveries that were not attempted (on shutdown): (seq, lease id) pairs.
     async fn release(&self, leases: &[(i64, String)]) -> Result<(), StoreError>;
     /// Creates a delivery leased by `claimer`, for an attempt made right away (test events).

@@ -560,47 +560,80 @@ impl<B: Backend> Store for SqlStore<B> {
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         // A delivery with an ordering key waits while an earlier one of the same key and webhook is
         // unfinished; other keys are not held up.
+        // `state IN ('pending', 'leased')` repeats the partial index's condition so that SQLite
+        // uses the index (it does not infer it from `state = 'pending'`).
         macro_rules! claim_sql {
             ($lock:literal) => {
                 concat!(
                     "UPDATE deliveries SET state = 'leased', lease_until = $1, leased_by = $2, updated_at = $3 \
                      WHERE seq IN (SELECT d.seq FROM deliveries d \
-                       WHERE d.webhook_id = $4 AND d.state IN ('pending', 'leased') AND d.next_attempt_at <= $3 \
-                         AND (d.state = 'pending' OR d.lease_until < $3) \
+                       WHERE d.webhook_id = $4 AND d.state IN ('pending', 'leased') AND d.state = 'pending' \
+                         AND d.next_attempt_at <= $3 \
                          AND (d.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries p \
                               WHERE p.webhook_id = d.webhook_id AND p.ordering_key = d.ordering_key \
                                 AND p.seq < d.seq AND p.state IN ('pending', 'leased', 'held'))) \
                        ORDER BY d.next_attempt_at, d.seq LIMIT $5 ",
                     $lock,
-                    ") RETURNING seq, attempts, tenant_id, webhook_id, event_id, \
-                       (SELECT e.event_ref FROM events e WHERE e.id = deliveries.event_id), \
-                       (SELECT e.event_type FROM events e WHERE e.id = deliveries.event_id), \
-                       (SELECT e.data FROM events e WHERE e.id = deliveries.event_id), \
-                       (SELECT e.created_at FROM events e WHERE e.id = deliveries.event_id)"
+                    ") RETURNING seq, attempts, tenant_id, event_id"
                 )
             };
         }
-        let claim = match self.db.dialect() {
-            Dialect::Sqlite => claim_sql!(""),
-            Dialect::Postgres => claim_sql!("FOR UPDATE OF d SKIP LOCKED"),
+        // The events are read afterwards, outside the write: the single SQLite writer only
+        // moves the deliveries, and readers fetch the payloads concurrently.
+        let (claim, events_sql) = match self.db.dialect() {
+            Dialect::Sqlite => (
+                claim_sql!(""),
+                "SELECT id, event_ref, event_type, data, created_at FROM events \
+                 WHERE id IN (SELECT value FROM json_each($1))",
+            ),
+            Dialect::Postgres => (
+                claim_sql!("FOR UPDATE OF d SKIP LOCKED"),
+                "SELECT id, event_ref, event_type, data, created_at FROM events \
+                 WHERE id = ANY(string_to_array($1, ','))",
+            ),
         };
         let now = now_ms();
         let claim = Stmt::new(claim, params![lease_until, claimer, now, webhook, limit as i64]);
         let r = self.db.write_with(vec![claim], Durability::Deferred).await?;
-        let mut claimed = r[0]
-            .rows
+        let leased = &r[0].rows;
+        if leased.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = leased.iter().map(|row| row.text(3)).collect::<Result<Vec<_>, _>>()?;
+        let list = match self.db.dialect() {
+            Dialect::Sqlite => serde_json::to_string(&ids).map_err(|e| corrupt("claim", e))?,
+            Dialect::Postgres => ids.join(","),
+        };
+        let mut events: std::collections::HashMap<String, Row> = self
+            .db
+            .query(events_sql, params![list])
+            .await?
+            .into_iter()
+            .map(|row| Ok((row.text(0)?, row)))
+            .collect::<Result<_, StoreError>>()?;
+        let mut claimed = leased
             .iter()
-            .map(|row| {
+            .filter_map(|row| {
+                // Events outlive their unfinished deliveries (pruning keeps them); one can only
+                // vanish here with its webhook, deleted since the claim, deliveries and all.
+                let event_id = row.text(3).ok()?;
+                let Some(e) = events.remove(&event_id) else {
+                    tracing::warn!(event_id, "claimed a delivery whose event is gone; skipping it");
+                    return None;
+                };
+                Some((row, e))
+            })
+            .map(|(row, e)| {
                 Ok(ClaimedDelivery {
                     seq: row.int(0)?,
                     attempts: row.int(1)? as u32,
                     tenant_id: row.text(2)?,
-                    webhook_id: row.uuid(3)?,
-                    event_id: row.uuid(4)?,
-                    event_ref: row.text(5)?,
-                    event_type: row.text(6)?,
-                    data: row.bytes(7)?,
-                    created_at: row.int(8)?,
+                    webhook_id: webhook,
+                    event_id: row.uuid(3)?,
+                    event_ref: e.text(1)?,
+                    event_type: e.text(2)?,
+                    data: e.bytes(3)?,
+                    created_at: e.int(4)?,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -702,6 +735,22 @@ impl<B: Backend> Store for SqlStore<B> {
         let durability = if disable_at.is_some() { Durability::Synced } else { Durability::Deferred };
         let r = self.db.write_with(stmts, durability).await?;
         Ok(disable_at.is_some_and(|i| r[i].affected == 1))
+    }
+
+    async fn expire_leases(&self, now: i64) -> Result<u64, StoreError> {
+        let r = self
+            .db
+            .write_with(
+                vec![Stmt::new(
+                    "UPDATE deliveries SET state = 'pending', lease_until = NULL, leased_by = NULL \
+                     WHERE webhook_id IN (SELECT id FROM webhooks) AND state IN ('pending', 'leased') \
+                       AND state = 'leased' AND lease_until < $1",
+                    params![now],
+                )],
+                Durability::Deferred,
+            )
+            .await?;
+        Ok(r[0].affected)
     }
 
     async fn release(&self, leases: &[(i64, String)]) -> Result<(), StoreError> {
