@@ -425,7 +425,8 @@ impl<B: Backend> Store for SqlStore<B> {
                 ),
                 Stmt::new(
                     "UPDATE deliveries SET state = 'held', updated_at = $1 \
-                     WHERE webhook_id = $2 AND state = 'pending' AND CAST($3 AS BIGINT) = 0",
+                     WHERE webhook_id = $2 AND state IN ('pending', 'leased') AND state = 'pending' \
+                       AND CAST($3 AS BIGINT) = 0",
                     params![w.updated_at, w.id, act],
                 ),
                 audit_stmt(&audit),
@@ -723,18 +724,25 @@ impl<B: Backend> Store for SqlStore<B> {
             state_sql,
             params![next_at, a.http_status.map(|s| s as i64), a.error.clone(), now, a.delivery_seq, &c.claimer],
         ));
-        if disable_at.is_some() {
-            stmts.push(Stmt::new(
-                "UPDATE deliveries SET state = 'held', updated_at = $1 WHERE webhook_id = $2 AND state = 'pending' \
-                 AND (SELECT w.is_active FROM webhooks w WHERE w.id = $2) = 0",
-                params![now, a.webhook_id],
-            ));
-        }
         // A lost attempt record means the delivery is attempted again: deferred, unless the
-        // webhook is being disabled (that is announced to people at once).
+        // webhook may be disabled by it (that is announced to people at once).
         let durability = if disable_at.is_some() { Durability::Synced } else { Durability::Deferred };
         let r = self.db.write_with(stmts, durability).await?;
-        Ok(disable_at.is_some_and(|i| r[i].affected == 1))
+        let disabled = disable_at.is_some_and(|i| r[i].affected == 1);
+        if disabled {
+            // Only now, not with every failure: holding scans the webhook's pending deliveries.
+            // Should this write be lost, the deliveries stay pending on an inactive webhook, which
+            // is not claimed until re-enabled: the same outcome.
+            self.db
+                .write(vec![Stmt::new(
+                    "UPDATE deliveries SET state = 'held', updated_at = $1 WHERE webhook_id = $2 \
+                     AND state IN ('pending', 'leased') AND state = 'pending' \
+                     AND (SELECT w.is_active FROM webhooks w WHERE w.id = $2) = 0",
+                    params![now, a.webhook_id],
+                )])
+                .await?;
+        }
+        Ok(disabled)
     }
 
     async fn expire_leases(&self, now: i64) -> Result<u64, StoreError> {
