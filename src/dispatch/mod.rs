@@ -46,6 +46,8 @@ struct Slot {
     in_flight: usize,
     /// Not worth claiming for before this instant (nothing was due).
     idle_until: Instant,
+    /// No held deliveries were left to release (after a re-enable): look again after this.
+    held_recheck: Instant,
     /// Token bucket for `max_per_second`.
     tokens: f64,
     refilled: Instant,
@@ -67,6 +69,7 @@ impl Slot {
         Self {
             in_flight: 0,
             idle_until: Instant::now(),
+            held_recheck: Instant::now(),
             tokens: 1.0,
             refilled: Instant::now(),
             queue: std::collections::VecDeque::new(),
@@ -359,7 +362,8 @@ impl Dispatcher {
         }
         let lease_until = now_ms() + webhook.timeout_ms as i64 + self.lease_margin_ms;
         let claimed = self.store.claim(id, claimer, room as u32, lease_until).await?;
-        if claimed.is_empty() {
+        let released = if claimed.len() < room { self.release_held(id).await } else { 0 };
+        if claimed.is_empty() && released == 0 {
             if let Ok(mut slots) = self.slots.lock() {
                 if let Some(slot) = slots.get_mut(&id) {
                     slot.idle_until = Instant::now() + IDLE_RECHECK.min(Duration::from_millis(100));
@@ -398,6 +402,30 @@ impl Dispatcher {
         }
         self.start_ready(id);
         Ok(n)
+    }
+
+    /// Makes the next chunk of the webhook's held deliveries pending (a re-enabled webhook's
+    /// backlog is released as it drains); checks at most once a second once none are left.
+    async fn release_held(&self, id: Uuid) -> u64 {
+        let due = self.slots.lock().ok().and_then(|s| s.get(&id).map(|s| s.held_recheck <= Instant::now()));
+        if due != Some(true) {
+            return 0;
+        }
+        match self.store.release_held(id, now_ms()).await {
+            Ok(0) => {
+                if let Ok(mut slots) = self.slots.lock() {
+                    if let Some(slot) = slots.get_mut(&id) {
+                        slot.held_recheck = Instant::now() + Duration::from_secs(1);
+                    }
+                }
+                0
+            }
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(webhook = %id, error = %e, "cannot release held deliveries; retrying");
+                0
+            }
+        }
     }
 
     /// Starts queued deliveries of webhook `id` while it has free slots and the process has

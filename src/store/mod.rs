@@ -291,6 +291,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<ClaimedDelivery>, StoreError>;
     /// Records an attempt and moves its delivery; true when this completion disabled the webhook.
     async fn complete(&self, c: &Completion) -> Result<bool, StoreError>;
+    /// Makes the next chunk of an active webhook's held deliveries (oldest first) pending;
+    /// returns how many. Re-enabling releases the first chunk; the dispatcher the rest.
+    async fn release_held(&self, webhook: Uuid, now: i64) -> Result<u64, StoreError>;
     /// Makes deliveries whose lease ended before `now` pending again (their claimer died or
     /// stalled); returns how many.
     async fn expire_leases(&self, now: i64) -> Result<u64, StoreError>;

@@ -18,6 +18,11 @@ use crate::domain::token::Role;
 use crate::domain::webhook::{disabled_reason, CustomHeaders, Format, SealedSecrets, Webhook, WebhookUrl};
 use crate::params;
 
+/// Held deliveries made pending per statement when a webhook is re-enabled: a backlog of a
+/// million is released as it drains, not in one transaction (which grew the WAL and the
+/// server's memory by hundreds of MiB).
+const HELD_RELEASE_CHUNK: i64 = 5000;
+
 /// The [`Store`] over any [`Backend`].
 pub struct SqlStore<B> {
     pub(crate) db: B,
@@ -417,11 +422,14 @@ impl<B: Backend> Store for SqlStore<B> {
                         w.id
                     ],
                 ),
-                // Re-enabled: held deliveries are due now. Disabled: pending ones wait.
+                // Re-enabled: held deliveries are due now, the first chunk at once and the rest as
+                // the dispatcher runs short (`release_held`). Disabled: pending ones wait.
                 Stmt::new(
                     "UPDATE deliveries SET state = 'pending', next_attempt_at = $1, updated_at = $1 \
-                     WHERE webhook_id = $2 AND state = 'held' AND CAST($3 AS BIGINT) = 1",
-                    params![w.updated_at, w.id, act],
+                     WHERE seq IN (SELECT seq FROM deliveries WHERE webhook_id = $2 AND state = 'held' \
+                                   ORDER BY seq LIMIT $4) \
+                       AND CAST($3 AS BIGINT) = 1",
+                    params![w.updated_at, w.id, act, HELD_RELEASE_CHUNK],
                 ),
                 Stmt::new(
                     "UPDATE deliveries SET state = 'held', updated_at = $1 \
@@ -743,6 +751,23 @@ impl<B: Backend> Store for SqlStore<B> {
                 .await?;
         }
         Ok(disabled)
+    }
+
+    async fn release_held(&self, webhook: Uuid, now: i64) -> Result<u64, StoreError> {
+        let r = self
+            .db
+            .write_with(
+                vec![Stmt::new(
+                    "UPDATE deliveries SET state = 'pending', next_attempt_at = $1, updated_at = $1 \
+                     WHERE seq IN (SELECT seq FROM deliveries WHERE webhook_id = $2 AND state = 'held' \
+                                   ORDER BY seq LIMIT $3) \
+                       AND (SELECT w.is_active FROM webhooks w WHERE w.id = $2) = 1",
+                    params![now, webhook, HELD_RELEASE_CHUNK],
+                )],
+                Durability::Deferred,
+            )
+            .await?;
+        Ok(r[0].affected)
     }
 
     async fn expire_leases(&self, now: i64) -> Result<u64, StoreError> {

@@ -245,6 +245,31 @@ async fn gone_on(backend: Backend) {
     assert!(got.len() >= 3);
 }
 
+both_backends!(a_large_held_backlog_is_released_in_chunks, held_backlog_on);
+async fn held_backlog_on(backend: Backend) {
+    // More held deliveries than one release chunk (5000): re-enabling releases the first chunk,
+    // the dispatcher the rest, oldest first; every one arrives.
+    const EVENTS: usize = 5300;
+    let app = TestApp::delivering(backend, |_| {}).await;
+    let rx = Receiver::start().await;
+    let (id, _) = webhook_to(&app, &rx.url(), json!({})).await;
+    app.patch(&format!("/api/v1/webhooks/{id}"), ADMIN_TOKEN, json!({"is_active": false})).await;
+    for chunk in 0..EVENTS.div_ceil(1000) {
+        let events: Vec<Value> = (chunk * 1000..((chunk + 1) * 1000).min(EVENTS))
+            .map(|n| json!({"event": "alert.created", "data": {"n": n}, "event_ref": format!("held-{n}")}))
+            .collect();
+        let (s, _) = app.post("/api/v1/events/batch", ADMIN_TOKEN, json!({"events": events})).await;
+        assert!(s.is_success(), "batch publish: {s}");
+    }
+    let (_, e) = app.get("/api/v1/events/held-5299", ADMIN_TOKEN).await;
+    assert_eq!(e["deliveries"][0]["state"], "held");
+    assert!(rx.received().is_empty(), "nothing is sent to a disabled webhook");
+    app.patch(&format!("/api/v1/webhooks/{id}"), ADMIN_TOKEN, json!({"is_active": true})).await;
+    let got = rx.wait_for(EVENTS, Duration::from_secs(60)).await;
+    let refs: std::collections::HashSet<String> = got.iter().map(|r| r.event_ref()).collect();
+    assert_eq!(refs.len(), EVENTS, "every held delivery arrives once released");
+}
+
 both_backends!(circuit_breaker, breaker_on);
 async fn breaker_on(backend: Backend) {
     let mail = crate::smtp::SmtpSink::start().await;
