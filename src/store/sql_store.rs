@@ -1,5 +1,7 @@
 //! The queries, written once for both databases.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use uuid::Uuid;
 
@@ -31,6 +33,100 @@ pub struct SqlStore<B> {
 impl<B: Backend> SqlStore<B> {
     pub fn new(db: B) -> Self {
         Self { db }
+    }
+}
+
+impl<B: Backend> SqlStore<B> {
+    /// A batch publish on PostgreSQL in three statements instead of about three per event (each
+    /// statement costs PostgreSQL's backend tens of µs: it was the bottleneck): the events, their
+    /// deliveries and the lookup each go as one JSON array, unpacked by `jsonb_to_recordset`.
+    /// Same outcome as the per-event statements: a repeated event_ref adds nothing.
+    async fn publish_batch_pg(&self, events: Vec<(NewEvent, Vec<Target>)>) -> Result<Vec<Published>, StoreError> {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let tenant = events[0].0.tenant_id.as_str().to_string();
+        if events.iter().any(|(e, _)| e.tenant_id.as_str() != tenant) {
+            return Err(StoreError::Database("a batch publish belongs to one tenant".into()));
+        }
+        let rows: Vec<serde_json::Value> = events
+            .iter()
+            .map(|(e, targets)| {
+                serde_json::json!({
+                    "id": e.id.to_string(), "event_ref": e.event_ref, "event_type": e.event_type,
+                    "ordering_key": e.ordering_key, "data": b64.encode(&e.data),
+                    "delivery_count": targets.len(), "created_at": e.created_at,
+                })
+            })
+            .collect();
+        let deliveries: Vec<serde_json::Value> = events
+            .iter()
+            .flat_map(|(e, targets)| {
+                targets.iter().map(move |t| {
+                    serde_json::json!({
+                        "event_id": e.id.to_string(), "webhook_id": t.webhook_id.to_string(),
+                        "ordering_key": e.ordering_key, "state": if t.held { "held" } else { "pending" },
+                        "at": e.created_at,
+                    })
+                })
+            })
+            .collect();
+        let refs: Vec<&str> = events.iter().map(|(e, _)| e.event_ref.as_str()).collect();
+        let (rows, deliveries, refs) = (
+            serde_json::to_string(&rows).map_err(|e| corrupt("publish", e))?,
+            serde_json::to_string(&deliveries).map_err(|e| corrupt("publish", e))?,
+            serde_json::to_string(&refs).map_err(|e| corrupt("publish", e))?,
+        );
+        let results = self
+            .db
+            .write(vec![
+                Stmt::new(
+                    "INSERT INTO events (id, tenant_id, event_ref, event_type, ordering_key, data, delivery_count, \
+                     created_at) \
+                     SELECT x.id, $1, x.event_ref, x.event_type, x.ordering_key, decode(x.data, 'base64'), \
+                            x.delivery_count, x.created_at \
+                     FROM ROWS FROM (jsonb_to_recordset(CAST($2 AS TEXT)::jsonb) AS (id text, event_ref text, \
+                          event_type text, ordering_key text, data text, delivery_count bigint, created_at bigint)) \
+                          WITH ORDINALITY AS x(id, event_ref, event_type, ordering_key, data, delivery_count, \
+                          created_at, n) \
+                     ORDER BY x.n ON CONFLICT (tenant_id, event_ref) DO NOTHING",
+                    params![tenant.as_str(), rows],
+                ),
+                // Inserted only for events inserted above (a repeated event_ref adds nothing), in
+                // publish order: seq orders the deliveries of an ordering key.
+                Stmt::new(
+                    "INSERT INTO deliveries (tenant_id, event_id, webhook_id, ordering_key, state, attempts, \
+                     next_attempt_at, created_at, updated_at) \
+                     SELECT $1, x.event_id, x.webhook_id, x.ordering_key, x.state, 0, x.at, x.at, x.at \
+                     FROM ROWS FROM (jsonb_to_recordset(CAST($2 AS TEXT)::jsonb) AS (event_id text, \
+                          webhook_id text, ordering_key text, state text, at bigint)) \
+                          WITH ORDINALITY AS x(event_id, webhook_id, ordering_key, state, at, n) \
+                     WHERE EXISTS (SELECT 1 FROM events e WHERE e.id = x.event_id) ORDER BY x.n",
+                    params![tenant.as_str(), deliveries],
+                ),
+                Stmt::new(
+                    "SELECT id, event_ref, delivery_count FROM events WHERE tenant_id = $1 \
+                     AND event_ref IN (SELECT jsonb_array_elements_text(CAST($2 AS TEXT)::jsonb))",
+                    params![tenant.as_str(), refs],
+                ),
+            ])
+            .await?;
+        let mut found: HashMap<String, &Row> = HashMap::new();
+        for row in &results[2].rows {
+            found.insert(row.text(1)?, row);
+        }
+        events
+            .iter()
+            .map(|(e, _)| {
+                let row = found.get(&e.event_ref).ok_or_else(|| corrupt("publish", "event row missing"))?;
+                let id = row.uuid(0)?;
+                Ok(Published {
+                    event_id: id,
+                    event_ref: row.text(1)?,
+                    deliveries: row.int(2)? as u64,
+                    duplicate: id != e.id,
+                })
+            })
+            .collect()
     }
 }
 
@@ -489,6 +585,9 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn publish(&self, events: Vec<(NewEvent, Vec<Target>)>) -> Result<Vec<Published>, StoreError> {
+        if self.db.dialect() == Dialect::Postgres && events.len() > 1 {
+            return self.publish_batch_pg(events).await;
+        }
         let mut stmts = Vec::new();
         let mut lookups = Vec::with_capacity(events.len());
         for (e, targets) in &events {

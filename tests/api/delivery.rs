@@ -453,6 +453,17 @@ async fn publish_on(backend: Backend) {
     assert_eq!(b["results"][1]["deliveries"], 2);
     assert_eq!(b["results"][2]["error"]["field"], "events[2].event");
     assert_eq!(b["results"][3]["error"]["field"], "events[3].data");
+    // The same new event_ref twice in one batch: the first is accepted, the second is a duplicate.
+    let twins = json!([
+        {"event": "alert.created", "data": {"n": 1}, "event_ref": "twin"},
+        {"event": "alert.created", "data": {"n": 2}, "event_ref": "twin"}
+    ]);
+    let (s, b) = app.post("/api/v1/events/batch", ADMIN_TOKEN, json!({"events": twins})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let statuses: Vec<&str> = b["results"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["accepted", "duplicate"]);
+    let (_, twin) = app.get("/api/v1/events/twin", ADMIN_TOKEN).await;
+    assert_eq!(twin["deliveries"].as_array().map(Vec::len), Some(1), "{twin}");
 
     // Publishing errors name the field; roles apply.
     for (field, body) in [
