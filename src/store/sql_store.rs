@@ -118,16 +118,17 @@ impl<B: Backend> SqlStore<B> {
             .iter()
             .map(|(e, _)| {
                 let row = found.get(&e.event_ref).ok_or_else(|| corrupt("publish", "event row missing"))?;
-                let id = row.uuid(0)?;
-                Ok(Published {
-                    event_id: id,
-                    event_ref: row.text(1)?,
-                    deliveries: row.int(2)? as u64,
-                    duplicate: id != e.id,
-                })
+                published(row, e)
             })
             .collect()
     }
+}
+
+/// What a publish reports for event `e`, from its lookup row (id, event_ref, delivery_count): a
+/// different id means the event_ref was already taken.
+fn published(row: &Row, e: &NewEvent) -> Result<Published, StoreError> {
+    let id = row.uuid(0)?;
+    Ok(Published { event_id: id, event_ref: row.text(1)?, deliveries: row.int(2)? as u64, duplicate: id != e.id })
 }
 
 fn audit_stmt(a: &AuditEntry) -> Stmt {
@@ -633,13 +634,7 @@ impl<B: Backend> Store for SqlStore<B> {
             .zip(lookups)
             .map(|((e, _), i)| {
                 let row = results[i].rows.first().ok_or_else(|| corrupt("publish", "event row missing"))?;
-                let id = row.uuid(0)?;
-                Ok(Published {
-                    event_id: id,
-                    event_ref: row.text(1)?,
-                    deliveries: row.int(2)? as u64,
-                    duplicate: id != e.id,
-                })
+                published(row, e)
             })
             .collect()
     }
@@ -712,39 +707,35 @@ impl<B: Backend> Store for SqlStore<B> {
             Dialect::Sqlite => serde_json::to_string(&ids).map_err(|e| corrupt("claim", e))?,
             Dialect::Postgres => ids.join(","),
         };
-        let mut events: std::collections::HashMap<String, Row> = self
+        let events: HashMap<String, Row> = self
             .db
             .query(events_sql, params![list])
             .await?
             .into_iter()
             .map(|row| Ok((row.text(0)?, row)))
             .collect::<Result<_, StoreError>>()?;
-        let mut claimed = leased
-            .iter()
-            .filter_map(|row| {
-                // Events outlive their unfinished deliveries (pruning keeps them); one can only
-                // vanish here with its webhook, deleted since the claim, deliveries and all.
-                let event_id = row.text(3).ok()?;
-                let Some(e) = events.remove(&event_id) else {
-                    tracing::warn!(event_id, "claimed a delivery whose event is gone; skipping it");
-                    return None;
-                };
-                Some((row, e))
-            })
-            .map(|(row, e)| {
-                Ok(ClaimedDelivery {
-                    seq: row.int(0)?,
-                    attempts: row.int(1)? as u32,
-                    tenant_id: row.text(2)?,
-                    webhook_id: webhook,
-                    event_id: row.uuid(3)?,
-                    event_ref: e.text(1)?,
-                    event_type: e.text(2)?,
-                    data: e.bytes(3)?,
-                    created_at: e.int(4)?,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut claimed = Vec::with_capacity(leased.len());
+        for row in leased {
+            // Several deliveries may share an event (redeliveries): look it up, don't take it.
+            // Events outlive their unfinished deliveries (pruning keeps them); one can only vanish
+            // here with its webhook, deleted since the claim, deliveries and all.
+            let event_id = row.text(3)?;
+            let Some(e) = events.get(&event_id) else {
+                tracing::warn!(event_id, "claimed a delivery whose event is gone; skipping it");
+                continue;
+            };
+            claimed.push(ClaimedDelivery {
+                seq: row.int(0)?,
+                attempts: row.int(1)? as u32,
+                tenant_id: row.text(2)?,
+                webhook_id: webhook,
+                event_id: row.uuid(3)?,
+                event_ref: e.text(1)?,
+                event_type: e.text(2)?,
+                data: e.bytes(3)?,
+                created_at: e.int(4)?,
+            });
+        }
         claimed.sort_by_key(|d| d.seq);
         Ok(claimed)
     }

@@ -493,6 +493,32 @@ async fn publish_on(backend: Backend) {
     assert_eq!(app.get("/api/v1/events/same-ref", &other).await.0, StatusCode::NOT_FOUND);
 }
 
+both_backends!(two_deliveries_of_one_event_in_one_claim, two_of_one_event_on);
+async fn two_of_one_event_on(backend: Backend) {
+    // Two redeliveries of the same event, held while the webhook is off, are claimed together
+    // when it is back on: both are sent.
+    let app = TestApp::delivering(backend, |_| {}).await;
+    let rx = Receiver::start().await;
+    let (id, _) = webhook_to(&app, &rx.url(), json!({})).await;
+    app.publish("alert.created", json!({"n": 1}), Some("twice")).await;
+    rx.wait_for(1, WAIT).await;
+    let log = app
+        .poll(&format!("/api/v1/webhooks/{id}/deliveries"), WAIT, |v| {
+            v["data"].as_array().is_some_and(|d| d.len() == 1)
+        })
+        .await;
+    let attempt_id = log["data"][0]["id"].as_str().unwrap().to_string();
+    app.patch(&format!("/api/v1/webhooks/{id}"), ADMIN_TOKEN, json!({"is_active": false})).await;
+    for _ in 0..2 {
+        let (s, b) =
+            app.post(&format!("/api/v1/webhooks/{id}/deliveries/{attempt_id}/redeliver"), ADMIN_TOKEN, json!({})).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    }
+    app.patch(&format!("/api/v1/webhooks/{id}"), ADMIN_TOKEN, json!({"is_active": true})).await;
+    let got = rx.wait_for(3, Duration::from_secs(10)).await;
+    assert!(got.iter().all(|r| r.event_ref() == "twice"));
+}
+
 both_backends!(test_event_and_redeliver, test_event_on);
 async fn test_event_on(backend: Backend) {
     let app = TestApp::delivering(backend, |_| {}).await;
