@@ -15,6 +15,16 @@ pub enum Durability {
     /// repeats work: a lost claim is claimed again, a lost attempt record is attempted again
     /// (at least once, never lost). It becomes durable with the next synced commit or checkpoint.
     Deferred,
+    /// Deferred, and nothing waits on it to go on (an attempt's record: the attempt's slot is
+    /// already free): the writer may hold it a moment to commit it together with more writes.
+    Background,
+}
+
+impl Durability {
+    /// Whether the commit must reach stable storage before it is answered.
+    pub fn is_synced(self) -> bool {
+        self == Durability::Synced
+    }
 }
 
 /// Where the SQL of the two databases differs, queries choose by dialect.

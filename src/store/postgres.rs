@@ -61,7 +61,7 @@ async fn run_in(tx: &deadpool_postgres::Transaction<'_>, stmts: &[&Stmt]) -> Res
 async fn commit(pool: &Pool, writes: &[&[Stmt]], durability: Durability) -> Result<Vec<StmtResult>, StoreError> {
     let mut client = pool.get().await.map_err(pool_err)?;
     let tx = client.transaction().await.map_err(pg_err)?;
-    let deferred = durability == Durability::Deferred;
+    let deferred = !durability.is_synced();
     let all: Vec<&Stmt> =
         deferred.then_some(&DEFER_COMMIT).into_iter().chain(writes.iter().flat_map(|s| s.iter())).collect();
     let mut results = run_in(&tx, &all).await?;
@@ -82,7 +82,7 @@ async fn write_group(pool: &Pool, group: Vec<Job>) {
     }
     // One synced write makes the group's commit synced.
     let durability =
-        if group.iter().any(|(_, d, _)| *d == Durability::Synced) { Durability::Synced } else { Durability::Deferred };
+        if group.iter().any(|(_, d, _)| d.is_synced()) { Durability::Synced } else { Durability::Deferred };
     let writes: Vec<&[Stmt]> = group.iter().map(|(s, _, _)| s.as_slice()).collect();
     match commit(pool, &writes, durability).await {
         Ok(results) => {

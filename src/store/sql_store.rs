@@ -824,7 +824,7 @@ impl<B: Backend> Store for SqlStore<B> {
         ));
         // A lost attempt record means the delivery is attempted again: deferred, unless the
         // webhook may be disabled by it (that is announced to people at once).
-        let durability = if disable_at.is_some() { Durability::Synced } else { Durability::Deferred };
+        let durability = if disable_at.is_some() { Durability::Synced } else { Durability::Background };
         let r = self.db.write_with(stmts, durability).await?;
         let disabled = disable_at.is_some_and(|i| r[i].affected == 1);
         if disabled {

@@ -21,12 +21,22 @@ use super::StoreError;
 /// Most writes folded into one transaction.
 const MAX_GROUP: usize = 512;
 const READ_POOL: usize = 8;
+/// How long a group of background writes waits for more writes before it commits.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(2);
+/// Groups of background writes at least this large commit at once.
+const GATHER_UP_TO: usize = 64;
 
 type Reply = oneshot::Sender<Result<Vec<StmtResult>, StoreError>>;
 
 enum Job {
     Write(Vec<Stmt>, Durability, Reply),
     Migrate(&'static [(i64, &'static str)], oneshot::Sender<Result<Vec<i64>, StoreError>>),
+}
+
+impl Job {
+    fn is_background(&self) -> bool {
+        matches!(self, Job::Write(_, Durability::Background, _))
+    }
 }
 
 pub struct SqliteBackend {
@@ -148,6 +158,15 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        // A small group of background writes alone waits a moment for company: each commit
+        // writes every page it touched to the WAL, so larger groups write fewer pages per record.
+        let gather_until = std::time::Instant::now() + GATHER;
+        while batch.len() < GATHER_UP_TO && batch.iter().all(Job::is_background) {
+            match jobs.recv_timeout(gather_until.saturating_duration_since(std::time::Instant::now())) {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
         let mut writes = Vec::new();
         let mut migrations = Vec::new();
         for job in batch {
@@ -160,7 +179,7 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
             let _ = reply.send(migrate(&conn, list));
         }
         if !writes.is_empty() {
-            let want_synced = writes.iter().any(|(_, d, _)| *d == Durability::Synced);
+            let want_synced = writes.iter().any(|(_, d, _)| d.is_synced());
             if want_synced != synced {
                 let pragma = if want_synced { "PRAGMA synchronous = FULL" } else { "PRAGMA synchronous = NORMAL" };
                 match conn.execute_batch(pragma) {
