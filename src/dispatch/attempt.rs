@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::retry::{delay_before_retry, jitter, parse_retry_after};
 use crate::domain::secret::Secret;
 use crate::domain::time::{now_ms, rfc3339_secs};
-use crate::domain::webhook::{Format, Webhook};
+use crate::domain::webhook::{CustomHeaders, Format, Webhook};
 use crate::render::{self, EventView, RenderSettings};
 use crate::signing::{seed_signature, standard_signature};
 use crate::store::{AttemptRecord, ClaimedDelivery, Completion, NextStep};
@@ -116,6 +116,24 @@ fn value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
+/// The request's headers as the delivery log shows them: the service's own in full, custom ones
+/// and the Splunk token masked (they may be credentials). Written as JSON without building a tree.
+fn logged_headers(service: &[(HeaderName, HeaderValue)], custom: &CustomHeaders, splunk: bool) -> String {
+    struct Log<'a>(Vec<(&'a str, &'a str)>);
+    impl serde::Serialize for Log<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+        }
+    }
+    let mut entries: Vec<(&str, &str)> =
+        service.iter().map(|(k, v)| (k.as_str(), v.to_str().unwrap_or_default())).collect();
+    entries.extend(custom.iter().map(|(k, _)| (k.as_str(), "********")));
+    if splunk {
+        entries.push(("authorization", "Splunk ********"));
+    }
+    serde_json::to_string(&Log(entries)).unwrap_or_else(|_| "{}".to_string())
+}
+
 /// Makes one attempt of `d` to `dest` and returns its completion (not yet stored).
 pub async fn attempt(
     ctx: &AttemptContext<'_>,
@@ -167,27 +185,21 @@ pub async fn attempt(
     headers.push((HeaderName::from_static("webhook-timestamp"), value(&unix.to_string())));
     headers.push((HeaderName::from_static("webhook-signature"), value(&standard)));
     // The log shows every header the service set; custom header values may be credentials.
-    let mut logged = serde_json::Map::new();
-    for (k, v) in &headers {
-        logged.insert(k.as_str().to_string(), serde_json::Value::from(v.to_str().unwrap_or_default()));
-    }
+    let splunk = w.format == Format::SplunkHec;
+    let logged = if transport.is_syslog() { "{}".to_string() } else { logged_headers(&headers, &w.headers, splunk) };
     for (k, v) in w.headers.iter() {
         if let (Ok(name), Ok(val)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
             headers.push((name, val));
-            logged.insert(k.clone(), serde_json::Value::from("********"));
         }
     }
-
-    if w.format == Format::SplunkHec {
+    if splunk {
         // The HEC token is the webhook's secret.
         headers.push((axum::http::header::AUTHORIZATION, value(&format!("Splunk {}", dest.secret.expose()))));
-        logged.insert("authorization".into(), serde_json::Value::from("Splunk ********"));
     }
 
     let timeout = Duration::from_millis(w.timeout_ms as u64);
     let started = Instant::now();
     let result = if transport.is_syslog() {
-        logged.clear();
         ctx.syslog.send(transport, w.url.host(), w.url.port(), &body.body, timeout).await.map(|()| None)
     } else {
         ctx.http.post(w.url.uri(), headers, Bytes::from(body.body), timeout).await.map(Some)
@@ -261,7 +273,7 @@ pub async fn attempt(
             http_status,
             error,
             response_ms,
-            request_headers: serde_json::Value::Object(logged).to_string(),
+            request_headers: logged,
             dispatched_at: now,
             response_body,
             next_attempt_at,

@@ -102,6 +102,8 @@ pub struct Inner {
     in_flight: Mutex<HashMap<i64, String>>,
     /// Set on shutdown: nothing new starts.
     stopping: std::sync::atomic::AtomicBool,
+    /// A webhook found no free worker (or no room for results) to start its next delivery.
+    starved: std::sync::atomic::AtomicBool,
     mailer: Option<crate::notify::Mailer>,
 }
 
@@ -182,6 +184,7 @@ impl Dispatcher {
             wake: Notify::new(),
             in_flight: Mutex::new(HashMap::new()),
             stopping: std::sync::atomic::AtomicBool::new(false),
+            starved: std::sync::atomic::AtomicBool::new(false),
             mailer,
         })))
     }
@@ -341,14 +344,7 @@ impl Dispatcher {
             if slot.idle_until > now {
                 return Ok(0);
             }
-            let held = slot.in_flight + slot.queue.len();
-            let target = (PREFETCH_FACTOR * self.per_webhook).min(PREFETCH_MAX).max(2 * self.per_webhook);
-            let free = target.saturating_sub(held);
-            // Claim in batches: when idle, or when at least a quarter of the room is free.
-            if held > 0 && free < target / 4 {
-                return Ok(0);
-            }
-            free.min(CLAIM_BATCH)
+            self.claim_room(slot)
         };
         if room == 0 {
             return Ok(0);
@@ -404,6 +400,18 @@ impl Dispatcher {
         Ok(n)
     }
 
+    /// How many deliveries are worth claiming for `slot` now: claims come in batches, when the
+    /// webhook holds nothing or at least a quarter of its prefetch room is free; otherwise 0.
+    fn claim_room(&self, slot: &Slot) -> usize {
+        let held = slot.in_flight + slot.queue.len();
+        let target = (PREFETCH_FACTOR * self.per_webhook).min(PREFETCH_MAX).max(2 * self.per_webhook);
+        let free = target.saturating_sub(held);
+        if held > 0 && free < target / 4 {
+            return 0;
+        }
+        free.min(CLAIM_BATCH)
+    }
+
     /// Makes the next chunk of the webhook's held deliveries pending (a re-enabled webhook's
     /// backlog is released as it drains); checks at most once a second once none are left.
     async fn release_held(&self, id: Uuid) -> u64 {
@@ -435,8 +443,16 @@ impl Dispatcher {
             return;
         }
         loop {
-            let Ok(permit) = self.global.clone().try_acquire_owned() else { return };
-            let Ok(recording) = self.recording.clone().try_acquire_owned() else { return };
+            // Out of workers (or of room for results): whichever attempt ends first wakes the
+            // claim loop, which starts this webhook's queue then.
+            let Ok(permit) = self.global.clone().try_acquire_owned() else {
+                self.starved.store(true, std::sync::atomic::Ordering::Relaxed);
+                return;
+            };
+            let Ok(recording) = self.recording.clone().try_acquire_owned() else {
+                self.starved.store(true, std::sync::atomic::Ordering::Relaxed);
+                return;
+            };
             let next = {
                 let mut slots = self.slots.lock().expect("slots lock");
                 let Some(slot) = slots.get_mut(&id) else { return };
@@ -472,15 +488,21 @@ impl Dispatcher {
             tokio::spawn(async move {
                 let completion = attempt::attempt(&this.context(), &dest, &d, &claimer, false).await;
                 // The exchange is over: its slot is free while the result is written.
+                let mut claim_now = true;
                 if let Ok(mut slots) = this.slots.lock() {
                     if let Some(slot) = slots.get_mut(&d.webhook_id) {
                         slot.in_flight = slot.in_flight.saturating_sub(1);
                         slot.idle_until = Instant::now();
+                        claim_now = this.claim_room(slot) > 0;
                     }
                 }
                 drop(permit);
                 this.start_ready(d.webhook_id);
-                this.wake.notify_one();
+                // The claim loop is woken only when a claim is due or another webhook waits for
+                // a worker (not after every attempt); it also looks on its own every 50 ms.
+                if claim_now || this.starved.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                    this.wake.notify_one();
+                }
                 if let Some(error) = &completion.attempt.error {
                     tracing::debug!(webhook = %dest.webhook.id, event_ref = %d.event_ref, attempt = completion.attempt.attempt_no, %error, "attempt failed");
                 }
@@ -489,6 +511,9 @@ impl Dispatcher {
                     m.remove(&d.seq);
                 }
                 drop(recording);
+                if this.starved.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                    this.wake.notify_one();
+                }
             });
         }
     }
