@@ -276,8 +276,8 @@ fn now_us() -> i64 {
     (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as i64
 }
 
-/// Publishes `count` events in batches of 1000 from 4 concurrent publishers (plus some single
-/// publishes). Returns the accept rate in events/s.
+/// Publishes `count` events in batches of 1000 from 4 concurrent publishers (scenario (e)
+/// publishes one event per request). Returns the accept rate in events/s.
 async fn publish(api: &Arc<Api>, tag: &str, count: u64) -> anyhow::Result<f64> {
     let started = Instant::now();
     let next = Arc::new(AtomicU64::new(0));

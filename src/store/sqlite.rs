@@ -23,6 +23,8 @@ const MAX_GROUP: usize = 512;
 const READ_POOL: usize = 8;
 /// How long a group of background writes waits for more writes before it commits.
 const GATHER: std::time::Duration = std::time::Duration::from_millis(2);
+/// ... but no longer than this after the last write arrived.
+const GATHER_GAP: std::time::Duration = std::time::Duration::from_micros(250);
 /// Groups of background writes at least this large commit at once.
 const GATHER_UP_TO: usize = 64;
 
@@ -160,9 +162,12 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
         }
         // A small group of background writes alone waits a moment for company: each commit
         // writes every page it touched to the WAL, so larger groups write fewer pages per record.
+        // It stops waiting as soon as the writes stop coming (a gap), so a quiet server does not
+        // hold its records back.
         let gather_until = std::time::Instant::now() + GATHER;
         while batch.len() < GATHER_UP_TO && batch.iter().all(Job::is_background) {
-            match jobs.recv_timeout(gather_until.saturating_duration_since(std::time::Instant::now())) {
+            let left = gather_until.saturating_duration_since(std::time::Instant::now());
+            match jobs.recv_timeout(left.min(GATHER_GAP)) {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
