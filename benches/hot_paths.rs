@@ -12,7 +12,7 @@ use tocsin::domain::time::now_ms;
 use tocsin::domain::webhook::Format;
 use tocsin::render::{render, EventView, RenderSettings};
 use tocsin::signing::{seed_signature, standard_signature};
-use tocsin::store::{AttemptRecord, Completion, NewEvent, NextStep, Store, Target};
+use tocsin::store::{AttemptRecord, Completion, DeliveryStart, NewEvent, NextStep, Store, Target};
 
 fn main() {
     divan::main();
@@ -93,7 +93,7 @@ fn claim_and_complete_100_sqlite(b: Bencher) {
                         data: json!({"pad": "x".repeat(900)}).to_string().into_bytes(),
                         created_at: now_ms(),
                     },
-                    vec![Target { webhook_id: webhook, held: false }],
+                    vec![Target { webhook_id: webhook, start: DeliveryStart::Pending }],
                 )
             })
             .collect();

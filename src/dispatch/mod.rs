@@ -25,7 +25,7 @@ use crate::domain::tenant::TenantId;
 use crate::domain::time::now_ms;
 use crate::domain::webhook::{Format, Webhook};
 use crate::render::RenderSettings;
-use crate::store::{AttemptRecord, ClaimedDelivery, NewEvent, Store, StoreError};
+use crate::store::{AttemptRecord, ClaimedDelivery, DeliveryStart, NewEvent, Store, StoreError};
 use crate::transport::http::{GuardedConnector, HttpTransport, Resolve, SystemResolver};
 use crate::transport::ssrf::AddressPolicy;
 use crate::transport::syslog::SyslogTransport;
@@ -53,6 +53,8 @@ struct Slot {
     refilled: Instant,
     /// Claimed deliveries waiting for a free slot.
     queue: std::collections::VecDeque<Queued>,
+    /// Deliveries being published in this process that are to be handed over (see `offer`).
+    promised: usize,
 }
 
 /// A claimed delivery waiting for a free slot of its webhook.
@@ -73,6 +75,7 @@ impl Slot {
             tokens: 1.0,
             refilled: Instant::now(),
             queue: std::collections::VecDeque::new(),
+            promised: 0,
         }
     }
 }
@@ -104,6 +107,9 @@ pub struct Inner {
     stopping: std::sync::atomic::AtomicBool,
     /// A webhook found no free worker (or no room for results) to start its next delivery.
     starved: std::sync::atomic::AtomicBool,
+    /// Lease ids are `<process>:<n>`: this process's part, and the last n.
+    process: String,
+    leases: std::sync::atomic::AtomicU64,
     mailer: Option<crate::notify::Mailer>,
 }
 
@@ -185,6 +191,8 @@ impl Dispatcher {
             in_flight: Mutex::new(HashMap::new()),
             stopping: std::sync::atomic::AtomicBool::new(false),
             starved: std::sync::atomic::AtomicBool::new(false),
+            process: format!("{}:{}", std::process::id(), Uuid::new_v4().simple()),
+            leases: std::sync::atomic::AtomicU64::new(0),
             mailer,
         })))
     }
@@ -246,9 +254,6 @@ impl Dispatcher {
     /// `grace` and releases the leases of those that did not.
     pub async fn run(self, stop: impl std::future::Future<Output = ()>, grace: Duration) {
         tokio::pin!(stop);
-        // Each claim gets its own lease id: `<process>:<run>:<n>`.
-        let process = format!("{}:{}", std::process::id(), Uuid::new_v4().simple());
-        let mut claims: u64 = 0;
         let mut webhooks: Vec<Uuid> = Vec::new();
         let mut refreshed = Instant::now() - Duration::from_secs(60);
         let mut start = 0usize;
@@ -280,8 +285,7 @@ impl Dispatcher {
                 start = (start + 1) % webhooks.len();
                 for i in 0..webhooks.len() {
                     let id = webhooks[(start + i) % webhooks.len()];
-                    claims += 1;
-                    match self.claim_for(id, &format!("{process}:{claims}")).await {
+                    match self.claim_for(id).await {
                         Ok(n) => claimed_any |= n > 0,
                         Err(e) => tracing::warn!(webhook = %id, error = %e, "claim failed"),
                     }
@@ -335,7 +339,7 @@ impl Dispatcher {
     /// Claims what webhook `id` may take now, ahead of need (a queue of several times its
     /// concurrency, so the next claim lands before the queue runs dry), and starts what it can.
     /// Returns how many it claimed.
-    async fn claim_for(&self, id: Uuid, claimer: &str) -> Result<usize, StoreError> {
+    async fn claim_for(&self, id: Uuid) -> Result<usize, StoreError> {
         self.start_ready(id);
         let now = Instant::now();
         let room = {
@@ -357,6 +361,8 @@ impl Dispatcher {
             return Ok(0);
         }
         let lease_until = now_ms() + webhook.timeout_ms as i64 + self.lease_margin_ms;
+        // Each claim gets its own lease id.
+        let claimer = &self.lease_id();
         let claimed = self.store.claim(id, claimer, room as u32, lease_until).await?;
         let released = if claimed.len() < room { self.release_held(id).await } else { 0 };
         if claimed.is_empty() && released == 0 {
@@ -403,13 +409,100 @@ impl Dispatcher {
     /// How many deliveries are worth claiming for `slot` now: claims come in batches, when the
     /// webhook holds nothing or at least a quarter of its prefetch room is free; otherwise 0.
     fn claim_room(&self, slot: &Slot) -> usize {
-        let held = slot.in_flight + slot.queue.len();
-        let target = (PREFETCH_FACTOR * self.per_webhook).min(PREFETCH_MAX).max(2 * self.per_webhook);
+        let held = slot.in_flight + slot.queue.len() + slot.promised;
+        let target = self.prefetch_target();
         let free = target.saturating_sub(held);
         if held > 0 && free < target / 4 {
             return 0;
         }
         free.min(CLAIM_BATCH)
+    }
+
+    /// How many deliveries a webhook may hold in this process (in flight, queued or promised).
+    fn prefetch_target(&self) -> usize {
+        (PREFETCH_FACTOR * self.per_webhook).min(PREFETCH_MAX).max(2 * self.per_webhook)
+    }
+
+    /// A new lease id: each claim and each hand-over gets its own.
+    fn lease_id(&self) -> String {
+        let n = self.leases.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        format!("{}:{n}", self.process)
+    }
+
+    /// Offers to take `count` deliveries of `webhook` that are being published in this process
+    /// straight into its queue, leased, with no claim and no event read: the fast path from
+    /// publish to delivery. Granted when the webhook is active, sends without a rate limit, and
+    /// has room for all of them now; the caller then publishes them with the returned start and
+    /// hands them over with [`Dispatcher::adopt`] (or gives the room back with `withdraw`).
+    pub fn offer(&self, webhook: &Webhook, count: usize) -> Option<DeliveryStart> {
+        let rate_limited = webhook.max_per_second.is_some() || webhook.format == Format::Slack;
+        if count == 0 || !webhook.is_active || rate_limited || self.stopping.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return None;
+        }
+        let mut slots = self.slots.lock().ok()?;
+        let slot = slots.entry(webhook.id).or_insert_with(Slot::new);
+        let held = slot.in_flight + slot.queue.len() + slot.promised;
+        if held + count > self.prefetch_target() {
+            return None;
+        }
+        slot.promised += count;
+        drop(slots);
+        let lease_until = now_ms() + webhook.timeout_ms as i64 + self.lease_margin_ms;
+        Some(DeliveryStart::Leased { claimer: self.lease_id(), lease_until })
+    }
+
+    /// Gives back the room of an offer whose publish failed.
+    pub fn withdraw(&self, webhook: Uuid, count: usize) {
+        if let Ok(mut slots) = self.slots.lock() {
+            if let Some(slot) = slots.get_mut(&webhook) {
+                slot.promised = slot.promised.saturating_sub(count);
+            }
+        }
+    }
+
+    /// Takes over the deliveries published leased under an offer of `count` (fewer when some
+    /// events were repeats) and starts them.
+    pub async fn adopt(&self, webhook: Webhook, start: DeliveryStart, deliveries: Vec<ClaimedDelivery>, count: usize) {
+        let id = webhook.id;
+        self.withdraw(id, count);
+        let DeliveryStart::Leased { claimer, lease_until } = start else { return };
+        if deliveries.is_empty() {
+            return;
+        }
+        let opened = match self.destination(webhook).await {
+            // Shutting down: nothing new starts, the leases go back at once.
+            Ok(_) if self.stopping.load(std::sync::atomic::Ordering::Relaxed) => {
+                Err("the dispatcher is stopping".to_string())
+            }
+            other => other,
+        };
+        let dest = match opened {
+            Ok(d) => Arc::new(d),
+            Err(why) => {
+                tracing::warn!(webhook = %id, error = %why, "cannot take over published deliveries; releasing them");
+                let leases: Vec<(i64, String)> = deliveries.iter().map(|d| (d.seq, claimer.clone())).collect();
+                if let Err(e) = self.store.release(&leases).await {
+                    tracing::warn!(error = %e, "could not release leases; they expire on their own");
+                }
+                return;
+            }
+        };
+        if let Ok(mut m) = self.in_flight.lock() {
+            for d in &deliveries {
+                m.insert(d.seq, claimer.clone());
+            }
+        }
+        if let Ok(mut slots) = self.slots.lock() {
+            let slot = slots.entry(id).or_insert_with(Slot::new);
+            slot.queue.extend(deliveries.into_iter().map(|delivery| Queued {
+                delivery,
+                destination: dest.clone(),
+                claimer: claimer.clone(),
+                lease_until,
+            }));
+        }
+        self.start_ready(id);
     }
 
     /// Makes the next chunk of the webhook's held deliveries pending (a re-enabled webhook's
@@ -634,7 +727,7 @@ async fn publish_system_event(
         data: data.to_string().into_bytes(),
         created_at: now_ms(),
     };
-    let (_, woken) = crate::publish::commit(dispatcher.store.as_ref(), tenant, vec![event]).await?;
+    let (_, woken) = crate::publish::commit(dispatcher.store.as_ref(), tenant, vec![event], None).await?;
     dispatcher.wake(woken);
     Ok(())
 }

@@ -97,11 +97,39 @@ pub struct NewEvent {
 }
 
 /// One webhook an event fans out to.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Target {
     pub webhook_id: Uuid,
-    /// The webhook is inactive: the delivery waits (`held`) until it is re-enabled.
-    pub held: bool,
+    pub start: DeliveryStart,
+}
+
+/// The state a new delivery starts in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryStart {
+    /// Due now: the dispatcher claims it.
+    Pending,
+    /// The webhook is inactive: the delivery waits until it is re-enabled.
+    Held,
+    /// Already leased to the publishing process, whose dispatcher had room for it: it is handed
+    /// over in memory, with no claim. Should that process die, the lease expires like any other.
+    Leased { claimer: String, lease_until: i64 },
+}
+
+impl DeliveryStart {
+    fn state(&self) -> &'static str {
+        match self {
+            DeliveryStart::Pending => "pending",
+            DeliveryStart::Held => "held",
+            DeliveryStart::Leased { .. } => "leased",
+        }
+    }
+
+    fn lease(&self) -> (Option<i64>, Option<&str>) {
+        match self {
+            DeliveryStart::Leased { claimer, lease_until } => (Some(*lease_until), Some(claimer.as_str())),
+            _ => (None, None),
+        }
+    }
 }
 
 /// The answer to a publish (the original one, for a repeated `event_ref`).
@@ -112,6 +140,8 @@ pub struct Published {
     pub deliveries: u64,
     /// The event_ref was already published: nothing new was created.
     pub duplicate: bool,
+    /// The deliveries created leased to the publisher ([`DeliveryStart::Leased`]): (webhook, seq).
+    pub leased: Vec<(Uuid, i64)>,
 }
 
 /// A delivery leased to this process for one attempt.

@@ -62,10 +62,11 @@ impl<B: Backend> SqlStore<B> {
             .iter()
             .flat_map(|(e, targets)| {
                 targets.iter().map(move |t| {
+                    let (lease_until, leased_by) = t.start.lease();
                     serde_json::json!({
                         "event_id": e.id.to_string(), "webhook_id": t.webhook_id.to_string(),
-                        "ordering_key": e.ordering_key, "state": if t.held { "held" } else { "pending" },
-                        "at": e.created_at,
+                        "ordering_key": e.ordering_key, "state": t.start.state(),
+                        "lease_until": lease_until, "leased_by": leased_by, "at": e.created_at,
                     })
                 })
             })
@@ -95,12 +96,16 @@ impl<B: Backend> SqlStore<B> {
                 // publish order: seq orders the deliveries of an ordering key.
                 Stmt::new(
                     "INSERT INTO deliveries (tenant_id, event_id, webhook_id, ordering_key, state, attempts, \
-                     next_attempt_at, created_at, updated_at) \
-                     SELECT $1, x.event_id, x.webhook_id, x.ordering_key, x.state, 0, x.at, x.at, x.at \
+                     next_attempt_at, lease_until, leased_by, created_at, updated_at) \
+                     SELECT $1, x.event_id, x.webhook_id, x.ordering_key, x.state, 0, x.at, x.lease_until, \
+                            x.leased_by, x.at, x.at \
                      FROM ROWS FROM (jsonb_to_recordset(CAST($2 AS TEXT)::jsonb) AS (event_id text, \
-                          webhook_id text, ordering_key text, state text, at bigint)) \
-                          WITH ORDINALITY AS x(event_id, webhook_id, ordering_key, state, at, n) \
-                     WHERE EXISTS (SELECT 1 FROM events e WHERE e.id = x.event_id) ORDER BY x.n",
+                          webhook_id text, ordering_key text, state text, lease_until bigint, leased_by text, \
+                          at bigint)) \
+                          WITH ORDINALITY AS x(event_id, webhook_id, ordering_key, state, lease_until, leased_by, \
+                          at, n) \
+                     WHERE EXISTS (SELECT 1 FROM events e WHERE e.id = x.event_id) ORDER BY x.n \
+                     RETURNING seq, event_id, webhook_id, state",
                     params![tenant.as_str(), deliveries],
                 ),
                 Stmt::new(
@@ -114,11 +119,19 @@ impl<B: Backend> SqlStore<B> {
         for row in &results[2].rows {
             found.insert(row.text(1)?, row);
         }
+        let mut leased: HashMap<Uuid, Vec<(Uuid, i64)>> = HashMap::new();
+        for row in results[1].rows.iter().filter(|r| r.text(3).is_ok_and(|s| s == "leased")) {
+            leased.entry(row.uuid(1)?).or_default().push((row.uuid(2)?, row.int(0)?));
+        }
         events
             .iter()
             .map(|(e, _)| {
                 let row = found.get(&e.event_ref).ok_or_else(|| corrupt("publish", "event row missing"))?;
-                published(row, e)
+                let mut p = published(row, e)?;
+                if !p.duplicate {
+                    p.leased = leased.remove(&e.id).unwrap_or_default();
+                }
+                Ok(p)
             })
             .collect()
     }
@@ -128,7 +141,13 @@ impl<B: Backend> SqlStore<B> {
 /// different id means the event_ref was already taken.
 fn published(row: &Row, e: &NewEvent) -> Result<Published, StoreError> {
     let id = row.uuid(0)?;
-    Ok(Published { event_id: id, event_ref: row.text(1)?, deliveries: row.int(2)? as u64, duplicate: id != e.id })
+    Ok(Published {
+        event_id: id,
+        event_ref: row.text(1)?,
+        deliveries: row.int(2)? as u64,
+        duplicate: id != e.id,
+        leased: Vec::new(),
+    })
 }
 
 fn audit_stmt(a: &AuditEntry) -> Stmt {
@@ -591,6 +610,7 @@ impl<B: Backend> Store for SqlStore<B> {
         }
         let mut stmts = Vec::new();
         let mut lookups = Vec::with_capacity(events.len());
+        let mut leases = Vec::with_capacity(events.len());
         for (e, targets) in &events {
             stmts.push(Stmt::new(
                 "INSERT INTO events (id, tenant_id, event_ref, event_type, ordering_key, data, delivery_count, \
@@ -606,22 +626,42 @@ impl<B: Backend> Store for SqlStore<B> {
                     e.created_at
                 ],
             ));
+            let mut leased = Vec::new();
             for t in targets {
+                let (lease_until, leased_by) = t.start.lease();
+                if leased_by.is_some() {
+                    leased.push((t.webhook_id, stmts.len()));
+                }
                 // Inserted only when the event row above was (a repeated event_ref adds nothing).
+                macro_rules! insert_delivery {
+                    ($returning:literal) => {
+                        concat!(
+                            "INSERT INTO deliveries (tenant_id, event_id, webhook_id, ordering_key, state, attempts, \
+                             next_attempt_at, lease_until, leased_by, created_at, updated_at) \
+                             SELECT $1, $2, $3, $4, $5, 0, CAST($6 AS BIGINT), CAST($7 AS BIGINT), \
+                             CAST($8 AS TEXT), CAST($6 AS BIGINT), CAST($6 AS BIGINT) \
+                             WHERE EXISTS (SELECT 1 FROM events WHERE id = $2)",
+                            $returning
+                        )
+                    };
+                }
+                // The seq of a delivery leased to the publisher is needed to hand it over.
+                let sql = if leased_by.is_some() { insert_delivery!(" RETURNING seq") } else { insert_delivery!("") };
                 stmts.push(Stmt::new(
-                    "INSERT INTO deliveries (tenant_id, event_id, webhook_id, ordering_key, state, attempts, \
-                     next_attempt_at, created_at, updated_at) \
-                     SELECT $1, $2, $3, $4, $5, 0, CAST($6 AS BIGINT), CAST($6 AS BIGINT), CAST($6 AS BIGINT) WHERE EXISTS (SELECT 1 FROM events WHERE id = $2)",
+                    sql,
                     params![
                         e.tenant_id.as_str(),
                         e.id,
                         t.webhook_id,
                         e.ordering_key.clone(),
-                        if t.held { "held" } else { "pending" },
-                        e.created_at
+                        t.start.state(),
+                        e.created_at,
+                        lease_until,
+                        leased_by
                     ],
                 ));
             }
+            leases.push(leased);
             lookups.push(stmts.len());
             stmts.push(Stmt::new(
                 "SELECT id, event_ref, delivery_count FROM events WHERE tenant_id = $1 AND event_ref = $2",
@@ -632,9 +672,16 @@ impl<B: Backend> Store for SqlStore<B> {
         events
             .iter()
             .zip(lookups)
-            .map(|((e, _), i)| {
+            .zip(leases)
+            .map(|(((e, _), i), leased)| {
                 let row = results[i].rows.first().ok_or_else(|| corrupt("publish", "event row missing"))?;
-                published(row, e)
+                let mut p = published(row, e)?;
+                for (webhook, at) in leased {
+                    if let Some(seq) = results[at].rows.first() {
+                        p.leased.push((webhook, seq.int(0)?));
+                    }
+                }
+                Ok(p)
             })
             .collect()
     }

@@ -637,3 +637,103 @@ async fn prefix_on(backend: Backend) {
     let (_, log) = app.get(&format!("/api/v1/webhooks/{id}/deliveries"), ADMIN_TOKEN).await;
     assert_eq!(log["total"], 0);
 }
+
+both_backends!(deliveries_published_leased_are_stored_leased, published_leased_on);
+async fn published_leased_on(backend: Backend) {
+    // The hand-over from publish to dispatcher: deliveries published leased are stored leased to
+    // the publisher (so a crash returns them to the queue when the lease ends) and their seqs come
+    // back; a repeated event_ref creates none. One event (the single path) and a batch of two
+    // (PostgreSQL's batch path).
+    use tocsin::domain::tenant::TenantId;
+    use tocsin::store::{DeliveryStart, NewEvent, Target};
+    let app = TestApp::delivering(backend, |_| {}).await;
+    let rx = Receiver::start().await;
+    let (id, _) = webhook_to(&app, &rx.url(), json!({})).await;
+    let webhook: uuid::Uuid = id.parse().unwrap();
+    let lease_until = tocsin::domain::time::now_ms() + 3_600_000;
+    let event = |r: &str| NewEvent {
+        id: uuid::Uuid::now_v7(),
+        tenant_id: TenantId::default_tenant(),
+        event_ref: r.to_string(),
+        event_type: "alert.created".into(),
+        ordering_key: None,
+        data: br#"{"n":1}"#.to_vec(),
+        created_at: tocsin::domain::time::now_ms(),
+    };
+    let leased =
+        || vec![Target { webhook_id: webhook, start: DeliveryStart::Leased { claimer: "test:1".into(), lease_until } }];
+    let store = &app.app_state.store;
+    for refs in [vec!["leased-1"], vec!["leased-2", "leased-3"]] {
+        let published = store.publish(refs.iter().map(|r| (event(r), leased())).collect()).await.unwrap();
+        for (p, r) in published.iter().zip(&refs) {
+            assert!(!p.duplicate);
+            assert_eq!(p.leased.len(), 1, "{r}: the leased delivery's seq comes back");
+            assert_eq!(p.leased[0].0, webhook);
+            let (_, e) = app.get(&format!("/api/v1/events/{r}"), ADMIN_TOKEN).await;
+            assert_eq!(e["deliveries"][0]["state"], "leased", "{r}: {e}");
+        }
+    }
+    let again = store.publish(vec![(event("leased-1"), leased()), (event("leased-4"), leased())]).await.unwrap();
+    assert!(again[0].duplicate && again[0].leased.is_empty(), "a repeat creates no delivery");
+    assert_eq!(again[1].leased.len(), 1);
+    // Leased for an hour to a claimer that does not exist: not sent by this dispatcher.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(rx.received().is_empty());
+}
+
+both_backends!(a_publish_is_handed_straight_to_the_dispatcher, handoff_on);
+async fn handoff_on(backend: Backend) {
+    // Published through the API while the webhook has room: each delivery is sent once, its one
+    // attempt logged, and it ends succeeded (the hand-over path); events with an ordering key
+    // still go through the queue, in order.
+    let app = TestApp::delivering(backend, |_| {}).await;
+    let rx = Receiver::start().await;
+    let (id, _) = webhook_to(&app, &rx.url(), json!({})).await;
+    let mut events: Vec<Value> =
+        (0..20).map(|n| json!({"event": "alert.created", "data": {"n": n}, "event_ref": format!("h-{n}")})).collect();
+    events.extend((0..5).map(
+        |n| json!({"event": "alert.created", "data": {"n": n}, "event_ref": format!("k-{n}"), "ordering_key": "k"}),
+    ));
+    let (s, b) = app.post("/api/v1/events/batch", ADMIN_TOKEN, json!({"events": events})).await;
+    assert!(s.is_success(), "{b}");
+    let got = rx.wait_for(25, WAIT).await;
+    let refs: Vec<String> = got.iter().map(|r| r.event_ref()).collect();
+    let unique: std::collections::HashSet<&String> = refs.iter().collect();
+    assert_eq!(unique.len(), 25, "each once: {refs:?}");
+    let keyed: Vec<&str> = refs.iter().map(String::as_str).filter(|r| r.starts_with("k-")).collect();
+    assert_eq!(keyed, ["k-0", "k-1", "k-2", "k-3", "k-4"], "in publish order");
+    let log = app.poll(&format!("/api/v1/webhooks/{id}/deliveries?per_page=100"), WAIT, |v| v["total"] == 25).await;
+    assert_eq!(log["total"], 25, "one attempt each");
+    for n in [0, 19] {
+        let e = app.poll(&format!("/api/v1/events/h-{n}"), WAIT, |v| v["deliveries"][0]["state"] == "succeeded").await;
+        assert_eq!(e["deliveries"][0]["attempts"], 1);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.received().len(), 25, "nothing sent twice");
+
+    // What the dispatcher takes over: only what it has room for, never for a rate-limited or
+    // inactive webhook; an offer holds its room until adopted or withdrawn.
+    let dispatcher = &app.app_state.dispatcher;
+    let store = &app.app_state.store;
+    let webhook = store.webhook_by_id(id.parse().unwrap()).await.unwrap().unwrap();
+    assert!(matches!(dispatcher.offer(&webhook, 10), Some(tocsin::store::DeliveryStart::Leased { .. })));
+    assert!(dispatcher.offer(&webhook, 100_000).is_none(), "more than its prefetch room");
+    let all_room = (1..=2048).rev().find(|n| {
+        let granted = dispatcher.offer(&webhook, *n).is_some();
+        if granted {
+            dispatcher.withdraw(webhook.id, *n);
+        }
+        granted
+    });
+    let room = all_room.expect("some room");
+    assert!(dispatcher.offer(&webhook, room + 1).is_none(), "the first offer still holds its 10");
+    dispatcher.withdraw(webhook.id, 10);
+    assert!(dispatcher.offer(&webhook, room + 1).is_some(), "withdrawn: the room is back");
+    dispatcher.withdraw(webhook.id, room + 1);
+    let mut limited = webhook.clone();
+    limited.max_per_second = Some(5);
+    assert!(dispatcher.offer(&limited, 1).is_none(), "a rate-limited webhook goes through the queue");
+    let mut inactive = webhook.clone();
+    inactive.is_active = false;
+    assert!(dispatcher.offer(&inactive, 1).is_none());
+}
