@@ -388,14 +388,28 @@ impl Dispatcher {
             }
         };
         let n = claimed.len();
+        self.enqueue(id, claimed, dest, claimer, lease_until);
+        Ok(n)
+    }
+
+    /// Queues deliveries leased to this process (claimed, or handed over by a publish) behind
+    /// webhook `id`'s slots, remembers their leases for shutdown, and starts what it can.
+    fn enqueue(
+        &self,
+        id: Uuid,
+        deliveries: Vec<ClaimedDelivery>,
+        dest: Arc<Destination>,
+        claimer: &str,
+        lease_until: i64,
+    ) {
         if let Ok(mut m) = self.in_flight.lock() {
-            for d in &claimed {
+            for d in &deliveries {
                 m.insert(d.seq, claimer.to_string());
             }
         }
         if let Ok(mut slots) = self.slots.lock() {
             let slot = slots.entry(id).or_insert_with(Slot::new);
-            slot.queue.extend(claimed.into_iter().map(|delivery| Queued {
+            slot.queue.extend(deliveries.into_iter().map(|delivery| Queued {
                 delivery,
                 destination: dest.clone(),
                 claimer: claimer.to_string(),
@@ -403,7 +417,14 @@ impl Dispatcher {
             }));
         }
         self.start_ready(id);
-        Ok(n)
+    }
+
+    /// Wakes the claim loop if a webhook found no free worker since it last looked: a worker
+    /// was just freed, and the loop starts that webhook's queue.
+    fn wake_if_starved(&self) {
+        if self.starved.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            self.wake.notify_one();
+        }
     }
 
     /// How many deliveries are worth claiming for `slot` now: claims come in batches, when the
@@ -488,21 +509,7 @@ impl Dispatcher {
                 return;
             }
         };
-        if let Ok(mut m) = self.in_flight.lock() {
-            for d in &deliveries {
-                m.insert(d.seq, claimer.clone());
-            }
-        }
-        if let Ok(mut slots) = self.slots.lock() {
-            let slot = slots.entry(id).or_insert_with(Slot::new);
-            slot.queue.extend(deliveries.into_iter().map(|delivery| Queued {
-                delivery,
-                destination: dest.clone(),
-                claimer: claimer.clone(),
-                lease_until,
-            }));
-        }
-        self.start_ready(id);
+        self.enqueue(id, deliveries, dest, &claimer, lease_until);
     }
 
     /// Makes the next chunk of the webhook's held deliveries pending (a re-enabled webhook's
@@ -575,6 +582,7 @@ impl Dispatcher {
                     }
                     drop((permit, recording));
                     this.start_ready(d.webhook_id);
+                    this.wake_if_starved();
                 });
                 continue;
             }
@@ -593,8 +601,10 @@ impl Dispatcher {
                 this.start_ready(d.webhook_id);
                 // The claim loop is woken only when a claim is due or another webhook waits for
                 // a worker (not after every attempt); it also looks on its own every 50 ms.
-                if claim_now || this.starved.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                if claim_now {
                     this.wake.notify_one();
+                } else {
+                    this.wake_if_starved();
                 }
                 if let Some(error) = &completion.attempt.error {
                     tracing::debug!(webhook = %dest.webhook.id, event_ref = %d.event_ref, attempt = completion.attempt.attempt_no, %error, "attempt failed");
@@ -604,9 +614,7 @@ impl Dispatcher {
                     m.remove(&d.seq);
                 }
                 drop(recording);
-                if this.starved.swap(false, std::sync::atomic::Ordering::Relaxed) {
-                    this.wake.notify_one();
-                }
+                this.wake_if_starved();
             });
         }
     }

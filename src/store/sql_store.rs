@@ -71,6 +71,32 @@ impl<B: Backend> SqlStore<B> {
                 })
             })
             .collect();
+        macro_rules! insert_deliveries {
+            ($returning:literal) => {
+                concat!(
+                    "INSERT INTO deliveries (tenant_id, event_id, webhook_id, ordering_key, state, attempts, \
+                     next_attempt_at, lease_until, leased_by, created_at, updated_at) \
+                     SELECT $1, x.event_id, x.webhook_id, x.ordering_key, x.state, 0, x.at, x.lease_until, \
+                            x.leased_by, x.at, x.at \
+                     FROM ROWS FROM (jsonb_to_recordset(CAST($2 AS TEXT)::jsonb) AS (event_id text, \
+                          webhook_id text, ordering_key text, state text, lease_until bigint, leased_by text, \
+                          at bigint)) \
+                          WITH ORDINALITY AS x(event_id, webhook_id, ordering_key, state, lease_until, leased_by, \
+                          at, n) \
+                     WHERE EXISTS (SELECT 1 FROM events e WHERE e.id = x.event_id) ORDER BY x.n",
+                    $returning
+                )
+            };
+        }
+        // The seqs of deliveries leased to the publisher are needed to hand them over; only then
+        // are the inserted rows sent back.
+        let any_leased =
+            events.iter().any(|(_, ts)| ts.iter().any(|t| matches!(t.start, super::DeliveryStart::Leased { .. })));
+        let insert_deliveries = if any_leased {
+            insert_deliveries!(" RETURNING seq, event_id, webhook_id, state")
+        } else {
+            insert_deliveries!("")
+        };
         let refs: Vec<&str> = events.iter().map(|(e, _)| e.event_ref.as_str()).collect();
         let (rows, deliveries, refs) = (
             serde_json::to_string(&rows).map_err(|e| corrupt("publish", e))?,
@@ -94,20 +120,7 @@ impl<B: Backend> SqlStore<B> {
                 ),
                 // Inserted only for events inserted above (a repeated event_ref adds nothing), in
                 // publish order: seq orders the deliveries of an ordering key.
-                Stmt::new(
-                    "INSERT INTO deliveries (tenant_id, event_id, webhook_id, ordering_key, state, attempts, \
-                     next_attempt_at, lease_until, leased_by, created_at, updated_at) \
-                     SELECT $1, x.event_id, x.webhook_id, x.ordering_key, x.state, 0, x.at, x.lease_until, \
-                            x.leased_by, x.at, x.at \
-                     FROM ROWS FROM (jsonb_to_recordset(CAST($2 AS TEXT)::jsonb) AS (event_id text, \
-                          webhook_id text, ordering_key text, state text, lease_until bigint, leased_by text, \
-                          at bigint)) \
-                          WITH ORDINALITY AS x(event_id, webhook_id, ordering_key, state, lease_until, leased_by, \
-                          at, n) \
-                     WHERE EXISTS (SELECT 1 FROM events e WHERE e.id = x.event_id) ORDER BY x.n \
-                     RETURNING seq, event_id, webhook_id, state",
-                    params![tenant.as_str(), deliveries],
-                ),
+                Stmt::new(insert_deliveries, params![tenant.as_str(), deliveries]),
                 Stmt::new(
                     "SELECT id, event_ref, delivery_count FROM events WHERE tenant_id = $1 \
                      AND event_ref IN (SELECT jsonb_array_elements_text(CAST($2 AS TEXT)::jsonb))",

@@ -165,10 +165,14 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
         // It stops waiting as soon as the writes stop coming (a gap), so a quiet server does not
         // hold its records back.
         let gather_until = std::time::Instant::now() + GATHER;
-        while batch.len() < GATHER_UP_TO && batch.iter().all(Job::is_background) {
+        let mut background_only = batch.iter().all(Job::is_background);
+        while background_only && batch.len() < GATHER_UP_TO {
             let left = gather_until.saturating_duration_since(std::time::Instant::now());
             match jobs.recv_timeout(left.min(GATHER_GAP)) {
-                Ok(job) => batch.push(job),
+                Ok(job) => {
+                    background_only = job.is_background();
+                    batch.push(job);
+                }
                 Err(_) => break,
             }
         }
