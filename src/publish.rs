@@ -33,26 +33,34 @@ pub struct EventInput {
     pub ordering_key: Option<String>,
 }
 
-/// The event types a tenant may publish, with their compiled JSON schemas.
-pub struct KnownTypes {
-    types: HashMap<String, Option<Arc<jsonschema::Validator>>>,
+/// The event types a tenant may publish: the configured catalogue (schemas compiled at load)
+/// plus the tenant's own types.
+pub struct KnownTypes<'a> {
+    catalogue: &'a Catalogue,
+    own: HashMap<String, Option<Arc<jsonschema::Validator>>>,
 }
 
-impl KnownTypes {
-    /// The configured catalogue (schemas compiled at load) plus the tenant's own types.
-    pub fn new(catalogue: &Catalogue, own: Vec<EventType>) -> Self {
-        let mut types: HashMap<String, Option<Arc<jsonschema::Validator>>> =
-            catalogue.iter().map(|et| (et.name.clone(), catalogue.validator(&et.name))).collect();
-        for et in own {
-            // Tenant schemas were checked to compile when they were stored.
-            let v = et.schema.as_ref().and_then(|s| jsonschema::validator_for(s).ok()).map(Arc::new);
-            types.entry(et.name).or_insert(v);
-        }
-        Self { types }
+impl<'a> KnownTypes<'a> {
+    pub fn new(catalogue: &'a Catalogue, own: Vec<EventType>) -> Self {
+        let own = own
+            .into_iter()
+            .filter(|et| !catalogue.contains(&et.name))
+            .map(|et| {
+                // Tenant schemas were checked to compile when they were stored.
+                let v = et.schema.as_ref().and_then(|s| jsonschema::validator_for(s).ok()).map(Arc::new);
+                (et.name, v)
+            })
+            .collect();
+        Self { catalogue, own }
     }
 
-    fn get(&self, name: &str) -> Option<&Option<Arc<jsonschema::Validator>>> {
-        self.types.get(name)
+    /// `None` for an unknown type; else the type's schema, if it has one.
+    fn get(&self, name: &str) -> Option<Option<Arc<jsonschema::Validator>>> {
+        if self.catalogue.contains(name) {
+            Some(self.catalogue.validator(name))
+        } else {
+            self.own.get(name).cloned()
+        }
     }
 }
 
@@ -74,7 +82,7 @@ pub fn validate(
     input: &EventInput,
     prefix: &str,
     tenant: &TenantId,
-    known: &KnownTypes,
+    known: &KnownTypes<'_>,
     max_bytes: usize,
 ) -> Result<NewEvent, FieldError> {
     let field = |f: &str| format!("{prefix}{f}");
@@ -95,7 +103,7 @@ pub fn validate(
     if raw.len() > max_bytes {
         return Err(FieldError::new(field("data"), format!("data is {} bytes; the limit is {max_bytes}", raw.len())));
     }
-    if let Some(v) = schema {
+    if let Some(v) = &schema {
         check_schema(v, raw, &field("data"))?;
     }
     let event_ref = match &input.event_ref {

@@ -60,7 +60,7 @@ pub struct BatchResult {
     pub results: Vec<BatchItem>,
 }
 
-async fn known_types(state: &AppState, who: &Principal) -> ApiResult<KnownTypes> {
+async fn known_types<'a>(state: &'a AppState, who: &Principal) -> ApiResult<KnownTypes<'a>> {
     let own = state.store.list_event_types(&who.tenant).await?;
     Ok(KnownTypes::new(&state.catalogue, own))
 }

@@ -6,6 +6,7 @@
 //! entry, so the audit log cannot miss one.
 
 pub mod backend;
+pub mod cache;
 pub mod migrations;
 pub mod postgres;
 pub mod sql;

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::backend::{Backend, Dialect, Durability};
+use super::cache::ReadCache;
 use super::migrations;
 use super::sql::{Row, Stmt};
 use super::{
@@ -28,11 +29,22 @@ const HELD_RELEASE_CHUNK: i64 = 5000;
 /// The [`Store`] over any [`Backend`].
 pub struct SqlStore<B> {
     pub(crate) db: B,
+    /// Copies of the reads every publish makes (see [`super::cache`]); each method that changes
+    /// what they hold drops them once its write is done.
+    event_types: ReadCache<TenantId, Vec<EventType>>,
+    webhooks: ReadCache<TenantId, Vec<Webhook>>,
+    webhooks_by_id: ReadCache<Uuid, Option<Webhook>>,
 }
 
 impl<B: Backend> SqlStore<B> {
     pub fn new(db: B) -> Self {
-        Self { db }
+        Self { db, event_types: ReadCache::new(), webhooks: ReadCache::new(), webhooks_by_id: ReadCache::new() }
+    }
+
+    /// Drops the copies of webhooks, after a write that changed one.
+    fn webhooks_changed(&self) {
+        self.webhooks.invalidate();
+        self.webhooks_by_id.invalidate();
     }
 }
 
@@ -392,6 +404,10 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn list_event_types(&self, tenant: &TenantId) -> Result<Vec<EventType>, StoreError> {
+        let ticket = match self.event_types.get(tenant) {
+            Ok(types) => return Ok(types),
+            Err(ticket) => ticket,
+        };
         let rows = self
             .db
             .query(
@@ -400,7 +416,9 @@ impl<B: Backend> Store for SqlStore<B> {
                 params![tenant.as_str()],
             )
             .await?;
-        rows.iter().map(event_type_from_row).collect()
+        let types = rows.iter().map(event_type_from_row).collect::<Result<Vec<_>, _>>()?;
+        self.event_types.put(ticket, tenant.clone(), types.clone());
+        Ok(types)
     }
 
     async fn upsert_event_type(
@@ -435,7 +453,9 @@ impl<B: Backend> Store for SqlStore<B> {
                 ),
                 audit_stmt(&audit),
             ])
-            .await?;
+            .await;
+        self.event_types.invalidate();
+        let r = r?;
         Ok(count(&r[0].rows)? == 0)
     }
 
@@ -446,12 +466,15 @@ impl<B: Backend> Store for SqlStore<B> {
                 Stmt::new("DELETE FROM event_types WHERE tenant_id = $1 AND name = $2", params![tenant.as_str(), name]),
                 audit_stmt(&audit),
             ])
-            .await?;
+            .await;
+        self.event_types.invalidate();
+        let r = r?;
         Ok(r[0].affected == 1)
     }
 
     async fn insert_webhook(&self, w: &Webhook, audit: AuditEntry) -> Result<(), StoreError> {
-        self.db
+        let r = self
+            .db
             .write(vec![
                 Stmt::new(
                     "INSERT INTO webhooks (id, tenant_id, name, url, description, event_types, format, retry_count, \
@@ -487,7 +510,9 @@ impl<B: Backend> Store for SqlStore<B> {
                 ),
                 audit_stmt(&audit),
             ])
-            .await?;
+            .await;
+        self.webhooks_changed();
+        r?;
         Ok(())
     }
 
@@ -568,7 +593,9 @@ impl<B: Backend> Store for SqlStore<B> {
                 ),
                 audit_stmt(&audit),
             ])
-            .await?;
+            .await;
+        self.webhooks_changed();
+        let r = r?;
         Ok(r[0].affected == 1)
     }
 
@@ -597,7 +624,9 @@ impl<B: Backend> Store for SqlStore<B> {
                 ),
                 audit_stmt(&audit),
             ])
-            .await?;
+            .await;
+        self.webhooks_changed();
+        let r = r?;
         Ok(r[0].affected == 1)
     }
 
@@ -613,7 +642,9 @@ impl<B: Backend> Store for SqlStore<B> {
                 ),
                 audit_stmt(&audit),
             ])
-            .await?;
+            .await;
+        self.webhooks_changed();
+        let r = r?;
         Ok(r[0].affected == 1)
     }
 
@@ -705,13 +736,25 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn tenant_webhooks(&self, tenant: &TenantId) -> Result<Vec<Webhook>, StoreError> {
+        let ticket = match self.webhooks.get(tenant) {
+            Ok(webhooks) => return Ok(webhooks),
+            Err(ticket) => ticket,
+        };
         let rows = self.db.query(webhook_select!("WHERE tenant_id = $1"), params![tenant.as_str()]).await?;
-        rows.iter().map(webhook_from_row).collect()
+        let webhooks = rows.iter().map(webhook_from_row).collect::<Result<Vec<_>, _>>()?;
+        self.webhooks.put(ticket, tenant.clone(), webhooks.clone());
+        Ok(webhooks)
     }
 
     async fn webhook_by_id(&self, id: Uuid) -> Result<Option<Webhook>, StoreError> {
+        let ticket = match self.webhooks_by_id.get(&id) {
+            Ok(webhook) => return Ok(webhook),
+            Err(ticket) => ticket,
+        };
         let rows = self.db.query(webhook_select!("WHERE id = $1"), params![id]).await?;
-        rows.first().map(webhook_from_row).transpose()
+        let webhook = rows.first().map(webhook_from_row).transpose()?;
+        self.webhooks_by_id.put(ticket, id, webhook.clone());
+        Ok(webhook)
     }
 
     async fn claim(
@@ -885,7 +928,13 @@ impl<B: Backend> Store for SqlStore<B> {
         // A lost attempt record means the delivery is attempted again: deferred, unless the
         // webhook may be disabled by it (that is announced to people at once).
         let durability = if disable_at.is_some() { Durability::Synced } else { Durability::Background };
-        let r = self.db.write_with(stmts, durability).await?;
+        // Everything but the first (the record) and the last (the delivery) updates the webhook.
+        let webhook_changed = stmts.len() > 2;
+        let r = self.db.write_with(stmts, durability).await;
+        if webhook_changed {
+            self.webhooks_changed();
+        }
+        let r = r?;
         let disabled = disable_at.is_some_and(|i| r[i].affected == 1);
         if disabled {
             // Only now, not with every failure: holding scans the webhook's pending deliveries.

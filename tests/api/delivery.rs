@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, ADMIN_TOKEN};
+use crate::helpers::{assert_field_error, Backend, TestApp, ADMIN_TOKEN};
 use crate::receiver::{Received, Receiver, Reply};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -736,4 +736,69 @@ async fn handoff_on(backend: Backend) {
     let mut inactive = webhook.clone();
     inactive.is_active = false;
     assert!(dispatcher.offer(&inactive, 1).is_none());
+}
+
+both_backends!(changes_apply_to_the_very_next_publish, changes_on);
+async fn changes_on(backend: Backend) {
+    // Publishing reads the tenant's webhooks and event types from short-lived in-memory copies:
+    // every change made through the API must still apply to the publish right after it.
+    let app = TestApp::delivering(backend, |_| {}).await;
+    let (first, second) = (Receiver::start().await, Receiver::start().await);
+    let (id, _) = webhook_to(&app, &first.url(), json!({})).await;
+    let path = format!("/api/v1/webhooks/{id}");
+    app.publish("alert.created", json!({"n": 1}), Some("c-1")).await;
+    first.wait_for(1, WAIT).await;
+
+    let (s, b) = app.patch(&path, ADMIN_TOKEN, json!({"url": second.url()})).await;
+    assert!(s.is_success(), "{b}");
+    app.publish("alert.created", json!({"n": 2}), Some("c-2")).await;
+    let got = second.wait_for(1, WAIT).await;
+    assert_eq!(got[0].event_ref(), "c-2", "the new URL is used at once");
+
+    let (s, b) = app.patch(&path, ADMIN_TOKEN, json!({"event_types": ["email.quarantined"]})).await;
+    assert!(s.is_success(), "{b}");
+    let answer = app.publish("alert.created", json!({"n": 3}), Some("c-3")).await;
+    assert_eq!(answer["deliveries"], 0, "unsubscribed at once: {answer}");
+
+    let (s, b) = app.patch(&path, ADMIN_TOKEN, json!({"is_active": false, "event_types": ["*"]})).await;
+    assert!(s.is_success(), "{b}");
+    app.publish("alert.created", json!({"n": 4}), Some("c-4")).await;
+    let (_, e) = app.get("/api/v1/events/c-4", ADMIN_TOKEN).await;
+    assert_eq!(e["deliveries"][0]["state"], "held", "deactivated at once: {e}");
+
+    let (s, _) = app.call(Method::DELETE, &path, Some(ADMIN_TOKEN), None).await;
+    assert!(s.is_success());
+    let answer = app.publish("alert.created", json!({"n": 5}), Some("c-5")).await;
+    assert_eq!(answer["deliveries"], 0, "deleted at once: {answer}");
+
+    // A tenant event type: created, then its schema tightened.
+    let put = |schema: Value| {
+        let app = &app;
+        async move {
+            app.call(
+                Method::PUT,
+                "/api/v1/event-types/scan.finished",
+                Some(ADMIN_TOKEN),
+                Some(json!({"description": "scan finished", "schema": schema})),
+            )
+            .await
+        }
+    };
+    let publish = || app.post("/api/v1/events", ADMIN_TOKEN, json!({"event": "scan.finished", "data": {"n": 1}}));
+    let (s, b) = publish().await;
+    assert_field_error(s, &b, "event");
+    let (s, _) = put(json!({"type": "object"})).await;
+    assert!(s.is_success());
+    let (s, b) = publish().await;
+    assert_eq!(s, StatusCode::ACCEPTED, "known at once: {b}");
+    let (s, _) = put(json!({"type": "object", "required": ["host"]})).await;
+    assert!(s.is_success());
+    let (s, b) = publish().await;
+    assert_field_error(s, &b, "data");
+    let (s, _) = app.call(Method::DELETE, "/api/v1/event-types/scan.finished", Some(ADMIN_TOKEN), None).await;
+    assert!(s.is_success());
+    let (s, b) = publish().await;
+    assert_field_error(s, &b, "event");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(first.received().iter().all(|r| r.event_ref() == "c-1"), "nothing more to the old URL");
 }
