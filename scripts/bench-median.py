@@ -11,6 +11,7 @@ FIGURES = [
     "requests_per_sec", "events_per_sec_accepted", "deliveries_per_sec", "ratio_to_raw_ceiling",
     "drain_deliveries_per_sec", "rss_mib_holding_backlog", "peak_rss_mib", "cpu_seconds_per_1000_deliveries",
     "duplicates", "lost", "latency_ms.p50", "latency_ms.p95", "latency_ms.p99",
+    "machine_cpu.idle_percent", "machine_cpu.steal_percent",
 ]
 
 

@@ -205,6 +205,26 @@ fn proc_usage(pid: u32) -> (f64, u64) {
     (cpu, hwm)
 }
 
+/// The machine's CPU time from /proc/stat, in ticks: (all, idle + iowait, steal). Steal is
+/// time the hypervisor gave this VM's CPUs to someone else: on a shared machine it explains
+/// runs that differ by a fifth with nothing changed.
+fn machine_ticks() -> (u64, u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> =
+        stat.lines().next().unwrap_or_default().split_whitespace().skip(1).map(|v| v.parse().unwrap_or(0)).collect();
+    let at = |i: usize| fields.get(i).copied().unwrap_or(0);
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    (fields.iter().take(8).sum(), at(3) + at(4), at(7))
+}
+
+/// How the machine's CPUs were spent between two [`machine_ticks`] readings, in percent.
+fn machine_share(before: (u64, u64, u64), after: (u64, u64, u64)) -> Value {
+    let all = after.0.saturating_sub(before.0).max(1) as f64;
+    let pct = |t: u64| (t as f64 / all * 1000.0).round() / 10.0;
+    let (idle, steal) = (after.1.saturating_sub(before.1), after.2.saturating_sub(before.2));
+    json!({"idle_percent": pct(idle), "steal_percent": pct(steal)})
+}
+
 fn current_rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
@@ -497,16 +517,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
     eprintln!("tocsin bench: measuring the raw ceiling ({} concurrent signed 1 KiB POSTs)…", args.concurrency);
     let (sink_proc, sink_port, sink) = start_sink(0).await?;
+    let ticks = machine_ticks();
     let raw = raw_ceiling(sink_port, args.concurrency, 100_000.min(args.events.max(20_000))).await?;
     let (sink_cpu, _) = proc_usage(sink_proc.0.id());
     let (_, sink_stats) = sink.call(Method::GET, "/_tocsin/stats", None).await?;
     drop(sink_proc);
     eprintln!("raw ceiling: {raw:.0} requests/s (sink CPU {sink_cpu:.1} s)");
     let mut results = vec![json!({"scenario": "raw_ceiling", "requests_per_sec": raw.round(),
-                                  "sink_requests": sink_stats["requests"], "sink_cpu_seconds": sink_cpu})];
+                                  "sink_requests": sink_stats["requests"], "sink_cpu_seconds": sink_cpu,
+                                  "machine_cpu": machine_share(ticks, machine_ticks())})];
     for s in &wanted {
         eprintln!("scenario {s}…");
-        let r = match s.as_str() {
+        let ticks = machine_ticks();
+        let mut r = match s.as_str() {
             "a" => delivery_scenario(&args, "a", 1, false, args.events, raw).await?,
             "b" => delivery_scenario(&args, "b", 10, false, args.events / 5, raw).await?,
             "c" => delivery_scenario(&args, "c", 9, true, args.events / 5, raw).await?,
@@ -514,6 +537,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "e" => steady_scenario(&args).await?,
             other => anyhow::bail!("unknown scenario {other}"),
         };
+        r["machine_cpu"] = machine_share(ticks, machine_ticks());
         eprintln!("{}", serde_json::to_string_pretty(&r)?);
         results.push(r);
     }
