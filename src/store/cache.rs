@@ -63,6 +63,20 @@ impl<K: Eq + Hash, V: Clone> ReadCache<K, V> {
         inner.entries.insert(key, (Instant::now(), value));
     }
 
+    /// The fresh copy of `key`, else what `load` reads (kept unless a change raced it).
+    pub async fn get_or_load<E, F>(&self, key: K, load: F) -> Result<V, E>
+    where
+        F: std::future::Future<Output = Result<V, E>>,
+    {
+        let ticket = match self.get(&key) {
+            Ok(value) => return Ok(value),
+            Err(ticket) => ticket,
+        };
+        let value = load.await?;
+        self.put(ticket, key, value.clone());
+        Ok(value)
+    }
+
     /// Drops every copy: called by each change to what is cached, before it returns.
     pub fn invalidate(&self) {
         if let Ok(mut inner) = self.inner.lock() {
@@ -100,6 +114,25 @@ mod tests {
         cache.invalidate();
         cache.put(ticket, "a", 1);
         assert!(cache.get(&"a").is_err(), "a value read before the change must not be served");
+    }
+
+    #[tokio::test]
+    async fn loads_once_until_a_change() {
+        use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+        let cache: ReadCache<&str, u32> = ReadCache::new();
+        let loads = AtomicU32::new(0);
+        let load = || async {
+            loads.fetch_add(1, SeqCst);
+            Ok::<_, ()>(7)
+        };
+        assert_eq!(cache.get_or_load("a", load()).await, Ok(7));
+        assert_eq!(cache.get_or_load("a", load()).await, Ok(7));
+        assert_eq!(loads.load(SeqCst), 1, "the second read is served from memory");
+        cache.invalidate();
+        assert_eq!(cache.get_or_load("a", load()).await, Ok(7));
+        assert_eq!(loads.load(SeqCst), 2, "a change makes the next read go to the store");
+        let failed = cache.get_or_load("b", async { Err::<u32, ()>(()) }).await;
+        assert!(failed.is_err() && cache.get(&"b").is_err(), "errors are not kept");
     }
 
     #[test]

@@ -404,21 +404,19 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn list_event_types(&self, tenant: &TenantId) -> Result<Vec<EventType>, StoreError> {
-        let ticket = match self.event_types.get(tenant) {
-            Ok(types) => return Ok(types),
-            Err(ticket) => ticket,
-        };
-        let rows = self
-            .db
-            .query(
-                "SELECT name, description, schema, example, presentation FROM event_types \
-                 WHERE tenant_id = $1 ORDER BY name",
-                params![tenant.as_str()],
-            )
-            .await?;
-        let types = rows.iter().map(event_type_from_row).collect::<Result<Vec<_>, _>>()?;
-        self.event_types.put(ticket, tenant.clone(), types.clone());
-        Ok(types)
+        self.event_types
+            .get_or_load(tenant.clone(), async {
+                let rows = self
+                    .db
+                    .query(
+                        "SELECT name, description, schema, example, presentation FROM event_types \
+                         WHERE tenant_id = $1 ORDER BY name",
+                        params![tenant.as_str()],
+                    )
+                    .await?;
+                rows.iter().map(event_type_from_row).collect()
+            })
+            .await
     }
 
     async fn upsert_event_type(
@@ -736,25 +734,21 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn tenant_webhooks(&self, tenant: &TenantId) -> Result<Vec<Webhook>, StoreError> {
-        let ticket = match self.webhooks.get(tenant) {
-            Ok(webhooks) => return Ok(webhooks),
-            Err(ticket) => ticket,
-        };
-        let rows = self.db.query(webhook_select!("WHERE tenant_id = $1"), params![tenant.as_str()]).await?;
-        let webhooks = rows.iter().map(webhook_from_row).collect::<Result<Vec<_>, _>>()?;
-        self.webhooks.put(ticket, tenant.clone(), webhooks.clone());
-        Ok(webhooks)
+        self.webhooks
+            .get_or_load(tenant.clone(), async {
+                let rows = self.db.query(webhook_select!("WHERE tenant_id = $1"), params![tenant.as_str()]).await?;
+                rows.iter().map(webhook_from_row).collect()
+            })
+            .await
     }
 
     async fn webhook_by_id(&self, id: Uuid) -> Result<Option<Webhook>, StoreError> {
-        let ticket = match self.webhooks_by_id.get(&id) {
-            Ok(webhook) => return Ok(webhook),
-            Err(ticket) => ticket,
-        };
-        let rows = self.db.query(webhook_select!("WHERE id = $1"), params![id]).await?;
-        let webhook = rows.first().map(webhook_from_row).transpose()?;
-        self.webhooks_by_id.put(ticket, id, webhook.clone());
-        Ok(webhook)
+        self.webhooks_by_id
+            .get_or_load(id, async {
+                let rows = self.db.query(webhook_select!("WHERE id = $1"), params![id]).await?;
+                rows.first().map(webhook_from_row).transpose()
+            })
+            .await
     }
 
     async fn claim(
