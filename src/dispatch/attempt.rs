@@ -55,6 +55,9 @@ pub struct Destination {
     /// The previous secret, while its grace period lasts.
     pub previous: Option<Secret>,
     pub presentations: HashMap<String, serde_json::Value>,
+    /// Set once an attempt through this destination failed: `webhook.failure_count` is then
+    /// stale, and a later success must reset the breaker's counter even though it read 0.
+    pub failed_since_read: std::sync::atomic::AtomicBool,
 }
 
 /// What the attempt needs from the dispatcher.
@@ -259,6 +262,9 @@ pub async fn attempt(
         NextStep::Retry(at) => Some(at),
         _ => None,
     };
+    if !success && !is_test {
+        dest.failed_since_read.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     Completion {
         attempt: AttemptRecord {
             id: attempt_id,
@@ -282,7 +288,7 @@ pub async fn attempt(
         next,
         claimer: claimer.to_string(),
         counts_for_breaker: !is_test,
-        counter_was_zero: w.failure_count == 0,
+        counter_was_zero: w.failure_count == 0 && !dest.failed_since_read.load(std::sync::atomic::Ordering::Relaxed),
         gone,
         failure_threshold: ctx.failure_threshold,
     }

@@ -236,7 +236,7 @@ impl Dispatcher {
             (Some(prev), Some(until)) if until > now_ms() => Some(open(prev)?),
             _ => None,
         };
-        Ok(Destination { webhook, secret, previous, presentations })
+        Ok(Destination { webhook, secret, previous, presentations, failed_since_read: Default::default() })
     }
 
     fn context(&self) -> AttemptContext<'_> {
