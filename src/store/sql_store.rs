@@ -653,6 +653,18 @@ impl<B: Backend> Store for SqlStore<B> {
         let mut stmts = Vec::new();
         let mut lookups = Vec::with_capacity(events.len());
         let mut leases = Vec::with_capacity(events.len());
+        macro_rules! insert_delivery {
+            ($returning:literal) => {
+                concat!(
+                    "INSERT INTO deliveries (tenant_id, event_id, webhook_id, ordering_key, state, attempts, \
+                     next_attempt_at, lease_until, leased_by, created_at, updated_at) \
+                     SELECT $1, $2, $3, $4, $5, 0, CAST($6 AS BIGINT), CAST($7 AS BIGINT), \
+                     CAST($8 AS TEXT), CAST($6 AS BIGINT), CAST($6 AS BIGINT) \
+                     WHERE EXISTS (SELECT 1 FROM events WHERE id = $2)",
+                    $returning
+                )
+            };
+        }
         for (e, targets) in &events {
             stmts.push(Stmt::new(
                 "INSERT INTO events (id, tenant_id, event_ref, event_type, ordering_key, data, delivery_count, \
@@ -675,18 +687,6 @@ impl<B: Backend> Store for SqlStore<B> {
                     leased.push((t.webhook_id, stmts.len()));
                 }
                 // Inserted only when the event row above was (a repeated event_ref adds nothing).
-                macro_rules! insert_delivery {
-                    ($returning:literal) => {
-                        concat!(
-                            "INSERT INTO deliveries (tenant_id, event_id, webhook_id, ordering_key, state, attempts, \
-                             next_attempt_at, lease_until, leased_by, created_at, updated_at) \
-                             SELECT $1, $2, $3, $4, $5, 0, CAST($6 AS BIGINT), CAST($7 AS BIGINT), \
-                             CAST($8 AS TEXT), CAST($6 AS BIGINT), CAST($6 AS BIGINT) \
-                             WHERE EXISTS (SELECT 1 FROM events WHERE id = $2)",
-                            $returning
-                        )
-                    };
-                }
                 // The seq of a delivery leased to the publisher is needed to hand it over.
                 let sql = if leased_by.is_some() { insert_delivery!(" RETURNING seq") } else { insert_delivery!("") };
                 stmts.push(Stmt::new(
@@ -894,6 +894,8 @@ impl<B: Backend> Store for SqlStore<B> {
                 params![disabled_reason::FAILURES, now, a.webhook_id, c.failure_threshold],
             ));
         }
+        // Whatever follows the record so far updates the webhook: its copies go stale.
+        let webhook_changed = stmts.len() > 1;
         let (state_sql, next_at): (&'static str, i64) = match c.next {
             NextStep::Succeeded => (
                 "UPDATE deliveries SET state = 'succeeded', attempts = attempts + 1, next_attempt_at = $1, \
@@ -922,8 +924,6 @@ impl<B: Backend> Store for SqlStore<B> {
         // A lost attempt record means the delivery is attempted again: deferred, unless the
         // webhook may be disabled by it (that is announced to people at once).
         let durability = if disable_at.is_some() { Durability::Synced } else { Durability::Background };
-        // Everything but the first (the record) and the last (the delivery) updates the webhook.
-        let webhook_changed = stmts.len() > 2;
         let r = self.db.write_with(stmts, durability).await;
         if webhook_changed {
             self.webhooks_changed();
