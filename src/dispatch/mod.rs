@@ -586,7 +586,9 @@ impl Dispatcher {
                 });
                 continue;
             }
-            tokio::spawn(async move {
+            // Boxed: the attempt's future (HTTP request included) is large, and tokio would
+            // otherwise copy it into the task and again over it when the task finishes.
+            tokio::spawn(Box::pin(async move {
                 let completion = attempt::attempt(&this.context(), &dest, &d, &claimer, false).await;
                 // The exchange is over: its slot is free while the result is written.
                 let mut claim_now = true;
@@ -615,7 +617,7 @@ impl Dispatcher {
                 }
                 drop(recording);
                 this.wake_if_starved();
-            });
+            }));
         }
     }
 

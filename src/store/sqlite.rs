@@ -7,6 +7,7 @@
 //! small pool of connections on the blocking thread pool.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
 use async_trait::async_trait;
@@ -27,6 +28,9 @@ const GATHER: std::time::Duration = std::time::Duration::from_millis(2);
 const GATHER_GAP: std::time::Duration = std::time::Duration::from_micros(250);
 /// Groups of background writes at least this large commit at once.
 const GATHER_UP_TO: usize = 64;
+/// WAL frames (4 KiB pages) past which the writer helps the checkpointer catch up, so that the
+/// WAL starts again from its beginning (see [`checkpoint_loop`]).
+const WAL_CATCH_UP_FRAMES: i64 = 8192;
 
 type Reply = oneshot::Sender<Result<Vec<StmtResult>, StoreError>>;
 
@@ -82,6 +86,9 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
          PRAGMA journal_size_limit = 134217728;",
     )
     .map_err(db_err)?;
+    // Plans must not depend on bound values: otherwise a statement whose planner looked at one
+    // (`LIMIT $5` of the claim) is compiled again whenever that value changes.
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map_err(db_err)?;
     conn.set_prepared_statement_cache_capacity(128);
     Ok(conn)
 }
@@ -107,26 +114,17 @@ fn to_value(v: ValueRef<'_>) -> Value {
     }
 }
 
-const PARAM_NAMES: [&str; 24] = [
-    "$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11", "$12", "$13", "$14", "$15", "$16", "$17",
-    "$18", "$19", "$20", "$21", "$22", "$23", "$24",
-];
-
-/// Runs one statement: binds `$n` parameters by name and collects any rows.
+/// Runs one statement: binds `$n` parameters and collects any rows.
 fn run(conn: &Connection, stmt: &Stmt) -> Result<StmtResult, StoreError> {
     let mut prepared = conn.prepare_cached(stmt.sql).map_err(db_err)?;
-    for (i, value) in stmt.params.iter().enumerate() {
-        let owned;
-        let name = match PARAM_NAMES.get(i) {
-            Some(n) => *n,
-            None => {
-                owned = format!("${}", i + 1);
-                &owned
-            }
-        };
-        if let Some(idx) = prepared.parameter_index(name).map_err(db_err)? {
-            prepared.raw_bind_parameter(idx, value).map_err(db_err)?;
-        }
+    // SQLite numbers `$n` parameters in their order of first use, not by n: read each one's name
+    // (an array lookup) rather than look each name up.
+    for idx in 1..=prepared.parameter_count() {
+        let n = prepared.parameter_name(idx).and_then(|name| name.strip_prefix('$')?.parse::<usize>().ok());
+        let value = n
+            .and_then(|n| stmt.params.get(n.wrapping_sub(1)))
+            .ok_or_else(|| StoreError::Database(format!("statement parameter {idx} has no value: {}", stmt.sql)))?;
+        prepared.raw_bind_parameter(idx, value).map_err(db_err)?;
     }
     let columns = prepared.column_count();
     let mut out = StmtResult::default();
@@ -150,7 +148,7 @@ fn run_all(conn: &Connection, stmts: &[Stmt]) -> Result<Vec<StmtResult>, StoreEr
 /// The writer thread: group commit of queued writes. A group of deferred writes only (claims,
 /// attempt records) commits without waiting for the disk (`synchronous=NORMAL`); a group with any
 /// synced write commits with `FULL`, whose fsync of the WAL also makes every earlier commit durable.
-fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
+fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>, catch_up: Arc<AtomicBool>) {
     let mut synced = true;
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -209,6 +207,13 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
                 let _ = reply.send(result);
             }
         }
+        if catch_up.swap(false, Ordering::Relaxed) {
+            // Between two groups no write is open, so this checkpoint can copy the WAL's last
+            // frames too (the background one did the rest); the next write then restarts it.
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "WAL checkpoint failed");
+            }
+        }
     }
 }
 
@@ -219,12 +224,21 @@ fn exec_cached(conn: &Connection, sql: &str) -> Result<(), StoreError> {
 
 /// Copies the WAL into the database file in the background (PASSIVE: never blocks a writer);
 /// ends when the store is dropped.
-fn checkpoint_loop(conn: Connection, stop: mpsc::Receiver<()>) {
+///
+/// The WAL starts again from its beginning only when a write begins after a checkpoint copied
+/// all of it. Under a steady stream of writes this one never does (the writer appends while it
+/// copies), so the file would grow without bound, and every new page of it costs the kernel an
+/// allocation. When it is past [`WAL_CATCH_UP_FRAMES`], the writer is asked to finish the copy
+/// between two groups (`catch_up`).
+fn checkpoint_loop(conn: Connection, stop: mpsc::Receiver<()>, wal_limit: i64, catch_up: Arc<AtomicBool>) {
     loop {
         match stop.recv_timeout(std::time::Duration::from_millis(250)) {
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
+                // Its row: busy, frames in the WAL, frames copied.
+                match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
+                    Ok(frames) if frames > wal_limit => catch_up.store(true, Ordering::Relaxed),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; retrying"),
                 }
             }
             _ => return,
@@ -316,6 +330,12 @@ fn migrate(conn: &Connection, list: &[(i64, &str)]) -> Result<Vec<i64>, StoreErr
 impl SqliteBackend {
     /// Opens (creating if needed) the database file and starts the writer thread.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with_wal_limit(path, WAL_CATCH_UP_FRAMES)
+    }
+
+    /// [`open`](Self::open), with the WAL size (in frames) past which the writer helps the
+    /// checkpointer catch up.
+    fn open_with_wal_limit(path: &Path, wal_limit: i64) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
@@ -327,13 +347,15 @@ impl SqliteBackend {
         let (tx, rx) = mpsc::channel::<Job>();
         let checkpointer = open_connection(path)?;
         let (stop_checkpoints, stop) = mpsc::channel();
+        let catch_up = Arc::new(AtomicBool::new(false));
+        let asked = catch_up.clone();
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
-            .spawn(move || checkpoint_loop(checkpointer, stop))
+            .spawn(move || checkpoint_loop(checkpointer, stop, wal_limit, asked))
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer_loop(conn, rx, catch_up))
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(Self {
             writer: Mutex::new(tx),
@@ -391,5 +413,45 @@ impl Backend for SqliteBackend {
         let (tx, rx) = oneshot::channel();
         self.send(Job::Migrate(migrations, tx))?;
         rx.await.map_err(|_| StoreError::Unavailable("the SQLite writer thread has stopped".into()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params;
+
+    /// Under writes that never pause, the background checkpoint never copies the whole WAL, so
+    /// without the writer's help the file grows by every byte written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_stays_bounded_under_a_steady_stream_of_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wal.db");
+        // Catch up past 256 frames (1 MiB) instead of 32 MiB, so that a short test shows it.
+        let db = Arc::new(SqliteBackend::open_with_wal_limit(&path, 256).unwrap());
+        db.write(vec![Stmt::new("CREATE TABLE blobs (id INTEGER PRIMARY KEY, data BLOB NOT NULL)", vec![])])
+            .await
+            .unwrap();
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(1500);
+        let writers = (0..8).map(|_| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let mut written = 0usize;
+                while std::time::Instant::now() < until {
+                    let rows =
+                        (0..4).map(|_| Stmt::new("INSERT INTO blobs (data) VALUES ($1)", params![vec![7u8; 2000]]));
+                    db.write_with(rows.collect(), Durability::Deferred).await.unwrap();
+                    written += 4 * 2000;
+                }
+                written
+            })
+        });
+        let mut written = 0;
+        for w in writers.collect::<Vec<_>>() {
+            written += w.await.unwrap();
+        }
+        let wal = std::fs::metadata(dir.path().join("wal.db-wal")).unwrap().len() as usize;
+        assert!(written > 16 << 20, "too few writes to tell ({written} bytes)");
+        assert!(wal < written / 2, "the WAL grew to {wal} bytes for {written} bytes written");
     }
 }
