@@ -834,3 +834,45 @@ async fn a_success_resets_the_breaker_after_failures_in_the_same_batch() {
     assert_eq!(w["is_active"], true, "two failures since the success: {w}");
     assert_eq!(w["failure_count"], 2, "{w}");
 }
+
+both_backends!(every_success_of_a_burst_is_recorded_once, burst_on);
+async fn burst_on(backend: Backend) {
+    // Hundreds of attempts end at about the same time: their records are written in groups (on
+    // PostgreSQL as multi-row statements); every one lands once, each delivery marked succeeded.
+    let app = TestApp::delivering(backend, |s| s.webhook_concurrency = 32).await;
+    let rx = Receiver::start().await;
+    let (a, _) = webhook_to(&app, &rx.url(), json!({"event_types": ["alert.*"]})).await;
+    let (b, _) = webhook_to(&app, &rx.url(), json!({"event_types": ["alert.*"]})).await;
+    const N: usize = 300;
+    let events: Vec<Value> = (0..N)
+        .map(|i| json!({"event": "alert.created", "data": {"i": i}, "event_ref": format!("burst-{i}")}))
+        .collect();
+    let (s, body) = app.post("/api/v1/events/batch", ADMIN_TOKEN, json!({"events": events})).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let got = rx.wait_for(2 * N, WAIT).await;
+    let ids: std::collections::HashSet<String> = got.iter().map(|r| r.header("x-tocsin-delivery")).collect();
+    assert_eq!(ids.len(), 2 * N, "one attempt per delivery");
+    let mut logged = std::collections::HashSet::new();
+    for webhook in [&a, &b] {
+        let path = format!("/api/v1/webhooks/{webhook}/deliveries?per_page=100");
+        app.poll(&path, WAIT, |v| v["total"] == N).await;
+        for page in 1..=N / 100 {
+            let (_, log) = app.get(&format!("{path}&page={page}"), ADMIN_TOKEN).await;
+            for attempt in log["data"].as_array().unwrap() {
+                assert_eq!(attempt["success"], true, "{attempt}");
+                assert!(ids.contains(attempt["id"].as_str().unwrap()), "logged as sent: {attempt}");
+                logged.insert(attempt["id"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    assert_eq!(logged.len(), 2 * N, "every attempt logged once");
+    for i in [0, N / 2, N - 1] {
+        let e = app
+            .poll(&format!("/api/v1/events/burst-{i}"), WAIT, |v| {
+                v["deliveries"].as_array().is_some_and(|d| d.iter().all(|d| d["state"] == "succeeded"))
+            })
+            .await;
+        assert_eq!(e["deliveries"].as_array().map(Vec::len), Some(2), "{e}");
+        assert!(e["deliveries"].as_array().unwrap().iter().all(|d| d["attempts"] == 1), "{e}");
+    }
+}
