@@ -48,12 +48,27 @@ pub struct BenchArgs {
     /// Run this many `tocsin serve` processes on the (PostgreSQL) database
     #[arg(long, default_value_t = 1)]
     pub servers: usize,
+    /// Split the per-webhook concurrency between the servers (each gets concurrency / servers), so
+    /// that an endpoint sees as many requests in flight as with one server
+    #[arg(long)]
+    pub split_concurrency: bool,
     /// Where to write the results as JSON
     #[arg(long, default_value = "target/bench/results.json")]
     pub out: std::path::PathBuf,
     /// Upper bound of each scenario, in seconds
     #[arg(long, default_value_t = 600)]
     pub timeout_secs: u64,
+}
+
+impl BenchArgs {
+    /// The per-webhook concurrency each server is started with.
+    fn concurrency_per_server(&self) -> usize {
+        if self.split_concurrency {
+            (self.concurrency / self.servers.max(1)).max(1)
+        } else {
+            self.concurrency
+        }
+    }
 }
 
 const ADMIN: &str = "tsn_bench_admin_token_000000000000000000";
@@ -164,6 +179,7 @@ async fn start_servers(args: &BenchArgs, extra_env: &[(&str, String)]) -> anyhow
     let db = fresh_database(&args.database, dir.path()).await?;
     let mut procs = Vec::new();
     let mut first_port = 0;
+    let per_server = args.concurrency_per_server();
     for i in 0..args.servers.max(1) {
         let port = free_port();
         if i == 0 {
@@ -177,7 +193,7 @@ async fn start_servers(args: &BenchArgs, extra_env: &[(&str, String)]) -> anyhow
             .env("TOCSIN_ADMIN_TOKEN", ADMIN)
             .env("TOCSIN_MASTER_KEY", "b".repeat(64))
             .env("TOCSIN_ALLOW_DESTINATIONS", "127.0.0.0/8")
-            .env("TOCSIN_WEBHOOK_CONCURRENCY", args.concurrency.to_string())
+            .env("TOCSIN_WEBHOOK_CONCURRENCY", per_server.to_string())
             .env("TOCSIN_LOG", "warn")
             .stdout(Stdio::null());
         for (k, v) in extra_env {
@@ -551,6 +567,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "machine": {"cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)},
         "database": args.database.clone().unwrap_or_else(|| "sqlite".into()),
         "servers": args.servers,
+        "webhook_concurrency_per_server": args.concurrency_per_server(),
         "results": results,
     });
     if let Some(dir) = args.out.parent() {
