@@ -184,7 +184,8 @@ impl<B: Backend> SqlStore<B> {
 
 impl<B: Backend> SqlStore<B> {
     /// PostgreSQL: records a successful attempt that changes nothing on its webhook, together with
-    /// whatever other such records are queued (see [`PendingRecords`]).
+    /// whatever other such records are queued (see [`PendingRecords`]). A record written twice (a
+    /// retry after a commit whose answer was lost) is skipped, so it cannot fail its batch.
     async fn complete_batched(&self, c: &Completion) -> Result<bool, StoreError> {
         use base64::Engine as _;
         let a = &c.attempt;
@@ -205,12 +206,16 @@ impl<B: Backend> SqlStore<B> {
         self.records
             .queue
             .lock()
-            .map_err(|_| corrupt("complete", "queue lock poisoned"))?
+            .map_err(|_| StoreError::Unavailable("attempt record queue lock poisoned".into()))?
             .push((attempt, delivery, tx));
         {
             let _flushing = self.records.flush.lock().await;
             let batch = std::mem::take(
-                &mut *self.records.queue.lock().map_err(|_| corrupt("complete", "queue lock poisoned"))?,
+                &mut *self
+                    .records
+                    .queue
+                    .lock()
+                    .map_err(|_| StoreError::Unavailable("attempt record queue lock poisoned".into()))?,
             );
             if !batch.is_empty() {
                 let result = self.write_records(&batch).await.map_err(|e| e.to_string());
@@ -246,7 +251,8 @@ impl<B: Backend> SqlStore<B> {
                               tenant_id text, webhook_id text, event_ref text, event_type text, attempt_no bigint, \
                               success bigint, http_status bigint, error text, response_ms bigint, \
                               request_headers text, dispatched_at bigint, response_body text, \
-                              next_attempt_at bigint, created_at bigint, format text)",
+                              next_attempt_at bigint, created_at bigint, format text) \
+                         ON CONFLICT (id) DO NOTHING",
                         params![attempts],
                     ),
                     Stmt::new(
