@@ -44,11 +44,13 @@ pub struct SqlStore<B> {
 /// others find their record already written.
 #[derive(Default)]
 struct PendingRecords {
-    queue: std::sync::Mutex<Vec<(serde_json::Value, serde_json::Value, RecordReply)>>,
+    queue: std::sync::Mutex<Vec<QueuedRecord>>,
     flush: tokio::sync::Mutex<()>,
 }
 
 type RecordReply = tokio::sync::oneshot::Sender<Result<(), StoreError>>;
+/// A successful attempt waiting to be written, with the lease id its delivery is held under.
+type QueuedRecord = (AttemptRecord, String, RecordReply);
 
 impl<B: Backend> SqlStore<B> {
     pub fn new(db: B) -> Self {
@@ -184,39 +186,15 @@ impl<B: Backend> SqlStore<B> {
 
 impl<B: Backend> SqlStore<B> {
     /// PostgreSQL: records a successful attempt that changes nothing on its webhook, together with
-    /// whatever other such records are queued (see [`PendingRecords`]). A record written twice (a
-    /// retry after a commit whose answer was lost) is skipped, so it cannot fail its batch.
+    /// whatever other such records are queued (see [`PendingRecords`]). A record written twice (a retry
+    /// after a commit whose answer was lost) is skipped, so it cannot fail its batch.
     async fn complete_batched(&self, c: &Completion) -> Result<bool, StoreError> {
-        use base64::Engine as _;
-        let a = &c.attempt;
-        let attempt = serde_json::json!({
-            "id": a.id.to_string(), "delivery_seq": a.delivery_seq, "tenant_id": a.tenant_id,
-            "webhook_id": a.webhook_id.to_string(), "event_ref": a.event_ref, "event_type": a.event_type,
-            "attempt_no": a.attempt_no, "success": a.success as i64, "http_status": a.http_status,
-            "error": a.error, "response_ms": a.response_ms, "request_headers": a.request_headers,
-            "dispatched_at": a.dispatched_at,
-            "response_body": base64::engine::general_purpose::STANDARD.encode(&a.response_body),
-            "next_attempt_at": a.next_attempt_at, "created_at": a.created_at, "format": a.format.as_str(),
-        });
-        let delivery = serde_json::json!({
-            "seq": a.delivery_seq, "claimer": c.claimer, "at": a.created_at, "status": a.http_status,
-            "error": a.error,
-        });
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.records
-            .queue
-            .lock()
-            .map_err(|_| StoreError::Unavailable("attempt record queue lock poisoned".into()))?
-            .push((attempt, delivery, tx));
+        let poisoned = || StoreError::Unavailable("attempt record queue lock poisoned".into());
+        self.records.queue.lock().map_err(|_| poisoned())?.push((c.attempt.clone(), c.claimer.clone(), tx));
         {
             let _flushing = self.records.flush.lock().await;
-            let batch = std::mem::take(
-                &mut *self
-                    .records
-                    .queue
-                    .lock()
-                    .map_err(|_| StoreError::Unavailable("attempt record queue lock poisoned".into()))?,
-            );
+            let batch = std::mem::take(&mut *self.records.queue.lock().map_err(|_| poisoned())?);
             if !batch.is_empty() {
                 let result = self.write_records(&batch).await.map_err(|e| e.to_string());
                 for (_, _, reply) in batch {
@@ -228,49 +206,168 @@ impl<B: Backend> SqlStore<B> {
         Ok(false)
     }
 
-    async fn write_records(
-        &self,
-        batch: &[(serde_json::Value, serde_json::Value, RecordReply)],
-    ) -> Result<(), StoreError> {
-        let attempts: Vec<&serde_json::Value> = batch.iter().map(|(a, _, _)| a).collect();
-        let deliveries: Vec<&serde_json::Value> = batch.iter().map(|(_, d, _)| d).collect();
-        let attempts = serde_json::to_string(&attempts).map_err(|e| corrupt("complete", e))?;
-        let deliveries = serde_json::to_string(&deliveries).map_err(|e| corrupt("complete", e))?;
-        self.db
-            .write_with(
-                vec![
-                    Stmt::new(
-                        "INSERT INTO attempts (id, delivery_seq, tenant_id, webhook_id, event_ref, event_type, \
-                         attempt_no, success, http_status, error, response_ms, request_headers, dispatched_at, \
-                         response_body, next_attempt_at, created_at, format) \
-                         SELECT x.id, x.delivery_seq, x.tenant_id, x.webhook_id, x.event_ref, x.event_type, \
-                                x.attempt_no, x.success, x.http_status, x.error, x.response_ms, x.request_headers, \
-                                x.dispatched_at, decode(x.response_body, 'base64'), x.next_attempt_at, x.created_at, \
-                                x.format \
-                         FROM jsonb_to_recordset(CAST($1 AS TEXT)::jsonb) AS x(id text, delivery_seq bigint, \
-                              tenant_id text, webhook_id text, event_ref text, event_type text, attempt_no bigint, \
-                              success bigint, http_status bigint, error text, response_ms bigint, \
-                              request_headers text, dispatched_at bigint, response_body text, \
-                              next_attempt_at bigint, created_at bigint, format text) \
-                         ON CONFLICT (id) DO NOTHING",
-                        params![attempts],
-                    ),
-                    Stmt::new(
-                        "UPDATE deliveries d SET state = 'succeeded', attempts = d.attempts + 1, \
-                         next_attempt_at = x.at, lease_until = NULL, leased_by = NULL, last_status = x.status, \
-                         last_error = x.error, updated_at = x.at \
-                         FROM jsonb_to_recordset(CAST($1 AS TEXT)::jsonb) AS x(seq bigint, claimer text, at bigint, \
-                              status bigint, error text) \
-                         WHERE d.seq = x.seq AND d.leased_by = x.claimer",
-                        params![deliveries],
-                    ),
-                ],
-                Durability::Background,
-            )
-            .await
-            .map(|_| ())
+    /// Writes a batch of successful attempts: their rows in the delivery log, and their deliveries
+    /// marked succeeded (if still leased by the attempt's claimer).
+    async fn write_records(&self, batch: &[QueuedRecord]) -> Result<(), StoreError> {
+        let stmts = pg_record_statements(batch)?;
+        self.db.write_with(stmts, Durability::Background).await.map(|_| ())
     }
 }
+
+/// PostgreSQL: a batch of successful attempts in two statements, its rows as JSON arrays unpacked
+/// by `jsonb_to_recordset`.
+fn pg_record_statements(batch: &[QueuedRecord]) -> Result<Vec<Stmt>, StoreError> {
+    use base64::Engine as _;
+    let attempts: Vec<serde_json::Value> = batch
+        .iter()
+        .map(|(a, _, _)| {
+            serde_json::json!({
+                "id": a.id.to_string(), "delivery_seq": a.delivery_seq, "tenant_id": a.tenant_id,
+                "webhook_id": a.webhook_id.to_string(), "event_ref": a.event_ref, "event_type": a.event_type,
+                "attempt_no": a.attempt_no, "success": a.success as i64, "http_status": a.http_status,
+                "error": a.error, "response_ms": a.response_ms, "request_headers": a.request_headers,
+                "dispatched_at": a.dispatched_at,
+                "response_body": base64::engine::general_purpose::STANDARD.encode(&a.response_body),
+                "next_attempt_at": a.next_attempt_at, "created_at": a.created_at, "format": a.format.as_str(),
+            })
+        })
+        .collect();
+    let deliveries: Vec<serde_json::Value> = batch
+        .iter()
+        .map(|(a, claimer, _)| {
+            serde_json::json!({
+                "seq": a.delivery_seq, "claimer": claimer, "at": a.created_at, "status": a.http_status,
+                "error": a.error,
+            })
+        })
+        .collect();
+    let attempts = serde_json::to_string(&attempts).map_err(|e| corrupt("complete", e))?;
+    let deliveries = serde_json::to_string(&deliveries).map_err(|e| corrupt("complete", e))?;
+    Ok(vec![
+        Stmt::new(
+            "INSERT INTO attempts (id, delivery_seq, tenant_id, webhook_id, event_ref, event_type, \
+             attempt_no, success, http_status, error, response_ms, request_headers, dispatched_at, \
+             response_body, next_attempt_at, created_at, format) \
+             SELECT x.id, x.delivery_seq, x.tenant_id, x.webhook_id, x.event_ref, x.event_type, \
+                    x.attempt_no, x.success, x.http_status, x.error, x.response_ms, x.request_headers, \
+                    x.dispatched_at, decode(x.response_body, 'base64'), x.next_attempt_at, x.created_at, \
+                    x.format \
+             FROM jsonb_to_recordset(CAST($1 AS TEXT)::jsonb) AS x(id text, delivery_seq bigint, \
+                  tenant_id text, webhook_id text, event_ref text, event_type text, attempt_no bigint, \
+                  success bigint, http_status bigint, error text, response_ms bigint, \
+                  request_headers text, dispatched_at bigint, response_body text, \
+                  next_attempt_at bigint, created_at bigint, format text) \
+             ON CONFLICT (id) DO NOTHING",
+            params![attempts],
+        ),
+        Stmt::new(
+            "UPDATE deliveries d SET state = 'succeeded', attempts = d.attempts + 1, \
+             next_attempt_at = x.at, lease_until = NULL, leased_by = NULL, last_status = x.status, \
+             last_error = x.error, updated_at = x.at \
+             FROM jsonb_to_recordset(CAST($1 AS TEXT)::jsonb) AS x(seq bigint, claimer text, at bigint, \
+                  status bigint, error text) \
+             WHERE d.seq = x.seq AND d.leased_by = x.claimer",
+            params![deliveries],
+        ),
+    ])
+}
+
+/// An attempt's row of the delivery log, its values in the order of the attempts table's columns.
+fn attempt_row(a: &AttemptRecord) -> Vec<super::sql::Value> {
+    params![
+        a.id,
+        a.delivery_seq,
+        &a.tenant_id,
+        a.webhook_id,
+        &a.event_ref,
+        &a.event_type,
+        a.attempt_no,
+        a.success,
+        a.http_status.map(i64::from),
+        a.error.clone(),
+        a.response_ms,
+        &a.request_headers,
+        a.dispatched_at,
+        a.response_body.clone(),
+        a.next_attempt_at,
+        a.created_at,
+        a.format.as_str()
+    ]
+}
+
+/// A SQLite statement over many rows at once: `{values}` in its template stands for
+/// `(VALUES ($1, …), …)` with `width` values a row. Rows go in chunks of a few fixed sizes, so each
+/// size is prepared once (the statement cache keys on the text); one statement per row cost the
+/// single writer about twice as much per row.
+struct MultiRow {
+    template: &'static str,
+    width: usize,
+    texts: std::sync::OnceLock<Vec<&'static str>>,
+}
+
+impl MultiRow {
+    /// Rows per statement, largest first; a batch is cut greedily into these.
+    const SIZES: [usize; 4] = [128, 32, 8, 1];
+
+    const fn new(template: &'static str, width: usize) -> Self {
+        Self { template, width, texts: std::sync::OnceLock::new() }
+    }
+
+    /// The statement for a chunk of `rows` (as cut by [`MultiRow::chunks`]).
+    fn statement(&self, rows: Vec<Vec<super::sql::Value>>) -> Stmt {
+        let texts = self.texts.get_or_init(|| {
+            Self::SIZES
+                .iter()
+                .map(|&n| {
+                    let values: Vec<String> = (0..n)
+                        .map(|r| {
+                            let p: Vec<String> = (1..=self.width).map(|c| format!("${}", r * self.width + c)).collect();
+                            format!("({})", p.join(", "))
+                        })
+                        .collect();
+                    let text = self.template.replace("{values}", &format!("(VALUES {})", values.join(", ")));
+                    // Leaked once per size: statements are `&'static str`.
+                    &*Box::leak(text.into_boxed_str())
+                })
+                .collect()
+        });
+        let at = Self::SIZES.iter().position(|&n| n == rows.len()).expect("a chunk has one of the sizes");
+        Stmt::new(texts[at], rows.into_iter().flatten().collect())
+    }
+
+    /// Cuts `rows` into chunks of the fixed sizes, in order.
+    fn chunks(rows: Vec<Vec<super::sql::Value>>) -> Vec<Vec<Vec<super::sql::Value>>> {
+        let mut out = Vec::new();
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let left = rows.len();
+            let size = Self::SIZES.iter().copied().find(|&n| n <= left).unwrap_or(1);
+            out.push(rows.by_ref().take(size).collect());
+        }
+        out
+    }
+}
+
+/// SQLite: new deliveries, each row `(tenant_id, event_id, webhook_id, ordering_key, state, at,
+/// lease_until, leased_by)`. A delivery of an event that was not inserted (a repeat) is skipped.
+macro_rules! sqlite_insert_deliveries {
+    ($returning:literal) => {
+        MultiRow::new(
+            concat!(
+                "INSERT INTO deliveries (tenant_id, event_id, webhook_id, ordering_key, state, attempts, \
+                 next_attempt_at, lease_until, leased_by, created_at, updated_at) \
+                 SELECT v.column1, v.column2, v.column3, v.column4, v.column5, 0, v.column6, v.column7, v.column8, \
+                 v.column6, v.column6 FROM {values} AS v WHERE EXISTS (SELECT 1 FROM events e WHERE e.id = v.column2)",
+                $returning
+            ),
+            8,
+        )
+    };
+}
+static SQLITE_INSERT_DELIVERIES: MultiRow = sqlite_insert_deliveries!("");
+/// ... sending back `(seq, event_id, webhook_id, state)` of each, for the hand-over of the leased ones.
+static SQLITE_INSERT_DELIVERIES_RETURNING: MultiRow =
+    sqlite_insert_deliveries!(" RETURNING seq, event_id, webhook_id, state");
 
 /// What a publish reports for event `e`, from its lookup row (id, event_ref, delivery_count): a
 /// different id means the event_ref was already taken.
@@ -757,25 +854,19 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn publish(&self, events: Vec<(NewEvent, Vec<Target>)>) -> Result<Vec<Published>, StoreError> {
-        if self.db.dialect() == Dialect::Postgres && events.len() > 1 {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.db.dialect() == Dialect::Postgres {
             return self.publish_batch_pg(events).await;
         }
-        let mut stmts = Vec::new();
-        let mut lookups = Vec::with_capacity(events.len());
-        let mut leases = Vec::with_capacity(events.len());
-        macro_rules! insert_delivery {
-            ($returning:literal) => {
-                concat!(
-                    "INSERT INTO deliveries (tenant_id, event_id, webhook_id, ordering_key, state, attempts, \
-                     next_attempt_at, lease_until, leased_by, created_at, updated_at) \
-                     SELECT $1, $2, $3, $4, $5, 0, CAST($6 AS BIGINT), CAST($7 AS BIGINT), \
-                     CAST($8 AS TEXT), CAST($6 AS BIGINT), CAST($6 AS BIGINT) \
-                     WHERE EXISTS (SELECT 1 FROM events WHERE id = $2)",
-                    $returning
-                )
-            };
-        }
+        // SQLite: one statement per event (its payload bound as it is), then the deliveries of all
+        // of them in multi-row statements: a statement per delivery cost the single writer twice
+        // as much per row.
+        let mut stmts = Vec::with_capacity(events.len() + 2);
+        let mut rows = Vec::new();
         for (e, targets) in &events {
+            // A repeated event_ref adds nothing (and changes no row).
             stmts.push(Stmt::new(
                 "INSERT INTO events (id, tenant_id, event_ref, event_type, ordering_key, data, delivery_count, \
                  created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, event_ref) DO NOTHING",
@@ -790,52 +881,56 @@ impl<B: Backend> Store for SqlStore<B> {
                     e.created_at
                 ],
             ));
-            let mut leased = Vec::new();
             for t in targets {
                 let (lease_until, leased_by) = t.start.lease();
-                if leased_by.is_some() {
-                    leased.push((t.webhook_id, stmts.len()));
-                }
-                // Inserted only when the event row above was (a repeated event_ref adds nothing).
-                // The seq of a delivery leased to the publisher is needed to hand it over.
-                let sql = if leased_by.is_some() { insert_delivery!(" RETURNING seq") } else { insert_delivery!("") };
-                stmts.push(Stmt::new(
-                    sql,
-                    params![
-                        e.tenant_id.as_str(),
-                        e.id,
-                        t.webhook_id,
-                        e.ordering_key.clone(),
-                        t.start.state(),
-                        e.created_at,
-                        lease_until,
-                        leased_by
-                    ],
-                ));
+                rows.push(params![
+                    e.tenant_id.as_str(),
+                    e.id,
+                    t.webhook_id,
+                    e.ordering_key.clone(),
+                    t.start.state(),
+                    e.created_at,
+                    lease_until,
+                    leased_by
+                ]);
             }
-            leases.push(leased);
-            lookups.push(stmts.len());
-            stmts.push(Stmt::new(
-                "SELECT id, event_ref, delivery_count FROM events WHERE tenant_id = $1 AND event_ref = $2",
-                params![e.tenant_id.as_str(), &e.event_ref],
-            ));
+        }
+        for chunk in MultiRow::chunks(rows) {
+            // Only chunks with leased deliveries (those with a `leased_by`) send rows back.
+            let leased = chunk.iter().any(|r| r[7] != super::sql::Value::Null);
+            let sql = if leased { &SQLITE_INSERT_DELIVERIES_RETURNING } else { &SQLITE_INSERT_DELIVERIES };
+            stmts.push(sql.statement(chunk));
         }
         let results = self.db.write(stmts).await?;
-        events
-            .iter()
-            .zip(lookups)
-            .zip(leases)
-            .map(|(((e, _), i), leased)| {
-                let row = results[i].rows.first().ok_or_else(|| corrupt("publish", "event row missing"))?;
-                let mut p = published(row, e)?;
-                for (webhook, at) in leased {
-                    if let Some(seq) = results[at].rows.first() {
-                        p.leased.push((webhook, seq.int(0)?));
-                    }
-                }
-                Ok(p)
-            })
-            .collect()
+        // The seqs of the deliveries leased to the publisher, to hand them over.
+        let mut leased: HashMap<Uuid, Vec<(Uuid, i64)>> = HashMap::new();
+        let rows = results[events.len()..].iter().flat_map(|r| &r.rows);
+        for row in rows.filter(|r| r.text(3).is_ok_and(|s| s == "leased")) {
+            leased.entry(row.uuid(1)?).or_default().push((row.uuid(2)?, row.int(0)?));
+        }
+        let mut out = Vec::with_capacity(events.len());
+        for ((e, targets), inserted) in events.iter().zip(&results) {
+            if inserted.affected == 0 {
+                // A repeat: answer with the event first published under this event_ref.
+                let rows = self
+                    .db
+                    .query(
+                        "SELECT id, event_ref, delivery_count FROM events WHERE tenant_id = $1 AND event_ref = $2",
+                        params![e.tenant_id.as_str(), &e.event_ref],
+                    )
+                    .await?;
+                out.push(published(rows.first().ok_or_else(|| corrupt("publish", "event row missing"))?, e)?);
+            } else {
+                out.push(Published {
+                    event_id: e.id,
+                    event_ref: e.event_ref.clone(),
+                    deliveries: targets.len() as u64,
+                    duplicate: false,
+                    leased: leased.remove(&e.id).unwrap_or_default(),
+                });
+            }
+        }
+        Ok(out)
     }
 
     async fn active_webhook_ids(&self) -> Result<Vec<Uuid>, StoreError> {
@@ -958,25 +1053,7 @@ impl<B: Backend> Store for SqlStore<B> {
             "INSERT INTO attempts (id, delivery_seq, tenant_id, webhook_id, event_ref, event_type, attempt_no, success, \
              http_status, error, response_ms, request_headers, dispatched_at, response_body, next_attempt_at, \
              created_at, format) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-            params![
-                a.id,
-                a.delivery_seq,
-                &a.tenant_id,
-                a.webhook_id,
-                &a.event_ref,
-                &a.event_type,
-                a.attempt_no,
-                a.success,
-                a.http_status.map(|s| s as i64),
-                a.error.clone(),
-                a.response_ms,
-                &a.request_headers,
-                a.dispatched_at,
-                a.response_body.clone(),
-                a.next_attempt_at,
-                now,
-                a.format.as_str()
-            ],
+            attempt_row(a),
         )];
         let mut disable_at = None;
         if c.counts_for_breaker {

@@ -114,17 +114,43 @@ fn to_value(v: ValueRef<'_>) -> Value {
     }
 }
 
+/// Per statement text (by address and length: texts are `&'static str`), the `n` of the `$n` at
+/// each parameter index.
+type ParamOrders = std::collections::HashMap<(usize, usize), std::rc::Rc<[usize]>>;
+
+thread_local! {
+    static PARAM_ORDER: std::cell::RefCell<ParamOrders> = Default::default();
+}
+
 /// Runs one statement: binds `$n` parameters and collects any rows.
 fn run(conn: &Connection, stmt: &Stmt) -> Result<StmtResult, StoreError> {
     let mut prepared = conn.prepare_cached(stmt.sql).map_err(db_err)?;
-    // SQLite numbers `$n` parameters in their order of first use, not by n: read each one's name
-    // (an array lookup) rather than look each name up.
-    for idx in 1..=prepared.parameter_count() {
-        let n = prepared.parameter_name(idx).and_then(|name| name.strip_prefix('$')?.parse::<usize>().ok());
-        let value = n
-            .and_then(|n| stmt.params.get(n.wrapping_sub(1)))
-            .ok_or_else(|| StoreError::Database(format!("statement parameter {idx} has no value: {}", stmt.sql)))?;
-        prepared.raw_bind_parameter(idx, value).map_err(db_err)?;
+    // SQLite numbers `$n` parameters in their order of first use, not by n: which value goes to
+    // which index is read from the statement once per text and thread (each name lookup walks the
+    // statement's list of names: per call, a multi-row statement's thousands of parameters would
+    // cost their square).
+    let order = PARAM_ORDER.with(|cache| -> Result<std::rc::Rc<[usize]>, StoreError> {
+        let key = (stmt.sql.as_ptr() as usize, stmt.sql.len());
+        if let Some(order) = cache.borrow().get(&key) {
+            return Ok(order.clone());
+        }
+        let order: std::rc::Rc<[usize]> = (1..=prepared.parameter_count())
+            .map(|idx| {
+                prepared
+                    .parameter_name(idx)
+                    .and_then(|name| name.strip_prefix('$')?.parse::<usize>().ok())
+                    .ok_or_else(|| StoreError::Database(format!("statement parameter {idx} is not $n: {}", stmt.sql)))
+            })
+            .collect::<Result<_, _>>()?;
+        cache.borrow_mut().insert(key, order.clone());
+        Ok(order)
+    })?;
+    for (idx, n) in order.iter().enumerate() {
+        let value = stmt
+            .params
+            .get(n.wrapping_sub(1))
+            .ok_or_else(|| StoreError::Database(format!("statement parameter ${n} has no value: {}", stmt.sql)))?;
+        prepared.raw_bind_parameter(idx + 1, value).map_err(db_err)?;
     }
     let columns = prepared.column_count();
     let mut out = StmtResult::default();

@@ -642,8 +642,7 @@ both_backends!(deliveries_published_leased_are_stored_leased, published_leased_o
 async fn published_leased_on(backend: Backend) {
     // The hand-over from publish to dispatcher: deliveries published leased are stored leased to
     // the publisher (so a crash returns them to the queue when the lease ends) and their seqs come
-    // back; a repeated event_ref creates none. One event (the single path) and a batch of two
-    // (PostgreSQL's batch path).
+    // back; a repeated event_ref creates none. One event, a batch of two, and a batch of 150.
     use tocsin::domain::tenant::TenantId;
     use tocsin::store::{DeliveryStart, NewEvent, Target};
     let app = TestApp::delivering(backend, |_| {}).await;
@@ -676,6 +675,35 @@ async fn published_leased_on(backend: Backend) {
     let again = store.publish(vec![(event("leased-1"), leased()), (event("leased-4"), leased())]).await.unwrap();
     assert!(again[0].duplicate && again[0].leased.is_empty(), "a repeat creates no delivery");
     assert_eq!(again[1].leased.len(), 1);
+    // A batch whose deliveries take several multi-row statements (300 rows), leased and pending
+    // ones mixed in each: only the leased ones come back, one per event, in publish order.
+    let rx2 = Receiver::start().await;
+    let (other, _) = webhook_to(&app, &rx2.url(), json!({})).await;
+    let other: uuid::Uuid = other.parse().unwrap();
+    let refs: Vec<String> = (0..150).map(|i| format!("mixed-{i}")).collect();
+    let batch = refs
+        .iter()
+        .map(|r| {
+            let mut targets = leased();
+            targets.push(Target { webhook_id: other, start: DeliveryStart::Pending });
+            (event(r), targets)
+        })
+        .collect();
+    let published = store.publish(batch).await.unwrap();
+    let mut last_seq = 0;
+    for (p, r) in published.iter().zip(&refs) {
+        assert!(!p.duplicate, "{r}");
+        assert_eq!(p.deliveries, 2, "{r}");
+        assert_eq!(p.leased.len(), 1, "{r}: only the leased delivery comes back: {:?}", p.leased);
+        assert_eq!(p.leased[0].0, webhook, "{r}");
+        assert!(p.leased[0].1 > last_seq, "{r}: seqs follow the publish order");
+        last_seq = p.leased[0].1;
+    }
+    let (_, e) = app.get("/api/v1/events/mixed-149", ADMIN_TOKEN).await;
+    assert_eq!(e["deliveries"].as_array().map(Vec::len), Some(2), "{e}");
+    // The pending ones are claimed and sent.
+    let sent = rx2.wait_for(150, Duration::from_secs(20)).await;
+    assert_eq!(sent.len(), 150);
     // Leased for an hour to a claimer that does not exist: not sent by this dispatcher.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(rx.received().is_empty());
