@@ -1,5 +1,5 @@
-//! Micro-benchmarks of the hot pieces: signing, every renderer, and the claim → complete cycle
-//! on a real SQLite file. Run with `cargo bench`; compare ratios within one run (shared machine).
+//! Micro-benchmarks of the hot pieces: signing, every renderer, a batch publish and the claim →
+//! complete cycle on a real SQLite file. Run with `cargo bench`; compare ratios within one run (shared machine).
 
 use std::sync::Arc;
 
@@ -66,6 +66,49 @@ fn render_phishnet_example(b: Bencher, format: &str) {
     });
 }
 
+/// `n` events of about 1 KiB, each with a pending delivery to every one of `webhooks`.
+fn events(tenant: &TenantId, webhooks: &[uuid::Uuid], n: usize) -> Vec<(NewEvent, Vec<Target>)> {
+    (0..n)
+        .map(|i| {
+            (
+                NewEvent {
+                    id: uuid::Uuid::now_v7(),
+                    tenant_id: tenant.clone(),
+                    event_ref: format!("{}-{i}", uuid::Uuid::new_v4()),
+                    event_type: "alert.created".into(),
+                    ordering_key: None,
+                    data: json!({"pad": "x".repeat(900)}).to_string().into_bytes(),
+                    created_at: now_ms(),
+                },
+                webhooks.iter().map(|&webhook_id| Target { webhook_id, start: DeliveryStart::Pending }).collect(),
+            )
+        })
+        .collect()
+}
+
+/// A fresh SQLite store in `dir`, migrated.
+fn sqlite_store(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> Arc<dyn Store> {
+    rt.block_on(async {
+        let s = tocsin::store::open(&tocsin::config::DatabaseUrl::Sqlite(dir.join("b.db"))).await.unwrap();
+        s.migrate().await.unwrap();
+        s
+    })
+}
+
+/// Publishes a batch of 1000 events, each to `fan_out` webhooks (as `POST /events/batch` does
+/// after validation): the store's work per batch.
+#[divan::bench(args = [1, 10], sample_count = 20, sample_size = 1)]
+fn publish_1000_sqlite(b: Bencher, fan_out: usize) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&rt, dir.path());
+    let tenant = TenantId::default_tenant();
+    let webhooks: Vec<uuid::Uuid> = (0..fan_out).map(|_| uuid::Uuid::now_v7()).collect();
+    b.with_inputs(|| events(&tenant, &webhooks, 1000)).bench_local_values(|batch| {
+        rt.block_on(store.publish(batch)).unwrap();
+    });
+}
+
 /// Claims 100 due deliveries and completes them (one attempt each, concurrently, as the
 /// dispatcher does, so group commit applies), on a real SQLite file: the store's work per 100
 /// deliveries.
@@ -73,32 +116,10 @@ fn render_phishnet_example(b: Bencher, format: &str) {
 fn claim_and_complete_100_sqlite(b: Bencher) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = rt.block_on(async {
-        let s = tocsin::store::open(&tocsin::config::DatabaseUrl::Sqlite(dir.path().join("b.db"))).await.unwrap();
-        s.migrate().await.unwrap();
-        s
-    });
+    let store = sqlite_store(&rt, dir.path());
     let tenant = TenantId::default_tenant();
     let webhook = uuid::Uuid::now_v7();
-    let fill = |n: usize| {
-        let events: Vec<(NewEvent, Vec<Target>)> = (0..n)
-            .map(|i| {
-                (
-                    NewEvent {
-                        id: uuid::Uuid::now_v7(),
-                        tenant_id: tenant.clone(),
-                        event_ref: format!("{}-{i}", uuid::Uuid::new_v4()),
-                        event_type: "alert.created".into(),
-                        ordering_key: None,
-                        data: json!({"pad": "x".repeat(900)}).to_string().into_bytes(),
-                        created_at: now_ms(),
-                    },
-                    vec![Target { webhook_id: webhook, start: DeliveryStart::Pending }],
-                )
-            })
-            .collect();
-        rt.block_on(store.publish(events)).unwrap();
-    };
+    let fill = |n: usize| rt.block_on(store.publish(events(&tenant, &[webhook], n))).unwrap();
     b.with_inputs(|| fill(100)).bench_local_values(|_| {
         rt.block_on(async {
             let claimer = uuid::Uuid::new_v4().to_string();
