@@ -225,11 +225,15 @@ impl HttpTransport {
         body: Bytes,
         timeout: Duration,
     ) -> Result<HttpResponse, SendError> {
-        let mut builder = Request::builder().method(Method::POST).uri(uri.clone());
+        // Built in place: the builder moves its parts on every header it is given.
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = uri.clone();
+        let map = request.headers_mut();
+        map.reserve(headers.len());
         for (name, value) in headers {
-            builder = builder.header(name, value);
+            map.append(name, value);
         }
-        let request = builder.body(Full::new(body)).map_err(|e| SendError::Failed(format!("bad request: {e}")))?;
         let started = Instant::now();
         let exchange = async {
             let response = self.client.request(request).await.map_err(classify)?;
