@@ -44,13 +44,11 @@ pub struct SqlStore<B> {
 /// others find their record already written.
 #[derive(Default)]
 struct PendingRecords {
-    queue: std::sync::Mutex<Vec<QueuedRecord>>,
+    queue: std::sync::Mutex<Vec<(serde_json::Value, serde_json::Value, RecordReply)>>,
     flush: tokio::sync::Mutex<()>,
 }
 
 type RecordReply = tokio::sync::oneshot::Sender<Result<(), StoreError>>;
-/// A successful attempt waiting to be written, with the lease id its delivery is held under.
-type QueuedRecord = (AttemptRecord, String, RecordReply);
 
 impl<B: Backend> SqlStore<B> {
     pub fn new(db: B) -> Self {
@@ -186,15 +184,39 @@ impl<B: Backend> SqlStore<B> {
 
 impl<B: Backend> SqlStore<B> {
     /// PostgreSQL: records a successful attempt that changes nothing on its webhook, together with
-    /// whatever other such records are queued (see [`PendingRecords`]). A record written twice (a retry
-    /// after a commit whose answer was lost) is skipped, so it cannot fail its batch.
+    /// whatever other such records are queued (see [`PendingRecords`]). A record written twice (a
+    /// retry after a commit whose answer was lost) is skipped, so it cannot fail its batch.
     async fn complete_batched(&self, c: &Completion) -> Result<bool, StoreError> {
+        use base64::Engine as _;
+        let a = &c.attempt;
+        let attempt = serde_json::json!({
+            "id": a.id.to_string(), "delivery_seq": a.delivery_seq, "tenant_id": a.tenant_id,
+            "webhook_id": a.webhook_id.to_string(), "event_ref": a.event_ref, "event_type": a.event_type,
+            "attempt_no": a.attempt_no, "success": a.success as i64, "http_status": a.http_status,
+            "error": a.error, "response_ms": a.response_ms, "request_headers": a.request_headers,
+            "dispatched_at": a.dispatched_at,
+            "response_body": base64::engine::general_purpose::STANDARD.encode(&a.response_body),
+            "next_attempt_at": a.next_attempt_at, "created_at": a.created_at, "format": a.format.as_str(),
+        });
+        let delivery = serde_json::json!({
+            "seq": a.delivery_seq, "claimer": c.claimer, "at": a.created_at, "status": a.http_status,
+            "error": a.error,
+        });
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let poisoned = || StoreError::Unavailable("attempt record queue lock poisoned".into());
-        self.records.queue.lock().map_err(|_| poisoned())?.push((c.attempt.clone(), c.claimer.clone(), tx));
+        self.records
+            .queue
+            .lock()
+            .map_err(|_| StoreError::Unavailable("attempt record queue lock poisoned".into()))?
+            .push((attempt, delivery, tx));
         {
             let _flushing = self.records.flush.lock().await;
-            let batch = std::mem::take(&mut *self.records.queue.lock().map_err(|_| poisoned())?);
+            let batch = std::mem::take(
+                &mut *self
+                    .records
+                    .queue
+                    .lock()
+                    .map_err(|_| StoreError::Unavailable("attempt record queue lock poisoned".into()))?,
+            );
             if !batch.is_empty() {
                 let result = self.write_records(&batch).await.map_err(|e| e.to_string());
                 for (_, _, reply) in batch {
@@ -206,70 +228,48 @@ impl<B: Backend> SqlStore<B> {
         Ok(false)
     }
 
-    /// Writes a batch of successful attempts: their rows in the delivery log, and their deliveries
-    /// marked succeeded (if still leased by the attempt's claimer).
-    async fn write_records(&self, batch: &[QueuedRecord]) -> Result<(), StoreError> {
-        let stmts = pg_record_statements(batch)?;
-        self.db.write_with(stmts, Durability::Background).await.map(|_| ())
+    async fn write_records(
+        &self,
+        batch: &[(serde_json::Value, serde_json::Value, RecordReply)],
+    ) -> Result<(), StoreError> {
+        let attempts: Vec<&serde_json::Value> = batch.iter().map(|(a, _, _)| a).collect();
+        let deliveries: Vec<&serde_json::Value> = batch.iter().map(|(_, d, _)| d).collect();
+        let attempts = serde_json::to_string(&attempts).map_err(|e| corrupt("complete", e))?;
+        let deliveries = serde_json::to_string(&deliveries).map_err(|e| corrupt("complete", e))?;
+        self.db
+            .write_with(
+                vec![
+                    Stmt::new(
+                        "INSERT INTO attempts (id, delivery_seq, tenant_id, webhook_id, event_ref, event_type, \
+                         attempt_no, success, http_status, error, response_ms, request_headers, dispatched_at, \
+                         response_body, next_attempt_at, created_at, format) \
+                         SELECT x.id, x.delivery_seq, x.tenant_id, x.webhook_id, x.event_ref, x.event_type, \
+                                x.attempt_no, x.success, x.http_status, x.error, x.response_ms, x.request_headers, \
+                                x.dispatched_at, decode(x.response_body, 'base64'), x.next_attempt_at, x.created_at, \
+                                x.format \
+                         FROM jsonb_to_recordset(CAST($1 AS TEXT)::jsonb) AS x(id text, delivery_seq bigint, \
+                              tenant_id text, webhook_id text, event_ref text, event_type text, attempt_no bigint, \
+                              success bigint, http_status bigint, error text, response_ms bigint, \
+                              request_headers text, dispatched_at bigint, response_body text, \
+                              next_attempt_at bigint, created_at bigint, format text) \
+                         ON CONFLICT (id) DO NOTHING",
+                        params![attempts],
+                    ),
+                    Stmt::new(
+                        "UPDATE deliveries d SET state = 'succeeded', attempts = d.attempts + 1, \
+                         next_attempt_at = x.at, lease_until = NULL, leased_by = NULL, last_status = x.status, \
+                         last_error = x.error, updated_at = x.at \
+                         FROM jsonb_to_recordset(CAST($1 AS TEXT)::jsonb) AS x(seq bigint, claimer text, at bigint, \
+                              status bigint, error text) \
+                         WHERE d.seq = x.seq AND d.leased_by = x.claimer",
+                        params![deliveries],
+                    ),
+                ],
+                Durability::Background,
+            )
+            .await
+            .map(|_| ())
     }
-}
-
-/// PostgreSQL: a batch of successful attempts in two statements, its rows as JSON arrays unpacked
-/// by `jsonb_to_recordset`.
-fn pg_record_statements(batch: &[QueuedRecord]) -> Result<Vec<Stmt>, StoreError> {
-    use base64::Engine as _;
-    let attempts: Vec<serde_json::Value> = batch
-        .iter()
-        .map(|(a, _, _)| {
-            serde_json::json!({
-                "id": a.id.to_string(), "delivery_seq": a.delivery_seq, "tenant_id": a.tenant_id,
-                "webhook_id": a.webhook_id.to_string(), "event_ref": a.event_ref, "event_type": a.event_type,
-                "attempt_no": a.attempt_no, "success": a.success as i64, "http_status": a.http_status,
-                "error": a.error, "response_ms": a.response_ms, "request_headers": a.request_headers,
-                "dispatched_at": a.dispatched_at,
-                "response_body": base64::engine::general_purpose::STANDARD.encode(&a.response_body),
-                "next_attempt_at": a.next_attempt_at, "created_at": a.created_at, "format": a.format.as_str(),
-            })
-        })
-        .collect();
-    let deliveries: Vec<serde_json::Value> = batch
-        .iter()
-        .map(|(a, claimer, _)| {
-            serde_json::json!({
-                "seq": a.delivery_seq, "claimer": claimer, "at": a.created_at, "status": a.http_status,
-                "error": a.error,
-            })
-        })
-        .collect();
-    let attempts = serde_json::to_string(&attempts).map_err(|e| corrupt("complete", e))?;
-    let deliveries = serde_json::to_string(&deliveries).map_err(|e| corrupt("complete", e))?;
-    Ok(vec![
-        Stmt::new(
-            "INSERT INTO attempts (id, delivery_seq, tenant_id, webhook_id, event_ref, event_type, \
-             attempt_no, success, http_status, error, response_ms, request_headers, dispatched_at, \
-             response_body, next_attempt_at, created_at, format) \
-             SELECT x.id, x.delivery_seq, x.tenant_id, x.webhook_id, x.event_ref, x.event_type, \
-                    x.attempt_no, x.success, x.http_status, x.error, x.response_ms, x.request_headers, \
-                    x.dispatched_at, decode(x.response_body, 'base64'), x.next_attempt_at, x.created_at, \
-                    x.format \
-             FROM jsonb_to_recordset(CAST($1 AS TEXT)::jsonb) AS x(id text, delivery_seq bigint, \
-                  tenant_id text, webhook_id text, event_ref text, event_type text, attempt_no bigint, \
-                  success bigint, http_status bigint, error text, response_ms bigint, \
-                  request_headers text, dispatched_at bigint, response_body text, \
-                  next_attempt_at bigint, created_at bigint, format text) \
-             ON CONFLICT (id) DO NOTHING",
-            params![attempts],
-        ),
-        Stmt::new(
-            "UPDATE deliveries d SET state = 'succeeded', attempts = d.attempts + 1, \
-             next_attempt_at = x.at, lease_until = NULL, leased_by = NULL, last_status = x.status, \
-             last_error = x.error, updated_at = x.at \
-             FROM jsonb_to_recordset(CAST($1 AS TEXT)::jsonb) AS x(seq bigint, claimer text, at bigint, \
-                  status bigint, error text) \
-             WHERE d.seq = x.seq AND d.leased_by = x.claimer",
-            params![deliveries],
-        ),
-    ])
 }
 
 /// An attempt's row of the delivery log, its values in the order of the attempts table's columns.
@@ -297,8 +297,8 @@ fn attempt_row(a: &AttemptRecord) -> Vec<super::sql::Value> {
 
 /// A SQLite statement over many rows at once: `{values}` in its template stands for
 /// `(VALUES ($1, …), …)` with `width` values a row. Rows go in chunks of a few fixed sizes, so each
-/// size is prepared once (the statement cache keys on the text); one statement per row cost the
-/// single writer about twice as much per row.
+/// size is prepared once (the statement cache keys on the text). A statement per row cost the
+/// single writer about three times as much per row.
 struct MultiRow {
     template: &'static str,
     width: usize,
@@ -861,8 +861,7 @@ impl<B: Backend> Store for SqlStore<B> {
             return self.publish_batch_pg(events).await;
         }
         // SQLite: one statement per event (its payload bound as it is), then the deliveries of all
-        // of them in multi-row statements: a statement per delivery cost the single writer twice
-        // as much per row.
+        // of them in multi-row statements (see `MultiRow`).
         let mut stmts = Vec::with_capacity(events.len() + 2);
         let mut rows = Vec::new();
         for (e, targets) in &events {
