@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the hot pieces: signing, every renderer, a batch publish and the claim →
-//! complete cycle on a real SQLite file. Run with `cargo bench`; compare ratios within one run (shared machine).
+//! complete cycle on a real SQLite file. Run with `cargo bench`; compare ratios within one run
+//! (shared machine).
 
 use std::sync::Arc;
 
