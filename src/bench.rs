@@ -156,19 +156,65 @@ struct Server {
     procs: Vec<Proc>,
     api: Api,
     _dir: tempfile::TempDir,
+    /// The scenario's own PostgreSQL database, if any.
+    database: Option<BenchDatabase>,
+}
+
+/// A database this run created on the user's PostgreSQL server: dropped when its scenario ends.
+struct BenchDatabase {
+    admin_url: String,
+    name: String,
+    dropped: bool,
+}
+
+impl BenchDatabase {
+    async fn drop_now(mut self) {
+        let dropped = async {
+            let (client, conn) = tokio_postgres::connect(&self.admin_url, tokio_postgres::NoTls).await?;
+            tokio::spawn(conn);
+            client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await
+        };
+        match dropped.await {
+            Ok(()) => self.dropped = true,
+            Err(e) => eprintln!("could not drop the bench database {}: {e}", self.name),
+        }
+    }
+}
+
+impl Drop for BenchDatabase {
+    fn drop(&mut self) {
+        if !self.dropped {
+            eprintln!(
+                "the bench database {} is left on the server; drop it with DROP DATABASE {}",
+                self.name, self.name
+            );
+        }
+    }
+}
+
+/// Ends a scenario: stops its servers, then drops its PostgreSQL database.
+async fn finish(procs: Vec<Proc>, database: Option<BenchDatabase>) {
+    drop(procs);
+    if let Some(db) = database {
+        db.drop_now().await;
+    }
 }
 
 /// Fresh storage: a temp SQLite file, or a new database on the given PostgreSQL server.
-async fn fresh_database(arg: &Option<String>, dir: &std::path::Path) -> anyhow::Result<String> {
+async fn fresh_database(
+    arg: &Option<String>,
+    dir: &std::path::Path,
+) -> anyhow::Result<(String, Option<BenchDatabase>)> {
     match arg.as_deref() {
-        None | Some("sqlite") => Ok(format!("sqlite://{}/bench.db", dir.display())),
+        None | Some("sqlite") => Ok((format!("sqlite://{}/bench.db", dir.display()), None)),
         Some(url) if url.starts_with("postgres") => {
             let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
             tokio::spawn(conn);
             let name = format!("tocsin_bench_{}", uuid::Uuid::new_v4().simple());
             client.batch_execute(&format!("CREATE DATABASE {name}")).await?;
             let base = url.split('?').next().unwrap_or(url);
-            Ok(format!("{}/{name}", base.rsplit_once('/').map_or(base, |(b, _)| b)))
+            let db_url = format!("{}/{name}", base.rsplit_once('/').map_or(base, |(b, _)| b));
+            Ok((db_url, Some(BenchDatabase { admin_url: url.to_string(), name, dropped: false })))
         }
         Some(other) => anyhow::bail!("--database: expected sqlite or postgres://…, got {other}"),
     }
@@ -176,7 +222,7 @@ async fn fresh_database(arg: &Option<String>, dir: &std::path::Path) -> anyhow::
 
 async fn start_servers(args: &BenchArgs, extra_env: &[(&str, String)]) -> anyhow::Result<Server> {
     let dir = tempfile::tempdir()?;
-    let db = fresh_database(&args.database, dir.path()).await?;
+    let (db, database) = fresh_database(&args.database, dir.path()).await?;
     let mut procs = Vec::new();
     let mut first_port = 0;
     let per_server = args.concurrency_per_server();
@@ -202,7 +248,7 @@ async fn start_servers(args: &BenchArgs, extra_env: &[(&str, String)]) -> anyhow
         procs.push(Proc(cmd.spawn()?));
         wait_ready(&Api::new(port), "/readyz").await?;
     }
-    Ok(Server { procs, api: Api::new(first_port), _dir: dir })
+    Ok(Server { procs, api: Api::new(first_port), _dir: dir, database })
 }
 
 /// CPU seconds (user + system) and peak RSS in KiB of a process, from /proc.
@@ -407,7 +453,8 @@ async fn delivery_scenario(
     let per_sec = delivered as f64 / elapsed;
     let duplicates = delivered.saturating_sub(expected);
     let lost_events = events.saturating_sub(stats["unique"].as_u64().unwrap_or(0));
-    let _keep = (server.procs, server._dir, slow);
+    drop(slow);
+    finish(server.procs, server.database).await;
     Ok(json!({
         "scenario": name,
         "webhooks": webhooks,
@@ -460,7 +507,7 @@ async fn backlog_scenario(args: &BenchArgs, raw: f64) -> anyhow::Result<Value> {
     let elapsed = ((last_ms - enabled_at_ms) as f64 / 1000.0).max(started.elapsed().as_secs_f64().min(0.001));
     let delivered = stats["unique"].as_u64().unwrap_or(0);
     let (cpu_after, peak) = proc_usage(pid);
-    let _keep = (server.procs, server._dir);
+    finish(server.procs, server.database).await;
     Ok(json!({
         "scenario": "d",
         "backlog": args.backlog,
@@ -514,7 +561,7 @@ async fn steady_scenario(args: &BenchArgs) -> anyhow::Result<Value> {
     let publish_secs = started.elapsed().as_secs_f64();
     let stats = drain(&sink, total, Duration::from_secs(args.timeout_secs)).await?;
     let (cpu, peak) = proc_usage(pid);
-    let _keep = (server.procs, server._dir);
+    finish(server.procs, server.database).await;
     Ok(json!({
         "scenario": "e",
         "events": total,
