@@ -907,18 +907,35 @@ impl<B: Backend> Store for SqlStore<B> {
         for row in rows.filter(|r| r.text(3).is_ok_and(|s| s == "leased")) {
             leased.entry(row.uuid(1)?).or_default().push((row.uuid(2)?, row.int(0)?));
         }
+        // Repeats answer with the event first published under their event_ref: one read per tenant
+        // for all of them (a client retrying a whole batch repeats every event).
+        let mut repeats: HashMap<&str, Vec<&str>> = HashMap::new();
+        for ((e, _), inserted) in events.iter().zip(&results) {
+            if inserted.affected == 0 {
+                repeats.entry(e.tenant_id.as_str()).or_default().push(e.event_ref.as_str());
+            }
+        }
+        let mut originals: HashMap<(String, String), Row> = HashMap::new();
+        for (tenant, refs) in repeats {
+            let refs = serde_json::to_string(&refs).map_err(|e| corrupt("publish", e))?;
+            let rows = self
+                .db
+                .query(
+                    "SELECT id, event_ref, delivery_count FROM events WHERE tenant_id = $1 \
+                     AND event_ref IN (SELECT value FROM json_each($2))",
+                    params![tenant, refs],
+                )
+                .await?;
+            for row in rows {
+                originals.insert((tenant.to_string(), row.text(1)?), row);
+            }
+        }
         let mut out = Vec::with_capacity(events.len());
         for ((e, targets), inserted) in events.iter().zip(&results) {
             if inserted.affected == 0 {
-                // A repeat: answer with the event first published under this event_ref.
-                let rows = self
-                    .db
-                    .query(
-                        "SELECT id, event_ref, delivery_count FROM events WHERE tenant_id = $1 AND event_ref = $2",
-                        params![e.tenant_id.as_str(), &e.event_ref],
-                    )
-                    .await?;
-                out.push(published(rows.first().ok_or_else(|| corrupt("publish", "event row missing"))?, e)?);
+                let key = (e.tenant_id.as_str().to_string(), e.event_ref.clone());
+                let row = originals.get(&key).ok_or_else(|| corrupt("publish", "event row missing"))?;
+                out.push(published(row, e)?);
             } else {
                 out.push(Published {
                     event_id: e.id,

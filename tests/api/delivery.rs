@@ -464,6 +464,24 @@ async fn publish_on(backend: Backend) {
     assert_eq!(statuses, ["accepted", "duplicate"]);
     let (_, twin) = app.get("/api/v1/events/twin", ADMIN_TOKEN).await;
     assert_eq!(twin["deliveries"].as_array().map(Vec::len), Some(1), "{twin}");
+    // A whole batch sent again (a client retrying): every event is a repeat, answered with the
+    // event first published under its event_ref and that event's delivery count.
+    let retry = json!([
+        {"event": "alert.created", "data": {"n": 9}, "event_ref": "batch-0"},
+        {"event": "alert.created", "data": {"n": 9}, "event_ref": "twin"},
+        {"event": "email.quarantined", "data": {"n": 9}, "event_ref": "same-ref"}
+    ]);
+    let (s, b) = app.post("/api/v1/events/batch", ADMIN_TOKEN, json!({"events": retry})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let results = b["results"].as_array().unwrap();
+    assert!(results.iter().all(|r| r["status"] == "duplicate"), "{b}");
+    let refs: Vec<&str> = results.iter().map(|r| r["event_ref"].as_str().unwrap()).collect();
+    assert_eq!(refs, ["batch-0", "twin", "same-ref"], "{b}");
+    let deliveries: Vec<&Value> = results.iter().map(|r| &r["deliveries"]).collect();
+    assert_eq!(deliveries, [&json!(1), &json!(1), &json!(2)], "{b}");
+    let (_, twin) = app.get("/api/v1/events/twin", ADMIN_TOKEN).await;
+    assert_eq!(twin["deliveries"].as_array().map(Vec::len), Some(1), "a repeat adds no delivery: {twin}");
+    assert_eq!(twin["data"], json!({"n": 1}), "the first publish's data is kept: {twin}");
 
     // Publishing errors name the field; roles apply.
     for (field, body) in [
