@@ -239,6 +239,15 @@ fn listen_prints_deliveries_checks_signatures_and_rehearses_failures() {
     assert_eq!(stats["unique"], 1);
     assert_eq!(stats["duplicates"], 2);
     assert_eq!(stats["bad_signatures"], 1);
+    assert!(stats["latency_ms"].is_object(), "{stats}");
+    // The cheap form a load test polls: the same counts, no percentiles.
+    let counts =
+        Command::new("curl").arg("-s").arg(format!("http://127.0.0.1:{port}/_tocsin/counts")).output().unwrap();
+    let counts: serde_json::Value = serde_json::from_slice(&counts.stdout).unwrap();
+    for field in ["requests", "unique", "duplicates", "bad_signatures", "first_ms", "last_ms"] {
+        assert_eq!(counts[field], stats[field], "{field}: {counts}");
+    }
+    assert!(counts.get("latency_ms").is_none(), "{counts}");
     unsafe_kill_term(child.id());
     let _ = child.wait();
     let mut lines = Vec::new();

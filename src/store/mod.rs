@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod cache;
+pub mod event_cache;
 pub mod migrations;
 pub mod postgres;
 pub mod sql;

@@ -1,12 +1,14 @@
 //! The queries, written once for both databases.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::backend::{Backend, Dialect, Durability};
 use super::cache::ReadCache;
+use super::event_cache::{EventBody, EventCache};
 use super::migrations;
 use super::sql::{Row, Stmt};
 use super::{
@@ -34,6 +36,8 @@ pub struct SqlStore<B> {
     event_types: ReadCache<TenantId, Vec<EventType>>,
     webhooks: ReadCache<TenantId, Vec<Webhook>>,
     webhooks_by_id: ReadCache<Uuid, Option<Webhook>>,
+    /// Events one webhook's claim read, for the other webhooks' claims (see [`super::event_cache`]).
+    claimed_events: EventCache,
     /// PostgreSQL: records of successful attempts waiting to be written together.
     records: PendingRecords,
 }
@@ -57,6 +61,7 @@ impl<B: Backend> SqlStore<B> {
             event_types: ReadCache::new(),
             webhooks: ReadCache::new(),
             webhooks_by_id: ReadCache::new(),
+            claimed_events: EventCache::new(),
             records: PendingRecords::default(),
         }
     }
@@ -1004,12 +1009,12 @@ impl<B: Backend> Store for SqlStore<B> {
         let (claim, events_sql) = match self.db.dialect() {
             Dialect::Sqlite => (
                 claim_sql!(""),
-                "SELECT id, event_ref, event_type, data, created_at FROM events \
+                "SELECT id, event_ref, event_type, data, created_at, delivery_count FROM events \
                  WHERE id IN (SELECT value FROM json_each($1))",
             ),
             Dialect::Postgres => (
                 claim_sql!("FOR UPDATE OF d SKIP LOCKED"),
-                "SELECT id, event_ref, event_type, data, created_at FROM events \
+                "SELECT id, event_ref, event_type, data, created_at, delivery_count FROM events \
                  WHERE id = ANY(string_to_array($1, ','))",
             ),
         };
@@ -1020,25 +1025,41 @@ impl<B: Backend> Store for SqlStore<B> {
         if leased.is_empty() {
             return Ok(Vec::new());
         }
-        let ids = leased.iter().map(|row| row.text(3)).collect::<Result<Vec<_>, _>>()?;
-        let list = match self.db.dialect() {
-            Dialect::Sqlite => serde_json::to_string(&ids).map_err(|e| corrupt("claim", e))?,
-            Dialect::Postgres => ids.join(","),
-        };
-        let events: HashMap<String, Row> = self
-            .db
-            .query(events_sql, params![list])
-            .await?
-            .into_iter()
-            .map(|row| Ok((row.text(0)?, row)))
-            .collect::<Result<_, StoreError>>()?;
+        // Each event once, from the copies other webhooks' claims left, else from the store.
+        let mut events: HashMap<String, Option<Arc<EventBody>>> = HashMap::with_capacity(leased.len());
+        for row in leased {
+            if let std::collections::hash_map::Entry::Vacant(slot) = events.entry(row.text(3)?) {
+                let kept = self.claimed_events.take(slot.key());
+                slot.insert(kept);
+            }
+        }
+        let missing: Vec<&str> = events.iter().filter(|(_, e)| e.is_none()).map(|(id, _)| id.as_str()).collect();
+        if !missing.is_empty() {
+            let list = match self.db.dialect() {
+                Dialect::Sqlite => serde_json::to_string(&missing).map_err(|e| corrupt("claim", e))?,
+                Dialect::Postgres => missing.join(","),
+            };
+            for row in self.db.query(events_sql, params![list]).await? {
+                let id = row.text(0)?;
+                let event = Arc::new(EventBody {
+                    event_ref: row.text(1)?,
+                    event_type: row.text(2)?,
+                    data: row.bytes(3)?,
+                    created_at: row.int(4)?,
+                });
+                // This claim is one of its deliveries; the others are other webhooks' claims.
+                let others = (row.int(5)? as u32).saturating_sub(1);
+                self.claimed_events.keep(id.clone(), event.clone(), others);
+                events.insert(id, Some(event));
+            }
+        }
         let mut claimed = Vec::with_capacity(leased.len());
         for row in leased {
             // Several deliveries may share an event (redeliveries): look it up, don't take it.
             // Events outlive their unfinished deliveries (pruning keeps them); one can only vanish
             // here with its webhook, deleted since the claim, deliveries and all.
             let event_id = row.text(3)?;
-            let Some(e) = events.get(&event_id) else {
+            let Some(Some(e)) = events.get(&event_id) else {
                 tracing::warn!(event_id, "claimed a delivery whose event is gone; skipping it");
                 continue;
             };
@@ -1048,10 +1069,10 @@ impl<B: Backend> Store for SqlStore<B> {
                 tenant_id: row.text(2)?,
                 webhook_id: webhook,
                 event_id: row.uuid(3)?,
-                event_ref: e.text(1)?,
-                event_type: e.text(2)?,
-                data: e.bytes(3)?,
-                created_at: e.int(4)?,
+                event_ref: e.event_ref.clone(),
+                event_type: e.event_type.clone(),
+                data: e.data.clone(),
+                created_at: e.created_at,
             });
         }
         claimed.sort_by_key(|d| d.seq);

@@ -537,6 +537,42 @@ async fn two_of_one_event_on(backend: Backend) {
     assert!(got.iter().all(|r| r.event_ref() == "twice"));
 }
 
+both_backends!(fan_out_through_claims, fan_out_through_claims_on);
+async fn fan_out_through_claims_on(backend: Backend) {
+    // Events published while three webhooks are off are claimed by each of them once they are
+    // back on: one claim reads an event, the others are served a kept copy. Every receiver gets
+    // every event with its own payload and a signature made with its own secret.
+    let app = TestApp::delivering(backend, |_| {}).await;
+    let mut hooks = Vec::new();
+    for _ in 0..3 {
+        let rx = Receiver::start().await;
+        let (id, secret) = webhook_to(&app, &rx.url(), json!({"is_active": false})).await;
+        hooks.push((rx, id, secret));
+    }
+    let events: Vec<Value> =
+        (0..40).map(|n| json!({"event": "alert.created", "data": {"n": n}, "event_ref": format!("fan-{n}")})).collect();
+    let (s, b) = app.post("/api/v1/events/batch", ADMIN_TOKEN, json!({"events": events})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert!(b["results"].as_array().unwrap().iter().all(|r| r["deliveries"] == 3), "{b}");
+    for (_, id, _) in &hooks {
+        app.patch(&format!("/api/v1/webhooks/{id}"), ADMIN_TOKEN, json!({"is_active": true})).await;
+    }
+    for (rx, id, secret) in &hooks {
+        let got = rx.wait_for(40, WAIT).await;
+        let mut refs: Vec<String> = got.iter().map(Received::event_ref).collect();
+        refs.sort();
+        refs.dedup();
+        assert_eq!(refs.len(), 40, "webhook {id}: {refs:?}");
+        for r in &got {
+            let n = r.json()["data"]["n"].as_u64().unwrap();
+            assert_eq!(r.event_ref(), format!("fan-{n}"), "the payload is the event's own");
+            assert_eq!(r.header("x-tocsin-webhook-id"), *id);
+            assert!(standard_signature_ok(secret, r), "signed with webhook {id}'s secret");
+            assert!(seed_signature_ok(secret, &r.body, &r.header("x-tocsin-signature")));
+        }
+    }
+}
+
 both_backends!(test_event_and_redeliver, test_event_on);
 async fn test_event_on(backend: Backend) {
     let app = TestApp::delivering(backend, |_| {}).await;
