@@ -95,16 +95,14 @@ impl<B: Backend> SqlStore<B> {
                 })
             })
             .collect();
-        let deliveries: Vec<serde_json::Value> = events
-            .iter()
-            .flat_map(|(e, targets)| {
-                targets.iter().map(move |t| {
-                    let (lease_until, leased_by) = t.start.lease();
-                    serde_json::json!({
-                        "event_id": e.id.to_string(), "webhook_id": t.webhook_id.to_string(),
-                        "ordering_key": e.ordering_key, "state": t.start.state(),
-                        "lease_until": lease_until, "leased_by": leased_by, "at": e.created_at,
-                    })
+        let deliveries: Vec<serde_json::Value> = deliveries_by_webhook(&events)
+            .into_iter()
+            .map(|(e, t)| {
+                let (lease_until, leased_by) = t.start.lease();
+                serde_json::json!({
+                    "event_id": e.id.to_string(), "webhook_id": t.webhook_id.to_string(),
+                    "ordering_key": e.ordering_key, "state": t.start.state(),
+                    "lease_until": lease_until, "leased_by": leased_by, "at": e.created_at,
                 })
             })
             .collect();
@@ -275,6 +273,18 @@ impl<B: Backend> SqlStore<B> {
             .await
             .map(|_| ())
     }
+}
+
+/// A batch's deliveries in the order they are stored: webhook by webhook, each webhook's in publish
+/// order (its seqs follow the publish order, which ordering keys rely on). In event order, a
+/// fan-out to ten webhooks put ten webhooks' rows on every page of the deliveries table, so each
+/// claim and each completion of one webhook rewrote a page of its own (4 KiB of WAL for a row of
+/// 150 bytes); grouped, a claim's rows and the completions committed together share pages.
+fn deliveries_by_webhook(events: &[(NewEvent, Vec<Target>)]) -> Vec<(&NewEvent, &Target)> {
+    let mut all: Vec<(&NewEvent, &Target)> =
+        events.iter().flat_map(|(e, targets)| targets.iter().map(move |t| (e, t))).collect();
+    all.sort_by_key(|(_, t)| t.webhook_id);
+    all
 }
 
 /// An attempt's row of the delivery log, its values in the order of the attempts table's columns.
@@ -868,7 +878,6 @@ impl<B: Backend> Store for SqlStore<B> {
         // SQLite: one statement per event (its payload bound as it is), then the deliveries of all
         // of them in multi-row statements (see `MultiRow`).
         let mut stmts = Vec::with_capacity(events.len() + 2);
-        let mut rows = Vec::new();
         for (e, targets) in &events {
             // A repeated event_ref adds nothing (and changes no row).
             stmts.push(Stmt::new(
@@ -885,9 +894,12 @@ impl<B: Backend> Store for SqlStore<B> {
                     e.created_at
                 ],
             ));
-            for t in targets {
+        }
+        let rows = deliveries_by_webhook(&events)
+            .into_iter()
+            .map(|(e, t)| {
                 let (lease_until, leased_by) = t.start.lease();
-                rows.push(params![
+                params![
                     e.tenant_id.as_str(),
                     e.id,
                     t.webhook_id,
@@ -896,9 +908,9 @@ impl<B: Backend> Store for SqlStore<B> {
                     e.created_at,
                     lease_until,
                     leased_by
-                ]);
-            }
-        }
+                ]
+            })
+            .collect();
         for chunk in MultiRow::chunks(rows) {
             // Only chunks with leased deliveries (those with a `leased_by`) send rows back.
             let leased = chunk.iter().any(|r| r[7] != super::sql::Value::Null);

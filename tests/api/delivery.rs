@@ -730,7 +730,7 @@ async fn published_leased_on(backend: Backend) {
     assert!(again[0].duplicate && again[0].leased.is_empty(), "a repeat creates no delivery");
     assert_eq!(again[1].leased.len(), 1);
     // A batch whose deliveries take several multi-row statements (300 rows), leased and pending
-    // ones mixed in each: only the leased ones come back, one per event, in publish order.
+    // ones for each event: only the leased ones come back, one per event, in publish order.
     let rx2 = Receiver::start().await;
     let (other, _) = webhook_to(&app, &rx2.url(), json!({})).await;
     let other: uuid::Uuid = other.parse().unwrap();
@@ -751,6 +751,8 @@ async fn published_leased_on(backend: Backend) {
         assert_eq!(p.leased.len(), 1, "{r}: only the leased delivery comes back: {:?}", p.leased);
         assert_eq!(p.leased[0].0, webhook, "{r}");
         assert!(p.leased[0].1 > last_seq, "{r}: seqs follow the publish order");
+        // Stored webhook by webhook: one webhook's deliveries of a batch are neighbours.
+        assert!(last_seq == 0 || p.leased[0].1 == last_seq + 1, "{r}: {} after {last_seq}", p.leased[0].1);
         last_seq = p.leased[0].1;
     }
     let (_, e) = app.get("/api/v1/events/mixed-149", ADMIN_TOKEN).await;
