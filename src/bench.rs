@@ -12,16 +12,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderName, HeaderValue, Method, Request, Uri};
+use axum::http::{Method, Request, Uri};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
+use uuid::Uuid;
 
+use crate::dispatch::attempt::{signed_headers, HeaderNames, Signed};
 use crate::domain::secret::Secret;
-use crate::signing::{seed_signature, standard_signature};
+use crate::domain::webhook::Format;
+use crate::render::{self, EventView, RenderSettings};
 use crate::transport::http::{GuardedConnector, HttpTransport, SystemResolver};
 use crate::transport::ssrf::AddressPolicy;
 
@@ -297,7 +300,9 @@ fn current_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// The raw ceiling: our own client POSTing signed 1 KiB bodies to the sink.
+/// The raw ceiling: our own client POSTing to the sink, at the same concurrency, the requests the
+/// service would send for the load test's events (1 KiB bodies, the same headers and signatures),
+/// with nothing else to do.
 async fn raw_ceiling(port: u16, concurrency: usize, total: u64) -> anyhow::Result<f64> {
     let connector = GuardedConnector::new(
         AddressPolicy::new(vec!["127.0.0.0/8".parse().expect("a network")]),
@@ -309,31 +314,52 @@ async fn raw_ceiling(port: u16, concurrency: usize, total: u64) -> anyhow::Resul
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
+    let (names, settings, webhook_id) =
+        (Arc::new(HeaderNames::new("X-Tocsin")), Arc::new(RenderSettings::default()), Uuid::new_v4());
     for _ in 0..concurrency {
         let (transport, uri, secret, next) = (transport.clone(), uri.clone(), secret.clone(), next.clone());
+        let (names, settings) = (names.clone(), settings.clone());
         tasks.push(tokio::spawn(async move {
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 if n >= total {
                     break;
                 }
-                let id = format!("raw-{n}");
-                let body = format!(
-                    "{{\"event\":\"bench\",\"event_ref\":\"{id}\",\"tenant_id\":\"default\",\"data\":{{\"pad\":\"{}\"}}}}",
-                    "x".repeat(940)
+                // A delivery of the load test's event as the service makes it: same renderer, same
+                // headers and signatures (the sink's cost per request depends on both).
+                let event_ref = format!("raw-{n}");
+                let data = json!({"bench_sent_us": now_us(), "seq": n, "severity": "high", "title": "Bench alert",
+                                  "pad": "x".repeat(800)})
+                .to_string();
+                let now = crate::domain::time::now_ms();
+                let body = render::render(
+                    Format::Json,
+                    &EventView {
+                        event_type: "alert.created",
+                        event_ref: &event_ref,
+                        tenant_id: "default",
+                        data: data.as_bytes(),
+                        emitted_at: now,
+                    },
+                    None,
+                    &settings,
+                    false,
                 );
-                let ts = crate::domain::time::now_ms() / 1000;
-                let headers = vec![
-                    (axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
-                    (HeaderName::from_static("x-tocsin-signature"), HeaderValue::from_str(&seed_signature(&secret, body.as_bytes())).expect("hex")),
-                    (HeaderName::from_static("webhook-id"), HeaderValue::from_str(&id).expect("ascii")),
-                    (HeaderName::from_static("webhook-timestamp"), HeaderValue::from(ts)),
-                    (
-                        HeaderName::from_static("webhook-signature"),
-                        HeaderValue::from_str(&standard_signature(&secret, &id, ts, body.as_bytes())).expect("base64"),
-                    ),
-                ];
-                let _ = transport.post(&uri, headers, Bytes::from(body), Duration::from_secs(10)).await;
+                let headers = signed_headers(
+                    &names,
+                    &Signed {
+                        content_type: body.content_type,
+                        event_type: "alert.created",
+                        event_ref: &event_ref,
+                        attempt_id: Uuid::now_v7(),
+                        now,
+                        webhook_id,
+                        secret: &secret,
+                        previous: None,
+                        body: &body.body,
+                    },
+                );
+                let _ = transport.post(&uri, headers, Bytes::from(body.body), Duration::from_secs(10)).await;
             }
         }));
     }
@@ -390,7 +416,7 @@ async fn publish(api: &Arc<Api>, tag: &str, count: u64) -> anyhow::Result<f64> {
 }
 
 /// Waits until the sink saw `expected` distinct events, the bound passes, or nothing arrived for
-/// 60 s; returns its counts (without latencies: see [`sink_stats`]).
+/// 60 s; returns its counts (without latencies: see [`sink_latency`]).
 async fn drain(sink: &Api, expected: u64, bound: Duration) -> anyhow::Result<Value> {
     let deadline = Instant::now() + bound;
     let (mut last, mut progressed) = (0, Instant::now());
@@ -594,11 +620,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let ticks = machine_ticks();
     let raw = raw_ceiling(sink_port, args.concurrency, 100_000.min(args.events.max(20_000))).await?;
     let (sink_cpu, _) = proc_usage(sink_proc.0.id());
-    let (_, sink_stats) = sink.call(Method::GET, "/_tocsin/stats", None).await?;
+    let (_, sink_stats) = sink.call(Method::GET, "/_tocsin/counts", None).await?;
     drop(sink_proc);
+    // The sink checked both signatures of every request: the raw client sends real deliveries.
+    anyhow::ensure!(
+        sink_stats["bad_signatures"] == 0,
+        "the raw ceiling's requests failed the sink's checks: {sink_stats}"
+    );
     eprintln!("raw ceiling: {raw:.0} requests/s (sink CPU {sink_cpu:.1} s)");
     let mut results = vec![json!({"scenario": "raw_ceiling", "requests_per_sec": raw.round(),
                                   "sink_requests": sink_stats["requests"], "sink_cpu_seconds": sink_cpu,
+                                  "sink_bad_signatures": sink_stats["bad_signatures"],
                                   "machine_cpu": machine_share(ticks, machine_ticks())})];
     for s in &wanted {
         eprintln!("scenario {s}…");

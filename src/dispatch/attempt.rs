@@ -137,6 +137,52 @@ fn logged_headers(service: &[(HeaderName, HeaderValue)], custom: &CustomHeaders,
     serde_json::to_string(&Log(entries)).unwrap_or_else(|_| "{}".to_string())
 }
 
+/// What the service's own headers of one request are made from.
+pub struct Signed<'a> {
+    pub content_type: &'static str,
+    pub event_type: &'a str,
+    pub event_ref: &'a str,
+    pub attempt_id: Uuid,
+    /// Unix ms of this dispatch.
+    pub now: i64,
+    pub webhook_id: Uuid,
+    pub secret: &'a Secret,
+    /// The previous secret during its grace period: signed with too.
+    pub previous: Option<&'a Secret>,
+    pub body: &'a [u8],
+}
+
+/// The service's own headers of a request, both signature schemes included (custom headers and
+/// Splunk's token are the caller's). The load test's raw ceiling sends the same.
+pub fn signed_headers(n: &HeaderNames, s: &Signed<'_>) -> Vec<(HeaderName, HeaderValue)> {
+    let unix = s.now.div_euclid(1000);
+    let mut standard = standard_signature(s.secret, s.event_ref, unix, s.body);
+    if let Some(prev) = s.previous {
+        standard.push(' ');
+        standard.push_str(&standard_signature(prev, s.event_ref, unix, s.body));
+    }
+    let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(14);
+    headers.extend([
+        (axum::http::header::CONTENT_TYPE, HeaderValue::from_static(s.content_type)),
+        (
+            axum::http::header::USER_AGENT,
+            HeaderValue::from_static(concat!("Tocsin-Webhook/", env!("CARGO_PKG_VERSION"))),
+        ),
+        (n.event.clone(), value(s.event_type)),
+        (n.delivery.clone(), value(&s.attempt_id.to_string())),
+        (n.timestamp.clone(), value(&rfc3339_secs(s.now))),
+        (n.webhook_id.clone(), value(&s.webhook_id.to_string())),
+        (n.signature.clone(), value(&seed_signature(s.secret, s.body))),
+    ]);
+    if let Some(prev) = s.previous {
+        headers.push((n.signature_previous.clone(), value(&seed_signature(prev, s.body))));
+    }
+    headers.push((HeaderName::from_static("webhook-id"), value(s.event_ref)));
+    headers.push((HeaderName::from_static("webhook-timestamp"), value(&unix.to_string())));
+    headers.push((HeaderName::from_static("webhook-signature"), value(&standard)));
+    headers
+}
+
 /// Makes one attempt of `d` to `dest` and returns its completion (not yet stored).
 pub async fn attempt(
     ctx: &AttemptContext<'_>,
@@ -162,31 +208,20 @@ pub async fn attempt(
         ctx.render,
         transport.is_syslog(),
     );
-    let unix = now.div_euclid(1000);
-    let mut standard = standard_signature(&dest.secret, &d.event_ref, unix, &body.body);
-    if let Some(prev) = &dest.previous {
-        standard.push(' ');
-        standard.push_str(&standard_signature(prev, &d.event_ref, unix, &body.body));
-    }
-    let n = ctx.names;
-    let mut headers: Vec<(HeaderName, HeaderValue)> = vec![
-        (axum::http::header::CONTENT_TYPE, HeaderValue::from_static(body.content_type)),
-        (
-            axum::http::header::USER_AGENT,
-            HeaderValue::from_static(concat!("Tocsin-Webhook/", env!("CARGO_PKG_VERSION"))),
-        ),
-        (n.event.clone(), value(&d.event_type)),
-        (n.delivery.clone(), value(&attempt_id.to_string())),
-        (n.timestamp.clone(), value(&rfc3339_secs(now))),
-        (n.webhook_id.clone(), value(&w.id.to_string())),
-        (n.signature.clone(), value(&seed_signature(&dest.secret, &body.body))),
-    ];
-    if let Some(prev) = &dest.previous {
-        headers.push((n.signature_previous.clone(), value(&seed_signature(prev, &body.body))));
-    }
-    headers.push((HeaderName::from_static("webhook-id"), value(&d.event_ref)));
-    headers.push((HeaderName::from_static("webhook-timestamp"), value(&unix.to_string())));
-    headers.push((HeaderName::from_static("webhook-signature"), value(&standard)));
+    let mut headers = signed_headers(
+        ctx.names,
+        &Signed {
+            content_type: body.content_type,
+            event_type: &d.event_type,
+            event_ref: &d.event_ref,
+            attempt_id,
+            now,
+            webhook_id: w.id,
+            secret: &dest.secret,
+            previous: dest.previous.as_ref(),
+            body: &body.body,
+        },
+    );
     // The log shows every header the service set; custom header values may be credentials.
     let splunk = w.format == Format::SplunkHec;
     let logged = if transport.is_syslog() { "{}".to_string() } else { logged_headers(&headers, &w.headers, splunk) };
