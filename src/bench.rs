@@ -308,7 +308,8 @@ async fn raw_ceiling(port: u16, concurrency: usize, total: u64) -> anyhow::Resul
         AddressPolicy::new(vec!["127.0.0.0/8".parse().expect("a network")]),
         Arc::new(SystemResolver),
     );
-    let transport = Arc::new(HttpTransport::new(connector, crate::transport::http::tls_config(None, None)?));
+    let transport =
+        Arc::new(HttpTransport::new(connector, crate::transport::http::tls_config(None, None)?, concurrency));
     let uri: Uri = format!("http://127.0.0.1:{port}/hook").parse()?;
     let secret = Secret::from_stored(SECRET.as_bytes().to_vec());
     let next = Arc::new(AtomicU64::new(0));

@@ -175,7 +175,7 @@ impl Dispatcher {
             store,
             cipher,
             catalogue,
-            http: HttpTransport::new(connector, tls),
+            http: HttpTransport::new(connector, tls, settings.workers),
             syslog,
             render: settings.render.clone(),
             names: HeaderNames::new(&settings.header_prefix),
