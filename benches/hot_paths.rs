@@ -12,7 +12,9 @@ use tocsin::domain::tenant::TenantId;
 use tocsin::domain::time::now_ms;
 use tocsin::domain::webhook::Format;
 use tocsin::render::{render, EventView, RenderSettings};
-use tocsin::signing::{seed_signature, standard_signature};
+use tocsin::signing::{
+    seed_signature, seed_signature_keyed, standard_signature, standard_signature_keyed, SigningKeys,
+};
 use tocsin::store::{AttemptRecord, Completion, DeliveryStart, NewEvent, NextStep, Store, Target};
 
 fn main() {
@@ -36,6 +38,19 @@ fn sign_standard_webhooks_1k(b: Bencher) {
     let body = body_1k();
     b.bench(|| {
         standard_signature(black_box(&secret), "3fa85f64-5717-4562-b3fc-2c963f66afa6", 1_778_250_645, black_box(&body))
+    });
+}
+
+/// As the dispatcher signs: the keys set up once per webhook.
+#[divan::bench]
+fn sign_both_schemes_1k_keyed(b: Bencher) {
+    let keys = SigningKeys::new(&Secret::generate());
+    let body = body_1k();
+    b.bench(|| {
+        (
+            seed_signature_keyed(black_box(&keys), black_box(&body)),
+            standard_signature_keyed(black_box(&keys), "3fa85f64-5717-4562-b3fc-2c963f66afa6", 1_778_250_645, &body),
+        )
     });
 }
 

@@ -25,6 +25,7 @@ use crate::dispatch::attempt::{signed_headers, HeaderNames, Signed};
 use crate::domain::secret::Secret;
 use crate::domain::webhook::Format;
 use crate::render::{self, EventView, RenderSettings};
+use crate::signing::SigningKeys;
 use crate::transport::http::{GuardedConnector, HttpTransport, SystemResolver};
 use crate::transport::ssrf::AddressPolicy;
 
@@ -318,7 +319,7 @@ async fn raw_ceiling(port: u16, concurrency: usize, total: u64) -> anyhow::Resul
     let (names, settings, webhook_id) =
         (Arc::new(HeaderNames::new("X-Tocsin")), Arc::new(RenderSettings::default()), Uuid::new_v4());
     for _ in 0..concurrency {
-        let (transport, uri, secret, next) = (transport.clone(), uri.clone(), secret.clone(), next.clone());
+        let (transport, uri, keys, next) = (transport.clone(), uri.clone(), SigningKeys::new(&secret), next.clone());
         let (names, settings) = (names.clone(), settings.clone());
         tasks.push(tokio::spawn(async move {
             loop {
@@ -355,7 +356,7 @@ async fn raw_ceiling(port: u16, concurrency: usize, total: u64) -> anyhow::Resul
                         attempt_id: Uuid::now_v7(),
                         now,
                         webhook_id,
-                        secret: &secret,
+                        keys: &keys,
                         previous: None,
                         body: &body.body,
                     },

@@ -13,7 +13,7 @@ use crate::domain::secret::Secret;
 use crate::domain::time::{now_ms, rfc3339_secs};
 use crate::domain::webhook::{CustomHeaders, Format, Webhook};
 use crate::render::{self, EventView, RenderSettings};
-use crate::signing::{seed_signature, standard_signature};
+use crate::signing::{seed_signature_keyed, standard_signature_keyed, SigningKeys};
 use crate::store::{AttemptRecord, ClaimedDelivery, Completion, NextStep};
 use crate::transport::http::{HttpTransport, SendError};
 use crate::transport::syslog::SyslogTransport;
@@ -50,10 +50,11 @@ impl HeaderNames {
 /// types are presented (for the chat and SIEM formats).
 pub struct Destination {
     pub webhook: Webhook,
-    /// The current secret.
+    /// The current secret (Splunk's token), and its signing keys.
     pub secret: Secret,
-    /// The previous secret, while its grace period lasts.
-    pub previous: Option<Secret>,
+    pub keys: SigningKeys,
+    /// The previous secret's signing keys, while its grace period lasts.
+    pub previous: Option<SigningKeys>,
     pub presentations: HashMap<String, serde_json::Value>,
     /// Set once an attempt through this destination failed: `webhook.failure_count` is then
     /// stale, and a later success must reset the breaker's counter even though it read 0.
@@ -120,21 +121,42 @@ fn value(s: &str) -> HeaderValue {
 }
 
 /// The request's headers as the delivery log shows them: the service's own in full, custom ones
-/// and the Splunk token masked (they may be credentials). Written as JSON without building a tree.
+/// and the Splunk token masked (they may be credentials). Written as JSON text directly: one
+/// is written per attempt, and serde's map writer escaped every character on its own.
 fn logged_headers(service: &[(HeaderName, HeaderValue)], custom: &CustomHeaders, splunk: bool) -> String {
-    struct Log<'a>(Vec<(&'a str, &'a str)>);
-    impl serde::Serialize for Log<'_> {
-        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    let mut out = String::with_capacity(640);
+    out.push('{');
+    let mut entry = |k: &str, v: &str| {
+        if out.len() > 1 {
+            out.push(',');
         }
+        push_json_string(&mut out, k);
+        out.push(':');
+        push_json_string(&mut out, v);
+    };
+    for (k, v) in service {
+        entry(k.as_str(), v.to_str().unwrap_or_default());
     }
-    let mut entries: Vec<(&str, &str)> =
-        service.iter().map(|(k, v)| (k.as_str(), v.to_str().unwrap_or_default())).collect();
-    entries.extend(custom.iter().map(|(k, _)| (k.as_str(), "********")));
+    for (k, _) in custom.iter() {
+        entry(k.as_str(), "********");
+    }
     if splunk {
-        entries.push(("authorization", "Splunk ********"));
+        entry("authorization", "Splunk ********");
     }
-    serde_json::to_string(&Log(entries)).unwrap_or_else(|_| "{}".to_string())
+    out.push('}');
+    out
+}
+
+/// Appends `s` as a JSON string: as it is when nothing in it needs escaping (header names and
+/// the service's values never do), else through serde_json.
+fn push_json_string(out: &mut String, s: &str) {
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::Value::from(s).to_string());
+    }
 }
 
 /// What the service's own headers of one request are made from.
@@ -146,9 +168,9 @@ pub struct Signed<'a> {
     /// Unix ms of this dispatch.
     pub now: i64,
     pub webhook_id: Uuid,
-    pub secret: &'a Secret,
-    /// The previous secret during its grace period: signed with too.
-    pub previous: Option<&'a Secret>,
+    pub keys: &'a SigningKeys,
+    /// The previous secret's keys during its grace period: signed with too.
+    pub previous: Option<&'a SigningKeys>,
     pub body: &'a [u8],
 }
 
@@ -156,10 +178,10 @@ pub struct Signed<'a> {
 /// Splunk's token are the caller's). The load test's raw ceiling sends the same.
 pub fn signed_headers(n: &HeaderNames, s: &Signed<'_>) -> Vec<(HeaderName, HeaderValue)> {
     let unix = s.now.div_euclid(1000);
-    let mut standard = standard_signature(s.secret, s.event_ref, unix, s.body);
+    let mut standard = standard_signature_keyed(s.keys, s.event_ref, unix, s.body);
     if let Some(prev) = s.previous {
         standard.push(' ');
-        standard.push_str(&standard_signature(prev, s.event_ref, unix, s.body));
+        standard.push_str(&standard_signature_keyed(prev, s.event_ref, unix, s.body));
     }
     let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(14);
     headers.extend([
@@ -172,10 +194,10 @@ pub fn signed_headers(n: &HeaderNames, s: &Signed<'_>) -> Vec<(HeaderName, Heade
         (n.delivery.clone(), value(&s.attempt_id.to_string())),
         (n.timestamp.clone(), value(&rfc3339_secs(s.now))),
         (n.webhook_id.clone(), value(&s.webhook_id.to_string())),
-        (n.signature.clone(), value(&seed_signature(s.secret, s.body))),
+        (n.signature.clone(), value(&seed_signature_keyed(s.keys, s.body))),
     ]);
     if let Some(prev) = s.previous {
-        headers.push((n.signature_previous.clone(), value(&seed_signature(prev, s.body))));
+        headers.push((n.signature_previous.clone(), value(&seed_signature_keyed(prev, s.body))));
     }
     headers.push((HeaderName::from_static("webhook-id"), value(s.event_ref)));
     headers.push((HeaderName::from_static("webhook-timestamp"), value(&unix.to_string())));
@@ -217,7 +239,7 @@ pub async fn attempt(
             attempt_id,
             now,
             webhook_id: w.id,
-            secret: &dest.secret,
+            keys: &dest.keys,
             previous: dest.previous.as_ref(),
             body: &body.body,
         },
@@ -326,5 +348,35 @@ pub async fn attempt(
         counter_was_zero: w.failure_count == 0 && !dest.failed_since_read.load(std::sync::atomic::Ordering::Relaxed),
         gone,
         failure_threshold: ctx.failure_threshold,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logged_headers_are_the_json_of_the_sent_ones_with_credentials_masked() {
+        let service = vec![
+            (axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (HeaderName::from_static("webhook-id"), HeaderValue::from_static(r#"ref "quoted" \ back"#)),
+            (HeaderName::from_static("x-tocsin-event"), HeaderValue::from_static("alert.created")),
+        ];
+        let raw = std::collections::BTreeMap::from([("X-Api-Key".to_string(), "hunter2".to_string())]);
+        let custom = CustomHeaders::parse(&raw, "X-Tocsin").unwrap();
+        let logged = logged_headers(&service, &custom, true);
+        let parsed: serde_json::Value = serde_json::from_str(&logged).expect("valid JSON");
+        assert_eq!(
+            parsed,
+            serde_json::json!({
+                "content-type": "application/json",
+                "webhook-id": r#"ref "quoted" \ back"#,
+                "x-tocsin-event": "alert.created",
+                "X-Api-Key": "********",
+                "authorization": "Splunk ********",
+            })
+        );
+        assert!(!logged.contains("hunter2"));
+        assert_eq!(logged_headers(&[], &CustomHeaders::default(), false), "{}");
     }
 }

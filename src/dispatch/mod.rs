@@ -25,6 +25,7 @@ use crate::domain::tenant::TenantId;
 use crate::domain::time::now_ms;
 use crate::domain::webhook::{Format, Webhook};
 use crate::render::RenderSettings;
+use crate::signing::SigningKeys;
 use crate::store::{AttemptRecord, ClaimedDelivery, DeliveryStart, NewEvent, Store, StoreError};
 use crate::transport::http::{GuardedConnector, HttpTransport, Resolve, SystemResolver};
 use crate::transport::ssrf::AddressPolicy;
@@ -233,10 +234,11 @@ impl Dispatcher {
         };
         let secret = open(&webhook.secret.current)?;
         let previous = match (&webhook.secret.previous, webhook.secret.previous_expires_at) {
-            (Some(prev), Some(until)) if until > now_ms() => Some(open(prev)?),
+            (Some(prev), Some(until)) if until > now_ms() => Some(SigningKeys::new(&open(prev)?)),
             _ => None,
         };
-        Ok(Destination { webhook, secret, previous, presentations, failed_since_read: Default::default() })
+        let keys = SigningKeys::new(&secret);
+        Ok(Destination { webhook, secret, keys, previous, presentations, failed_since_read: Default::default() })
     }
 
     fn context(&self) -> AttemptContext<'_> {

@@ -458,24 +458,30 @@ mod tests {
         db.write(vec![Stmt::new("CREATE TABLE blobs (id INTEGER PRIMARY KEY, data BLOB NOT NULL)", vec![])])
             .await
             .unwrap();
-        let until = std::time::Instant::now() + std::time::Duration::from_millis(1500);
+        // Writes for at least 1.5 s (several rounds of the background checkpoint) and at least
+        // 16 MiB (a busy machine writes less per second), at most a minute.
+        const TARGET: usize = 16 << 20;
+        let total = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let started = std::time::Instant::now();
         let writers = (0..8).map(|_| {
-            let db = db.clone();
+            let (db, total) = (db.clone(), total.clone());
             tokio::spawn(async move {
-                let mut written = 0usize;
-                while std::time::Instant::now() < until {
+                let more = || {
+                    let elapsed = started.elapsed();
+                    (total.load(Ordering::Relaxed) <= TARGET || elapsed.as_millis() < 1500) && elapsed.as_secs() < 60
+                };
+                while more() {
                     let rows =
                         (0..4).map(|_| Stmt::new("INSERT INTO blobs (data) VALUES ($1)", params![vec![7u8; 2000]]));
                     db.write_with(rows.collect(), Durability::Deferred).await.unwrap();
-                    written += 4 * 2000;
+                    total.fetch_add(4 * 2000, Ordering::Relaxed);
                 }
-                written
             })
         });
-        let mut written = 0;
         for w in writers.collect::<Vec<_>>() {
-            written += w.await.unwrap();
+            w.await.unwrap();
         }
+        let written = total.load(Ordering::Relaxed);
         let wal = std::fs::metadata(dir.path().join("wal.db-wal")).unwrap().len() as usize;
         assert!(written > 16 << 20, "too few writes to tell ({written} bytes)");
         assert!(wal < written / 2, "the WAL grew to {wal} bytes for {written} bytes written");
