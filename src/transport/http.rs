@@ -127,7 +127,7 @@ impl GuardedConnector {
 }
 
 impl tower::Service<Uri> for GuardedConnector {
-    type Response = TokioIo<TcpStream>;
+    type Response = Plain;
     type Error = ConnectError;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
@@ -140,8 +140,55 @@ impl tower::Service<Uri> for GuardedConnector {
         Box::pin(async move {
             let host = uri.host().ok_or_else(|| ConnectError::NoHost(uri.to_string()))?.to_string();
             let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
-            Ok(TokioIo::new(this.connect(&host, port).await?))
+            Ok(Plain(TokioIo::new(this.connect(&host, port).await?)))
         })
+    }
+}
+
+/// A connection that tells the client nothing about itself. hyper-util's own TCP stream hands
+/// the client its peer and local addresses, which are then copied into the extensions of every
+/// response (an allocation and a map insert per delivery) for nobody here to read.
+pub struct Plain(TokioIo<TcpStream>);
+
+impl hyper_util::client::legacy::connect::Connection for Plain {
+    fn connected(&self) -> hyper_util::client::legacy::connect::Connected {
+        hyper_util::client::legacy::connect::Connected::new()
+    }
+}
+
+impl hyper::rt::Read for Plain {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for Plain {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
     }
 }
 
