@@ -147,8 +147,8 @@ fn logged_headers(service: &[(HeaderName, HeaderValue)], custom: &CustomHeaders,
     out
 }
 
-/// Appends `s` as a JSON string: as it is when nothing in it needs escaping (header names and
-/// the service's values never do), else through serde_json.
+/// Appends `s` as a JSON string: as it is when nothing in it needs escaping (header names never
+/// do, nor most values; an event_ref may), else through serde_json.
 fn push_json_string(out: &mut String, s: &str) {
     if s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\') {
         out.push('"');
