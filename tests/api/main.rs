@@ -8,5 +8,6 @@ mod smtp;
 mod access;
 mod delivery;
 mod event_types;
+mod https;
 mod validation;
 mod webhooks;
