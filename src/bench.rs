@@ -302,6 +302,11 @@ fn current_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The `data` of the load test's events (about 1 KiB once rendered), stamped with when it was sent.
+fn bench_data(sent_us: i64, seq: u64) -> Value {
+    json!({"bench_sent_us": sent_us, "seq": seq, "severity": "high", "title": "Bench alert", "pad": "x".repeat(800)})
+}
+
 /// The raw ceiling: our own client POSTing to the sink, at the same concurrency, the requests the
 /// service would send for the load test's events (1 KiB bodies, the same headers and signatures),
 /// with nothing else to do.
@@ -331,9 +336,7 @@ async fn raw_ceiling(port: u16, concurrency: usize, total: u64) -> anyhow::Resul
                 // A delivery of the load test's event as the service makes it: same renderer, same
                 // headers and signatures (the sink's cost per request depends on both).
                 let event_ref = format!("raw-{n}");
-                let data = json!({"bench_sent_us": now_us(), "seq": n, "severity": "high", "title": "Bench alert",
-                                  "pad": "x".repeat(800)})
-                .to_string();
+                let data = bench_data(now_us(), n).to_string();
                 let now = crate::domain::time::now_ms();
                 let body = render::render(
                     Format::Json,
@@ -404,8 +407,7 @@ async fn publish(api: &Arc<Api>, tag: &str, count: u64) -> anyhow::Result<f64> {
                 let end = (start + 1000).min(count);
                 let sent = now_us();
                 let events: Vec<Value> = (start..end)
-                    .map(|i| json!({"event": "alert.created", "event_ref": format!("{tag}-{i}"),
-                                    "data": {"bench_sent_us": sent, "seq": i, "severity": "high", "title": "Bench alert", "pad": "x".repeat(800)}}))
+                    .map(|i| json!({"event": "alert.created", "event_ref": format!("{tag}-{i}"), "data": bench_data(sent, i)}))
                     .collect();
                 let (status, v) = api.call(Method::POST, "/api/v1/events/batch", Some(json!({"events": events}))).await?;
                 anyhow::ensure!(status == 200 && v["rejected"] == 0, "batch publish: {status} {v}");

@@ -40,12 +40,15 @@ impl std::fmt::Debug for SigningKeys {
 
 /// `sha256=<hex>` over the raw body.
 pub fn seed_signature(secret: &Secret, body: &[u8]) -> String {
-    seed_signature_keyed(&SigningKeys::new(secret), body)
+    seed_signed(mac(secret.hex_scheme_key()), body)
 }
 
 /// [`seed_signature`] with keys set up beforehand.
 pub fn seed_signature_keyed(keys: &SigningKeys, body: &[u8]) -> String {
-    let mut m = keys.seed.clone();
+    seed_signed(keys.seed.clone(), body)
+}
+
+fn seed_signed(mut m: HmacSha256, body: &[u8]) -> String {
     m.update(body);
     let mut hex = [0u8; 64];
     hex::encode_to_slice(m.finalize().into_bytes(), &mut hex).expect("64 hex digits for 32 bytes");
@@ -78,13 +81,13 @@ fn standard_signed(mut m: HmacSha256, msg_id: &str, timestamp: i64, body: &[u8])
 }
 
 /// Checks a seed-style signature in constant time (for `tocsin listen` and tests).
-pub fn verify_seed(secret: &Secret, body: &[u8], header: &str) -> bool {
-    crate::crypto::constant_time_eq(seed_signature(secret, body).as_bytes(), header.as_bytes())
+pub fn verify_seed(keys: &SigningKeys, body: &[u8], header: &str) -> bool {
+    crate::crypto::constant_time_eq(seed_signature_keyed(keys, body).as_bytes(), header.as_bytes())
 }
 
 /// Checks a `webhook-signature` header (a space-separated list) in constant time.
-pub fn verify_standard(secret: &Secret, msg_id: &str, timestamp: i64, body: &[u8], header: &str) -> bool {
-    let expected = standard_signature(secret, msg_id, timestamp, body);
+pub fn verify_standard(keys: &SigningKeys, msg_id: &str, timestamp: i64, body: &[u8], header: &str) -> bool {
+    let expected = standard_signature_keyed(keys, msg_id, timestamp, body);
     header.split(' ').any(|sig| crate::crypto::constant_time_eq(sig.as_bytes(), expected.as_bytes()))
 }
 
@@ -145,10 +148,11 @@ mod tests {
     #[test]
     fn verification() {
         let s = secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+        let keys = SigningKeys::new(&s);
         let sig = standard_signature(&s, "id", 5, b"body");
-        assert!(verify_standard(&s, "id", 5, b"body", &format!("v1,AAAA {sig}")));
-        assert!(!verify_standard(&s, "id", 6, b"body", &sig));
-        assert!(verify_seed(&s, b"x", &seed_signature(&s, b"x")));
-        assert!(!verify_seed(&s, b"y", &seed_signature(&s, b"x")));
+        assert!(verify_standard(&keys, "id", 5, b"body", &format!("v1,AAAA {sig}")));
+        assert!(!verify_standard(&keys, "id", 6, b"body", &sig));
+        assert!(verify_seed(&keys, b"x", &seed_signature(&s, b"x")));
+        assert!(!verify_seed(&keys, b"y", &seed_signature(&s, b"x")));
     }
 }

@@ -210,20 +210,11 @@ impl<B: Backend> SqlStore<B> {
             "error": a.error,
         });
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.records
-            .queue
-            .lock()
-            .map_err(|_| StoreError::Unavailable("attempt record queue lock poisoned".into()))?
-            .push((attempt, delivery, tx));
+        let poisoned = || StoreError::Unavailable("attempt record queue lock poisoned".into());
+        self.records.queue.lock().map_err(|_| poisoned())?.push((attempt, delivery, tx));
         {
             let _flushing = self.records.flush.lock().await;
-            let batch = std::mem::take(
-                &mut *self
-                    .records
-                    .queue
-                    .lock()
-                    .map_err(|_| StoreError::Unavailable("attempt record queue lock poisoned".into()))?,
-            );
+            let batch = std::mem::take(&mut *self.records.queue.lock().map_err(|_| poisoned())?);
             if !batch.is_empty() {
                 let result = self.write_records(&batch).await.map_err(|e| e.to_string());
                 for (_, _, reply) in batch {
