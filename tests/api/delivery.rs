@@ -765,6 +765,107 @@ async fn published_leased_on(backend: Backend) {
     assert!(rx.received().is_empty());
 }
 
+both_backends!(claims_never_hand_out_a_delivery_twice, claims_on);
+async fn claims_on(backend: Backend) {
+    // The store's claims, called directly on an inactive webhook (the dispatcher leaves it
+    // alone): a claimed delivery is not claimed again until its lease is let go (completed,
+    // released) or has ended. On SQLite the leases are held in memory and the rows stay pending;
+    // on PostgreSQL they are leased in the database.
+    use tocsin::domain::tenant::TenantId;
+    use tocsin::domain::time::now_ms;
+    use tocsin::store::{AttemptRecord, Completion, DeliveryStart, NewEvent, NextStep, Target};
+    let app = TestApp::delivering(backend, |_| {}).await;
+    let rx = Receiver::start().await;
+    let (id, _) = webhook_to(&app, &rx.url(), json!({"is_active": false})).await;
+    let webhook: uuid::Uuid = id.parse().unwrap();
+    let store = &app.app_state.store;
+    let events = (0..5)
+        .map(|n| {
+            let event = NewEvent {
+                id: uuid::Uuid::now_v7(),
+                tenant_id: TenantId::default_tenant(),
+                event_ref: format!("claim-{n}"),
+                event_type: "alert.created".into(),
+                ordering_key: None,
+                data: br#"{"n":1}"#.to_vec(),
+                created_at: now_ms(),
+            };
+            (event, vec![Target { webhook_id: webhook, start: DeliveryStart::Pending }])
+        })
+        .collect();
+    store.publish(events).await.unwrap();
+    let hour = now_ms() + 3_600_000;
+    let seqs = |c: &[tocsin::store::ClaimedDelivery]| c.iter().map(|d| d.seq).collect::<Vec<_>>();
+    let first = store.claim(webhook, "c1", 3, hour).await.unwrap();
+    assert_eq!(first.len(), 3);
+    let second = store.claim(webhook, "c2", 10, hour).await.unwrap();
+    assert_eq!(second.len(), 2, "only what the first claim did not take");
+    assert!(seqs(&second).iter().all(|s| !seqs(&first).contains(s)));
+    assert!(store.claim(webhook, "c3", 10, hour).await.unwrap().is_empty(), "everything is claimed");
+
+    // A completion moves its delivery, even one held meanwhile (its webhook was disabled while
+    // the attempt ran), and another claimer's completion moves nothing.
+    app.exec_sql("UPDATE deliveries SET state = 'held' WHERE state = 'pending'").await;
+    let completion = |done: &tocsin::store::ClaimedDelivery, claimer: &str, next: NextStep| Completion {
+        attempt: AttemptRecord {
+            id: uuid::Uuid::now_v7(),
+            delivery_seq: done.seq,
+            tenant_id: done.tenant_id.clone(),
+            webhook_id: webhook,
+            event_ref: done.event_ref.clone(),
+            event_type: done.event_type.clone(),
+            format: tocsin::domain::webhook::Format::Json,
+            attempt_no: 1,
+            success: true,
+            http_status: Some(200),
+            error: None,
+            response_ms: 1,
+            request_headers: "{}".into(),
+            dispatched_at: now_ms(),
+            response_body: Vec::new(),
+            next_attempt_at: None,
+            created_at: now_ms(),
+        },
+        next,
+        claimer: claimer.into(),
+        counts_for_breaker: false,
+        counter_was_zero: true,
+        gone: false,
+        failure_threshold: 5,
+    };
+    let done = &first[0];
+    store.complete(&completion(done, "c2", NextStep::Succeeded)).await.unwrap();
+    let (_, e) = app.get(&format!("/api/v1/events/{}", done.event_ref), ADMIN_TOKEN).await;
+    assert_ne!(e["deliveries"][0]["state"], "succeeded", "not c2's lease: {e}");
+    store.complete(&completion(done, "c1", NextStep::Succeeded)).await.unwrap();
+    let (_, e) = app.get(&format!("/api/v1/events/{}", done.event_ref), ADMIN_TOKEN).await;
+    assert_eq!(e["deliveries"][0]["state"], "succeeded", "{e}");
+    app.exec_sql("UPDATE deliveries SET state = 'pending' WHERE state = 'held'").await;
+
+    // Released: claimable again, by anyone; the completed one never again.
+    let released: Vec<(i64, String)> = first[1..].iter().map(|d| (d.seq, "c1".to_string())).collect();
+    store.release(&released).await.unwrap();
+    let third = store.claim(webhook, "c3", 10, hour).await.unwrap();
+    assert_eq!(seqs(&third), seqs(&first[1..]), "the released ones, and only them");
+
+    // A lease that ended (its claimer died or stalled) lets the delivery be claimed again.
+    let all: Vec<(i64, String)> = third.iter().map(|d| (d.seq, "c3".to_string())).collect();
+    store.release(&all).await.unwrap();
+    let short = store.claim(webhook, "c4", 10, now_ms() - 1).await.unwrap();
+    assert_eq!(short.len(), 2);
+    store.expire_leases(now_ms()).await.unwrap();
+    let again = store.claim(webhook, "c5", 10, hour).await.unwrap();
+    assert_eq!(seqs(&again), seqs(&short), "claimed again once the lease ended");
+
+    // An attempt to be retried now: its lease ends with the completion, so the next claim has it
+    // (held first, the webhook being inactive, then released as a re-enable would).
+    assert!(store.claim(webhook, "c6", 10, hour).await.unwrap().is_empty());
+    store.complete(&completion(&again[0], "c5", NextStep::Retry(now_ms()))).await.unwrap();
+    app.exec_sql("UPDATE deliveries SET state = 'pending' WHERE state = 'held'").await;
+    let retried = store.claim(webhook, "c6", 10, hour).await.unwrap();
+    assert_eq!(seqs(&retried), vec![again[0].seq]);
+}
+
 both_backends!(a_publish_is_handed_straight_to_the_dispatcher, handoff_on);
 async fn handoff_on(backend: Backend) {
     // Published through the API while the webhook has room: each delivery is sent once, its one
