@@ -179,29 +179,6 @@ fn token_commands_and_migrate() {
 }
 
 #[test]
-fn one_process_at_a_time_serves_a_sqlite_database() {
-    // SQLite's claims are held in the memory of the process that delivers: a second `serve` on
-    // the same file would deliver everything twice, so it is refused with a clear message.
-    let dir = tempfile::tempdir().unwrap();
-    let first = serve(dir.path(), free_port());
-    let out = tocsin(dir.path()).args(["serve", "--listen", &format!("127.0.0.1:{}", free_port())]).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "a second serve on the same SQLite file must not start");
-    assert!(
-        stderr.contains("another process is delivering from the SQLite database")
-            && stderr.contains("tocsin.db")
-            && stderr.contains("PostgreSQL"),
-        "{stderr}"
-    );
-    // Commands that do not deliver still work beside it.
-    let out = tocsin(dir.path()).args(["token", "create", "--tenant", "acme", "--role", "viewer"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    stop(first);
-    // Once the first is gone, the next one starts.
-    stop(serve(dir.path(), free_port()));
-}
-
-#[test]
 fn help_and_version() {
     let out = Command::new(BIN).arg("--version").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));

@@ -143,7 +143,6 @@ impl Dispatcher {
         catalogue: Catalogue,
         resolver: Arc<dyn Resolve>,
     ) -> anyhow::Result<Self> {
-        store.start_delivering()?;
         let extra_ca = match &settings.extra_ca_file {
             Some(path) => Some(
                 std::fs::read(path)

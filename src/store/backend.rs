@@ -38,12 +38,6 @@ pub enum Dialect {
 pub trait Backend: Send + Sync + 'static {
     fn dialect(&self) -> Dialect;
 
-    /// Takes the lock of the one process that delivers from this database, if it has one (see
-    /// [`super::Store::start_delivering`]).
-    fn lock_for_delivery(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-
     /// Runs a read-only statement.
     async fn query(&self, sql: &'static str, params: Vec<Value>) -> Result<Vec<Row>, StoreError>;
 

@@ -8,7 +8,6 @@
 pub mod backend;
 pub mod cache;
 pub mod event_cache;
-pub mod memory_leases;
 pub mod migrations;
 pub mod postgres;
 pub mod sql;
@@ -258,11 +257,6 @@ pub trait Store: Send + Sync + 'static {
     async fn migrate(&self) -> Result<Vec<i64>, StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
     fn dialect(&self) -> Dialect;
-    /// Called once by the process that is to deliver from this store, before its first claim.
-    /// SQLite holds its claims' leases in memory, so one process at a time may deliver from a
-    /// database file: this takes the file's delivery lock, for as long as the store lives, and
-    /// fails if another process holds it. PostgreSQL shares its leases: any number may.
-    fn start_delivering(&self) -> Result<(), StoreError>;
 
     async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError>;
     /// Inserts `key` if absent; true when this call inserted it (exactly one caller wins).

@@ -9,7 +9,6 @@ use uuid::Uuid;
 use super::backend::{Backend, Dialect, Durability};
 use super::cache::ReadCache;
 use super::event_cache::{EventBody, EventCache};
-use super::memory_leases::MemoryLeases;
 use super::migrations;
 use super::sql::{Row, Stmt};
 use super::{
@@ -42,8 +41,6 @@ pub struct SqlStore<B> {
     /// `--events 30000`: 7 443 and 8 173 deliveries/s without, 5 986 and 6 118 with, and more of
     /// the server's CPU per delivery), for reasons not found yet.
     claimed_events: Option<EventCache>,
-    /// SQLite: the leases of claims (see [`super::memory_leases`]).
-    memory_leases: Option<MemoryLeases>,
     /// PostgreSQL: records of successful attempts waiting to be written together.
     records: PendingRecords,
 }
@@ -69,7 +66,6 @@ impl<B: Backend> SqlStore<B> {
             webhooks: ReadCache::new(),
             webhooks_by_id: ReadCache::new(),
             claimed_events: sqlite.then(EventCache::new),
-            memory_leases: sqlite.then(MemoryLeases::new),
             records: PendingRecords::default(),
         }
     }
@@ -287,38 +283,6 @@ fn deliveries_by_webhook(events: &[(NewEvent, Vec<Target>)]) -> Vec<(&NewEvent, 
 }
 
 /// An attempt's row of the delivery log, its values in the order of the attempts table's columns.
-/// A delivery with an ordering key waits while an earlier one of the same key and webhook is
-/// unfinished; other keys are not held up. `state IN ('pending', 'leased')` repeats the partial
-/// due index's condition so that SQLite uses the index (it does not infer it from `state =
-/// 'pending'`).
-macro_rules! due_deliveries {
-    ($($more:literal),*) => {
-        concat!(
-            "SELECT d.seq, d.attempts, d.tenant_id, d.event_id FROM deliveries d \
-             WHERE d.webhook_id = $1 AND d.state IN ('pending', 'leased') AND d.state = 'pending' \
-               AND d.next_attempt_at <= $2 ",
-            $($more,)*
-            "AND (d.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries p \
-                  WHERE p.webhook_id = d.webhook_id AND p.ordering_key = d.ordering_key \
-                    AND p.seq < d.seq AND p.state IN ('pending', 'leased', 'held'))) \
-             ORDER BY d.next_attempt_at, d.seq "
-        )
-    };
-}
-
-/// SQLite's claim, a read: the due deliveries of webhook $1 at $2 not held in memory (the JSON
-/// array $3), at most $4.
-const SQLITE_CLAIM: &str = concat!(due_deliveries!("AND d.seq NOT IN (SELECT value FROM json_each($3)) "), "LIMIT $4");
-
-/// PostgreSQL's claim leases in the database (several processes deliver from one): up to $5
-/// due deliveries of webhook $1 at $2, for claimer $4 until $3.
-const POSTGRES_CLAIM: &str = concat!(
-    "UPDATE deliveries SET state = 'leased', lease_until = $3, leased_by = $4, updated_at = $2 \
-     WHERE seq IN (SELECT seq FROM (",
-    due_deliveries!(),
-    "LIMIT $5 FOR UPDATE OF d SKIP LOCKED) due) RETURNING seq, attempts, tenant_id, event_id"
-);
-
 fn attempt_row(a: &AttemptRecord) -> Vec<super::sql::Value> {
     params![
         a.id,
@@ -570,10 +534,6 @@ impl<B: Backend> Store for SqlStore<B> {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.db.query("SELECT 1", vec![]).await.map(|_| ())
-    }
-
-    fn start_delivering(&self) -> Result<(), StoreError> {
-        self.db.lock_for_delivery()
     }
 
     fn dialect(&self) -> Dialect {
@@ -1031,37 +991,47 @@ impl<B: Backend> Store for SqlStore<B> {
         limit: u32,
         lease_until: i64,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        // A delivery with an ordering key waits while an earlier one of the same key and webhook is
+        // unfinished; other keys are not held up.
+        // `state IN ('pending', 'leased')` repeats the partial index's condition so that SQLite
+        // uses the index (it does not infer it from `state = 'pending'`).
+        macro_rules! claim_sql {
+            ($lock:literal) => {
+                concat!(
+                    "UPDATE deliveries SET state = 'leased', lease_until = $1, leased_by = $2, updated_at = $3 \
+                     WHERE seq IN (SELECT d.seq FROM deliveries d \
+                       WHERE d.webhook_id = $4 AND d.state IN ('pending', 'leased') AND d.state = 'pending' \
+                         AND d.next_attempt_at <= $3 \
+                         AND (d.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries p \
+                              WHERE p.webhook_id = d.webhook_id AND p.ordering_key = d.ordering_key \
+                                AND p.seq < d.seq AND p.state IN ('pending', 'leased', 'held'))) \
+                       ORDER BY d.next_attempt_at, d.seq LIMIT $5 ",
+                    $lock,
+                    ") RETURNING seq, attempts, tenant_id, event_id"
+                )
+            };
+        }
         // The events are read afterwards, outside the write: the single SQLite writer only
         // moves the deliveries, and readers fetch the payloads concurrently.
-        let events_sql = match self.db.dialect() {
-            Dialect::Sqlite => {
+        let (claim, events_sql) = match self.db.dialect() {
+            Dialect::Sqlite => (
+                claim_sql!(""),
                 "SELECT id, event_ref, event_type, data, created_at, delivery_count FROM events \
-                 WHERE id IN (SELECT value FROM json_each($1))"
-            }
-            Dialect::Postgres => {
+                 WHERE id IN (SELECT value FROM json_each($1))",
+            ),
+            Dialect::Postgres => (
+                claim_sql!("FOR UPDATE OF d SKIP LOCKED"),
                 "SELECT id, event_ref, event_type, data, created_at, delivery_count FROM events \
-                 WHERE id = ANY(string_to_array($1, ','))"
-            }
+                 WHERE id = ANY(string_to_array($1, ','))",
+            ),
         };
         let now = now_ms();
-        // SQLite: the claim is a read, and its leases are held in memory (see
-        // [`super::memory_leases`]); the guard keeps other claims out until they are held.
-        let held_in_memory = match &self.memory_leases {
-            Some(leases) => Some((leases, leases.claiming().await)),
-            None => None,
-        };
-        let leased = match &held_in_memory {
-            Some((leases, _)) => {
-                let held = serde_json::to_string(&leases.held(webhook, now)).map_err(|e| corrupt("claim", e))?;
-                self.db.query(SQLITE_CLAIM, params![webhook, now, held, limit as i64]).await?
-            }
-            None => {
-                let claim = Stmt::new(POSTGRES_CLAIM, params![webhook, now, lease_until, claimer, limit as i64]);
-                let mut r = self.db.write_with(vec![claim], Durability::Deferred).await?;
-                std::mem::take(&mut r[0].rows)
-            }
-        };
-        let leased = &leased;
+        let claim = Stmt::new(claim, params![lease_until, claimer, now, webhook, limit as i64]);
+        let r = self.db.write_with(vec![claim], Durability::Deferred).await?;
+        let leased = &r[0].rows;
+        if leased.is_empty() {
+            return Ok(Vec::new());
+        }
         // Each event once, from the copies other webhooks' claims left, else from the store.
         let mut events: HashMap<String, Option<Arc<EventBody>>> = HashMap::with_capacity(leased.len());
         for row in leased {
@@ -1115,9 +1085,6 @@ impl<B: Backend> Store for SqlStore<B> {
             });
         }
         claimed.sort_by_key(|d| d.seq);
-        if let Some((leases, _claiming)) = held_in_memory {
-            leases.hold(webhook, claimed.iter().map(|d| d.seq), claimer, lease_until);
-        }
         Ok(claimed)
     }
 
@@ -1166,62 +1133,35 @@ impl<B: Backend> Store for SqlStore<B> {
         }
         // Whatever follows the record so far updates the webhook: its copies go stale.
         let webhook_changed = stmts.len() > 1;
-        // A delivery claimed on SQLite is still pending in the database (its lease is held in
-        // memory) or was held meanwhile (its webhook was disabled); the others are leased to
-        // `claimer` in the database.
-        let in_memory = self.memory_leases.as_ref().filter(|m| m.holds(a.webhook_id, a.delivery_seq, &c.claimer));
-        macro_rules! finish {
-            ($set:literal) => {
-                (
-                    concat!("UPDATE deliveries SET ", $set, " WHERE seq = $5 AND leased_by = $6"),
-                    concat!(
-                        "UPDATE deliveries SET ",
-                        $set,
-                        " WHERE seq = $5 AND leased_by IS NULL AND state IN ('pending', 'held')"
-                    ),
-                )
-            };
-        }
-        let ((leased_sql, in_memory_sql), next_at) = match c.next {
+        let (state_sql, next_at): (&'static str, i64) = match c.next {
             NextStep::Succeeded => (
-                finish!(
-                    "state = 'succeeded', attempts = attempts + 1, next_attempt_at = $1, lease_until = NULL, \
-                     leased_by = NULL, last_status = $2, last_error = $3, updated_at = $4"
-                ),
+                "UPDATE deliveries SET state = 'succeeded', attempts = attempts + 1, next_attempt_at = $1, \
+                 lease_until = NULL, leased_by = NULL, last_status = $2, last_error = $3, updated_at = $4 \
+                 WHERE seq = $5 AND leased_by = $6",
                 now,
             ),
             NextStep::Failed => (
-                finish!(
-                    "state = 'failed', attempts = attempts + 1, next_attempt_at = $1, lease_until = NULL, \
-                     leased_by = NULL, last_status = $2, last_error = $3, updated_at = $4"
-                ),
+                "UPDATE deliveries SET state = 'failed', attempts = attempts + 1, next_attempt_at = $1, \
+                 lease_until = NULL, leased_by = NULL, last_status = $2, last_error = $3, updated_at = $4 \
+                 WHERE seq = $5 AND leased_by = $6",
                 now,
             ),
             NextStep::Retry(at) => (
-                finish!(
-                    "state = CASE WHEN (SELECT w.is_active FROM webhooks w WHERE w.id = deliveries.webhook_id) = 1 \
-                     THEN 'pending' ELSE 'held' END, attempts = attempts + 1, next_attempt_at = $1, \
-                     lease_until = NULL, leased_by = NULL, last_status = $2, last_error = $3, updated_at = $4"
-                ),
+                "UPDATE deliveries SET state = CASE WHEN (SELECT w.is_active FROM webhooks w \
+                 WHERE w.id = deliveries.webhook_id) = 1 THEN 'pending' ELSE 'held' END, attempts = attempts + 1, \
+                 next_attempt_at = $1, lease_until = NULL, leased_by = NULL, last_status = $2, last_error = $3, \
+                 updated_at = $4 WHERE seq = $5 AND leased_by = $6",
                 at,
             ),
         };
-        let mut finish_params = params![next_at, a.http_status.map(|s| s as i64), a.error.clone(), now, a.delivery_seq];
-        let state_sql = if in_memory.is_some() {
-            in_memory_sql
-        } else {
-            finish_params.push(c.claimer.as_str().into());
-            leased_sql
-        };
-        stmts.push(Stmt::new(state_sql, finish_params));
+        stmts.push(Stmt::new(
+            state_sql,
+            params![next_at, a.http_status.map(|s| s as i64), a.error.clone(), now, a.delivery_seq, &c.claimer],
+        ));
         // A lost attempt record means the delivery is attempted again: deferred, unless the
         // webhook may be disabled by it (that is announced to people at once).
         let durability = if disable_at.is_some() { Durability::Synced } else { Durability::Background };
         let r = self.db.write_with(stmts, durability).await;
-        // Committed (or not at all: then the delivery is claimed again).
-        if let Some(leases) = in_memory {
-            leases.let_go(Some(a.webhook_id), a.delivery_seq, &c.claimer);
-        }
         if webhook_changed {
             self.webhooks_changed();
         }
@@ -1277,10 +1217,8 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn release(&self, leases: &[(i64, String)]) -> Result<(), StoreError> {
-        // Leases held in memory only need letting go: their rows are still pending.
         let stmts = leases
             .iter()
-            .filter(|(seq, claimer)| !self.memory_leases.as_ref().is_some_and(|m| m.let_go(None, *seq, claimer)))
             .map(|(seq, claimer)| {
                 Stmt::new(
                     "UPDATE deliveries SET state = 'pending', lease_until = NULL, leased_by = NULL \

@@ -54,9 +54,6 @@ pub struct SqliteBackend {
     /// parse the schema every time).
     reading: Arc<tokio::sync::Semaphore>,
     path: std::path::PathBuf,
-    /// The delivery lock's file, locked while this process delivers (see
-    /// [`Backend::lock_for_delivery`]).
-    delivery_lock: Mutex<Option<std::fs::File>>,
 }
 
 fn db_err(e: rusqlite::Error) -> StoreError {
@@ -392,7 +389,6 @@ impl SqliteBackend {
             readers: Arc::new(Mutex::new(Vec::new())),
             reading: Arc::new(tokio::sync::Semaphore::new(READ_POOL)),
             path: path.to_path_buf(),
-            delivery_lock: Mutex::new(None),
         })
     }
 
@@ -409,41 +405,6 @@ impl SqliteBackend {
 impl Backend for SqliteBackend {
     fn dialect(&self) -> Dialect {
         Dialect::Sqlite
-    }
-
-    /// An exclusive lock on `<database>.delivery-lock` beside the database file (a file of its
-    /// own: SQLite's locks on the database file must not be disturbed). The kernel drops it when
-    /// the process ends, however it ends.
-    fn lock_for_delivery(&self) -> Result<(), StoreError> {
-        let mut lock =
-            self.delivery_lock.lock().map_err(|_| StoreError::Unavailable("delivery lock poisoned".into()))?;
-        if lock.is_some() {
-            return Ok(());
-        }
-        let mut name = self.path.clone().into_os_string();
-        name.push(".delivery-lock");
-        let path = std::path::PathBuf::from(name);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
-        match file.try_lock() {
-            Ok(()) => {
-                *lock = Some(file);
-                Ok(())
-            }
-            Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Unavailable(format!(
-                "another process is delivering from the SQLite database {} (it holds {}): one process \
-                 at a time may serve a SQLite database; stop the other, or use PostgreSQL to run several",
-                self.path.display(),
-                path.display()
-            ))),
-            Err(std::fs::TryLockError::Error(e)) => {
-                Err(StoreError::Unavailable(format!("cannot lock {}: {e}", path.display())))
-            }
-        }
     }
 
     async fn query(&self, sql: &'static str, params: Vec<Value>) -> Result<Vec<Row>, StoreError> {
@@ -498,8 +459,9 @@ mod tests {
             .await
             .unwrap();
         // Writes for at least 1.5 s (several rounds of the background checkpoint) and at least
-        // 16 MiB (a busy machine writes less per second), at most a minute.
-        const TARGET: usize = 16 << 20;
+        // 48 MiB, at most a minute: on a busy machine the checkpoint thread may run a second or
+        // two late, and the WAL keeps the size it reached by then (about 10 MiB a second here).
+        const TARGET: usize = 48 << 20;
         let total = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let started = std::time::Instant::now();
         let writers = (0..8).map(|_| {
@@ -522,7 +484,7 @@ mod tests {
         }
         let written = total.load(Ordering::Relaxed);
         let wal = std::fs::metadata(dir.path().join("wal.db-wal")).unwrap().len() as usize;
-        assert!(written > 16 << 20, "too few writes to tell ({written} bytes)");
+        assert!(written > TARGET, "too few writes to tell ({written} bytes)");
         assert!(wal < written / 2, "the WAL grew to {wal} bytes for {written} bytes written");
     }
 }

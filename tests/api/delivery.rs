@@ -769,8 +769,7 @@ both_backends!(claims_never_hand_out_a_delivery_twice, claims_on);
 async fn claims_on(backend: Backend) {
     // The store's claims, called directly on an inactive webhook (the dispatcher leaves it
     // alone): a claimed delivery is not claimed again until its lease is let go (completed,
-    // released) or has ended. On SQLite the leases are held in memory and the rows stay pending;
-    // on PostgreSQL they are leased in the database.
+    // released) or has ended, and only its claimer's completion moves it.
     use tocsin::domain::tenant::TenantId;
     use tocsin::domain::time::now_ms;
     use tocsin::store::{AttemptRecord, Completion, DeliveryStart, NewEvent, NextStep, Target};
@@ -803,9 +802,7 @@ async fn claims_on(backend: Backend) {
     assert!(seqs(&second).iter().all(|s| !seqs(&first).contains(s)));
     assert!(store.claim(webhook, "c3", 10, hour).await.unwrap().is_empty(), "everything is claimed");
 
-    // A completion moves its delivery, even one held meanwhile (its webhook was disabled while
-    // the attempt ran), and another claimer's completion moves nothing.
-    app.exec_sql("UPDATE deliveries SET state = 'held' WHERE state = 'pending'").await;
+    // A completion moves its delivery; another claimer's completion moves nothing.
     let completion = |done: &tocsin::store::ClaimedDelivery, claimer: &str, next: NextStep| Completion {
         attempt: AttemptRecord {
             id: uuid::Uuid::now_v7(),
@@ -840,7 +837,6 @@ async fn claims_on(backend: Backend) {
     store.complete(&completion(done, "c1", NextStep::Succeeded)).await.unwrap();
     let (_, e) = app.get(&format!("/api/v1/events/{}", done.event_ref), ADMIN_TOKEN).await;
     assert_eq!(e["deliveries"][0]["state"], "succeeded", "{e}");
-    app.exec_sql("UPDATE deliveries SET state = 'pending' WHERE state = 'held'").await;
 
     // Released: claimable again, by anyone; the completed one never again.
     let released: Vec<(i64, String)> = first[1..].iter().map(|d| (d.seq, "c1".to_string())).collect();
