@@ -272,6 +272,29 @@ fn proc_usage(pid: u32) -> (f64, u64) {
     (cpu, hwm)
 }
 
+/// CPU seconds per 1000 deliveries, to three decimals.
+fn per_1000(cpu_seconds: f64, deliveries: u64) -> f64 {
+    (cpu_seconds / deliveries.max(1) as f64 * 1000.0 * 1000.0).round() / 1000.0
+}
+
+/// CPU seconds of the processes beside the server that share its machine: the sink, and this
+/// process (the publishers, the raw ceiling's client, the polling). With the server's own, they
+/// account for the machine's time per delivery.
+struct OthersCpu {
+    sink: f64,
+    load_test: f64,
+}
+
+impl OthersCpu {
+    fn now(sink_pid: u32) -> Self {
+        Self { sink: proc_usage(sink_pid).0, load_test: proc_usage(std::process::id()).0 }
+    }
+
+    fn since(&self, before: &Self) -> Self {
+        Self { sink: self.sink - before.sink, load_test: self.load_test - before.load_test }
+    }
+}
+
 /// The machine's CPU time from /proc/stat, in ticks: (all, idle + iowait, steal). Steal is
 /// time the hypervisor gave this VM's CPUs to someone else: on a shared machine it explains
 /// runs that differ by a fifth with nothing changed.
@@ -453,7 +476,7 @@ async fn delivery_scenario(
     events: u64,
     raw: f64,
 ) -> anyhow::Result<Value> {
-    let (_sink, sink_port, sink) = start_sink(0).await?;
+    let (sink_proc, sink_port, sink) = start_sink(0).await?;
     let slow = if hanging { Some(start_sink(60_000).await?) } else { None };
     let server = start_servers(args, &[]).await?;
     let api = Arc::new(server.api);
@@ -465,6 +488,7 @@ async fn delivery_scenario(
     }
     let pids: Vec<u32> = server.procs.iter().map(|p| p.0.id()).collect();
     let cpu_before: f64 = pids.iter().map(|p| proc_usage(*p).0).sum();
+    let others_before = OthersCpu::now(sink_proc.0.id());
     let ticks = machine_ticks();
     let started = Instant::now();
     let accepted = publish(&api, name, events).await?;
@@ -486,6 +510,7 @@ async fn delivery_scenario(
     let machine = machine_share(ticks, machine_ticks());
     let delivered = stats["requests"].as_u64().unwrap_or(0);
     let cpu_after: f64 = pids.iter().map(|p| proc_usage(*p).0).sum();
+    let others = OthersCpu::now(sink_proc.0.id()).since(&others_before);
     let peak_rss_kib = pids.iter().map(|p| proc_usage(*p).1).max().unwrap_or(0);
     let per_sec = delivered as f64 / elapsed;
     let duplicates = delivered.saturating_sub(expected);
@@ -505,7 +530,9 @@ async fn delivery_scenario(
         "ratio_to_raw_ceiling": (per_sec / raw * 1000.0).round() / 1000.0,
         "latency_ms": latency,
         "peak_rss_mib": peak_rss_kib as f64 / 1024.0,
-        "cpu_seconds_per_1000_deliveries": ((cpu_after - cpu_before) / delivered.max(1) as f64 * 1000.0 * 1000.0).round() / 1000.0,
+        "cpu_seconds_per_1000_deliveries": per_1000(cpu_after - cpu_before, delivered),
+        "sink_cpu_seconds_per_1000_deliveries": per_1000(others.sink, delivered),
+        "load_test_cpu_seconds_per_1000_deliveries": per_1000(others.load_test, delivered),
         "duplicates": duplicates,
         "lost": lost_events,
         "bad_signatures": stats["bad_signatures"],
@@ -558,7 +585,7 @@ async fn backlog_scenario(args: &BenchArgs, raw: f64) -> anyhow::Result<Value> {
         "delivered": delivered,
         "lost": args.backlog.saturating_sub(delivered),
         "duplicates": stats["duplicates"],
-        "cpu_seconds_per_1000_deliveries": ((cpu_after - cpu_before) / delivered.max(1) as f64 * 1000.0 * 1000.0).round() / 1000.0,
+        "cpu_seconds_per_1000_deliveries": per_1000(cpu_after - cpu_before, delivered),
         "seconds": (elapsed * 10.0).round() / 10.0,
     }))
 }
@@ -608,7 +635,7 @@ async fn steady_scenario(args: &BenchArgs) -> anyhow::Result<Value> {
         "delivered": stats["unique"],
         "latency_ms": latency,
         "peak_rss_mib": peak as f64 / 1024.0,
-        "cpu_seconds_per_1000_deliveries": (cpu / total as f64 * 1000.0 * 1000.0).round() / 1000.0,
+        "cpu_seconds_per_1000_deliveries": per_1000(cpu, total),
         "duplicates": stats["duplicates"],
         "lost": total.saturating_sub(stats["unique"].as_u64().unwrap_or(0)),
     }))
@@ -619,8 +646,11 @@ async fn measure_raw_ceiling(args: &BenchArgs) -> anyhow::Result<Value> {
     eprintln!("tocsin bench: measuring the raw ceiling ({} concurrent signed 1 KiB POSTs)…", args.concurrency);
     let (sink_proc, sink_port, sink) = start_sink(0).await?;
     let ticks = machine_ticks();
-    let raw = raw_ceiling(sink_port, args.concurrency, 100_000.min(args.events.max(20_000))).await?;
+    let before = OthersCpu::now(sink_proc.0.id());
+    let requests = 100_000.min(args.events.max(20_000));
+    let raw = raw_ceiling(sink_port, args.concurrency, requests).await?;
     let (sink_cpu, _) = proc_usage(sink_proc.0.id());
+    let used = OthersCpu::now(sink_proc.0.id()).since(&before);
     let (_, sink_stats) = sink.call(Method::GET, "/_tocsin/counts", None).await?;
     drop(sink_proc);
     // The sink checked both signatures of every request: the raw client sends real deliveries.
@@ -631,6 +661,8 @@ async fn measure_raw_ceiling(args: &BenchArgs) -> anyhow::Result<Value> {
     eprintln!("raw ceiling: {raw:.0} requests/s (sink CPU {sink_cpu:.1} s)");
     Ok(json!({"scenario": "raw_ceiling", "requests_per_sec": raw.round(),
               "sink_requests": sink_stats["requests"], "sink_cpu_seconds": sink_cpu,
+              "sink_cpu_seconds_per_1000_requests": per_1000(used.sink, requests),
+              "client_cpu_seconds_per_1000_requests": per_1000(used.load_test, requests),
               "sink_bad_signatures": sink_stats["bad_signatures"],
               "machine_cpu": machine_share(ticks, machine_ticks())}))
 }
