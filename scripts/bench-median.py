@@ -10,6 +10,8 @@ import sys
 FIGURES = [
     "requests_per_sec", "events_per_sec_accepted", "deliveries_per_sec", "ratio_to_raw_ceiling",
     "drain_deliveries_per_sec", "rss_mib_holding_backlog", "peak_rss_mib", "cpu_seconds_per_1000_deliveries",
+    "sink_cpu_seconds_per_1000_deliveries", "load_test_cpu_seconds_per_1000_deliveries",
+    "client_cpu_seconds_per_1000_requests", "sink_cpu_seconds_per_1000_requests",
     "duplicates", "lost", "latency_ms.p50", "latency_ms.p95", "latency_ms.p99",
     "machine_cpu.idle_percent", "machine_cpu.steal_percent",
 ]
