@@ -649,8 +649,8 @@ async fn measure_raw_ceiling(args: &BenchArgs) -> anyhow::Result<Value> {
     let before = OthersCpu::now(sink_proc.0.id());
     let requests = 100_000.min(args.events.max(20_000));
     let raw = raw_ceiling(sink_port, args.concurrency, requests).await?;
-    let (sink_cpu, _) = proc_usage(sink_proc.0.id());
-    let used = OthersCpu::now(sink_proc.0.id()).since(&before);
+    let after = OthersCpu::now(sink_proc.0.id());
+    let (sink_cpu, used) = (after.sink, after.since(&before));
     let (_, sink_stats) = sink.call(Method::GET, "/_tocsin/counts", None).await?;
     drop(sink_proc);
     // The sink checked both signatures of every request: the raw client sends real deliveries.
