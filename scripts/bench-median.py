@@ -2,6 +2,11 @@
 """Medians of several `tocsin bench` result files, per scenario and figure.
 
     python3 scripts/bench-median.py target/bench/sqlite-run*.json
+
+Besides the tool's own figures, each delivery scenario gets `server_cpu_in_raw_requests`: the
+server's CPU per delivery divided by the raw ceiling client's CPU per request, measured just
+before it in the same run. The machine's speed drifts by +-20% within minutes and moves both
+alike, so this quotient varies far less from run to run than either figure does.
 """
 import json
 import statistics
@@ -13,7 +18,7 @@ FIGURES = [
     "sink_cpu_seconds_per_1000_deliveries", "load_test_cpu_seconds_per_1000_deliveries",
     "client_cpu_seconds_per_1000_requests", "sink_cpu_seconds_per_1000_requests",
     "duplicates", "lost", "latency_ms.p50", "latency_ms.p95", "latency_ms.p99",
-    "machine_cpu.idle_percent", "machine_cpu.steal_percent",
+    "machine_cpu.idle_percent", "machine_cpu.steal_percent", "server_cpu_in_raw_requests",
 ]
 
 
@@ -29,7 +34,14 @@ def get(result, path):
 runs = [json.load(open(path)) for path in sys.argv[1:]]
 by_scenario = {}
 for run in runs:
+    raw_client = None
     for result in run["results"]:
+        if result["scenario"] == "raw_ceiling":
+            raw_client = get(result, "client_cpu_seconds_per_1000_requests")
+        else:
+            server = get(result, "cpu_seconds_per_1000_deliveries")
+            if server and raw_client:
+                result["server_cpu_in_raw_requests"] = round(server / raw_client, 2)
         by_scenario.setdefault(result["scenario"], []).append(result)
 for scenario, results in by_scenario.items():
     line = []
