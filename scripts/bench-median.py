@@ -3,10 +3,11 @@
 
     python3 scripts/bench-median.py target/bench/sqlite-run*.json
 
-Besides the tool's own figures, each delivery scenario gets `server_cpu_in_raw_requests`: the
-server's CPU per delivery divided by the raw ceiling client's CPU per request, measured just
-before it in the same run. The machine's speed drifts by +-20% within minutes and moves both
-alike, so this quotient varies far less from run to run than either figure does.
+Besides the tool's own figures, each scenario compared with the raw ceiling ((a)-(d)) gets
+`server_cpu_in_raw_requests`: the server's CPU per delivery divided by the raw ceiling client's
+CPU per request, measured just before it in the same run. The machine's speed drifts by +-20%
+within minutes and moves both alike, so this quotient varies far less from run to run than
+either figure does.
 """
 import json
 import statistics
@@ -38,7 +39,7 @@ for run in runs:
     for result in run["results"]:
         if result["scenario"] == "raw_ceiling":
             raw_client = get(result, "client_cpu_seconds_per_1000_requests")
-        else:
+        elif "raw_ceiling" in result:  # compared with the raw ceiling measured just before it
             server = get(result, "cpu_seconds_per_1000_deliveries")
             if server and raw_client:
                 result["server_cpu_in_raw_requests"] = round(server / raw_client, 2)
