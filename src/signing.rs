@@ -48,14 +48,32 @@ pub fn seed_signature_keyed(keys: &SigningKeys, body: &[u8]) -> String {
     seed_signed(keys.seed.clone(), body)
 }
 
-fn seed_signed(mut m: HmacSha256, body: &[u8]) -> String {
-    m.update(body);
-    let mut hex = [0u8; 64];
-    hex::encode_to_slice(m.finalize().into_bytes(), &mut hex).expect("64 hex digits for 32 bytes");
-    let mut out = String::with_capacity(7 + 64);
-    out.push_str("sha256=");
-    out.push_str(std::str::from_utf8(&hex).expect("hex digits are ASCII"));
+fn seed_signed(m: HmacSha256, body: &[u8]) -> String {
+    let mut out = String::with_capacity(SEED_SIGNATURE_LEN);
+    out.push_str(std::str::from_utf8(&seed_encode(seed_mac(m, body))).expect("ASCII"));
     out
+}
+
+/// The length of a seed-style signature: `sha256=` and 64 hex digits.
+pub const SEED_SIGNATURE_LEN: usize = 7 + 64;
+/// The length of one Standard Webhooks signature: `v1,` and 44 base64 characters.
+pub const STANDARD_SIGNATURE_LEN: usize = 3 + 44;
+
+fn seed_mac(mut m: HmacSha256, body: &[u8]) -> [u8; 32] {
+    m.update(body);
+    m.finalize().into_bytes().into()
+}
+
+fn seed_encode(mac: [u8; 32]) -> [u8; SEED_SIGNATURE_LEN] {
+    let mut out = [0u8; SEED_SIGNATURE_LEN];
+    out[..7].copy_from_slice(b"sha256=");
+    hex::encode_to_slice(mac, &mut out[7..]).expect("64 hex digits for 32 bytes");
+    out
+}
+
+/// [`seed_signature_keyed`] as bytes, for writing straight into a request's header buffer.
+pub fn seed_signature_bytes(keys: &SigningKeys, body: &[u8]) -> [u8; SEED_SIGNATURE_LEN] {
+    seed_encode(seed_mac(keys.seed.clone(), body))
 }
 
 /// `v1,<base64>` over `{msg_id}.{timestamp}.{body}`.
@@ -68,16 +86,38 @@ pub fn standard_signature_keyed(keys: &SigningKeys, msg_id: &str, timestamp: i64
     standard_signed(keys.standard.clone(), msg_id, timestamp, body)
 }
 
-fn standard_signed(mut m: HmacSha256, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+fn standard_signed(m: HmacSha256, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+    let sig = standard_encode(standard_mac(m, msg_id, timestamp.to_string().as_bytes(), body));
+    std::str::from_utf8(&sig).expect("ASCII").to_string()
+}
+
+fn standard_mac(mut m: HmacSha256, msg_id: &str, timestamp: &[u8], body: &[u8]) -> [u8; 32] {
     m.update(msg_id.as_bytes());
     m.update(b".");
-    m.update(timestamp.to_string().as_bytes());
+    m.update(timestamp);
     m.update(b".");
     m.update(body);
-    let mut out = String::with_capacity(3 + 44);
-    out.push_str("v1,");
-    base64::engine::general_purpose::STANDARD.encode_string(m.finalize().into_bytes(), &mut out);
+    m.finalize().into_bytes().into()
+}
+
+fn standard_encode(mac: [u8; 32]) -> [u8; STANDARD_SIGNATURE_LEN] {
+    let mut out = [0u8; STANDARD_SIGNATURE_LEN];
+    out[..3].copy_from_slice(b"v1,");
+    base64::engine::general_purpose::STANDARD
+        .encode_slice(mac, &mut out[3..])
+        .expect("44 base64 characters for 32 bytes");
     out
+}
+
+/// [`standard_signature_keyed`] as bytes, with the timestamp given as its decimal digits (the
+/// caller has them already for the `webhook-timestamp` header).
+pub fn standard_signature_bytes(
+    keys: &SigningKeys,
+    msg_id: &str,
+    timestamp_digits: &[u8],
+    body: &[u8],
+) -> [u8; STANDARD_SIGNATURE_LEN] {
+    standard_encode(standard_mac(keys.standard.clone(), msg_id, timestamp_digits, body))
 }
 
 /// Checks a seed-style signature in constant time (for `tocsin listen` and tests).
@@ -137,6 +177,11 @@ mod tests {
             for _ in 0..2 {
                 assert_eq!(seed_signature_keyed(&keys, b"body"), seed_signature(&s, b"body"));
                 assert_eq!(standard_signature_keyed(&keys, "id", 5, b"body"), standard_signature(&s, "id", 5, b"body"));
+                assert_eq!(&seed_signature_bytes(&keys, b"body")[..], seed_signature(&s, b"body").as_bytes());
+                assert_eq!(
+                    &standard_signature_bytes(&keys, "id", b"5", b"body")[..],
+                    standard_signature(&s, "id", 5, b"body").as_bytes()
+                );
             }
         }
         assert_eq!(

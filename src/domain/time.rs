@@ -16,8 +16,15 @@ pub fn rfc3339_ms(ms: i64) -> String {
 
 /// RFC 3339 in UTC to whole seconds, e.g. `2026-05-08T14:30:45Z` (the seeds' style).
 pub fn rfc3339_secs(ms: i64) -> String {
+    let mut out = Vec::with_capacity(20);
+    write_rfc3339_secs(ms, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`rfc3339_secs`], appended to `out` (a request's header buffer).
+pub fn write_rfc3339_secs(ms: i64, out: &mut Vec<u8>) {
     let t = OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    t.format(&Rfc3339).unwrap_or_default()
+    let _ = t.format_into(out, &Rfc3339);
 }
 
 #[cfg(test)]
