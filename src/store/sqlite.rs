@@ -260,7 +260,8 @@ fn exec_cached(conn: &Connection, sql: &str) -> Result<(), StoreError> {
 /// A checkpoint that copies the WAL to its end syncs the database file, and that sync writes out
 /// every page this thread copied since the last one (tens of MiB under load: 20-40 ms, during
 /// which the writer would stall and no claim or record could commit). So before asking, this
-/// thread syncs the file itself, and the writer's sync finds only the pages it copied.
+/// thread syncs the file itself and copies what was appended meanwhile, and the writer's sync
+/// finds only those pages and its own.
 fn checkpoint_loop(
     conn: Connection,
     db_file: Option<std::fs::File>,
@@ -276,6 +277,11 @@ fn checkpoint_loop(
                     Ok(frames) if frames > wal_limit => {
                         if let Some(Err(e)) = db_file.as_ref().map(std::fs::File::sync_data) {
                             tracing::warn!(error = %e, "cannot sync the database file ahead of a checkpoint");
+                        }
+                        // What the writer appended during that sync is copied here too, so the
+                        // writer's own checkpoint has only a few frames left to copy and sync.
+                        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                            tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
                         }
                         catch_up.store(true, Ordering::Relaxed)
                     }
