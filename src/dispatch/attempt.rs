@@ -180,44 +180,41 @@ pub struct Signed<'a> {
 /// Every value is written into one buffer and handed to its header as a slice of it: one
 /// allocation per request instead of one per value and one more per signature string.
 pub fn signed_headers(n: &HeaderNames, s: &Signed<'_>) -> Vec<(HeaderName, HeaderValue)> {
-    use std::io::Write as _;
     let unix = s.now.div_euclid(1000);
-    let mut buf = Vec::with_capacity(320);
-    let mut spans: Vec<(HeaderName, std::ops::Range<usize>)> = Vec::with_capacity(8);
-    let mut put = |buf: &mut Vec<u8>, name: HeaderName, write: &mut dyn FnMut(&mut Vec<u8>)| {
-        let start = buf.len();
-        write(buf);
-        spans.push((name, start..buf.len()));
-    };
-    put(&mut buf, n.event.clone(), &mut |b| b.extend_from_slice(s.event_type.as_bytes()));
-    put(&mut buf, n.delivery.clone(), &mut |b| {
-        b.extend_from_slice(s.attempt_id.hyphenated().encode_lower(&mut Uuid::encode_buffer()).as_bytes())
-    });
-    put(&mut buf, n.timestamp.clone(), &mut |b| crate::domain::time::write_rfc3339_secs(s.now, b));
-    put(&mut buf, n.webhook_id.clone(), &mut |b| {
-        b.extend_from_slice(s.webhook_id.hyphenated().encode_lower(&mut Uuid::encode_buffer()).as_bytes())
-    });
-    put(&mut buf, n.signature.clone(), &mut |b| b.extend_from_slice(&seed_signature_bytes(s.keys, s.body)));
-    if let Some(prev) = s.previous {
-        put(&mut buf, n.signature_previous.clone(), &mut |b| b.extend_from_slice(&seed_signature_bytes(prev, s.body)));
-    }
-    put(&mut buf, HeaderName::from_static("webhook-id"), &mut |b| b.extend_from_slice(s.event_ref.as_bytes()));
     // The timestamp's digits are both a header and part of what the Standard Webhooks scheme signs.
     let mut digits = [0u8; 20];
-    let digits = {
-        let mut cursor = std::io::Cursor::new(&mut digits[..]);
-        let _ = write!(cursor, "{unix}");
-        let len = cursor.position() as usize;
-        &digits[..len]
+    let digits = decimal(unix, &mut digits);
+    let (mut attempt_id, mut webhook_id) = (Uuid::encode_buffer(), Uuid::encode_buffer());
+
+    // Each value runs from where it starts to where the next one starts (or the buffer ends).
+    let mut buf = Vec::with_capacity(320);
+    let mut starts: Vec<(HeaderName, usize)> = Vec::with_capacity(9);
+    let mut put = |buf: &mut Vec<u8>, name: HeaderName, bytes: &[u8]| {
+        starts.push((name, buf.len()));
+        buf.extend_from_slice(bytes);
     };
-    put(&mut buf, HeaderName::from_static("webhook-timestamp"), &mut |b| b.extend_from_slice(digits));
-    put(&mut buf, HeaderName::from_static("webhook-signature"), &mut |b| {
-        b.extend_from_slice(&standard_signature_bytes(s.keys, s.event_ref, digits, s.body));
-        if let Some(prev) = s.previous {
-            b.push(b' ');
-            b.extend_from_slice(&standard_signature_bytes(prev, s.event_ref, digits, s.body));
-        }
-    });
+    put(&mut buf, n.event.clone(), s.event_type.as_bytes());
+    put(&mut buf, n.delivery.clone(), s.attempt_id.hyphenated().encode_lower(&mut attempt_id).as_bytes());
+    put(&mut buf, n.timestamp.clone(), &[]);
+    crate::domain::time::write_rfc3339_secs(s.now, &mut buf);
+    put(&mut buf, n.webhook_id.clone(), s.webhook_id.hyphenated().encode_lower(&mut webhook_id).as_bytes());
+    put(&mut buf, n.signature.clone(), &seed_signature_bytes(s.keys, s.body));
+    if let Some(prev) = s.previous {
+        put(&mut buf, n.signature_previous.clone(), &seed_signature_bytes(prev, s.body));
+    }
+    put(&mut buf, HeaderName::from_static("webhook-id"), s.event_ref.as_bytes());
+    put(&mut buf, HeaderName::from_static("webhook-timestamp"), digits);
+    put(
+        &mut buf,
+        HeaderName::from_static("webhook-signature"),
+        &standard_signature_bytes(s.keys, s.event_ref, digits, s.body),
+    );
+    if let Some(prev) = s.previous {
+        buf.push(b' ');
+        buf.extend_from_slice(&standard_signature_bytes(prev, s.event_ref, digits, s.body));
+    }
+    let ends: Vec<usize> = starts.iter().skip(1).map(|(_, start)| *start).chain([buf.len()]).collect();
+
     let buf = Bytes::from(buf);
     let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(14);
     headers.push((axum::http::header::CONTENT_TYPE, HeaderValue::from_static(s.content_type)));
@@ -225,11 +222,21 @@ pub fn signed_headers(n: &HeaderNames, s: &Signed<'_>) -> Vec<(HeaderName, Heade
         axum::http::header::USER_AGENT,
         HeaderValue::from_static(concat!("Tocsin-Webhook/", env!("CARGO_PKG_VERSION"))),
     ));
-    for (name, span) in spans {
-        let v = HeaderValue::from_maybe_shared(buf.slice(span)).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+    for ((name, start), end) in starts.into_iter().zip(ends) {
+        let v = HeaderValue::from_maybe_shared(buf.slice(start..end))
+            .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
         headers.push((name, v));
     }
     headers
+}
+
+/// `n`'s decimal digits, written into `buf`.
+fn decimal(n: i64, buf: &mut [u8; 20]) -> &[u8] {
+    use std::io::Write as _;
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    let _ = write!(cursor, "{n}");
+    let len = cursor.position() as usize;
+    &buf[..len]
 }
 
 /// Makes one attempt of `d` to `dest` and returns its completion (not yet stored).
@@ -381,6 +388,56 @@ pub async fn attempt(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::signing::{verify_seed, verify_standard};
+
+    #[test]
+    fn signed_headers_carry_every_value_and_both_schemes_for_both_secrets() {
+        let (current, previous) = (
+            Secret::from_stored(b"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_vec()),
+            Secret::from_stored(b"old secret".to_vec()),
+        );
+        let (keys, old) = (SigningKeys::new(&current), SigningKeys::new(&previous));
+        let (attempt_id, webhook_id) = (Uuid::now_v7(), Uuid::new_v4());
+        let body = br#"{"event":"alert.created"}"#;
+        for prev in [None, Some(&old)] {
+            let signed = Signed {
+                content_type: "application/json",
+                event_type: "alert.created",
+                event_ref: "ref-1",
+                attempt_id,
+                now: 1_778_250_645_123,
+                webhook_id,
+                keys: &keys,
+                previous: prev,
+                body,
+            };
+            let headers = signed_headers(&HeaderNames::new("X-Tocsin"), &signed);
+            let get = |name: &str| {
+                headers.iter().find(|(k, _)| k.as_str() == name).map(|(_, v)| v.to_str().unwrap().to_string())
+            };
+            assert_eq!(get("content-type").as_deref(), Some("application/json"));
+            assert_eq!(get("x-tocsin-event").as_deref(), Some("alert.created"));
+            assert_eq!(get("x-tocsin-delivery"), Some(attempt_id.to_string()));
+            assert_eq!(get("x-tocsin-timestamp").as_deref(), Some("2026-05-08T14:30:45Z"));
+            assert_eq!(get("x-tocsin-webhook-id"), Some(webhook_id.to_string()));
+            assert_eq!(get("webhook-id").as_deref(), Some("ref-1"));
+            assert_eq!(get("webhook-timestamp").as_deref(), Some("1778250645"));
+            assert!(verify_seed(&keys, body, &get("x-tocsin-signature").unwrap()));
+            let standard = get("webhook-signature").unwrap();
+            assert!(verify_standard(&keys, "ref-1", 1_778_250_645, body, &standard));
+            match prev {
+                None => {
+                    assert_eq!(get("x-tocsin-signature-previous"), None);
+                    assert_eq!(standard.split(' ').count(), 1);
+                }
+                Some(old) => {
+                    assert!(verify_seed(old, body, &get("x-tocsin-signature-previous").unwrap()));
+                    assert!(verify_standard(old, "ref-1", 1_778_250_645, body, &standard));
+                    assert_eq!(standard.split(' ').count(), 2);
+                }
+            }
+        }
+    }
 
     #[test]
     fn logged_headers_are_the_json_of_the_sent_ones_with_credentials_masked() {
