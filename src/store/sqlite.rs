@@ -2,9 +2,10 @@
 //!
 //! All writes go through ONE writer thread that drains whatever writes are queued into a single
 //! `BEGIN IMMEDIATE` transaction (group commit); a failing write is retried alone so it does not
-//! undo the others, and every caller is answered only after the commit that made its write
-//! durable (`synchronous=FULL`; deferred writes, see [`Durability`], skip the fsync). Reads use a
-//! small pool of connections on the blocking thread pool.
+//! undo the others. The writer commits without waiting for the disk; a synced write (see
+//! [`Durability`]) is answered only once a second thread, the syncer, has synced the WAL past its
+//! commit, while the writer goes on with the next group. Reads use a small pool of connections
+//! on the blocking thread pool.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,6 +34,10 @@ const GATHER_UP_TO: usize = 64;
 const WAL_CATCH_UP_FRAMES: i64 = 8192;
 
 type Reply = oneshot::Sender<Result<Vec<StmtResult>, StoreError>>;
+
+/// A caller whose write is committed, waiting for the WAL to be synced past the commit: called
+/// with the sync's outcome.
+type AwaitingSync = Box<dyn FnOnce(Result<(), String>) + Send>;
 
 enum Job {
     Write(Vec<Stmt>, Durability, Reply),
@@ -171,11 +176,22 @@ fn run_all(conn: &Connection, stmts: &[Stmt]) -> Result<Vec<StmtResult>, StoreEr
     stmts.iter().map(|s| run(conn, s)).collect()
 }
 
-/// The writer thread: group commit of queued writes. A group of deferred writes only (claims,
-/// attempt records) commits without waiting for the disk (`synchronous=NORMAL`); a group with any
-/// synced write commits with `FULL`, whose fsync of the WAL also makes every earlier commit durable.
-fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>, catch_up: Arc<AtomicBool>) {
-    let mut synced = true;
+/// The writer thread: group commit of queued writes. It commits without waiting for the disk
+/// (`synchronous=NORMAL`) and answers deferred writes at once; synced writes (and migrations)
+/// are handed to the syncer, which answers them once the WAL holding their commit is on disk.
+/// So a group that must be durable never stalls the claims and records behind it for the
+/// length of an fsync, and syncs that overlap are made once.
+fn writer_loop(
+    conn: Connection,
+    jobs: mpsc::Receiver<Job>,
+    catch_up: Arc<AtomicBool>,
+    syncer: mpsc::Sender<AwaitingSync>,
+) {
+    let after_sync = |job: AwaitingSync| {
+        if let Err(mpsc::SendError(job)) = syncer.send(job) {
+            job(Err("the SQLite syncer thread has stopped".into()));
+        }
+    };
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_GROUP {
@@ -209,28 +225,34 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>, catch_up: Arc<Atomic
             }
         }
         for (list, reply) in migrations {
-            let _ = reply.send(migrate(&conn, list));
-        }
-        if !writes.is_empty() {
-            let want_synced = writes.iter().any(|(_, d, _)| d.is_synced());
-            if want_synced != synced {
-                let pragma = if want_synced { "PRAGMA synchronous = FULL" } else { "PRAGMA synchronous = NORMAL" };
-                match conn.execute_batch(pragma) {
-                    Ok(()) => synced = want_synced,
-                    // Committing synced writes without FULL would break their promise: refuse.
-                    Err(e) if want_synced => {
-                        for (_, _, reply) in writes {
-                            let _ = reply.send(Err(StoreError::Unavailable(format!("cannot sync commits: {e}"))));
-                        }
-                        continue;
-                    }
-                    Err(e) => tracing::warn!(error = %e, "cannot relax synchronous mode"),
+            match migrate(&conn, list) {
+                Ok(applied) => after_sync(Box::new(move |synced: Result<(), String>| {
+                    let _ = reply.send(synced.map(|()| applied).map_err(StoreError::Unavailable));
+                })),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
                 }
             }
-            let stmts: Vec<&[Stmt]> = writes.iter().map(|(s, _, _)| s.as_slice()).collect();
+        }
+        // Deferred writes (claims, releases: someone waits on them, and none needs a sync)
+        // commit ahead of the others, in a transaction of their own: a batch publish's thousands
+        // of inserts would otherwise hold up the claim that keeps a webhook's queue from running
+        // dry. Nothing in one batch waits on another write of it, so any order is one the
+        // callers could have seen; the attempt records keep the order they came in (the
+        // breaker counts consecutive failures).
+        let (awaited, rest): (Vec<_>, Vec<_>) = writes.into_iter().partition(|(_, d, _)| *d == Durability::Deferred);
+        for group in [awaited, rest].into_iter().filter(|g| !g.is_empty()) {
+            let stmts: Vec<&[Stmt]> = group.iter().map(|(s, _, _)| s.as_slice()).collect();
             let results = commit_group(&conn, &stmts);
-            for ((_, _, reply), result) in writes.into_iter().zip(results) {
-                let _ = reply.send(result);
+            for ((_, durability, reply), result) in group.into_iter().zip(results) {
+                match result {
+                    Ok(rows) if durability.is_synced() => after_sync(Box::new(move |synced: Result<(), String>| {
+                        let _ = reply.send(synced.map(|()| rows).map_err(StoreError::Unavailable));
+                    })),
+                    other => {
+                        let _ = reply.send(other);
+                    }
+                }
             }
         }
         if catch_up.swap(false, Ordering::Relaxed) {
@@ -241,6 +263,45 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>, catch_up: Arc<Atomic
             }
         }
     }
+}
+
+/// The syncer thread: makes committed writes durable and answers them. One `fdatasync` of the
+/// WAL covers every commit written before it, so all the writes waiting when it starts are
+/// answered by it.
+///
+/// Why syncing the WAL file from here is enough: commits are appended to the WAL in order and
+/// recovery keeps the longest valid prefix of it, so once the file is synced past a commit, that
+/// commit survives a power loss. The WAL is only overwritten from its start after a checkpoint
+/// copied all of it into the database file, and such a checkpoint syncs the WAL before it copies
+/// and the database file after (SQLite does so at `synchronous=NORMAL`): a commit whose frames
+/// were overwritten before this thread got to them is already durable in the database file.
+fn syncer_loop(wal_path: std::path::PathBuf, waiting: mpsc::Receiver<AwaitingSync>) {
+    let mut wal: Option<(std::fs::File, u64)> = None;
+    while let Ok(first) = waiting.recv() {
+        let mut done = vec![first];
+        done.extend(waiting.try_iter());
+        let synced = sync_wal(&wal_path, &mut wal).map_err(|e| format!("cannot sync {}: {e}", wal_path.display()));
+        if let Err(e) = &synced {
+            tracing::error!(error = %e, "commits could not be made durable; their callers are told");
+        }
+        for answer in done {
+            answer(synced.clone());
+        }
+    }
+}
+
+/// Syncs the WAL file's data, (re)opening it when it is not the file open last time (SQLite
+/// deletes the WAL when its last connection closes, and creates it anew).
+fn sync_wal(path: &Path, wal: &mut Option<(std::fs::File, u64)>) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let inode = std::fs::metadata(path)?.ino();
+    let file = match wal.take() {
+        Some((file, open)) if open == inode => file,
+        _ => std::fs::File::open(path)?,
+    };
+    let synced = file.sync_data();
+    *wal = Some((file, inode));
+    synced
 }
 
 /// Runs a statement without parameters from the statement cache (no parsing per call).
@@ -390,8 +451,9 @@ impl SqliteBackend {
         }
         let conn = open_connection(path)?;
         // The writer never checkpoints (a checkpoint would stall every write behind it); a
-        // thread of its own does, without blocking writers, a few times a second.
-        conn.execute_batch("PRAGMA wal_autocheckpoint = 0").map_err(db_err)?;
+        // thread of its own does, without blocking writers, a few times a second. Nor does it
+        // sync its commits: the syncer does, for the writes that must wait for the disk.
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA synchronous = NORMAL").map_err(db_err)?;
         let (tx, rx) = mpsc::channel::<Job>();
         let checkpointer = open_connection(path)?;
         let (stop_checkpoints, stop) = mpsc::channel();
@@ -405,9 +467,16 @@ impl SqliteBackend {
             .name("sqlite-checkpoint".into())
             .spawn(move || checkpoint_loop(checkpointer, db_file, stop, wal_limit, asked))
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let (to_syncer, waiting) = mpsc::channel();
+        let mut wal_path = path.as_os_str().to_owned();
+        wal_path.push("-wal");
+        std::thread::Builder::new()
+            .name("sqlite-sync".into())
+            .spawn(move || syncer_loop(wal_path.into(), waiting))
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, catch_up))
+            .spawn(move || writer_loop(conn, rx, catch_up, to_syncer))
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(Self {
             writer: Mutex::new(tx),
@@ -472,6 +541,56 @@ impl Backend for SqliteBackend {
 mod tests {
     use super::*;
     use crate::params;
+
+    /// SQLite deletes the WAL when its last connection closes and creates it anew: the syncer
+    /// must sync the file that is there now, not the one it opened first.
+    #[test]
+    fn the_syncer_follows_a_wal_file_made_anew() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db-wal");
+        let mut wal = None;
+        let missing = sync_wal(&path, &mut wal).unwrap_err();
+        assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
+        std::fs::write(&path, b"first").unwrap();
+        sync_wal(&path, &mut wal).unwrap();
+        let first = wal.as_ref().map(|(_, inode)| *inode).unwrap();
+        // A second file exists while the first is removed, so the new one cannot reuse its inode.
+        std::fs::write(dir.path().join("other"), b"other").unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, b"second").unwrap();
+        sync_wal(&path, &mut wal).unwrap();
+        let (file, inode) = wal.as_ref().unwrap();
+        assert_ne!(*inode, first);
+        assert_eq!(file.metadata().unwrap().ino(), std::fs::metadata(&path).unwrap().ino());
+    }
+
+    /// Synced writes are answered by the syncer, deferred ones by the writer: every write of a
+    /// mixed stream is answered, and committed once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn synced_and_deferred_writes_are_all_answered_and_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(SqliteBackend::open(&dir.path().join("s.db")).unwrap());
+        db.write(vec![Stmt::new("CREATE TABLE t (id INTEGER PRIMARY KEY, kind TEXT NOT NULL)", vec![])]).await.unwrap();
+        let writes = (0..200).map(|i| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let (kind, durability) = match i % 3 {
+                    0 => ("synced", Durability::Synced),
+                    1 => ("deferred", Durability::Deferred),
+                    _ => ("background", Durability::Background),
+                };
+                let stmt = Stmt::new("INSERT INTO t (id, kind) VALUES ($1, $2)", params![i as i64, kind]);
+                db.write_with(vec![stmt], durability).await.unwrap()[0].affected
+            })
+        });
+        for w in writes.collect::<Vec<_>>() {
+            assert_eq!(w.await.unwrap(), 1);
+        }
+        let rows = db.query("SELECT kind, COUNT(*) FROM t GROUP BY kind ORDER BY kind", vec![]).await.unwrap();
+        let counts: Vec<(String, i64)> = rows.iter().map(|r| (r.text(0).unwrap(), r.int(1).unwrap())).collect();
+        assert_eq!(counts, [("background".into(), 66), ("deferred".into(), 67), ("synced".into(), 67)]);
+    }
 
     /// Under writes that never pause, the background checkpoint never copies the whole WAL, so
     /// without the writer's help the file grows by every byte written.
