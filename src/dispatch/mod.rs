@@ -463,8 +463,9 @@ impl Dispatcher {
     /// Offers to take `count` deliveries of `webhook` that are being published in this process
     /// straight into its queue, leased, with no claim and no event read: the fast path from
     /// publish to delivery. Granted when the webhook is active, sends without a rate limit, and
-    /// has room for all of them now (up to [`HAND_OVER_FACTOR`] times its prefetch); the caller then publishes them with the returned start and
-    /// hands them over with [`Dispatcher::adopt`] (or gives the room back with `withdraw`).
+    /// has room for all of them now (up to [`HAND_OVER_FACTOR`] times its prefetch); the caller
+    /// then publishes them with the returned start and hands them over with
+    /// [`Dispatcher::adopt`] (or gives the room back with `withdraw`).
     pub fn offer(&self, webhook: &Webhook, count: usize) -> Option<DeliveryStart> {
         let rate_limited = webhook.max_per_second.is_some() || webhook.format == Format::Slack;
         if count == 0 || !webhook.is_active || rate_limited || self.stopping.load(std::sync::atomic::Ordering::Relaxed)
