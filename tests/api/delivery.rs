@@ -899,7 +899,7 @@ async fn handoff_on(backend: Backend) {
     let webhook = store.webhook_by_id(id.parse().unwrap()).await.unwrap().unwrap();
     assert!(matches!(dispatcher.offer(&webhook, 10), Some(tocsin::store::DeliveryStart::Leased { .. })));
     assert!(dispatcher.offer(&webhook, 100_000).is_none(), "more than its prefetch room");
-    let all_room = (1..=2048).rev().find(|n| {
+    let all_room = (1..=16_384).rev().find(|n| {
         let granted = dispatcher.offer(&webhook, *n).is_some();
         if granted {
             dispatcher.withdraw(webhook.id, *n);
