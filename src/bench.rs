@@ -83,6 +83,14 @@ struct Proc(Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        // A wrapped server (a profiler) is asked to stop, so that the profiler writes its output.
+        if std::env::var_os("TOCSIN_BENCH_SERVER_WRAPPER").is_some() {
+            let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < deadline && matches!(self.0.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -136,6 +144,22 @@ async fn wait_ready(api: &Api, path: &str) -> anyhow::Result<()> {
 
 fn exe() -> anyhow::Result<std::path::PathBuf> {
     Ok(std::env::current_exe()?)
+}
+
+/// The command that starts a server: this executable, or, when `TOCSIN_BENCH_SERVER_WRAPPER` is
+/// set, that command line with this executable after it. A profiler that counts instructions
+/// (`valgrind --tool=callgrind`) gives figures that do not drift with the machine's speed.
+fn server_command() -> anyhow::Result<Command> {
+    let wrapper = std::env::var("TOCSIN_BENCH_SERVER_WRAPPER").unwrap_or_default();
+    let mut words = wrapper.split_whitespace();
+    Ok(match words.next() {
+        None => Command::new(exe()?),
+        Some(program) => {
+            let mut cmd = Command::new(program);
+            cmd.args(words).arg(exe()?);
+            cmd
+        }
+    })
 }
 
 /// A sink: `tocsin listen --quiet`, optionally slow.
@@ -238,7 +262,7 @@ async fn start_servers(args: &BenchArgs, extra_env: &[(&str, String)]) -> anyhow
         if i == 0 {
             first_port = port;
         }
-        let mut cmd = Command::new(exe()?);
+        let mut cmd = server_command()?;
         cmd.arg("serve")
             .env("TOCSIN_LISTEN", format!("127.0.0.1:{port}"))
             .env("TOCSIN_DATA_DIR", dir.path())
