@@ -93,7 +93,7 @@ fn events(tenant: &TenantId, webhooks: &[uuid::Uuid], n: usize) -> Vec<(NewEvent
                     event_ref: format!("{}-{i}", uuid::Uuid::new_v4()),
                     event_type: "alert.created".into(),
                     ordering_key: None,
-                    data: json!({"pad": "x".repeat(900)}).to_string().into_bytes(),
+                    data: json!({"pad": "x".repeat(900)}).to_string().into_bytes().into(),
                     created_at: now_ms(),
                 },
                 webhooks.iter().map(|&webhook_id| Target { webhook_id, start: DeliveryStart::Pending }).collect(),

@@ -126,7 +126,7 @@ pub fn validate(
         event_ref,
         event_type: input.event.clone(),
         ordering_key: input.ordering_key.clone(),
-        data: raw.as_bytes().to_vec(),
+        data: bytes::Bytes::copy_from_slice(raw.as_bytes()),
         created_at: now_ms(),
     })
 }

@@ -706,7 +706,7 @@ impl Dispatcher {
             event_ref: Uuid::new_v4().to_string(),
             event_type: "webhook.test".into(),
             ordering_key: None,
-            data: data.to_string().into_bytes(),
+            data: data.to_string().into_bytes().into(),
             created_at: now_ms(),
         };
         let published = self.store.publish(vec![(event.clone(), Vec::new())]).await?;
@@ -747,7 +747,7 @@ async fn publish_system_event(
         event_ref: Uuid::new_v4().to_string(),
         event_type: event_type.to_string(),
         ordering_key: None,
-        data: data.to_string().into_bytes(),
+        data: data.to_string().into_bytes().into(),
         created_at: now_ms(),
     };
     let (_, woken) = crate::publish::commit(dispatcher.store.as_ref(), tenant, vec![event], None).await?;

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 pub struct EventBody {
     pub event_ref: String,
     pub event_type: String,
-    pub data: Vec<u8>,
+    pub data: bytes::Bytes,
     pub created_at: i64,
 }
 
@@ -113,7 +113,7 @@ mod tests {
         Arc::new(EventBody {
             event_ref: "r".into(),
             event_type: "alert.created".into(),
-            data: vec![b'x'; data_len],
+            data: vec![b'x'; data_len].into(),
             created_at: 1,
         })
     }

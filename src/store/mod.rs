@@ -93,8 +93,9 @@ pub struct NewEvent {
     pub event_ref: String,
     pub event_type: String,
     pub ordering_key: Option<String>,
-    /// The `data` object exactly as published.
-    pub data: Vec<u8>,
+    /// The `data` object exactly as published (shared, not copied, by the deliveries handed
+    /// over at publish).
+    pub data: bytes::Bytes,
     pub created_at: i64,
 }
 
@@ -157,7 +158,8 @@ pub struct ClaimedDelivery {
     pub event_id: Uuid,
     pub event_ref: String,
     pub event_type: String,
-    pub data: Vec<u8>,
+    /// The event's payload, shared by all its deliveries in this process.
+    pub data: bytes::Bytes,
     pub created_at: i64,
 }
 

@@ -884,7 +884,7 @@ impl<B: Backend> Store for SqlStore<B> {
                     &e.event_ref,
                     &e.event_type,
                     e.ordering_key.clone(),
-                    e.data.clone(),
+                    e.data.to_vec(),
                     targets.len() as i64,
                     e.created_at
                 ],
@@ -1051,7 +1051,7 @@ impl<B: Backend> Store for SqlStore<B> {
                 let event = Arc::new(EventBody {
                     event_ref: row.text(1)?,
                     event_type: row.text(2)?,
-                    data: row.bytes(3)?,
+                    data: row.bytes(3)?.into(),
                     created_at: row.int(4)?,
                 });
                 // This claim is one of its deliveries; the others are other webhooks' claims.

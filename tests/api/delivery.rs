@@ -710,7 +710,7 @@ async fn published_leased_on(backend: Backend) {
         event_ref: r.to_string(),
         event_type: "alert.created".into(),
         ordering_key: None,
-        data: br#"{"n":1}"#.to_vec(),
+        data: br#"{"n":1}"#.to_vec().into(),
         created_at: tocsin::domain::time::now_ms(),
     };
     let leased =
@@ -786,7 +786,7 @@ async fn claims_on(backend: Backend) {
                 event_ref: format!("claim-{n}"),
                 event_type: "alert.created".into(),
                 ordering_key: None,
-                data: br#"{"n":1}"#.to_vec(),
+                data: br#"{"n":1}"#.to_vec().into(),
                 created_at: now_ms(),
             };
             (event, vec![Target { webhook_id: webhook, start: DeliveryStart::Pending }])
