@@ -25,7 +25,7 @@ const MAX_GROUP: usize = 512;
 const READ_POOL: usize = 8;
 /// How long a group of background writes waits for more writes before it commits.
 const GATHER: std::time::Duration = std::time::Duration::from_millis(2);
-/// ... but no longer than this after the last write arrived.
+/// ... in slices of this length, and no longer once a slice brought none (see [`gather`]).
 const GATHER_GAP: std::time::Duration = std::time::Duration::from_micros(250);
 /// Groups of background writes at least this large commit at once.
 const GATHER_UP_TO: usize = 64;
