@@ -7,11 +7,11 @@ use std::sync::Arc;
 use divan::{black_box, Bencher};
 use serde_json::json;
 use tocsin::catalogue::Catalogue;
+use tocsin::destinations::{render, EventView, RenderSettings};
 use tocsin::domain::secret::Secret;
 use tocsin::domain::tenant::TenantId;
 use tocsin::domain::time::now_ms;
 use tocsin::domain::webhook::Format;
-use tocsin::render::{render, EventView, RenderSettings};
 use tocsin::signing::{
     seed_signature, seed_signature_keyed, standard_signature, standard_signature_keyed, SigningKeys,
 };

@@ -7,6 +7,9 @@
 #   cargo build --release; cp target/release/tocsin /tmp/tocsin-after
 #   scripts/bench-ab.sh 3 a /tmp/tocsin-before /tmp/tocsin-after
 #
+# The load-test tool (BENCH_TOOL, default target/release/tocsin-bench, built by
+# `cargo build --release --workspace`) is the same for both builds; only the server differs.
+#
 # Environment: EVENTS (default 100000), STEADY (seconds of scenario e, default 20),
 # OUT (directory of the JSON results, default target/bench/ab).
 set -euo pipefail
@@ -43,7 +46,7 @@ for run in $(seq 1 "$runs"); do
         name=$(basename "$bin")
         thread_cpu > "$out/$name-$run.threads" &
         sampler=$!
-        "$bin" bench --scenario "$scenarios" --events "${EVENTS:-100000}" --steady-secs "${STEADY:-20}" \
+        TOCSIN_BENCH_SERVER="$bin" "${BENCH_TOOL:-target/release/tocsin-bench}" --scenario "$scenarios" --events "${EVENTS:-100000}" --steady-secs "${STEADY:-20}" \
             --out "$out/$name-$run.json" > "$out/$name-$run.log" 2>&1 || echo "$name run $run failed: see $out/$name-$run.log"
         wait "$sampler" || true
         python3 - "$out/$name-$run.json" "$name" "$(cat "$out/$name-$run.threads")" <<'EOF'

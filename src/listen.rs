@@ -235,6 +235,6 @@ pub async fn run(args: ListenArgs) -> anyhow::Result<()> {
             if args.secret.is_some() { ", checking signatures" } else { "" }
         );
     }
-    axum::serve(tcp, app).with_graceful_shutdown(crate::startup::shutdown_signal()).await?;
+    axum::serve(tcp, app).with_graceful_shutdown(crate::app::shutdown_signal()).await?;
     Ok(())
 }

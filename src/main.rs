@@ -1,13 +1,13 @@
-//! The `tocsin` command: serve, migrate, and manage API tokens.
+//! The `tocsin` command: serve, migrate, manage API tokens, and listen for test deliveries.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tocsin::app::{self, Application};
 use tocsin::config::{Flags, Settings};
 use tocsin::domain::tenant::TenantId;
 use tocsin::domain::time::{now_ms, rfc3339_ms};
 use tocsin::domain::token::{PlainToken, Role};
-use tocsin::startup::{self, Application};
 use tocsin::store::{AuditEntry, TokenRecord};
 
 #[derive(Parser)]
@@ -36,8 +36,6 @@ enum Command {
     },
     /// Receive webhooks locally: print each delivery and check its signatures.
     Listen(tocsin::listen::ListenArgs),
-    /// Run the load test (starts its own sink and servers on loopback).
-    Bench(tocsin::bench::BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -85,9 +83,9 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
     }
 }
 
-/// Runs a command that needs no settings (listen, bench).
+/// Runs a command that needs no settings (listen).
 fn standalone(work: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
-    tocsin::telemetry::init("warn");
+    tocsin::app::telemetry::init("warn");
     let Some(rt) = runtime() else { return ExitCode::FAILURE };
     match rt.block_on(work) {
         Ok(()) => ExitCode::SUCCESS,
@@ -108,7 +106,6 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let flags = match &cli.command {
         Command::Listen(args) => return standalone(tocsin::listen::run(args.clone())),
-        Command::Bench(args) => return standalone(tocsin::bench::run(args.clone())),
         Command::Serve { flags } | Command::Migrate { flags } => flags,
         Command::Token { action } => match action {
             TokenAction::Create { flags, .. } | TokenAction::List { flags, .. } | TokenAction::Revoke { flags, .. } => {
@@ -123,7 +120,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tocsin::telemetry::init(&settings.log);
+    tocsin::app::telemetry::init(&settings.log);
     let Some(runtime) = runtime() else { return ExitCode::FAILURE };
     match runtime.block_on(run(cli.command, settings)) {
         Ok(Ok(())) => ExitCode::SUCCESS,
@@ -148,7 +145,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<Result<(), 
                 println!("{}", token.expose());
             }
             tracing::info!(addr = %app.local_addr(), "listening");
-            app.run_until(startup::shutdown_signal()).await?;
+            app.run_until(app::shutdown_signal()).await?;
             tracing::info!("stopped");
         }
         Command::Migrate { .. } => {
@@ -157,13 +154,13 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<Result<(), 
             println!("migrations applied: {applied:?}");
         }
         Command::Token { action } => return token_command(action, settings).await,
-        Command::Listen(_) | Command::Bench(_) => unreachable!("handled before settings are loaded"),
+        Command::Listen(_) => unreachable!("handled before settings are loaded"),
     }
     Ok(Ok(()))
 }
 
 async fn token_command(action: TokenAction, settings: Settings) -> anyhow::Result<Result<(), UsageError>> {
-    let store = startup::open_store(&settings).await?;
+    let store = app::open_store(&settings).await?;
     let tenant_of = |t: &str| TenantId::parse(t).map_err(|e| UsageError(format!("--tenant: {}", e.message)));
     match action {
         TokenAction::Create { tenant, role, name, .. } => {

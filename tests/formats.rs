@@ -8,8 +8,8 @@
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use tocsin::catalogue::Catalogue;
+use tocsin::destinations::{render, EventView, RenderSettings};
 use tocsin::domain::webhook::Format;
-use tocsin::render::{render, EventView, RenderSettings};
 
 const EMITTED_AT: i64 = 1_778_250_645_123; // 2026-05-08T14:30:45.123Z
 const EVENT_REF: &str = "3fa85f64-5717-4562-b3fc-2c963f66afa6";

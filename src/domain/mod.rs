@@ -5,6 +5,7 @@ pub mod event_type;
 pub mod page;
 pub mod secret;
 pub mod tenant;
+pub mod text;
 pub mod time;
 pub mod token;
 pub mod webhook;

@@ -13,8 +13,8 @@ use tokio::net::{TcpStream, UdpSocket};
 
 use super::http::{ConnectError, GuardedConnector, Resolve, SendError};
 use super::ssrf::AddressPolicy;
+use crate::domain::text::clip_bytes;
 use crate::domain::webhook::TransportKind;
-use crate::render::text::clip_bytes;
 
 type Stream = Box<dyn AsyncWrite + Send + Unpin>;
 

@@ -9,7 +9,6 @@ pub mod slack;
 pub mod splunk_hec;
 pub mod syslog;
 pub mod teams;
-pub mod text;
 
 use crate::domain::webhook::Format;
 

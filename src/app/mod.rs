@@ -1,5 +1,7 @@
 //! Building and running the service: store, migrations, keys, bootstrap, HTTP server.
 
+pub mod telemetry;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,14 +10,14 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
-use crate::api::{self, AppState, Shared};
 use crate::catalogue::Catalogue;
 use crate::config::Settings;
 use crate::crypto::{self, Cipher};
-use crate::dispatch::Dispatcher;
+use crate::delivery::Dispatcher;
 use crate::domain::tenant::TenantId;
 use crate::domain::time::now_ms;
 use crate::domain::token::{PlainToken, Role};
+use crate::http::api::{self, AppState, Shared};
 use crate::store::{self, Store, TokenRecord};
 use crate::transport::ssrf::AddressPolicy;
 

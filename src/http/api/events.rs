@@ -12,7 +12,7 @@ use super::extract::{ApiJson, Principal};
 use super::AppState;
 use crate::domain::time::rfc3339_ms;
 use crate::domain::token::Role;
-use crate::publish::{self, EventInput, KnownTypes};
+use crate::fanout::{self, EventInput, KnownTypes};
 use crate::store::Published;
 
 pub const MAX_BATCH: usize = 1000;
@@ -76,8 +76,8 @@ pub async fn publish_event(
 ) -> ApiResult<(StatusCode, Json<PublishResult>)> {
     who.require(&[Role::Publisher, Role::Admin])?;
     let known = known_types(&state, &who).await?;
-    let event = publish::validate(&input, "", &who.tenant, &known, state.settings.max_event_bytes)?;
-    let mut published = publish::publish(&state, &who.tenant, vec![event]).await?;
+    let event = fanout::validate(&input, "", &who.tenant, &known, state.settings.max_event_bytes)?;
+    let mut published = fanout::publish(&state, &who.tenant, vec![event]).await?;
     Ok((StatusCode::ACCEPTED, Json(published.remove(0).into())))
 }
 
@@ -99,7 +99,7 @@ pub async fn publish_batch(
     let mut valid = Vec::new();
     let mut slots = Vec::new();
     for (i, e) in input.events.iter().enumerate() {
-        match publish::validate(e, &format!("events[{i}]."), &who.tenant, &known, state.settings.max_event_bytes) {
+        match fanout::validate(e, &format!("events[{i}]."), &who.tenant, &known, state.settings.max_event_bytes) {
             Ok(ev) => {
                 slots.push(i);
                 valid.push(ev);
@@ -123,7 +123,7 @@ pub async fn publish_batch(
         }
     }
     if !valid.is_empty() {
-        let published = publish::publish(&state, &who.tenant, valid).await?;
+        let published = fanout::publish(&state, &who.tenant, valid).await?;
         for (i, p) in slots.into_iter().zip(published) {
             let item = &mut results[i];
             item.status = if p.duplicate { "duplicate" } else { "accepted" };

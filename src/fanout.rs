@@ -8,14 +8,14 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
-use crate::api::AppState;
 use crate::catalogue::Catalogue;
-use crate::dispatch::Dispatcher;
+use crate::delivery::Dispatcher;
 use crate::domain::event_type::EventType;
 use crate::domain::event_type::{EventTypeName, SYSTEM_EVENT_TYPES};
 use crate::domain::tenant::TenantId;
 use crate::domain::time::now_ms;
 use crate::domain::FieldError;
+use crate::http::api::AppState;
 use crate::store::{ClaimedDelivery, DeliveryStart, NewEvent, Published, Store, StoreError, Target};
 
 /// One event as a producer sends it.

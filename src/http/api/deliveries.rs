@@ -81,9 +81,9 @@ pub async fn request_body(state: &AppState, w: &Webhook, a: &AttemptRecord) -> A
             .find(|et| et.name == a.event_type)
             .and_then(|et| et.presentation),
     };
-    let rendered = crate::render::render(
+    let rendered = crate::destinations::render(
         a.format,
-        &crate::render::EventView {
+        &crate::destinations::EventView {
             event_type: &a.event_type,
             event_ref: &a.event_ref,
             tenant_id: w.tenant_id.as_str(),
@@ -420,9 +420,9 @@ pub async fn preview(
     };
     let raw = data.to_string();
     let event_ref = uuid::Uuid::new_v4().to_string();
-    let rendered = crate::render::render(
+    let rendered = crate::destinations::render(
         w.format,
-        &crate::render::EventView {
+        &crate::destinations::EventView {
             event_type: &chosen.name,
             event_ref: &event_ref,
             tenant_id: who.tenant.as_str(),

@@ -5,8 +5,8 @@
 //! cut to their limits; SD-PARAM values escape `"`, `\` and `]`. MSG is the JSON envelope, or a
 //! CEF line when the webhook asks for CEF over syslog.
 
-use super::text::clip_chars;
 use super::EventView;
+use crate::domain::text::clip_chars;
 use crate::domain::time::rfc3339_ms;
 
 /// The SD-ID of Tocsin's element. 32473 is the private enterprise number reserved for

@@ -8,6 +8,7 @@
 //! the leases of attempts that did not finish are released.
 
 pub mod attempt;
+pub mod notify;
 pub mod retry;
 
 use std::collections::HashMap;
@@ -20,11 +21,11 @@ use uuid::Uuid;
 use crate::catalogue::Catalogue;
 use crate::config::Settings;
 use crate::crypto::Cipher;
+use crate::destinations::RenderSettings;
 use crate::domain::secret::Secret;
 use crate::domain::tenant::TenantId;
 use crate::domain::time::now_ms;
 use crate::domain::webhook::{Format, Webhook};
-use crate::render::RenderSettings;
 use crate::signing::SigningKeys;
 use crate::store::{AttemptRecord, ClaimedDelivery, DeliveryStart, NewEvent, Store, StoreError};
 use crate::transport::http::{GuardedConnector, HttpTransport, Resolve, SystemResolver};
@@ -121,7 +122,7 @@ pub struct Inner {
     /// Lease ids are `<process>:<n>`: this process's part, and the last n.
     process: String,
     leases: std::sync::atomic::AtomicU64,
-    mailer: Option<crate::notify::Mailer>,
+    mailer: Option<crate::delivery::notify::Mailer>,
 }
 
 /// A handle to the delivery engine (cheap to clone).
@@ -176,7 +177,7 @@ impl Dispatcher {
             SyslogTransport::new(policy.clone(), resolver.clone(), Arc::new(tls.clone()), settings.syslog_udp_max);
         let mailer = match &settings.smtp_url {
             Some(url) => Some(
-                crate::notify::Mailer::new(&url.0, &settings.smtp_from)
+                crate::delivery::notify::Mailer::new(&url.0, &settings.smtp_from)
                     .map_err(|e| anyhow::anyhow!("invalid setting TOCSIN_SMTP_URL: {e}"))?,
             ),
             None => None,
@@ -750,7 +751,7 @@ async fn publish_system_event(
         data: data.to_string().into_bytes().into(),
         created_at: now_ms(),
     };
-    let (_, woken) = crate::publish::commit(dispatcher.store.as_ref(), tenant, vec![event], None).await?;
+    let (_, woken) = crate::fanout::commit(dispatcher.store.as_ref(), tenant, vec![event], None).await?;
     dispatcher.wake(woken);
     Ok(())
 }

@@ -9,10 +9,10 @@ use uuid::Uuid;
 
 use super::webhooks::{attempt_status, when};
 use super::{api_error_page, csrf_input, error_page, page, pre, FormPost, Session};
-use crate::api::deliveries as api_deliveries;
-use crate::api::AppState;
 use crate::domain::page::Page;
 use crate::domain::webhook::Webhook;
+use crate::http::api::deliveries as api_deliveries;
+use crate::http::api::AppState;
 use crate::store::AttemptRecord;
 
 pub const PER_PAGE: u32 = 50;

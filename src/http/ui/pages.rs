@@ -11,12 +11,12 @@ use super::{
     clear_cookie, cookie, csrf_input, error_page, field, layout, page, set_cookie, start_session, FormPost, Session,
     LOGIN_COOKIE, SESSION_COOKIE, SESSION_MS,
 };
-use crate::api::extract::authenticate;
-use crate::api::AppState;
 use crate::crypto::{b64url, constant_time_eq, random_bytes, sha256};
 use crate::domain::page::Page;
 use crate::domain::time::rfc3339_secs;
 use crate::domain::token::Role;
+use crate::http::api::extract::authenticate;
+use crate::http::api::AppState;
 
 fn login_form(headers: &HeaderMap, error: Option<&str>) -> Response {
     // Login CSRF: a double-submit token, bound to a short-lived cookie.

@@ -9,10 +9,10 @@ use bytes::Bytes;
 use uuid::Uuid;
 
 use super::retry::{delay_before_retry, jitter, parse_retry_after};
+use crate::destinations::{self, EventView, RenderSettings};
 use crate::domain::secret::Secret;
 use crate::domain::time::now_ms;
 use crate::domain::webhook::{CustomHeaders, Format, Webhook};
-use crate::render::{self, EventView, RenderSettings};
 use crate::signing::{seed_signature_bytes, standard_signature_bytes, SigningKeys};
 use crate::store::{AttemptRecord, ClaimedDelivery, Completion, NextStep};
 use crate::transport::http::{HttpTransport, SendError};
@@ -97,7 +97,7 @@ fn verdict(format: Format, status: u16, body: &[u8]) -> Verdict {
 /// The delivery log's error for a non-2xx answer: the status and what the receiver said.
 fn describe(format: Format, status: u16, body: &[u8]) -> String {
     if format == Format::SplunkHec {
-        if let Some(hec) = crate::render::splunk_hec::describe_error(status, body) {
+        if let Some(hec) = crate::destinations::splunk_hec::describe_error(status, body) {
             return hec;
         }
     }
@@ -251,7 +251,7 @@ pub async fn attempt(
     let attempt_id = Uuid::now_v7();
     let now = now_ms();
     let transport = w.url.transport();
-    let body = render::render(
+    let body = destinations::render(
         w.format,
         &EventView {
             event_type: &d.event_type,

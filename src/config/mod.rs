@@ -11,7 +11,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use crate::render::RenderSettings;
+use crate::destinations::RenderSettings;
 
 /// A setting that must never be printed: its `Debug` is `***`.
 #[derive(Clone, PartialEq, Eq)]

@@ -6,8 +6,8 @@
 //! boundary. `rt` is epoch milliseconds; `externalId` is the event_ref.
 
 use super::presentation::Presented;
-use super::text::clip_chars;
 use super::{EventView, RenderSettings};
+use crate::domain::text::clip_chars;
 
 fn header(s: &str, max: usize) -> String {
     let flat: String = s.chars().map(|c| if c == '\r' || c == '\n' { ' ' } else { c }).collect();

@@ -4,8 +4,8 @@
 use serde_json::{json, Value};
 
 use super::presentation::Presented;
-use super::text::clip_chars;
 use super::EventView;
+use crate::domain::text::clip_chars;
 use crate::domain::time::rfc3339_secs;
 
 /// Teams refuses larger payloads (413); stay safely below.

@@ -9,15 +9,15 @@ use maud::{html, Markup};
 use uuid::Uuid;
 
 use super::{ago, api_error_page, csrf_input, error_page, field, page, url_markup, FormPost, Session};
-use crate::api::deliveries as api_deliveries;
-use crate::api::error::ApiError;
-use crate::api::webhooks::{self as api_webhooks, WebhookInput};
-use crate::api::AppState;
 use crate::domain::event_type::{EventType, EventTypePattern};
 use crate::domain::page::Page;
 use crate::domain::secret::Secret;
 use crate::domain::time::{now_ms, rfc3339_ms, rfc3339_secs};
 use crate::domain::webhook::{Format, Webhook};
+use crate::http::api::deliveries as api_deliveries;
+use crate::http::api::error::ApiError;
+use crate::http::api::webhooks::{self as api_webhooks, WebhookInput};
+use crate::http::api::AppState;
 use crate::store::{AttemptRecord, WebhookStats};
 
 const DAY_MS: i64 = 86_400_000;

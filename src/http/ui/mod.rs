@@ -22,12 +22,12 @@ use axum::Form;
 use axum::Router;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
-use crate::api::error::ApiError;
-use crate::api::extract::Principal;
-use crate::api::AppState;
 use crate::crypto::{b64url, constant_time_eq, random_bytes, sha256};
 use crate::domain::time::now_ms;
 use crate::domain::token::Role;
+use crate::http::api::error::ApiError;
+use crate::http::api::extract::Principal;
+use crate::http::api::AppState;
 
 const SESSION_COOKIE: &str = "tocsin_session";
 const LOGIN_COOKIE: &str = "tocsin_login";

@@ -30,7 +30,7 @@ use utoipa_axum::routes;
 use crate::catalogue::Catalogue;
 use crate::config::Settings;
 use crate::crypto::Cipher;
-use crate::dispatch::Dispatcher;
+use crate::delivery::Dispatcher;
 use crate::domain::event_type::EventTypePattern;
 use crate::domain::tenant::TenantId;
 use crate::store::Store;
@@ -151,7 +151,7 @@ pub fn router(state: AppState) -> Router {
         })
         .layer(DefaultBodyLimit::max(1024 * 1024));
     Router::new()
-        .merge(crate::ui::router())
+        .merge(crate::http::ui::router())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .nest("/api/v1", api)

@@ -1,4 +1,4 @@
-//! `tocsin bench`: the load test. In one run on one machine it starts a sink (`tocsin listen`),
+//! `tocsin-bench`: the load test. In one run on one machine it starts a sink (`tocsin listen`),
 //! measures the raw ceiling (the requests the service would send, 1 KiB bodies signed both ways,
 //! straight to the sink at the same concurrency; again before each scenario compared with it),
 //! starts `tocsin serve` on a fresh store, creates webhooks, publishes events and waits until
@@ -22,15 +22,17 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::dispatch::attempt::{signed_headers, HeaderNames, Signed};
-use crate::domain::secret::Secret;
-use crate::domain::webhook::Format;
-use crate::render::{self, EventView, RenderSettings};
-use crate::signing::SigningKeys;
-use crate::transport::http::{GuardedConnector, HttpTransport, SystemResolver};
-use crate::transport::ssrf::AddressPolicy;
+use tocsin::delivery::attempt::{signed_headers, HeaderNames, Signed};
+use tocsin::destinations::{self, EventView, RenderSettings};
+use tocsin::domain::secret::Secret;
+use tocsin::domain::webhook::Format;
+use tocsin::signing::SigningKeys;
+use tocsin::transport::http::{GuardedConnector, HttpTransport, SystemResolver};
+use tocsin::transport::ssrf::AddressPolicy;
 
-#[derive(Debug, Clone, clap::Args)]
+/// The load test of Tocsin (starts its own sink and servers on loopback).
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "tocsin-bench", version)]
 pub struct BenchArgs {
     /// Scenarios to run: a, b, c, d, e (comma-separated) or all
     #[arg(long, default_value = "a,b,c,e")]
@@ -142,8 +144,15 @@ async fn wait_ready(api: &Api, path: &str) -> anyhow::Result<()> {
     anyhow::bail!("{} did not become ready", api.base)
 }
 
+/// The `tocsin` binary under test: `TOCSIN_BENCH_SERVER`, or the `tocsin` beside this tool (both
+/// are built into the same target directory).
 fn exe() -> anyhow::Result<std::path::PathBuf> {
-    Ok(std::env::current_exe()?)
+    if let Some(path) = std::env::var_os("TOCSIN_BENCH_SERVER") {
+        return Ok(path.into());
+    }
+    let beside = std::env::current_exe()?.with_file_name("tocsin");
+    anyhow::ensure!(beside.is_file(), "no tocsin binary at {}; set TOCSIN_BENCH_SERVER", beside.display());
+    Ok(beside)
 }
 
 /// The command that starts a server: this executable, or, when `TOCSIN_BENCH_SERVER_WRAPPER` is
@@ -391,7 +400,7 @@ async fn raw_ceiling(port: u16, concurrency: usize, total: u64) -> anyhow::Resul
         Arc::new(SystemResolver),
     );
     let transport =
-        Arc::new(HttpTransport::new(connector, crate::transport::http::tls_config(None, None)?, concurrency));
+        Arc::new(HttpTransport::new(connector, tocsin::transport::http::tls_config(None, None)?, concurrency));
     let uri: Uri = format!("http://127.0.0.1:{port}/hook").parse()?;
     let secret = Secret::from_stored(SECRET.as_bytes().to_vec());
     let next = Arc::new(AtomicU64::new(0));
@@ -413,8 +422,8 @@ async fn raw_ceiling(port: u16, concurrency: usize, total: u64) -> anyhow::Resul
                 let event_ref = format!("raw-{n}");
                 let mut data = String::with_capacity(1000);
                 write_bench_data(&mut data, now_us(), n);
-                let now = crate::domain::time::now_ms();
-                let body = render::render(
+                let now = tocsin::domain::time::now_ms();
+                let body = destinations::render(
                     Format::Json,
                     &EventView {
                         event_type: "alert.created",
@@ -551,7 +560,7 @@ async fn delivery_scenario(
     let cpu_before: f64 = pids.iter().map(|p| proc_usage(*p).0).sum();
     let others_before = OthersCpu::now(sink_proc.0.id());
     let ticks = machine_ticks();
-    let started_ms = crate::domain::time::now_ms();
+    let started_ms = tocsin::domain::time::now_ms();
     let accepted = publish(&api, name, events).await?;
     let expected = events * webhooks as u64;
     let stats = drain(&sink, events, Duration::from_secs(args.timeout_secs)).await?;
@@ -626,7 +635,7 @@ async fn backlog_scenario(args: &BenchArgs, raw: f64) -> anyhow::Result<Value> {
     wait_ready(&sink, "/_tocsin/stats").await?;
     let (cpu_before, _) = proc_usage(pid);
     let started = Instant::now();
-    let enabled_at_ms = crate::domain::time::now_ms();
+    let enabled_at_ms = tocsin::domain::time::now_ms();
     let (status, v) =
         api.call(Method::PATCH, &format!("/api/v1/webhooks/{id}"), Some(json!({"is_active": true}))).await?;
     anyhow::ensure!(status == 200, "re-enable: {status} {v}");
@@ -731,7 +740,28 @@ async fn measure_raw_ceiling(args: &BenchArgs) -> anyhow::Result<Value> {
               "machine_cpu": machine_share(ticks, machine_ticks())}))
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> std::process::ExitCode {
+    let args = <BenchArgs as clap::Parser>::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let wanted: Vec<String> = if args.scenario == "all" {
         ["a", "b", "c", "d", "e"].map(String::from).to_vec()
     } else {
