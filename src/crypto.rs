@@ -68,8 +68,9 @@ pub fn load_or_create_master_key(given: Option<[u8; 32]>, data_dir: &Path) -> an
     }
     let path = data_dir.join("master.key");
     match std::fs::read_to_string(&path) {
-        Ok(text) => crate::config::parse_master_key(text.trim())
-            .map_err(|e| anyhow::anyhow!("master key file {}: {e}", path.display())),
+        Ok(text) => {
+            parse_master_key(text.trim()).map_err(|e| anyhow::anyhow!("master key file {}: {e}", path.display()))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(data_dir)?;
             let key = random_bytes::<32>();
@@ -106,6 +107,20 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     use subtle::ConstantTimeEq;
     a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// Decodes a 32-byte key given as 64 hex digits or as base64.
+pub fn parse_master_key(raw: &str) -> Result<[u8; 32], String> {
+    use base64::Engine;
+    let bytes = if raw.len() == 64 && raw.bytes().all(|b| b.is_ascii_hexdigit()) {
+        hex::decode(raw).map_err(|e| e.to_string())?
+    } else {
+        base64::engine::general_purpose::STANDARD
+            .decode(raw)
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw))
+            .map_err(|_| "must be 32 bytes as 64 hex digits or base64".to_string())?
+    };
+    bytes.try_into().map_err(|_| "must be exactly 32 bytes (64 hex digits or 44 base64 characters)".to_string())
 }
 
 #[cfg(test)]

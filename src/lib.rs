@@ -1,32 +1,47 @@
 //! Tocsin: durable delivery of security events to webhooks, chat and SIEMs.
 //!
-//! The modules are layers; each depends only on the ones listed before it (a test checks it):
-//!
-//! - `crypto`, `domain`, `catalogue`, `signing`: validated types and pure logic, no I/O of note.
-//! - `destinations`: one folder per format (render, response rules, defaults) behind one trait.
-//! - `store`: durable state, SQLite and PostgreSQL.
-//! - `transport`: HTTP and syslog senders with the SSRF guard.
-//! - `config`: the settings, resolved once at start-up.
-//! - `fanout`: an accepted event becomes one delivery per subscribed webhook, committed.
-//! - `delivery`: the engine that claims, attempts, retries and records deliveries.
-//! - `service`: the use cases shared by the API, the dashboard and the CLI.
-//! - `http`: the JSON API and the dashboard, adapters over `service`.
-//! - `app`: the composition root: builds everything, runs and supervises the tasks.
-//! - `listen`: `tocsin listen`, a local receiver for testing integrations.
-//!
-//! See docs/ARCHITECTURE.md for the life of an event.
+//! The modules below are layers, declared lowest first: each may use only the ones declared
+//! before it (`tests/architecture.rs` checks it). docs/ARCHITECTURE.md follows an event through
+//! them.
 
-pub mod app;
-pub mod catalogue;
-pub mod config;
+// Keys, digests and sealing of secrets at rest.
 pub mod crypto;
-pub mod delivery;
-pub mod destinations;
+
+// Validated types and pure rules: names, URLs, secrets, tokens, time. No I/O.
 pub mod domain;
-pub mod fanout;
-pub mod http;
-pub mod listen;
-pub mod service;
+
+// The configured event-type catalogue.
+pub mod catalogue;
+
+// The two signature schemes (seed-style HMAC and Standard Webhooks).
 pub mod signing;
+
+// One folder per format: how an event is rendered and how the receiver's answer is read.
+pub mod destinations;
+
+// Durable state behind one interface: SQLite and PostgreSQL.
 pub mod store;
+
+// Senders: HTTP and syslog, behind the SSRF guard.
 pub mod transport;
+
+// The settings, resolved once at start-up.
+pub mod config;
+
+// An accepted event becomes one delivery per subscribed webhook, committed atomically.
+pub mod fanout;
+
+// The engine: claims, attempts, retries, records, the breaker.
+pub mod delivery;
+
+// The use cases shared by the API, the dashboard and the CLI.
+pub mod service;
+
+// The JSON API and the dashboard, adapters over `service`.
+pub mod http;
+
+// The composition root: builds everything, runs and supervises the tasks.
+pub mod app;
+
+// `tocsin listen`: a local receiver for testing integrations.
+pub mod listen;

@@ -6,9 +6,9 @@ use clap::{Parser, Subcommand};
 use tocsin::app::{self, Application};
 use tocsin::config::{Flags, Settings};
 use tocsin::domain::tenant::TenantId;
-use tocsin::domain::time::{now_ms, rfc3339_ms};
-use tocsin::domain::token::{PlainToken, Role};
-use tocsin::store::{AuditEntry, TokenRecord};
+use tocsin::domain::time::rfc3339_ms;
+use tocsin::domain::token::Role;
+use tocsin::service::{tokens, ServiceError};
 
 #[derive(Parser)]
 #[command(name = "tocsin", version, about = "Delivers security events to webhooks, chat and SIEMs", long_about = None)]
@@ -162,6 +162,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<Result<(), 
 async fn token_command(action: TokenAction, settings: Settings) -> anyhow::Result<Result<(), UsageError>> {
     let store = app::open_store(&settings).await?;
     let tenant_of = |t: &str| TenantId::parse(t).map_err(|e| UsageError(format!("--tenant: {}", e.message)));
+    let usage = |e: ServiceError| match e {
+        ServiceError::Store(e) => Err(anyhow::Error::from(e)),
+        other => Ok(UsageError(other.to_string())),
+    };
     match action {
         TokenAction::Create { tenant, role, name, .. } => {
             let tenant = match tenant_of(&tenant) {
@@ -172,25 +176,10 @@ async fn token_command(action: TokenAction, settings: Settings) -> anyhow::Resul
                 Ok(r) => r,
                 Err(e) => return Ok(Err(UsageError(format!("--role: {}", e.message)))),
             };
-            let token = PlainToken::generate();
-            let record = TokenRecord {
-                id: uuid::Uuid::now_v7(),
-                tenant_id: tenant.clone(),
-                role,
-                name,
-                prefix: token.display_prefix(),
-                created_at: now_ms(),
-                revoked_at: None,
+            let (record, token) = match tokens::create(store.as_ref(), &tenant, role, &name, "cli").await {
+                Ok(created) => created,
+                Err(e) => return usage(e).map(Err),
             };
-            let audit = AuditEntry {
-                tenant_id: tenant,
-                actor: "cli".into(),
-                action: "token.create".into(),
-                target: format!("token:{}", record.id),
-                details: serde_json::json!({"role": role.as_str()}),
-                at: now_ms(),
-            };
-            store.insert_token(&record, token.digest(), Some(audit)).await?;
             eprintln!("token {} ({} of tenant {}), shown only this once:", record.id, role.as_str(), record.tenant_id);
             println!("{}", token.expose());
         }
@@ -199,7 +188,11 @@ async fn token_command(action: TokenAction, settings: Settings) -> anyhow::Resul
                 Ok(t) => t,
                 Err(e) => return Ok(Err(e)),
             };
-            for t in store.list_tokens(&tenant).await? {
+            let listed = match tokens::list(store.as_ref(), &tenant).await {
+                Ok(listed) => listed,
+                Err(e) => return usage(e).map(Err),
+            };
+            for t in listed {
                 let state = t.revoked_at.map_or("active".to_string(), |r| format!("revoked {}", rfc3339_ms(r)));
                 println!(
                     "{}  {:<9}  {:<12}  {}  {}  {}",
@@ -217,21 +210,13 @@ async fn token_command(action: TokenAction, settings: Settings) -> anyhow::Resul
                 Ok(t) => t,
                 Err(e) => return Ok(Err(e)),
             };
-            let Ok(id) = id.parse::<uuid::Uuid>() else {
-                return Ok(Err(UsageError(format!("'{id}' is not a token id"))));
-            };
-            let audit = AuditEntry {
-                tenant_id: tenant.clone(),
-                actor: "cli".into(),
-                action: "token.revoke".into(),
-                target: format!("token:{id}"),
-                details: serde_json::json!({}),
-                at: now_ms(),
-            };
-            if !store.revoke_token(&tenant, id, audit).await? {
-                return Ok(Err(UsageError(format!("no live token {id} in tenant {tenant}"))));
+            match tokens::revoke(store.as_ref(), &tenant, &id, "cli").await {
+                Ok(id) => println!("revoked {id}"),
+                Err(ServiceError::NotFound(_)) => {
+                    return Ok(Err(UsageError(format!("no live token {id} in tenant {tenant}"))))
+                }
+                Err(e) => return usage(e).map(Err),
             }
-            println!("revoked {id}");
         }
     }
     Ok(Ok(()))

@@ -17,7 +17,7 @@ use crate::delivery::Dispatcher;
 use crate::domain::tenant::TenantId;
 use crate::domain::time::now_ms;
 use crate::domain::token::{PlainToken, Role};
-use crate::http::api::{self, AppState, Shared};
+use crate::service::{AppState, Shared};
 use crate::store::{self, Store, TokenRecord};
 use crate::transport::ssrf::AddressPolicy;
 
@@ -119,7 +119,7 @@ impl Application {
     /// Serves and delivers until `shutdown` resolves; then finishes in-flight requests, lets
     /// attempts in flight finish within the grace period, and releases the rest.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let app = api::router(self.state.clone());
+        let app = crate::http::router(self.state.clone());
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let grace = self.state.settings.shutdown_grace;
         let dispatcher = self.state.dispatcher.clone();

@@ -11,7 +11,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::crypto::parse_master_key;
 use crate::destinations::RenderSettings;
+use crate::store::DatabaseUrl;
 
 /// A setting that must never be printed: its `Debug` is `***`.
 #[derive(Clone, PartialEq, Eq)]
@@ -20,51 +22,6 @@ pub struct Sensitive<T>(pub T);
 impl<T> std::fmt::Debug for Sensitive<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("***")
-    }
-}
-
-/// Where the data lives. Its `Debug` masks a PostgreSQL password.
-#[derive(Clone, PartialEq, Eq)]
-pub enum DatabaseUrl {
-    /// An embedded SQLite file.
-    Sqlite(PathBuf),
-    /// A PostgreSQL connection string (`postgres://…`).
-    Postgres(String),
-}
-
-impl std::fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.redacted())
-    }
-}
-
-impl DatabaseUrl {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        if let Some(path) = raw.strip_prefix("sqlite://").or_else(|| raw.strip_prefix("sqlite:")) {
-            if path.is_empty() {
-                return Err("a sqlite URL needs a file path, e.g. sqlite://./tocsin-data/tocsin.db".into());
-            }
-            return Ok(Self::Sqlite(PathBuf::from(path)));
-        }
-        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
-            raw.parse::<tokio_postgres::Config>().map_err(|e| format!("not a valid PostgreSQL URL: {e}"))?;
-            return Ok(Self::Postgres(raw.to_string()));
-        }
-        Err("must start with sqlite:// or postgres://".into())
-    }
-
-    /// A form safe to log: the password of a PostgreSQL URL is masked.
-    pub fn redacted(&self) -> String {
-        match self {
-            Self::Sqlite(p) => format!("sqlite://{}", p.display()),
-            Self::Postgres(url) => match url.split_once('@') {
-                Some((creds, host)) => match creds.rsplit_once(':') {
-                    Some((user, _pw)) if !user.ends_with('/') => format!("{user}:***@{host}"),
-                    _ => url.clone(),
-                },
-                None => url.clone(),
-            },
-        }
     }
 }
 
@@ -240,20 +197,6 @@ fn list(raw: &str) -> Vec<String> {
 
 fn join<T: ToString>(items: &[T]) -> String {
     items.iter().map(T::to_string).collect::<Vec<_>>().join(",")
-}
-
-/// Decodes a 32-byte key given as 64 hex digits or as base64.
-pub fn parse_master_key(raw: &str) -> Result<[u8; 32], String> {
-    use base64::Engine;
-    let bytes = if raw.len() == 64 && raw.bytes().all(|b| b.is_ascii_hexdigit()) {
-        hex::decode(raw).map_err(|e| e.to_string())?
-    } else {
-        base64::engine::general_purpose::STANDARD
-            .decode(raw)
-            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw))
-            .map_err(|_| "must be 32 bytes as 64 hex digits or base64".to_string())?
-    };
-    bytes.try_into().map_err(|_| "must be exactly 32 bytes (64 hex digits or 44 base64 characters)".to_string())
 }
 
 impl Settings {

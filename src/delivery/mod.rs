@@ -469,7 +469,7 @@ impl Dispatcher {
     /// has room for all of them now (up to [`HAND_OVER_FACTOR`] times its prefetch); the caller
     /// then publishes them with the returned start and hands them over with
     /// [`Dispatcher::adopt`] (or gives the room back with `withdraw`).
-    pub fn offer(&self, webhook: &Webhook, count: usize) -> Option<DeliveryStart> {
+    fn offer_now(&self, webhook: &Webhook, count: usize) -> Option<DeliveryStart> {
         let rate_limited = webhook.max_per_second.is_some() || webhook.format == Format::Slack;
         if count == 0 || !webhook.is_active || rate_limited || self.stopping.load(std::sync::atomic::Ordering::Relaxed)
         {
@@ -488,7 +488,7 @@ impl Dispatcher {
     }
 
     /// Gives back the room of an offer whose publish failed.
-    pub fn withdraw(&self, webhook: Uuid, count: usize) {
+    fn withdraw_now(&self, webhook: Uuid, count: usize) {
         if let Ok(mut slots) = self.slots.lock() {
             if let Some(slot) = slots.get_mut(&webhook) {
                 slot.promised = slot.promised.saturating_sub(count);
@@ -498,9 +498,9 @@ impl Dispatcher {
 
     /// Takes over the deliveries published leased under an offer of `count` (fewer when some
     /// events were repeats) and starts them.
-    pub async fn adopt(&self, webhook: Webhook, start: DeliveryStart, deliveries: Vec<ClaimedDelivery>, count: usize) {
+    async fn adopt_now(&self, webhook: Webhook, start: DeliveryStart, deliveries: Vec<ClaimedDelivery>, count: usize) {
         let id = webhook.id;
-        self.withdraw(id, count);
+        self.withdraw_now(id, count);
         let DeliveryStart::Leased { claimer, lease_until } = start else { return };
         if deliveries.is_empty() {
             return;
@@ -762,5 +762,20 @@ async fn futures_poll_ready<F: std::future::Future<Output = ()> + Unpin>(fut: &m
         biased;
         _ = fut => true,
         _ = std::future::ready(()) => false,
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::fanout::HandOver for Dispatcher {
+    fn offer(&self, webhook: &Webhook, count: usize) -> Option<DeliveryStart> {
+        self.offer_now(webhook, count)
+    }
+
+    fn withdraw(&self, webhook: Uuid, count: usize) {
+        self.withdraw_now(webhook, count)
+    }
+
+    async fn adopt(&self, webhook: Webhook, start: DeliveryStart, deliveries: Vec<ClaimedDelivery>, count: usize) {
+        self.adopt_now(webhook, start, deliveries, count).await
     }
 }

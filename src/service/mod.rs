@@ -1,1 +1,48 @@
-//! Use cases shared by the API, the dashboard and the CLI.
+//! Use cases shared by the API, the dashboard and the CLI: each parses its input into domain
+//! types, checks the caller's role, and works through the store and the delivery engine.
+//! Failures are typed ([`ServiceError`]); the adapters decide how to show them.
+
+pub mod caller;
+pub mod deliveries;
+pub mod error;
+pub mod events;
+pub mod tokens;
+pub mod webhooks;
+
+use std::sync::Arc;
+
+pub use caller::Principal;
+pub use error::{ServiceError, ServiceResult};
+
+use crate::catalogue::Catalogue;
+use crate::config::Settings;
+use crate::crypto::Cipher;
+use crate::delivery::Dispatcher;
+use crate::store::Store;
+use crate::transport::ssrf::AddressPolicy;
+
+/// What every use case can reach (cheap to clone).
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
+    pub store: Arc<dyn Store>,
+    pub cipher: Cipher,
+    pub catalogue: Catalogue,
+    pub settings: Settings,
+    pub address_policy: AddressPolicy,
+    pub dispatcher: Dispatcher,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}

@@ -13,13 +13,13 @@ pub mod postgres;
 pub mod sql;
 pub mod sql_store;
 pub mod sqlite;
+pub mod url;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::config::DatabaseUrl;
 use crate::domain::event_type::EventType;
 use crate::domain::page::Page;
 use crate::domain::tenant::TenantId;
@@ -28,6 +28,7 @@ use crate::domain::webhook::{Format, SealedSecrets, Webhook};
 
 pub use backend::{Backend, Dialect};
 pub use sql_store::SqlStore;
+pub use url::DatabaseUrl;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -894,6 +894,7 @@ async fn handoff_on(backend: Backend) {
 
     // What the dispatcher takes over: only what it has room for, never for a rate-limited or
     // inactive webhook; an offer holds its room until adopted or withdrawn.
+    use tocsin::fanout::HandOver as _;
     let dispatcher = &app.app_state.dispatcher;
     let store = &app.app_state.store;
     let webhook = store.webhook_by_id(id.parse().unwrap()).await.unwrap().unwrap();

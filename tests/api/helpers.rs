@@ -6,10 +6,11 @@ use std::net::SocketAddr;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tocsin::app::Application;
-use tocsin::config::{DatabaseUrl, Settings};
+use tocsin::config::Settings;
 use tocsin::domain::tenant::TenantId;
 use tocsin::domain::time::now_ms;
 use tocsin::domain::token::{PlainToken, Role};
+use tocsin::store::DatabaseUrl;
 use tocsin::store::TokenRecord;
 
 pub const ADMIN_TOKEN: &str = "tsn_test_admin_token_0123456789abcdef";
@@ -82,7 +83,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub settings: Settings,
     pub dir: tempfile::TempDir,
-    pub app_state: tocsin::http::api::AppState,
+    pub app_state: tocsin::service::AppState,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }

@@ -7,11 +7,12 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{int_param, ApiQuery, Principal};
+use super::extract::{int_param, ApiQuery};
 use super::webhooks::PageQuery;
-use super::AppState;
 use crate::domain::page::Page;
 use crate::domain::time::rfc3339_ms;
+use crate::service::AppState;
+use crate::service::Principal;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditView {

@@ -8,12 +8,12 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{int_param, ApiQuery, Principal};
-use super::webhooks::parse_id;
-use super::AppState;
+use super::extract::{int_param, ApiQuery};
 use crate::domain::page::Page;
-use crate::domain::time::{now_ms, rfc3339_ms};
-use crate::domain::webhook::Webhook;
+use crate::domain::time::rfc3339_ms;
+use crate::service::deliveries::{self as ops, PreviewInput};
+use crate::service::webhooks::{self as webhooks, parse_id};
+use crate::service::{AppState, Principal};
 use crate::store::AttemptRecord;
 
 /// One attempt as the log shows it.
@@ -67,36 +67,6 @@ pub struct AttemptDetail {
     pub request_body: String,
 }
 
-/// The body an attempt sent: the event rendered in the attempt's format at its dispatch time
-/// (rendering is deterministic, so it is not stored).
-pub async fn request_body(state: &AppState, w: &Webhook, a: &AttemptRecord) -> ApiResult<String> {
-    let Some(event) = state.store.get_event(&w.tenant_id, &a.event_ref).await? else { return Ok(String::new()) };
-    let presentation = match state.catalogue.get(&a.event_type) {
-        Some(et) => et.presentation.clone(),
-        None => state
-            .store
-            .list_event_types(&w.tenant_id)
-            .await?
-            .into_iter()
-            .find(|et| et.name == a.event_type)
-            .and_then(|et| et.presentation),
-    };
-    let rendered = crate::destinations::render(
-        a.format,
-        &crate::destinations::EventView {
-            event_type: &a.event_type,
-            event_ref: &a.event_ref,
-            tenant_id: w.tenant_id.as_str(),
-            data: &event.data,
-            emitted_at: a.dispatched_at,
-        },
-        presentation.as_ref(),
-        &state.settings.render,
-        w.url.transport().is_syslog(),
-    );
-    Ok(String::from_utf8_lossy(&rendered.body).into_owned())
-}
-
 #[utoipa::path(get, path = "/webhooks/{id}/deliveries/{attempt_id}", tag = "deliveries",
     params(("id" = Uuid, Path), ("attempt_id" = Uuid, Path)),
     responses((status = 200, body = AttemptDetail), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
@@ -106,14 +76,14 @@ pub async fn get_delivery(
     Path((id, attempt_id)): Path<(String, String)>,
 ) -> ApiResult<Json<AttemptDetail>> {
     who.reader()?;
-    let w = webhook(&state, &who, &id).await?;
+    let w = webhooks::get(&state, &who, &id).await?;
     let attempt_id: Uuid = attempt_id.parse().map_err(|_| ApiError::not_found("delivery attempt"))?;
     let a = state
         .store
         .get_attempt(&who.tenant, w.id, attempt_id)
         .await?
         .ok_or_else(|| ApiError::not_found("delivery attempt"))?;
-    let body = request_body(&state, &w, &a).await?;
+    let body = ops::request_body(&state, &w, &a).await?;
     Ok(Json(AttemptDetail { attempt: AttemptView::of(a), request_body: body }))
 }
 
@@ -131,11 +101,6 @@ pub struct AttemptQuery {
     pub page: Option<String>,
     pub per_page: Option<String>,
     pub status: Option<String>,
-}
-
-async fn webhook(state: &AppState, who: &Principal, id: &str) -> ApiResult<Webhook> {
-    let id = parse_id(id)?;
-    state.store.get_webhook(&who.tenant, id).await?.ok_or_else(|| ApiError::not_found("webhook"))
 }
 
 fn bad_param(field: &str, message: &str) -> ApiError {
@@ -161,7 +126,7 @@ pub async fn list_deliveries(
         Some("failed") | Some("failure") => Some(false),
         Some(_) => return Err(bad_param("status", "status must be success or failed")),
     };
-    let w = webhook(&state, &who, &id).await?;
+    let w = webhooks::get(&state, &who, &id).await?;
     let (items, total) = state.store.list_attempts(&who.tenant, w.id, page, success).await?;
     Ok(Json(AttemptList {
         data: items.into_iter().map(AttemptView::of).collect(),
@@ -207,33 +172,8 @@ pub async fn test_webhook(
     who: Principal,
     Path(id): Path<String>,
 ) -> ApiResult<Json<AttemptView>> {
-    let attempt = send_test(&state, &who, parse_id(&id)?).await?;
+    let attempt = ops::send_test(&state, &who, parse_id(&id)?).await?;
     Ok(Json(AttemptView::of(attempt)))
-}
-
-/// Sends a test event to a webhook (also an inactive one) and returns the logged attempt.
-pub async fn send_test(state: &AppState, who: &Principal, id: Uuid) -> ApiResult<AttemptRecord> {
-    who.admin()?;
-    let w = state.store.get_webhook(&who.tenant, id).await?.ok_or_else(|| ApiError::not_found("webhook"))?;
-    let data = test_payload(state, &w);
-    Ok(state.dispatcher.send_test(w, data).await?)
-}
-
-/// The example payload of an event type the webhook subscribes to, or a plain test message.
-fn test_payload(state: &AppState, w: &Webhook) -> serde_json::Value {
-    let example = state
-        .catalogue
-        .iter()
-        .find(|et| et.example.is_some() && w.subscribes_to(&et.name) && !et.name.starts_with("webhook."))
-        .map(|et| (et.name.clone(), et.example.clone().unwrap_or_default()));
-    match example {
-        Some((name, example)) => serde_json::json!({
-            "message": "This is a test event from Tocsin.",
-            "example_of": name,
-            "example": example,
-        }),
-        None => serde_json::json!({"message": "This is a test event from Tocsin."}),
-    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -253,40 +193,11 @@ pub async fn redeliver(
     Path((id, attempt_id)): Path<(String, String)>,
 ) -> ApiResult<(StatusCode, Json<Redelivery>)> {
     let attempt_id: Uuid = attempt_id.parse().map_err(|_| ApiError::not_found("delivery attempt"))?;
-    let (w, event_ref) = redeliver_attempt(&state, &who, parse_id(&id)?, attempt_id).await?;
+    let (w, event_ref) = ops::redeliver_attempt(&state, &who, parse_id(&id)?, attempt_id).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Redelivery { event_ref, webhook_id: w.id, status: if w.is_active { "queued" } else { "held" } }),
     ))
-}
-
-/// Queues the event of an attempt for delivery to its webhook again; returns the webhook and
-/// the event_ref.
-pub async fn redeliver_attempt(
-    state: &AppState,
-    who: &Principal,
-    id: Uuid,
-    attempt_id: Uuid,
-) -> ApiResult<(Webhook, String)> {
-    who.admin()?;
-    let w = state.store.get_webhook(&who.tenant, id).await?.ok_or_else(|| ApiError::not_found("webhook"))?;
-    let attempt = state
-        .store
-        .get_attempt(&who.tenant, w.id, attempt_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("delivery attempt"))?;
-    let audit = who.audit(
-        "delivery.redeliver",
-        format!("webhook:{}", w.id),
-        serde_json::json!({"event_ref": attempt.event_ref, "attempt_id": attempt_id}),
-    );
-    state
-        .store
-        .redeliver(&who.tenant, w.id, &attempt.event_ref, audit)
-        .await?
-        .ok_or_else(|| ApiError::not_found("event of this attempt"))?;
-    state.dispatcher.wake([w.id]);
-    Ok((w, attempt.event_ref))
 }
 
 #[derive(Debug, Deserialize)]
@@ -309,19 +220,6 @@ pub struct StatsView {
     pub last_failure_at: Option<String>,
 }
 
-/// Parses a window such as `15m`, `24h` or `7d` (at most 90 days).
-pub fn parse_window(raw: &str) -> Option<i64> {
-    let (num, unit) = raw.split_at(raw.len().checked_sub(1)?);
-    let n: i64 = num.parse().ok().filter(|n| *n > 0)?;
-    let ms = match unit {
-        "m" => n * 60_000,
-        "h" => n * 3_600_000,
-        "d" => n * 86_400_000,
-        _ => return None,
-    };
-    (ms <= 90 * 86_400_000).then_some(ms)
-}
-
 #[utoipa::path(get, path = "/webhooks/{id}/stats", tag = "deliveries",
     params(("id" = Uuid, Path), ("window" = Option<String>, Query, description = "e.g. 1h, 24h, 7d")),
     responses((status = 200, body = StatsView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
@@ -331,12 +229,8 @@ pub async fn webhook_stats(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<StatsQuery>,
 ) -> ApiResult<Json<StatsView>> {
-    who.reader()?;
     let window = q.window.unwrap_or_else(|| "24h".into());
-    let ms = parse_window(&window)
-        .ok_or_else(|| bad_param("window", "window must look like 30m, 24h or 7d (at most 90d)"))?;
-    let w = webhook(&state, &who, &id).await?;
-    let s = state.store.webhook_stats(&who.tenant, w.id, now_ms() - ms).await?;
+    let s = ops::stats(&state, &who, &id, &window).await?;
     Ok(Json(StatsView {
         window,
         attempts: s.attempts,
@@ -348,29 +242,6 @@ pub async fn webhook_stats(
         last_success_at: s.last_success_at.map(rfc3339_ms),
         last_failure_at: s.last_failure_at.map(rfc3339_ms),
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn windows() {
-        assert_eq!(super::parse_window("24h"), Some(86_400_000));
-        assert_eq!(super::parse_window("15m"), Some(900_000));
-        assert_eq!(super::parse_window("91d"), None);
-        assert_eq!(super::parse_window("h"), None);
-        assert_eq!(super::parse_window("-1h"), None);
-        assert_eq!(super::parse_window(""), None);
-    }
-}
-
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PreviewInput {
-    /// The event type to render (default: one the webhook subscribes to that has an example).
-    pub event: Option<String>,
-    /// The data to render (default: the event type's example).
-    #[schema(value_type = Option<Object>)]
-    pub data: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -399,40 +270,7 @@ pub async fn preview(
     } else {
         super::extract::parse_json(&body)?
     };
-    let w = webhook(&state, &who, &id).await?;
-    let own = state.store.list_event_types(&who.tenant).await?;
-    let types = state.catalogue.merged(own);
-    let chosen = match &input.event {
-        Some(name) => types
-            .iter()
-            .find(|t| &t.name == name)
-            .ok_or_else(|| ApiError::invalid("event", format!("'{name}' is not in the event-type catalogue")))?,
-        None => types
-            .iter()
-            .find(|t| t.example.is_some() && w.subscribes_to(&t.name))
-            .or_else(|| types.iter().find(|t| t.name == "webhook.test"))
-            .ok_or_else(|| ApiError::invalid("event", "name an event type to preview"))?,
-    };
-    let data = match input.data {
-        Some(d) if d.is_object() => d,
-        Some(_) => return Err(ApiError::invalid("data", "data must be a JSON object")),
-        None => chosen.example.clone().unwrap_or_else(|| serde_json::json!({})),
-    };
-    let raw = data.to_string();
-    let event_ref = uuid::Uuid::new_v4().to_string();
-    let rendered = crate::destinations::render(
-        w.format,
-        &crate::destinations::EventView {
-            event_type: &chosen.name,
-            event_ref: &event_ref,
-            tenant_id: who.tenant.as_str(),
-            data: raw.as_bytes(),
-            emitted_at: now_ms(),
-        },
-        chosen.presentation.as_ref(),
-        &state.settings.render,
-        w.url.transport().is_syslog(),
-    );
+    let (w, chosen, rendered) = ops::preview(&state, &who, &id, input).await?;
     Ok(Json(PreviewView {
         format: w.format,
         event: chosen.name.clone(),

@@ -5,6 +5,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::domain::FieldError;
+use crate::service::ServiceError;
 use crate::store::StoreError;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -92,6 +93,23 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %other, "store error");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
             }
+        }
+    }
+}
+
+/// The one place where a use case's failure becomes a status and a JSON body.
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Invalid(e) => e.into(),
+            ServiceError::Missing(e) => ApiError::from(e).missing(),
+            ServiceError::BadParameter(e) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_parameter", e.message.clone()).field(e.field)
+            }
+            ServiceError::NotFound(what) => Self::not_found(what),
+            ServiceError::Unauthorized => Self::unauthorized(),
+            ServiceError::Forbidden(need) => Self::forbidden(&need),
+            ServiceError::Store(e) => e.into(),
         }
     }
 }

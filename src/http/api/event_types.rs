@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{ApiJson, Principal};
-use super::AppState;
+use super::extract::ApiJson;
 use crate::domain::event_type::{EventType, EventTypeName};
+use crate::service::AppState;
+use crate::service::Principal;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventTypeView {

@@ -8,11 +8,12 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{ApiJson, Principal};
-use super::AppState;
+use super::extract::ApiJson;
 use crate::domain::time::rfc3339_ms;
 use crate::domain::token::Role;
-use crate::fanout::{self, EventInput, KnownTypes};
+use crate::service::events::{self as ops, EventInput};
+use crate::service::AppState;
+use crate::service::Principal;
 use crate::store::Published;
 
 pub const MAX_BATCH: usize = 1000;
@@ -60,11 +61,6 @@ pub struct BatchResult {
     pub results: Vec<BatchItem>,
 }
 
-async fn known_types<'a>(state: &'a AppState, who: &Principal) -> ApiResult<KnownTypes<'a>> {
-    let own = state.store.list_event_types(&who.tenant).await?;
-    Ok(KnownTypes::new(&state.catalogue, own))
-}
-
 /// Publishes one event; answers once it and its deliveries are durably committed.
 #[utoipa::path(post, path = "/events", tag = "events", request_body = EventInput,
     responses((status = 202, body = PublishResult), (status = 422, body = ErrorBody), (status = 413, body = ErrorBody)),
@@ -74,10 +70,9 @@ pub async fn publish_event(
     who: Principal,
     ApiJson(input): ApiJson<EventInput>,
 ) -> ApiResult<(StatusCode, Json<PublishResult>)> {
-    who.require(&[Role::Publisher, Role::Admin])?;
-    let known = known_types(&state, &who).await?;
-    let event = fanout::validate(&input, "", &who.tenant, &known, state.settings.max_event_bytes)?;
-    let mut published = fanout::publish(&state, &who.tenant, vec![event]).await?;
+    let known = ops::known_types(&state, &who).await?;
+    let event = ops::validate(&input, "", &who.tenant, &known, state.settings.max_event_bytes)?;
+    let mut published = ops::publish(&state, &who.tenant, vec![event]).await?;
     Ok((StatusCode::ACCEPTED, Json(published.remove(0).into())))
 }
 
@@ -90,16 +85,15 @@ pub async fn publish_batch(
     who: Principal,
     ApiJson(input): ApiJson<BatchInput>,
 ) -> ApiResult<Json<BatchResult>> {
-    who.require(&[Role::Publisher, Role::Admin])?;
     if input.events.is_empty() || input.events.len() > MAX_BATCH {
         return Err(ApiError::invalid("events", format!("events must hold 1 to {MAX_BATCH} events")));
     }
-    let known = known_types(&state, &who).await?;
+    let known = ops::known_types(&state, &who).await?;
     let mut results: Vec<BatchItem> = Vec::with_capacity(input.events.len());
     let mut valid = Vec::new();
     let mut slots = Vec::new();
     for (i, e) in input.events.iter().enumerate() {
-        match fanout::validate(e, &format!("events[{i}]."), &who.tenant, &known, state.settings.max_event_bytes) {
+        match ops::validate(e, &format!("events[{i}]."), &who.tenant, &known, state.settings.max_event_bytes) {
             Ok(ev) => {
                 slots.push(i);
                 valid.push(ev);
@@ -123,7 +117,7 @@ pub async fn publish_batch(
         }
     }
     if !valid.is_empty() {
-        let published = fanout::publish(&state, &who.tenant, valid).await?;
+        let published = ops::publish(&state, &who.tenant, valid).await?;
         for (i, p) in slots.into_iter().zip(published) {
             let item = &mut results[i];
             item.status = if p.duplicate { "duplicate" } else { "accepted" };

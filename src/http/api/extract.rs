@@ -8,12 +8,9 @@ use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use super::AppState;
-use crate::crypto::constant_time_eq;
-use crate::domain::tenant::TenantId;
-use crate::domain::time::now_ms;
-use crate::domain::token::{token_digest, Role};
-use crate::store::AuditEntry;
+use crate::service::caller::authenticate;
+use crate::service::AppState;
+use crate::service::Principal;
 
 /// A JSON body: `Content-Type: application/json` (else 415), within the size limit (else 413),
 /// syntactically valid (else 400), and of the right shape (else 422 naming the field).
@@ -164,56 +161,6 @@ pub fn int_param(raw: &Option<String>, name: &str) -> Result<Option<i64>, ApiErr
         .transpose()
 }
 
-/// The authenticated caller: a live token's tenant and role.
-#[derive(Debug, Clone)]
-pub struct Principal {
-    pub token_id: uuid::Uuid,
-    pub tenant: TenantId,
-    pub role: Role,
-}
-
-impl Principal {
-    /// Refuses (403) unless the caller's role is one of `roles`.
-    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
-        if roles.contains(&self.role) {
-            Ok(())
-        } else {
-            let names: Vec<_> = roles.iter().map(Role::as_str).collect();
-            Err(ApiError::forbidden(&names.join(" or ")))
-        }
-    }
-
-    pub fn admin(&self) -> Result<(), ApiError> {
-        self.require(&[Role::Admin])
-    }
-
-    /// Admins and viewers may read configuration and history.
-    pub fn reader(&self) -> Result<(), ApiError> {
-        self.require(&[Role::Admin, Role::Viewer])
-    }
-
-    pub fn audit(&self, action: &str, target: String, details: serde_json::Value) -> AuditEntry {
-        AuditEntry {
-            tenant_id: self.tenant.clone(),
-            actor: format!("token:{}", self.token_id),
-            action: action.to_string(),
-            target,
-            details,
-            at: now_ms(),
-        }
-    }
-}
-
-/// Resolves a presented bearer token (constant-time comparison of its digest).
-pub async fn authenticate(state: &AppState, presented: &str) -> Result<Principal, ApiError> {
-    let digest = token_digest(presented);
-    let (record, stored) = state.store.find_token(digest).await?.ok_or_else(ApiError::unauthorized)?;
-    if !constant_time_eq(&stored, &digest) {
-        return Err(ApiError::unauthorized());
-    }
-    Ok(Principal { token_id: record.id, tenant: record.tenant_id, role: record.role })
-}
-
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
@@ -226,7 +173,7 @@ impl FromRequestParts<AppState> for Principal {
             .map(str::trim)
             .filter(|t| !t.is_empty() && t.len() <= 512)
             .ok_or_else(ApiError::unauthorized)?;
-        authenticate(state, token).await
+        Ok(authenticate(state, token).await?)
     }
 }
 

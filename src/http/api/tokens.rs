@@ -7,11 +7,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{ApiJson, Principal};
-use super::AppState;
-use crate::domain::time::{now_ms, rfc3339_ms};
-use crate::domain::token::{PlainToken, Role};
+use super::error::{ApiResult, ErrorBody};
+use super::extract::ApiJson;
+use crate::domain::time::rfc3339_ms;
+use crate::domain::token::Role;
+use crate::service::tokens as ops;
+use crate::service::AppState;
+use crate::service::Principal;
 use crate::store::TokenRecord;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -63,7 +65,7 @@ pub struct CreatedToken {
     responses((status = 200, body = TokenList), (status = 403, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn list_tokens(State(state): State<AppState>, who: Principal) -> ApiResult<Json<TokenList>> {
     who.admin()?;
-    let tokens = state.store.list_tokens(&who.tenant).await?;
+    let tokens = ops::list(state.store.as_ref(), &who.tenant).await?;
     Ok(Json(TokenList { data: tokens.iter().map(TokenView::of).collect() }))
 }
 
@@ -76,22 +78,7 @@ pub async fn create_token(
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
     who.admin()?;
     let role = Role::parse(&input.role)?;
-    let name = input.name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::invalid("name", "name must be 1 to 200 characters"));
-    }
-    let plain = PlainToken::generate();
-    let record = TokenRecord {
-        id: Uuid::now_v7(),
-        tenant_id: who.tenant.clone(),
-        role,
-        name: name.to_string(),
-        prefix: plain.display_prefix(),
-        created_at: now_ms(),
-        revoked_at: None,
-    };
-    let audit = who.audit("token.create", format!("token:{}", record.id), serde_json::json!({"role": role.as_str()}));
-    state.store.insert_token(&record, plain.digest(), Some(audit)).await?;
+    let (record, plain) = ops::create(state.store.as_ref(), &who.tenant, role, &input.name, &who.actor()).await?;
     Ok((StatusCode::CREATED, Json(CreatedToken { meta: TokenView::of(&record), token: plain.expose().to_string() })))
 }
 
@@ -103,11 +90,6 @@ pub async fn revoke_token(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     who.admin()?;
-    let id: Uuid = id.parse().map_err(|_| ApiError::not_found("token"))?;
-    let audit = who.audit("token.revoke", format!("token:{id}"), serde_json::json!({}));
-    if state.store.revoke_token(&who.tenant, id, audit).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found("token"))
-    }
+    ops::revoke(state.store.as_ref(), &who.tenant, &id, &who.actor()).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -11,8 +11,8 @@ use super::webhooks::{attempt_status, when};
 use super::{api_error_page, csrf_input, error_page, page, pre, FormPost, Session};
 use crate::domain::page::Page;
 use crate::domain::webhook::Webhook;
-use crate::http::api::deliveries as api_deliveries;
-use crate::http::api::AppState;
+use crate::service::deliveries as deliveries_ops;
+use crate::service::AppState;
 use crate::store::AttemptRecord;
 
 pub const PER_PAGE: u32 = 50;
@@ -57,7 +57,7 @@ async fn webhook(state: &AppState, s: &Session, id: &str) -> Result<Webhook, Res
     match state.store.get_webhook(&s.who.tenant, id).await {
         Ok(Some(w)) => Ok(w),
         Ok(None) => Err(error_page(StatusCode::NOT_FOUND, "No such webhook.")),
-        Err(e) => Err(api_error_page(e.into())),
+        Err(e) => Err(api_error_page(e)),
     }
 }
 
@@ -84,7 +84,7 @@ pub async fn list(
         .await
     {
         Ok(r) => r,
-        Err(e) => return api_error_page(e.into()),
+        Err(e) => return api_error_page(e),
     };
     let pages = total.div_ceil(PER_PAGE as u64).max(1) as u32;
     let link = |s: &str, p: u32| format!("/ui/webhooks/{}/deliveries?status={s}&page={p}", w.id);
@@ -124,11 +124,11 @@ pub async fn detail(
     let a = match state.store.get_attempt(&session.who.tenant, w.id, attempt_id).await {
         Ok(Some(a)) => a,
         Ok(None) => return error_page(StatusCode::NOT_FOUND, "No such delivery."),
-        Err(e) => return api_error_page(e.into()),
+        Err(e) => return api_error_page(e),
     };
     let headers: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(&a.request_headers).unwrap_or_default();
-    let body = api_deliveries::request_body(&state, &w, &a).await.unwrap_or_default();
+    let body = deliveries_ops::request_body(&state, &w, &a).await.unwrap_or_default();
     let pretty = serde_json::from_str::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| serde_json::to_string_pretty(&v).ok())
@@ -182,7 +182,7 @@ pub async fn redeliver(
     let (Ok(id), Ok(attempt)) = (id.parse::<Uuid>(), attempt.parse::<Uuid>()) else {
         return error_page(StatusCode::NOT_FOUND, "No such delivery.");
     };
-    match api_deliveries::redeliver_attempt(&state, &session.who, id, attempt).await {
+    match deliveries_ops::redeliver_attempt(&state, &session.who, id, attempt).await {
         Ok((w, _)) => Redirect::to(&format!("/ui/webhooks/{}/deliveries", w.id)).into_response(),
         Err(e) => api_error_page(e),
     }

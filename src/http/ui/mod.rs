@@ -26,8 +26,8 @@ use crate::crypto::{b64url, constant_time_eq, random_bytes, sha256};
 use crate::domain::time::now_ms;
 use crate::domain::token::Role;
 use crate::http::api::error::ApiError;
-use crate::http::api::extract::Principal;
-use crate::http::api::AppState;
+use crate::service::AppState;
+use crate::service::Principal;
 
 const SESSION_COOKIE: &str = "tocsin_session";
 const LOGIN_COOKIE: &str = "tocsin_login";
@@ -219,7 +219,8 @@ pub fn error_page(status: StatusCode, message: &str) -> Response {
 }
 
 /// An API error as a page (403 for a viewer's change, 404 for another tenant's object, …).
-pub fn api_error_page(e: ApiError) -> Response {
+pub fn api_error_page(e: impl Into<ApiError>) -> Response {
+    let e: ApiError = e.into();
     error_page(e.status, &e.message)
 }
 

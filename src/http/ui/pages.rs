@@ -15,8 +15,8 @@ use crate::crypto::{b64url, constant_time_eq, random_bytes, sha256};
 use crate::domain::page::Page;
 use crate::domain::time::rfc3339_secs;
 use crate::domain::token::Role;
-use crate::http::api::extract::authenticate;
-use crate::http::api::AppState;
+use crate::service::caller::authenticate;
+use crate::service::AppState;
 
 fn login_form(headers: &HeaderMap, error: Option<&str>) -> Response {
     // Login CSRF: a double-submit token, bound to a short-lived cookie.
@@ -91,7 +91,7 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap, _signed_i
 pub async fn event_types(State(state): State<AppState>, session: Session) -> Response {
     let own = match state.store.list_event_types(&session.who.tenant).await {
         Ok(o) => o,
-        Err(e) => return super::api_error_page(e.into()),
+        Err(e) => return super::api_error_page(e),
     };
     let types = state.catalogue.merged(own);
     page(
@@ -127,7 +127,7 @@ pub async fn audit(State(state): State<AppState>, session: Session) -> Response 
     let page_req = Page { page: 1, per_page: 100 };
     let (records, total) = match state.store.list_audit(&session.who.tenant, page_req).await {
         Ok(r) => r,
-        Err(e) => return super::api_error_page(e.into()),
+        Err(e) => return super::api_error_page(e),
     };
     page(
         "Audit log",

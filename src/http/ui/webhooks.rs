@@ -14,10 +14,10 @@ use crate::domain::page::Page;
 use crate::domain::secret::Secret;
 use crate::domain::time::{now_ms, rfc3339_ms, rfc3339_secs};
 use crate::domain::webhook::{Format, Webhook};
-use crate::http::api::deliveries as api_deliveries;
 use crate::http::api::error::ApiError;
-use crate::http::api::webhooks::{self as api_webhooks, WebhookInput};
-use crate::http::api::AppState;
+use crate::service::deliveries as deliveries_ops;
+use crate::service::webhooks::{self as webhook_ops, WebhookInput};
+use crate::service::AppState;
 use crate::store::{AttemptRecord, WebhookStats};
 
 const DAY_MS: i64 = 86_400_000;
@@ -31,7 +31,7 @@ async fn load(state: &AppState, s: &Session, id: &str) -> Result<Webhook, Respon
     match state.store.get_webhook(&s.who.tenant, id).await {
         Ok(Some(w)) => Ok(w),
         Ok(None) => Err(error_page(StatusCode::NOT_FOUND, "No such webhook.")),
-        Err(e) => Err(api_error_page(e.into())),
+        Err(e) => Err(api_error_page(e)),
     }
 }
 
@@ -57,7 +57,7 @@ fn rate(stats: &WebhookStats) -> String {
 pub async fn list(State(state): State<AppState>, session: Session) -> Response {
     let (hooks, total) = match state.store.list_webhooks(&session.who.tenant, Page { page: 1, per_page: 100 }).await {
         Ok(r) => r,
-        Err(e) => return api_error_page(e.into()),
+        Err(e) => return api_error_page(e),
     };
     let mut rows = Vec::new();
     for w in hooks {
@@ -385,7 +385,7 @@ fn secret_panel(secret: &Secret, heading: &str) -> Markup {
 pub async fn create(State(state): State<AppState>, FormPost { session, form }: FormPost) -> Response {
     let v = FormValues::from_form(&form);
     let result = match v.to_input(false) {
-        Ok(input) => api_webhooks::create(&state, &session.who, input).await,
+        Ok(input) => webhook_ops::create(&state, &session.who, input).await.map_err(ApiError::from),
         Err(e) => Err(e),
     };
     match result {
@@ -440,7 +440,7 @@ pub async fn edit(
     };
     let v = FormValues::from_form(&form);
     let result = match v.to_input(true) {
-        Ok(input) => api_webhooks::update(&state, &session.who, uuid, input).await,
+        Ok(input) => webhook_ops::update(&state, &session.who, uuid, input).await.map_err(ApiError::from),
         Err(e) => Err(e),
     };
     match result {
@@ -620,7 +620,7 @@ pub async fn toggle(
         Err(r) => return r,
     };
     let input = WebhookInput { is_active: Some(!w.is_active), ..Default::default() };
-    match api_webhooks::update(&state, &session.who, w.id, input).await {
+    match webhook_ops::update(&state, &session.who, w.id, input).await {
         Ok(_) => Redirect::to(&format!("/ui/webhooks/{}", w.id)).into_response(),
         Err(e) => api_error_page(e),
     }
@@ -635,7 +635,7 @@ pub async fn send_test(
         Ok(u) => u,
         Err(r) => return r,
     };
-    let attempt = match api_deliveries::send_test(&state, &session.who, uuid).await {
+    let attempt = match deliveries_ops::send_test(&state, &session.who, uuid).await {
         Ok(a) => a,
         Err(e) => return api_error_page(e),
     };
@@ -654,7 +654,7 @@ pub async fn rotate(
         Ok(u) => u,
         Err(r) => return r,
     };
-    let (secret, until) = match api_webhooks::rotate(&state, &session.who, uuid).await {
+    let (secret, until) = match webhook_ops::rotate(&state, &session.who, uuid).await {
         Ok(r) => r,
         Err(e) => return api_error_page(e),
     };
@@ -717,7 +717,7 @@ pub async fn delete(
         *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
         return r;
     }
-    match api_webhooks::delete(&state, &session.who, w.id).await {
+    match webhook_ops::delete(&state, &session.who, w.id).await {
         Ok(()) => Redirect::to("/ui/webhooks").into_response(),
         Err(e) => api_error_page(e),
     }

@@ -1,0 +1,51 @@
+//! What a use case can answer besides success. The HTTP layer maps each kind to a status and
+//! a JSON body in one place (`http::api::error`); the CLI prints it.
+
+use crate::domain::FieldError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// A value given is not acceptable.
+    #[error("{0}")]
+    Invalid(FieldError),
+    /// A required value was not given.
+    #[error("{0}")]
+    Missing(FieldError),
+    /// A query parameter is not acceptable (answered 400 rather than 422).
+    #[error("{0}")]
+    BadParameter(FieldError),
+    /// No such object in the caller's tenant (another tenant's objects are not found either).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// No valid credentials.
+    #[error("a valid API token is required")]
+    Unauthorized,
+    /// The caller's role may not do this; names the roles that may.
+    #[error("this token's role may not do this (requires {0})")]
+    Forbidden(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ServiceError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid(FieldError::new(field, message))
+    }
+
+    pub fn missing(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Missing(FieldError::new(field, message))
+    }
+
+    pub fn bad_parameter(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::BadParameter(FieldError::new(field, message))
+    }
+}
+
+impl From<FieldError> for ServiceError {
+    fn from(e: FieldError) -> Self {
+        Self::Invalid(e)
+    }
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;

@@ -1,0 +1,149 @@
+//! Publishing: an event as a producer sends it is checked against the catalogue and its
+//! schema, then fanned out and committed (see `fanout`) before it is acknowledged.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use super::{AppState, Principal, ServiceResult};
+use crate::catalogue::Catalogue;
+use crate::domain::event_type::EventType;
+use crate::domain::event_type::{EventTypeName, SYSTEM_EVENT_TYPES};
+use crate::domain::tenant::TenantId;
+use crate::domain::time::now_ms;
+use crate::domain::token::Role;
+use crate::domain::FieldError;
+use crate::fanout;
+use crate::store::{NewEvent, Published};
+
+/// One event as a producer sends it.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventInput {
+    /// The event type, from the catalogue.
+    pub event: String,
+    /// The event's fields: a JSON object, stored and delivered byte for byte.
+    #[schema(value_type = Object)]
+    pub data: Box<RawValue>,
+    /// Your id for this event (a UUID is generated when absent); publishing it again is a no-op.
+    pub event_ref: Option<String>,
+    /// Events with the same key reach each webhook in publish order.
+    pub ordering_key: Option<String>,
+}
+
+/// The event types a tenant may publish: the configured catalogue (schemas compiled at load)
+/// plus the tenant's own types.
+pub struct KnownTypes<'a> {
+    catalogue: &'a Catalogue,
+    own: HashMap<String, Option<Arc<jsonschema::Validator>>>,
+}
+
+impl<'a> KnownTypes<'a> {
+    pub fn new(catalogue: &'a Catalogue, own: Vec<EventType>) -> Self {
+        let own = own
+            .into_iter()
+            .filter(|et| !catalogue.contains(&et.name))
+            .map(|et| {
+                // Tenant schemas were checked to compile when they were stored.
+                let v = et.schema.as_ref().and_then(|s| jsonschema::validator_for(s).ok()).map(Arc::new);
+                (et.name, v)
+            })
+            .collect();
+        Self { catalogue, own }
+    }
+
+    /// `None` for an unknown type; else the type's schema, if it has one.
+    fn get(&self, name: &str) -> Option<Option<Arc<jsonschema::Validator>>> {
+        if self.catalogue.contains(name) {
+            Some(self.catalogue.validator(name))
+        } else {
+            self.own.get(name).cloned()
+        }
+    }
+}
+
+/// Checks `data` against a schema; the error names the offending path (`data.sender.email`).
+fn check_schema(v: &jsonschema::Validator, raw: &str, field: &str) -> Result<(), FieldError> {
+    let value: serde_json::Value =
+        serde_json::from_str(raw).map_err(|_| FieldError::new(field, "data is not valid JSON"))?;
+    if let Some(err) = v.iter_errors(&value).next() {
+        let path = err.instance_path.to_string();
+        let at = path.trim_start_matches('/').replace('/', ".");
+        let name = if at.is_empty() { field.to_string() } else { format!("{field}.{at}") };
+        return Err(FieldError::new(name, format!("does not match the event type's schema: {err}")));
+    }
+    Ok(())
+}
+
+/// Checks one event; `prefix` names its place in a batch (`events[3].`).
+pub fn validate(
+    input: &EventInput,
+    prefix: &str,
+    tenant: &TenantId,
+    known: &KnownTypes<'_>,
+    max_bytes: usize,
+) -> Result<NewEvent, FieldError> {
+    let field = |f: &str| format!("{prefix}{f}");
+    EventTypeName::parse(&input.event, &field("event"))?;
+    if SYSTEM_EVENT_TYPES.iter().any(|(n, _)| *n == input.event) {
+        return Err(FieldError::new(
+            field("event"),
+            format!("{} is reserved for events Tocsin raises itself", input.event),
+        ));
+    }
+    let Some(schema) = known.get(&input.event) else {
+        return Err(FieldError::new(field("event"), format!("'{}' is not in the event-type catalogue", input.event)));
+    };
+    let raw = input.data.get();
+    if !raw.trim_start().starts_with('{') {
+        return Err(FieldError::new(field("data"), "data must be a JSON object"));
+    }
+    if raw.len() > max_bytes {
+        return Err(FieldError::new(field("data"), format!("data is {} bytes; the limit is {max_bytes}", raw.len())));
+    }
+    if let Some(v) = &schema {
+        check_schema(v, raw, &field("data"))?;
+    }
+    let event_ref = match &input.event_ref {
+        Some(r) => {
+            if r.is_empty() || r.len() > 128 || !r.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(FieldError::new(field("event_ref"), "event_ref must be 1 to 128 printable characters"));
+            }
+            r.clone()
+        }
+        None => Uuid::new_v4().to_string(),
+    };
+    if let Some(k) = &input.ordering_key {
+        if k.is_empty() || k.len() > 256 || k.chars().any(char::is_control) {
+            return Err(FieldError::new(field("ordering_key"), "ordering_key must be 1 to 256 characters"));
+        }
+    }
+    Ok(NewEvent {
+        id: Uuid::now_v7(),
+        tenant_id: tenant.clone(),
+        event_ref,
+        event_type: input.event.clone(),
+        ordering_key: input.ordering_key.clone(),
+        data: bytes::Bytes::copy_from_slice(raw.as_bytes()),
+        created_at: now_ms(),
+    })
+}
+
+/// The event types the caller's tenant may publish.
+pub async fn known_types<'a>(state: &'a AppState, who: &Principal) -> ServiceResult<KnownTypes<'a>> {
+    who.require(&[Role::Publisher, Role::Admin])?;
+    let own = state.store.list_event_types(&who.tenant).await?;
+    Ok(KnownTypes::new(&state.catalogue, own))
+}
+
+/// Fans the events out to the tenant's webhooks, commits them with their deliveries, and wakes
+/// the delivery engine. Returns when everything is durable.
+pub async fn publish(state: &AppState, tenant: &TenantId, events: Vec<NewEvent>) -> ServiceResult<Vec<Published>> {
+    let handover: &dyn fanout::HandOver = &state.dispatcher;
+    let (published, woken) = fanout::commit(state.store.as_ref(), tenant, events, Some(handover)).await?;
+    state.dispatcher.wake(woken);
+    Ok(published)
+}
