@@ -7,11 +7,11 @@ use std::sync::Arc;
 use divan::{black_box, Bencher};
 use serde_json::json;
 use tocsin::catalogue::Catalogue;
+use tocsin::destinations::parse_format;
 use tocsin::destinations::{render, EventView, RenderSettings};
 use tocsin::domain::secret::Secret;
 use tocsin::domain::tenant::TenantId;
 use tocsin::domain::time::now_ms;
-use tocsin::domain::webhook::Format;
 use tocsin::signing::{
     seed_signature, seed_signature_keyed, standard_signature, standard_signature_keyed, SigningKeys,
 };
@@ -60,9 +60,9 @@ fn render_phishnet_example(b: Bencher, format: &str) {
     let et = catalogue.get("email.quarantined").unwrap().clone();
     let data = et.example.clone().unwrap().to_string();
     let (f, syslog) = match format {
-        "cef-syslog" => (Format::Cef, true),
-        "syslog" => (Format::Syslog, true),
-        other => (Format::parse(other, "format").unwrap(), false),
+        "cef-syslog" => (parse_format("cef", "format").unwrap(), true),
+        "syslog" => (parse_format("syslog", "format").unwrap(), true),
+        other => (parse_format(other, "format").unwrap(), false),
     };
     let settings = RenderSettings::default();
     b.bench(|| {
@@ -150,7 +150,7 @@ fn claim_and_complete_100_sqlite(b: Bencher) {
                         webhook_id: webhook,
                         event_ref: d.event_ref.clone(),
                         event_type: d.event_type.clone(),
-                        format: Format::Json,
+                        format: parse_format("json", "format").unwrap(),
                         attempt_no: 1,
                         success: true,
                         http_status: Some(200),

@@ -9,10 +9,10 @@ use bytes::Bytes;
 use uuid::Uuid;
 
 use super::retry::{delay_before_retry, jitter, parse_retry_after};
-use crate::destinations::{self, EventView, RenderSettings};
+use crate::destinations::{self, EventView, RenderSettings, Verdict};
 use crate::domain::secret::Secret;
 use crate::domain::time::now_ms;
-use crate::domain::webhook::{CustomHeaders, Format, Webhook};
+use crate::domain::webhook::{CustomHeaders, Webhook};
 use crate::signing::{seed_signature_bytes, standard_signature_bytes, SigningKeys};
 use crate::store::{AttemptRecord, ClaimedDelivery, Completion, NextStep};
 use crate::transport::http::{HttpTransport, SendError};
@@ -71,59 +71,14 @@ pub struct AttemptContext<'a> {
     pub failure_threshold: u32,
 }
 
-/// How a response steers what happens next, beyond its status class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verdict {
-    Success,
-    /// Worth retrying on the schedule.
-    Retry,
-    /// Retrying cannot help (e.g. Slack's `invalid_payload`): fail now.
-    Permanent,
-    /// The destination is gone for good: deactivate the webhook.
-    Gone,
-}
-
-fn verdict(format: Format, status: u16, body: &[u8]) -> Verdict {
-    let text = String::from_utf8_lossy(body);
-    match status {
-        200..=299 => Verdict::Success,
-        410 => Verdict::Gone,
-        404 if format == Format::Slack && text.contains("no_service") => Verdict::Gone,
-        400 if format == Format::Slack => Verdict::Permanent,
-        _ => Verdict::Retry,
-    }
-}
-
-/// The delivery log's error for a non-2xx answer: the status and what the receiver said.
-fn describe(format: Format, status: u16, body: &[u8]) -> String {
-    if format == Format::SplunkHec {
-        if let Some(hec) = crate::destinations::splunk_hec::describe_error(status, body) {
-            return hec;
-        }
-    }
-    let said: String = String::from_utf8_lossy(body)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect();
-    match (status, said.trim()) {
-        (410, _) => "HTTP 410 Gone: the endpoint is gone; webhook deactivated".to_string(),
-        (s, "") => format!("HTTP {s}"),
-        (s, said) => format!("HTTP {s}: {said}"),
-    }
-}
-
 fn value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
 /// The request's headers as the delivery log shows them: the service's own in full, custom ones
-/// and the Splunk token masked (they may be credentials). Written as JSON text directly: one
+/// and a secret sent as credentials masked (they may be credentials). Written as JSON text directly: one
 /// is written per attempt, and serde's map writer escaped every character on its own.
-fn logged_headers(service: &[(HeaderName, HeaderValue)], custom: &CustomHeaders, splunk: bool) -> String {
+fn logged_headers(service: &[(HeaderName, HeaderValue)], custom: &CustomHeaders, auth_scheme: Option<&str>) -> String {
     let mut out = String::with_capacity(640);
     out.push('{');
     let mut entry = |k: &str, v: &str| {
@@ -140,8 +95,8 @@ fn logged_headers(service: &[(HeaderName, HeaderValue)], custom: &CustomHeaders,
     for (k, _) in custom.iter() {
         entry(k.as_str(), "********");
     }
-    if splunk {
-        entry("authorization", "Splunk ********");
+    if let Some(scheme) = auth_scheme {
+        entry("authorization", &format!("{scheme} ********"));
     }
     out.push('}');
     out
@@ -251,8 +206,8 @@ pub async fn attempt(
     let attempt_id = Uuid::now_v7();
     let now = now_ms();
     let transport = w.url.transport();
-    let body = destinations::render(
-        w.format,
+    let format = destinations::of(w.format);
+    let body = format.render(
         &EventView {
             event_type: &d.event_type,
             event_ref: &d.event_ref,
@@ -279,16 +234,16 @@ pub async fn attempt(
         },
     );
     // The log shows every header the service set; custom header values may be credentials.
-    let splunk = w.format == Format::SplunkHec;
-    let logged = if transport.is_syslog() { "{}".to_string() } else { logged_headers(&headers, &w.headers, splunk) };
+    let auth_scheme = format.auth_scheme();
+    let logged =
+        if transport.is_syslog() { "{}".to_string() } else { logged_headers(&headers, &w.headers, auth_scheme) };
     for (k, v) in w.headers.iter() {
         if let (Ok(name), Ok(val)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
             headers.push((name, val));
         }
     }
-    if splunk {
-        // The HEC token is the webhook's secret.
-        headers.push((axum::http::header::AUTHORIZATION, value(&format!("Splunk {}", dest.secret.expose()))));
+    if let Some(credentials) = destinations::authorization(format, &dest.secret) {
+        headers.push((axum::http::header::AUTHORIZATION, value(&credentials)));
     }
 
     let timeout = Duration::from_millis(w.timeout_ms as u64);
@@ -305,13 +260,13 @@ pub async fn attempt(
         // A syslog write has no answer: written is delivered.
         Ok(None) => (Verdict::Success, None, None, None, Vec::new()),
         Ok(Some(resp)) => {
-            let v = verdict(w.format, resp.status, &resp.body_excerpt);
+            let v = format.classify(resp.status, &resp.body_excerpt);
             let retry_after = if matches!(resp.status, 429 | 503) {
                 resp.retry_after.as_deref().and_then(|v| parse_retry_after(v, SystemTime::now()))
             } else {
                 None
             };
-            let error = (v != Verdict::Success).then(|| describe(w.format, resp.status, &resp.body_excerpt));
+            let error = (v != Verdict::Success).then(|| format.describe(resp.status, &resp.body_excerpt));
             (v, Some(resp.status), error, retry_after, resp.body_excerpt)
         }
         Err(SendError::Timeout(ms)) => {
@@ -448,7 +403,7 @@ mod tests {
         ];
         let raw = std::collections::BTreeMap::from([("X-Api-Key".to_string(), "hunter2".to_string())]);
         let custom = CustomHeaders::parse(&raw, "X-Tocsin").unwrap();
-        let logged = logged_headers(&service, &custom, true);
+        let logged = logged_headers(&service, &custom, Some("Splunk"));
         let parsed: serde_json::Value = serde_json::from_str(&logged).expect("valid JSON");
         assert_eq!(
             parsed,
@@ -461,6 +416,6 @@ mod tests {
             })
         );
         assert!(!logged.contains("hunter2"));
-        assert_eq!(logged_headers(&[], &CustomHeaders::default(), false), "{}");
+        assert_eq!(logged_headers(&[], &CustomHeaders::default(), None), "{}");
     }
 }

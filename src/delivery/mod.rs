@@ -21,11 +21,11 @@ use uuid::Uuid;
 use crate::catalogue::Catalogue;
 use crate::config::Settings;
 use crate::crypto::Cipher;
-use crate::destinations::RenderSettings;
+use crate::destinations::{self, RenderSettings};
 use crate::domain::secret::Secret;
 use crate::domain::tenant::TenantId;
 use crate::domain::time::now_ms;
-use crate::domain::webhook::{Format, Webhook};
+use crate::domain::webhook::Webhook;
 use crate::signing::SigningKeys;
 use crate::store::{AttemptRecord, ClaimedDelivery, DeliveryStart, NewEvent, Store, StoreError};
 use crate::transport::http::{GuardedConnector, HttpTransport, Resolve, SystemResolver};
@@ -224,7 +224,7 @@ impl Dispatcher {
     /// Opens a webhook's secrets for signing, and gathers how its tenant's events are presented.
     async fn destination(&self, webhook: Webhook) -> Result<Destination, String> {
         let mut presentations = HashMap::new();
-        if webhook.format != Format::Json {
+        if destinations::of(webhook.format).uses_presentation() {
             for et in self.catalogue.iter() {
                 if let Some(p) = &et.presentation {
                     presentations.insert(et.name.clone(), p.clone());
@@ -368,7 +368,7 @@ impl Dispatcher {
         }
         let Some(webhook) = self.store.webhook_by_id(id).await? else { return Ok(0) };
         // Slack accepts about one message per second per webhook: that is its default limit.
-        let rate = webhook.max_per_second.or((webhook.format == Format::Slack).then_some(1));
+        let rate = max_per_second(&webhook);
         let room = self.take_tokens(id, rate, room);
         if room == 0 || !webhook.is_active {
             return Ok(0);
@@ -470,7 +470,7 @@ impl Dispatcher {
     /// then publishes them with the returned start and hands them over with
     /// [`Dispatcher::adopt`] (or gives the room back with `withdraw`).
     fn offer_now(&self, webhook: &Webhook, count: usize) -> Option<DeliveryStart> {
-        let rate_limited = webhook.max_per_second.is_some() || webhook.format == Format::Slack;
+        let rate_limited = max_per_second(webhook).is_some();
         if count == 0 || !webhook.is_active || rate_limited || self.stopping.load(std::sync::atomic::Ordering::Relaxed)
         {
             return None;
@@ -754,6 +754,11 @@ async fn publish_system_event(
     let (_, woken) = crate::fanout::commit(dispatcher.store.as_ref(), tenant, vec![event], None).await?;
     dispatcher.wake(woken);
     Ok(())
+}
+
+/// The webhook's rate limit: its own, or its format's default.
+fn max_per_second(webhook: &Webhook) -> Option<u32> {
+    webhook.max_per_second.or_else(|| destinations::of(webhook.format).default_max_per_second())
 }
 
 /// True when `fut` has already completed (without waiting).

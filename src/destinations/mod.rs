@@ -1,16 +1,38 @@
-//! Turning an event into the bytes a destination expects. Each format is a renderer; the
-//! dispatcher signs and sends whatever the renderer produced, over whichever transport the
-//! webhook's URL names.
+//! Destination formats: how an event is turned into the bytes a receiver expects, and how the
+//! receiver's answer is read. Each format is a folder beside this file with one type that
+//! implements [`Destination`], registered by one line in [`registry!`] below; nothing else in
+//! the program names a format. The delivery engine signs and sends whatever a format rendered,
+//! over whichever transport the webhook's URL names.
+//!
+//! Shared by the formats: the JSON [`envelope`], the RFC 5424 frame ([`rfc5424`]) and the
+//! [`presentation`] of an event (title, severity, summary, facts).
 
-pub mod cef;
-pub mod json;
+pub mod envelope;
 pub mod presentation;
-pub mod slack;
-pub mod splunk_hec;
-pub mod syslog;
-pub mod teams;
+pub mod rfc5424;
 
-use crate::domain::webhook::Format;
+use crate::domain::secret::Secret;
+use crate::domain::webhook::{Format, Webhook};
+use crate::domain::FieldError;
+
+/// Declares the formats: their modules, and the list every lookup goes through.
+macro_rules! registry {
+    ($($module:ident::$kind:ident),+ $(,)?) => {
+        $(pub mod $module;)+
+
+        /// Every format, the default (the first) first.
+        static ALL: &[&dyn Destination] = &[$(&$module::$kind),+];
+    };
+}
+
+registry! {
+    json::Json,
+    slack::Slack,
+    teams::Teams,
+    cef::Cef,
+    syslog::Syslog,
+    splunk_hec::SplunkHec,
+}
 
 /// What a renderer needs to know about one event.
 #[derive(Debug, Clone, Copy)]
@@ -57,8 +79,118 @@ pub struct Rendered {
     pub content_type: &'static str,
 }
 
-/// Renders `event` in `format`. `over_syslog`: the destination is a syslog transport, so CEF is
-/// carried inside an RFC 5424 message.
+/// How a receiver's answer steers what happens next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Success,
+    /// Worth retrying on the schedule.
+    Retry,
+    /// Retrying cannot help (e.g. Slack's `invalid_payload`): fail now.
+    Permanent,
+    /// The destination is gone for good: deactivate the webhook.
+    Gone,
+}
+
+impl Verdict {
+    /// The reading of a plain HTTP status: 2xx success, 410 gone, anything else worth a retry.
+    pub fn of_status(status: u16) -> Self {
+        match status {
+            200..=299 => Self::Success,
+            410 => Self::Gone,
+            _ => Self::Retry,
+        }
+    }
+}
+
+/// One destination format: everything about it that differs from the others.
+pub trait Destination: Send + Sync + 'static {
+    /// The name webhooks choose it by (`format`), stored with them.
+    fn name(&self) -> &'static str;
+
+    /// Renders one event. `presentation` is the event type's presentation settings;
+    /// `over_syslog`: the webhook's URL is a syslog transport.
+    fn render(
+        &self,
+        event: &EventView<'_>,
+        presentation: Option<&serde_json::Value>,
+        settings: &RenderSettings,
+        over_syslog: bool,
+    ) -> Rendered;
+
+    /// Whether rendering reads the event type's presentation (the delivery engine gathers the
+    /// tenant's presentations only for the formats that do).
+    fn uses_presentation(&self) -> bool {
+        true
+    }
+
+    /// Whether it can be sent over a syslog transport (`syslog+udp|tcp|tls://`).
+    fn carried_by_syslog(&self) -> bool {
+        false
+    }
+
+    /// What an HTTP answer means for the delivery.
+    fn classify(&self, status: u16, _body: &[u8]) -> Verdict {
+        Verdict::of_status(status)
+    }
+
+    /// The delivery log's error for a non-2xx answer.
+    fn describe(&self, status: u16, body: &[u8]) -> String {
+        describe_answer(status, body)
+    }
+
+    /// Sends the secret as `Authorization: <scheme> <secret>` (and signs nothing else with it).
+    fn auth_scheme(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// When a new webhook of this format must be given its secret: why.
+    fn secret_required(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Rules a webhook of this format must follow beyond the common ones.
+    fn check(&self, _webhook: &Webhook) -> Result<(), FieldError> {
+        Ok(())
+    }
+
+    /// Deliveries per second when the webhook sets no `max_per_second`.
+    fn default_max_per_second(&self) -> Option<u32> {
+        None
+    }
+}
+
+/// The format's rules. A [`Format`] is only made from the registry, so every one is found; the
+/// default is answered should a stored name ever not be.
+pub fn of(format: Format) -> &'static dyn Destination {
+    ALL.iter().copied().find(|d| d.name() == format.as_str()).unwrap_or(ALL[0])
+}
+
+/// Parses a format name given by a user (or read back from the store).
+pub fn parse_format(raw: &str, field: &str) -> Result<Format, FieldError> {
+    ALL.iter().find(|d| d.name() == raw).map(|d| Format::named(d.name())).ok_or_else(|| {
+        FieldError::new(
+            field,
+            format!("must be one of {}", formats().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")),
+        )
+    })
+}
+
+/// Every format, the default first.
+pub fn formats() -> impl Iterator<Item = Format> {
+    ALL.iter().map(|d| Format::named(d.name()))
+}
+
+/// The format of a webhook that names none.
+pub fn default_format() -> Format {
+    Format::named(ALL[0].name())
+}
+
+/// The formats a syslog transport can carry, for messages.
+pub fn syslog_formats() -> String {
+    ALL.iter().filter(|d| d.carried_by_syslog()).map(|d| d.name()).collect::<Vec<_>>().join(" or ")
+}
+
+/// Renders `event` in `format` (see [`Destination::render`]).
 pub fn render(
     format: Format,
     event: &EventView<'_>,
@@ -66,32 +198,28 @@ pub fn render(
     settings: &RenderSettings,
     over_syslog: bool,
 ) -> Rendered {
-    if format == Format::Json {
-        return Rendered { body: json::envelope(event), content_type: "application/json" };
+    of(format).render(event, presentation, settings, over_syslog)
+}
+
+/// The delivery log's error for a non-2xx answer: the status and the first line the receiver
+/// said, without control characters.
+pub fn describe_answer(status: u16, body: &[u8]) -> String {
+    let said: String = String::from_utf8_lossy(body)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    match (status, said.trim()) {
+        (410, _) => "HTTP 410 Gone: the endpoint is gone; webhook deactivated".to_string(),
+        (s, "") => format!("HTTP {s}"),
+        (s, said) => format!("HTTP {s}: {said}"),
     }
-    let data: serde_json::Value = serde_json::from_slice(event.data).unwrap_or(serde_json::Value::Null);
-    let p = presentation::present(event.event_type, &data, presentation);
-    let header = syslog::SyslogHeader {
-        facility: settings.syslog_facility,
-        severity: p.severity.syslog(),
-        hostname: &settings.hostname,
-    };
-    match format {
-        Format::Json => unreachable!("handled above"),
-        Format::Slack => Rendered { body: slack::render(event, &p), content_type: "application/json" },
-        Format::Teams => Rendered { body: teams::render(event, &p), content_type: "application/json" },
-        Format::SplunkHec => Rendered { body: splunk_hec::render(event, settings), content_type: "application/json" },
-        Format::Cef => {
-            let line = cef::render(event, &p, settings);
-            let body = if over_syslog { syslog::render(event, &header, &line) } else { line };
-            Rendered { body: body.into_bytes(), content_type: "text/plain; charset=utf-8" }
-        }
-        Format::Syslog => {
-            let envelope = String::from_utf8_lossy(&json::envelope(event)).into_owned();
-            Rendered {
-                body: syslog::render(event, &header, &envelope).into_bytes(),
-                content_type: "text/plain; charset=utf-8",
-            }
-        }
-    }
+}
+
+/// A secret sent in `Authorization` by formats that ask for it.
+pub fn authorization(destination: &dyn Destination, secret: &Secret) -> Option<String> {
+    destination.auth_scheme().map(|scheme| format!("{scheme} {}", secret.expose()))
 }

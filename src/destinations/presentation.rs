@@ -11,7 +11,9 @@
 //! cef = { src = "device_ip", suser = "sender_email", act = "reason", cs1 = { label = "Scan", field = "scan_id" } }
 //! ```
 
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use super::EventView;
 
 /// One scale every format maps from, so a "high" is high everywhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -67,67 +69,6 @@ impl Severity {
             _ => Self::Info,
         }
     }
-
-    /// CEF severity 0–10 (0–3 low, 4–6 medium, 7–8 high, 9–10 very high).
-    pub fn cef(self) -> u8 {
-        match self {
-            Self::Info => 1,
-            Self::Low => 3,
-            Self::Medium => 5,
-            Self::High => 8,
-            Self::Critical => 10,
-        }
-    }
-
-    /// Syslog severity 0–7 (lower is more severe).
-    pub fn syslog(self) -> u8 {
-        match self {
-            Self::Info => 6,
-            Self::Low => 5,
-            Self::Medium => 4,
-            Self::High => 3,
-            Self::Critical => 2,
-        }
-    }
-
-    /// Slack attachment colour.
-    pub fn colour(self) -> &'static str {
-        match self {
-            Self::Info => "#439FE0",
-            Self::Low => "#2EB886",
-            Self::Medium => "#DAA038",
-            Self::High => "#E8912D",
-            Self::Critical => "#D00000",
-        }
-    }
-
-    pub fn emoji(self) -> &'static str {
-        match self {
-            Self::Info => ":information_source:",
-            Self::Low => ":large_blue_circle:",
-            Self::Medium => ":large_yellow_circle:",
-            Self::High => ":large_orange_circle:",
-            Self::Critical => ":red_circle:",
-        }
-    }
-
-    /// Adaptive Card text colour / container style.
-    pub fn teams_colour(self) -> &'static str {
-        match self {
-            Self::Info | Self::Low => "Good",
-            Self::Medium => "Warning",
-            Self::High | Self::Critical => "Attention",
-        }
-    }
-}
-
-/// A CEF extension key filled from a field of the data.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CefField {
-    pub key: String,
-    pub value: String,
-    /// For `csN`: the label (`csNLabel`).
-    pub label: Option<String>,
 }
 
 /// What every non-JSON format shows.
@@ -138,14 +79,7 @@ pub struct Presented {
     pub summary: Option<String>,
     /// The rest of the data as key/value pairs (nested values as compact JSON).
     pub facts: Vec<(String, String)>,
-    pub cef: Vec<CefField>,
 }
-
-/// Standard CEF keys a presentation may fill (custom strings cs1–cs6 take a label).
-const CEF_KEYS: &[&str] = &[
-    "src", "dst", "spt", "dpt", "shost", "dhost", "suser", "duser", "msg", "act", "outcome", "request", "cat", "fname",
-    "app", "proto", "reason", "cs1", "cs2", "cs3", "cs4", "cs5", "cs6",
-];
 
 /// Looks up a dotted path (`sender.email`) in the data.
 pub fn lookup<'a>(data: &'a Value, path: &str) -> Option<&'a Value> {
@@ -247,31 +181,14 @@ pub fn present(event_type: &str, data: &Value, config: Option<&Value>) -> Presen
         Value::Object(map) => map.iter().map(|(k, v)| (k.clone(), text_of(v))).collect(),
         other => vec![("data".into(), text_of(other))],
     };
-    let cef = cef_fields(cfg.and_then(|c| c.get("cef")).and_then(Value::as_object), data);
-    Presented { title, severity, summary, facts, cef }
+    Presented { title, severity, summary, facts }
 }
 
-fn cef_fields(config: Option<&Map<String, Value>>, data: &Value) -> Vec<CefField> {
-    let Some(cfg) = config else { return Vec::new() };
-    let mut out = Vec::new();
-    for (key, spec) in cfg {
-        if !CEF_KEYS.contains(&key.as_str()) {
-            continue;
-        }
-        let (field, label) = match spec {
-            Value::String(f) => (f.as_str(), None),
-            Value::Object(o) => (
-                o.get("field").and_then(Value::as_str).unwrap_or_default(),
-                o.get("label").and_then(Value::as_str).map(String::from),
-            ),
-            _ => continue,
-        };
-        if let Some(v) = lookup(data, field).map(text_of).filter(|v| !v.is_empty()) {
-            let label = label.or_else(|| key.starts_with("cs").then(|| field.to_string()));
-            out.push(CefField { key: key.clone(), value: v, label });
-        }
-    }
-    out
+/// The event's data parsed, and its presentation: what every format but the bare envelope starts from.
+pub fn present_raw(event: &EventView<'_>, config: Option<&Value>) -> (Value, Presented) {
+    let data: Value = serde_json::from_slice(event.data).unwrap_or(Value::Null);
+    let presented = present(event.event_type, &data, config);
+    (data, presented)
 }
 
 #[cfg(test)]
@@ -295,14 +212,11 @@ mod tests {
         let cfg = json!({
             "title": "Quarantined: {subject} ({sender.email})",
             "severity": {"field": "risk", "map": {"minor": "low", "major": "high"}},
-            "cef": {"suser": "sender.email", "cs1": {"label": "Scan", "field": "scan_id"}, "bogus": "x"}
         });
         let data = json!({"subject": "S", "sender": {"email": "a@b"}, "risk": "major", "scan_id": "42"});
         let p = present("e", &data, Some(&cfg));
         assert_eq!(p.title, "Quarantined: S (a@b)");
         assert_eq!(p.severity, Severity::High);
-        assert_eq!(p.cef.len(), 2);
-        assert_eq!(p.cef[0], CefField { key: "cs1".into(), value: "42".into(), label: Some("Scan".into()) });
         assert_eq!(fill_template("{{literal}} {missing}!", &data), "{literal} !");
         let score = json!({"severity": {"field": "phish_score", "scale": "score"}});
         assert_eq!(present("e", &json!({"phish_score": 72}), Some(&score)).severity, Severity::High);

@@ -7,11 +7,12 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{AppState, Principal, ServiceError, ServiceResult};
+use crate::destinations;
 use crate::domain::event_type::EventTypePattern;
 use crate::domain::secret::Secret;
 use crate::domain::tenant::TenantId;
 use crate::domain::time::{now_ms, rfc3339_ms};
-use crate::domain::webhook::{self as wh, CustomHeaders, Format, SealedSecrets, Webhook, WebhookUrl};
+use crate::domain::webhook::{self as wh, CustomHeaders, SealedSecrets, Webhook, WebhookUrl};
 use crate::store::Activation;
 
 /// The writable fields of a webhook. On create, `name` and `url` are required; on update
@@ -103,7 +104,7 @@ async fn apply(
         changed.push("event_types");
     }
     if let Some(v) = input.format {
-        w.format = Format::parse(&v, "format")?;
+        w.format = destinations::parse_format(&v, "format")?;
         changed.push("format");
     }
     if let Some(v) = input.retry_count {
@@ -134,12 +135,12 @@ async fn apply(
         w.owner_email = if v.is_empty() { None } else { Some(wh::parse_owner_email(&v)?) };
         changed.push("owner_email");
     }
-    if w.format == Format::SplunkHec && w.headers.contains("authorization") {
-        return Err(ServiceError::invalid("headers.Authorization", "splunk_hec sets Authorization from the secret"));
-    }
-    if w.url.transport().is_syslog() && !matches!(w.format, Format::Syslog | Format::Cef) {
+    let format = destinations::of(w.format);
+    format.check(w)?;
+    if w.url.transport().is_syslog() && !format.carried_by_syslog() {
         let field = if changed.contains(&"format") { "format" } else { "url" };
-        return Err(ServiceError::invalid(field, "a syslog destination takes format syslog or cef"));
+        let message = format!("a syslog destination takes format {}", destinations::syslog_formats());
+        return Err(ServiceError::invalid(field, message));
     }
     Ok(changed)
 }
@@ -151,10 +152,13 @@ pub async fn create(state: &AppState, who: &Principal, mut input: WebhookInput) 
     let url = input.url.clone().ok_or_else(|| ServiceError::missing("url", "url is required"))?;
     let secret = match input.secret.take() {
         Some(s) => Secret::parse(&s, "secret")?,
-        None if input.format.as_deref() == Some("splunk_hec") => {
-            return Err(ServiceError::missing("secret", "splunk_hec needs the HEC token as its secret"))
+        None => {
+            let format = input.format.as_deref().map(|f| destinations::parse_format(f, "format")).transpose()?;
+            if let Some(why) = format.and_then(|f| destinations::of(f).secret_required()) {
+                return Err(ServiceError::missing("secret", why));
+            }
+            Secret::generate()
         }
-        None => Secret::generate(),
     };
     if input.event_types.is_none() {
         input.event_types = Some(state.settings.default_event_types.clone());
@@ -168,7 +172,7 @@ pub async fn create(state: &AppState, who: &Principal, mut input: WebhookInput) 
         url: WebhookUrl::parse(&url, "url")?,
         description: None,
         event_types: Vec::new(),
-        format: Format::Json,
+        format: destinations::default_format(),
         retry_count: 3,
         timeout_ms: 5000,
         retry_delays_ms: None,

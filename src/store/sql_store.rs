@@ -20,7 +20,7 @@ use crate::domain::page::Page;
 use crate::domain::tenant::TenantId;
 use crate::domain::time::now_ms;
 use crate::domain::token::Role;
-use crate::domain::webhook::{disabled_reason, CustomHeaders, Format, SealedSecrets, Webhook, WebhookUrl};
+use crate::domain::webhook::{disabled_reason, CustomHeaders, SealedSecrets, Webhook, WebhookUrl};
 use crate::params;
 
 /// Held deliveries made pending per statement when a webhook is re-enabled: a backlog of a
@@ -439,7 +439,7 @@ pub(crate) fn webhook_from_row(r: &Row) -> Result<Webhook, StoreError> {
         url: WebhookUrl::parse(&r.text(3)?, "url").map_err(|e| corrupt("url", e))?,
         description: r.opt_text(4)?,
         event_types: patterns.iter().map(|p| EventTypePattern::from_stored(p)).collect(),
-        format: Format::parse(&r.text(6)?, "format").map_err(|e| corrupt("format", e))?,
+        format: crate::destinations::parse_format(&r.text(6)?, "format").map_err(|e| corrupt("format", e))?,
         retry_count: r.int(7)? as u32,
         timeout_ms: r.int(8)? as u32,
         retry_delays_ms: delays,
@@ -489,7 +489,7 @@ fn attempt_from_row(r: &Row) -> Result<AttemptRecord, StoreError> {
         response_body: r.opt_bytes(13)?.unwrap_or_default(),
         next_attempt_at: r.opt_int(14)?,
         created_at: r.int(15)?,
-        format: Format::parse(&r.text(16)?, "format").map_err(|e| corrupt("format", e))?,
+        format: crate::destinations::parse_format(&r.text(16)?, "format").map_err(|e| corrupt("format", e))?,
     })
 }
 

@@ -811,7 +811,7 @@ async fn claims_on(backend: Backend) {
             webhook_id: webhook,
             event_ref: done.event_ref.clone(),
             event_type: done.event_type.clone(),
-            format: tocsin::domain::webhook::Format::Json,
+            format: tocsin::destinations::default_format(),
             attempt_no: 1,
             success: true,
             http_status: Some(200),

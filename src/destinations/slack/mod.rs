@@ -3,8 +3,8 @@
 
 use serde_json::{json, Value};
 
-use super::presentation::Presented;
-use super::EventView;
+use super::presentation::{present_raw, Presented, Severity};
+use super::{Destination, EventView, RenderSettings, Rendered, Verdict};
 use crate::domain::text::clip_chars;
 use crate::domain::time::rfc3339_secs;
 
@@ -13,6 +13,44 @@ pub const MAX_HEADER: usize = 150;
 pub const MAX_SECTION: usize = 3000;
 pub const MAX_FIELDS: usize = 10;
 pub const MAX_FIELD: usize = 2000;
+
+pub struct Slack;
+
+impl Destination for Slack {
+    fn name(&self) -> &'static str {
+        "slack"
+    }
+
+    /// Incoming webhooks take about one message a second.
+    fn default_max_per_second(&self) -> Option<u32> {
+        Some(1)
+    }
+
+    /// Slack answers `400 invalid_payload` (retrying cannot help) and `404 no_service` or 410
+    /// for a removed webhook.
+    fn classify(&self, status: u16, body: &[u8]) -> Verdict {
+        match status {
+            404 if String::from_utf8_lossy(body).contains("no_service") => Verdict::Gone,
+            400 => Verdict::Permanent,
+            _ => Verdict::of_status(status),
+        }
+    }
+
+    fn render(&self, event: &EventView<'_>, presentation: Option<&Value>, _: &RenderSettings, _: bool) -> Rendered {
+        let (_, p) = present_raw(event, presentation);
+        Rendered { body: render(event, &p), content_type: "application/json" }
+    }
+}
+
+fn emoji(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Info => ":information_source:",
+        Severity::Low => ":large_blue_circle:",
+        Severity::Medium => ":large_yellow_circle:",
+        Severity::High => ":large_orange_circle:",
+        Severity::Critical => ":red_circle:",
+    }
+}
 
 /// Slack's mrkdwn needs `&`, `<` and `>` escaped.
 fn escape(s: &str) -> String {
@@ -30,7 +68,7 @@ pub fn render(e: &EventView<'_>, p: &Presented) -> Vec<u8> {
         "type": "header",
         "text": {"type": "plain_text", "text": clip_chars(&p.title, MAX_HEADER), "emoji": true}
     })];
-    let mut lead = format!("{} *{}* · `{}`", sev.emoji(), sev.name().to_uppercase(), escape(e.event_type));
+    let mut lead = format!("{} *{}* · `{}`", emoji(sev), sev.name().to_uppercase(), escape(e.event_type));
     if let Some(summary) = &p.summary {
         lead.push('\n');
         lead.push_str(&escape(summary));

@@ -1,7 +1,43 @@
 //! Splunk HTTP Event Collector: `{"time", "host", "source", "sourcetype", "index"?, "event"}` with
 //! the JSON envelope as the event.
 
-use super::{json::envelope, EventView, RenderSettings};
+use super::envelope::envelope;
+use super::{Destination, EventView, RenderSettings, Rendered};
+use crate::domain::webhook::Webhook;
+use crate::domain::FieldError;
+
+pub struct SplunkHec;
+
+impl Destination for SplunkHec {
+    fn name(&self) -> &'static str {
+        "splunk_hec"
+    }
+
+    fn render(&self, event: &EventView<'_>, _: Option<&serde_json::Value>, s: &RenderSettings, _: bool) -> Rendered {
+        Rendered { body: render(event, s), content_type: "application/json" }
+    }
+
+    /// The HEC token is the webhook's secret: `Authorization: Splunk <token>`.
+    fn auth_scheme(&self) -> Option<&'static str> {
+        Some("Splunk")
+    }
+
+    fn secret_required(&self) -> Option<&'static str> {
+        Some("splunk_hec needs the HEC token as its secret")
+    }
+
+    fn check(&self, webhook: &Webhook) -> Result<(), FieldError> {
+        if webhook.headers.contains("authorization") {
+            return Err(FieldError::new("headers.Authorization", "splunk_hec sets Authorization from the secret"));
+        }
+        Ok(())
+    }
+
+    /// HEC answers errors as JSON (`{"text": "Invalid token", "code": 4}`): the log shows its code.
+    fn describe(&self, status: u16, body: &[u8]) -> String {
+        describe_error(status, body).unwrap_or_else(|| super::describe_answer(status, body))
+    }
+}
 
 pub fn render(e: &EventView<'_>, s: &RenderSettings) -> Vec<u8> {
     let quote = |v: &str| serde_json::to_string(v).unwrap_or_else(|_| "\"\"".into());
@@ -22,7 +58,7 @@ pub fn render(e: &EventView<'_>, s: &RenderSettings) -> Vec<u8> {
 }
 
 /// Reads HEC's JSON error (`{"text": "Invalid token", "code": 4}`) for the delivery log.
-pub fn describe_error(status: u16, body: &[u8]) -> Option<String> {
+fn describe_error(status: u16, body: &[u8]) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
     let code = v.get("code")?.as_i64()?;
     let text = v.get("text").and_then(|t| t.as_str()).unwrap_or("");

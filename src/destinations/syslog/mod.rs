@@ -1,55 +1,30 @@
-//! RFC 5424 syslog messages:
-//! `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [tocsin@32473 event_ref=… tenant=… event=…] MSG`.
-//!
-//! PRI is facility × 8 + the mapped severity. Header fields hold printable US-ASCII only and are
-//! cut to their limits; SD-PARAM values escape `"`, `\` and `]`. MSG is the JSON envelope, or a
-//! CEF line when the webhook asks for CEF over syslog.
+//! `syslog`: an RFC 5424 message whose MSG is the JSON envelope, for syslog receivers that parse
+//! JSON (rsyslog's mmjsonparse, syslog-ng's json-parser).
 
-use super::EventView;
-use crate::domain::text::clip_chars;
-use crate::domain::time::rfc3339_ms;
+use super::presentation::present_raw;
+use super::{envelope, rfc5424, Destination, EventView, RenderSettings, Rendered};
 
-/// The SD-ID of Tocsin's element. 32473 is the private enterprise number reserved for
-/// documentation and examples (RFC 5612); deployments with their own PEN can change it.
-pub const SD_ID: &str = "tocsin@32473";
+pub struct Syslog;
 
-/// A header field: printable US-ASCII (33–126) only, at most `max` characters, `-` when empty.
-fn header_field(s: &str, max: usize) -> String {
-    let clean: String = s.chars().filter(|c| c.is_ascii_graphic()).take(max).collect();
-    if clean.is_empty() {
-        "-".into()
-    } else {
-        clean
+impl Destination for Syslog {
+    fn name(&self) -> &'static str {
+        "syslog"
     }
-}
 
-fn sd_value(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '"' | '\\' | ']') {
-            out.push('\\');
-        }
-        out.push(c);
+    fn carried_by_syslog(&self) -> bool {
+        true
     }
-    out
-}
 
-pub struct SyslogHeader<'a> {
-    pub facility: u8,
-    pub severity: u8,
-    pub hostname: &'a str,
-}
-
-/// A whole message around `msg`.
-pub fn render(e: &EventView<'_>, h: &SyslogHeader<'_>, msg: &str) -> String {
-    let pri = h.facility as u16 * 8 + h.severity as u16;
-    format!(
-        "<{pri}>1 {ts} {host} tocsin - {msgid} [{SD_ID} event_ref=\"{r}\" tenant=\"{t}\" event=\"{ev}\"] {msg}",
-        ts = rfc3339_ms(e.emitted_at),
-        host = header_field(h.hostname, 255),
-        msgid = header_field(e.event_type, 32),
-        r = sd_value(&clip_chars(e.event_ref, 256)),
-        t = sd_value(e.tenant_id),
-        ev = sd_value(e.event_type),
-    )
+    fn render(
+        &self,
+        event: &EventView<'_>,
+        presentation: Option<&serde_json::Value>,
+        settings: &RenderSettings,
+        _over_syslog: bool,
+    ) -> Rendered {
+        let (_, p) = present_raw(event, presentation);
+        let envelope = String::from_utf8_lossy(&envelope::envelope(event)).into_owned();
+        let message = rfc5424::message(event, p.severity, settings, &envelope);
+        Rendered { body: message.into_bytes(), content_type: "text/plain; charset=utf-8" }
+    }
 }

@@ -3,10 +3,32 @@
 
 use serde_json::{json, Value};
 
-use super::presentation::Presented;
-use super::EventView;
+use super::presentation::{present_raw, Presented, Severity};
+use super::{Destination, EventView, RenderSettings, Rendered};
 use crate::domain::text::clip_chars;
 use crate::domain::time::rfc3339_secs;
+
+pub struct Teams;
+
+impl Destination for Teams {
+    fn name(&self) -> &'static str {
+        "teams"
+    }
+
+    fn render(&self, event: &EventView<'_>, presentation: Option<&Value>, _: &RenderSettings, _: bool) -> Rendered {
+        let (_, p) = present_raw(event, presentation);
+        Rendered { body: render(event, &p), content_type: "application/json" }
+    }
+}
+
+/// Adaptive Card text colour / container style.
+fn colour(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Info | Severity::Low => "Good",
+        Severity::Medium => "Warning",
+        Severity::High | Severity::Critical => "Attention",
+    }
+}
 
 /// Teams refuses larger payloads (413); stay safely below.
 pub const MAX_BYTES: usize = 27 * 1024;
@@ -15,7 +37,7 @@ fn card(e: &EventView<'_>, p: &Presented, facts: &[(String, String)], value_max:
     let sev = p.severity;
     let mut body = vec![
         json!({"type": "TextBlock", "text": clip_chars(&p.title, 512), "weight": "Bolder", "size": "Medium",
-               "wrap": true, "color": sev.teams_colour()}),
+               "wrap": true, "color": colour(sev)}),
         json!({"type": "TextBlock", "text": format!("Severity: {} · {}", sev.name().to_uppercase(), e.event_type),
                "isSubtle": true, "wrap": true, "spacing": "None"}),
     ];

@@ -9,11 +9,12 @@ use maud::{html, Markup};
 use uuid::Uuid;
 
 use super::{ago, api_error_page, csrf_input, error_page, field, page, url_markup, FormPost, Session};
+use crate::destinations;
 use crate::domain::event_type::{EventType, EventTypePattern};
 use crate::domain::page::Page;
 use crate::domain::secret::Secret;
 use crate::domain::time::{now_ms, rfc3339_ms, rfc3339_secs};
-use crate::domain::webhook::{Format, Webhook};
+use crate::domain::webhook::Webhook;
 use crate::http::api::error::ApiError;
 use crate::service::deliveries as deliveries_ops;
 use crate::service::webhooks::{self as webhook_ops, WebhookInput};
@@ -257,8 +258,8 @@ fn webhook_form(
                 div class=(cls("format")) {
                     label for="format" { "Format" }
                     select #format name="format" {
-                        @for f in Format::ALL {
-                            option value=(f.as_str()) selected[v.format == f.as_str() || (v.format.is_empty() && f == Format::Json)] { (f.as_str()) }
+                        @for f in destinations::formats() {
+                            option value=(f.as_str()) selected[v.format == f.as_str() || (v.format.is_empty() && f == destinations::default_format())] { (f.as_str()) }
                         }
                     }
                     (err("format"))

@@ -25,7 +25,6 @@ use uuid::Uuid;
 use tocsin::delivery::attempt::{signed_headers, HeaderNames, Signed};
 use tocsin::destinations::{self, EventView, RenderSettings};
 use tocsin::domain::secret::Secret;
-use tocsin::domain::webhook::Format;
 use tocsin::signing::SigningKeys;
 use tocsin::transport::http::{GuardedConnector, HttpTransport, SystemResolver};
 use tocsin::transport::ssrf::AddressPolicy;
@@ -408,6 +407,7 @@ async fn raw_ceiling(port: u16, concurrency: usize, total: u64) -> anyhow::Resul
     let mut tasks = Vec::new();
     let (names, settings, webhook_id) =
         (Arc::new(HeaderNames::new("X-Tocsin")), Arc::new(RenderSettings::default()), Uuid::new_v4());
+    let json = destinations::parse_format("json", "format")?;
     for _ in 0..concurrency {
         let (transport, uri, keys, next) = (transport.clone(), uri.clone(), SigningKeys::new(&secret), next.clone());
         let (names, settings) = (names.clone(), settings.clone());
@@ -424,7 +424,7 @@ async fn raw_ceiling(port: u16, concurrency: usize, total: u64) -> anyhow::Resul
                 write_bench_data(&mut data, now_us(), n);
                 let now = tocsin::domain::time::now_ms();
                 let body = destinations::render(
-                    Format::Json,
+                    json,
                     &EventView {
                         event_type: "alert.created",
                         event_ref: &event_ref,
