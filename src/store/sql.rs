@@ -70,66 +70,81 @@ macro_rules! params {
     ($($v:expr),* $(,)?) => { vec![$($crate::store::sql::Value::from($v)),*] };
 }
 
-/// One result row, columns in `SELECT` order.
-#[derive(Debug, Clone, Default)]
-pub struct Row(pub Vec<Value>);
+/// The names of a result's columns, shared by its rows.
+pub type Columns = std::sync::Arc<[Box<str>]>;
+
+/// One result row. Columns are read by name (as the query's SELECT list or RETURNING clause
+/// names them, aliases included), so a query and the code reading it cannot drift apart.
+#[derive(Debug, Clone)]
+pub struct Row {
+    columns: Columns,
+    values: Vec<Value>,
+}
 
 impl Row {
-    fn at(&self, i: usize) -> Result<&Value, StoreError> {
-        self.0.get(i).ok_or_else(|| StoreError::Corrupt(format!("column {i} missing")))
+    pub fn new(columns: Columns, values: Vec<Value>) -> Self {
+        Self { columns, values }
     }
 
-    pub fn int(&self, i: usize) -> Result<i64, StoreError> {
-        match self.at(i)? {
+    fn at(&self, name: &str) -> Result<&Value, StoreError> {
+        self.columns
+            .iter()
+            .position(|c| c.as_ref() == name)
+            .and_then(|i| self.values.get(i))
+            .ok_or_else(|| StoreError::Corrupt(format!("column {name} missing")))
+    }
+
+    pub fn int(&self, name: &str) -> Result<i64, StoreError> {
+        match self.at(name)? {
             Value::Int(v) => Ok(*v),
-            other => Err(StoreError::Corrupt(format!("column {i}: expected integer, got {other:?}"))),
+            other => Err(StoreError::Corrupt(format!("column {name}: expected integer, got {other:?}"))),
         }
     }
 
-    pub fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
-        match self.at(i)? {
+    pub fn opt_int(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        match self.at(name)? {
             Value::Null => Ok(None),
-            _ => self.int(i).map(Some),
+            _ => self.int(name).map(Some),
         }
     }
 
-    pub fn text(&self, i: usize) -> Result<String, StoreError> {
-        match self.at(i)? {
+    pub fn text(&self, name: &str) -> Result<String, StoreError> {
+        match self.at(name)? {
             Value::Text(v) => Ok(v.clone()),
-            other => Err(StoreError::Corrupt(format!("column {i}: expected text, got {other:?}"))),
+            other => Err(StoreError::Corrupt(format!("column {name}: expected text, got {other:?}"))),
         }
     }
 
-    pub fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
-        match self.at(i)? {
+    pub fn opt_text(&self, name: &str) -> Result<Option<String>, StoreError> {
+        match self.at(name)? {
             Value::Null => Ok(None),
-            _ => self.text(i).map(Some),
+            _ => self.text(name).map(Some),
         }
     }
 
-    pub fn bytes(&self, i: usize) -> Result<Vec<u8>, StoreError> {
-        match self.at(i)? {
+    pub fn bytes(&self, name: &str) -> Result<Vec<u8>, StoreError> {
+        match self.at(name)? {
             Value::Bytes(v) => Ok(v.clone()),
             Value::Text(v) => Ok(v.clone().into_bytes()),
-            other => Err(StoreError::Corrupt(format!("column {i}: expected bytes, got {other:?}"))),
+            other => Err(StoreError::Corrupt(format!("column {name}: expected bytes, got {other:?}"))),
         }
     }
 
-    pub fn opt_bytes(&self, i: usize) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.at(i)? {
+    pub fn opt_bytes(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.at(name)? {
             Value::Null => Ok(None),
-            _ => self.bytes(i).map(Some),
+            _ => self.bytes(name).map(Some),
         }
     }
 
-    pub fn uuid(&self, i: usize) -> Result<uuid::Uuid, StoreError> {
-        let t = self.text(i)?;
-        t.parse().map_err(|_| StoreError::Corrupt(format!("column {i}: '{t}' is not a UUID")))
+    pub fn uuid(&self, name: &str) -> Result<uuid::Uuid, StoreError> {
+        let t = self.text(name)?;
+        t.parse().map_err(|_| StoreError::Corrupt(format!("column {name}: '{t}' is not a UUID")))
     }
 
-    pub fn json<T: serde::de::DeserializeOwned>(&self, i: usize) -> Result<T, StoreError> {
-        let t = self.text(i)?;
-        serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("column {i}: {e}")))
+    pub fn json<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T, StoreError> {
+        let t = self.text(name)?;
+        serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("column {name}: {e}")))
     }
 }
 

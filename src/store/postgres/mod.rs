@@ -2,6 +2,8 @@
 //! connection), with writes group-committed and pipelined by a few writer tasks. Several `tocsin serve` processes may share one database: migrations take an
 //! advisory lock, and deliveries are claimed with `FOR UPDATE SKIP LOCKED`.
 
+pub mod batch;
+
 use std::error::Error as StdError;
 
 use async_trait::async_trait;
@@ -11,7 +13,7 @@ use tokio_postgres::types::{IsNull, ToSql, Type};
 use tokio_postgres::NoTls;
 
 use super::backend::{Backend, Dialect, Durability};
-use super::sql::{Row, Stmt, StmtResult, Value};
+use super::sql::{Columns, Row, Stmt, StmtResult, Value};
 use super::StoreError;
 
 const POOL_SIZE: usize = 16;
@@ -50,7 +52,7 @@ async fn run_in(tx: &deadpool_postgres::Transaction<'_>, stmts: &[&Stmt]) -> Res
             Ok::<_, StoreError>(StmtResult { rows: Vec::new(), affected })
         } else {
             let rows = tx.query(p, &params).await.map_err(pg_err)?;
-            let rows = rows.iter().map(to_row).collect::<Result<Vec<_>, _>>()?;
+            let rows = to_rows(&rows)?;
             Ok(StmtResult { affected: rows.len() as u64, rows })
         }
     });
@@ -137,7 +139,14 @@ impl ToSql for Value {
     tokio_postgres::types::to_sql_checked!();
 }
 
-fn to_row(row: &tokio_postgres::Row) -> Result<Row, StoreError> {
+/// Rows of one result, sharing its column names.
+fn to_rows(rows: &[tokio_postgres::Row]) -> Result<Vec<Row>, StoreError> {
+    let Some(first) = rows.first() else { return Ok(Vec::new()) };
+    let columns: Columns = first.columns().iter().map(|c| Box::from(c.name())).collect();
+    rows.iter().map(|r| to_row(r, &columns)).collect()
+}
+
+fn to_row(row: &tokio_postgres::Row, columns: &Columns) -> Result<Row, StoreError> {
     let mut values = Vec::with_capacity(row.len());
     for (i, col) in row.columns().iter().enumerate() {
         let bad = |e: tokio_postgres::Error| StoreError::Corrupt(format!("column {}: {e}", col.name()));
@@ -152,7 +161,7 @@ fn to_row(row: &tokio_postgres::Row) -> Result<Row, StoreError> {
         };
         values.push(v.unwrap_or(Value::Null));
     }
-    Ok(Row(values))
+    Ok(Row::new(columns.clone(), values))
 }
 
 fn refs(params: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
@@ -211,7 +220,7 @@ impl Backend for PgBackend {
         let client = self.pool.get().await.map_err(pool_err)?;
         let stmt = client.prepare_cached(sql).await.map_err(pg_err)?;
         let rows = client.query(&stmt, &refs(&params)).await.map_err(pg_err)?;
-        rows.iter().map(to_row).collect()
+        to_rows(&rows)
     }
 
     async fn write_with(&self, stmts: Vec<Stmt>, durability: Durability) -> Result<Vec<StmtResult>, StoreError> {

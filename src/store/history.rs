@@ -1,0 +1,259 @@
+//! The delivery log: attempts, per-webhook statistics, retention, and the audit log.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::backend::Backend;
+use super::sql::{Row, Stmt};
+use super::sql_store::{corrupt, count};
+use super::{AttemptRecord, AuditEntry, AuditRecord, SqlStore, StoreError, WebhookStats};
+use crate::domain::page::Page;
+use crate::domain::tenant::TenantId;
+use crate::params;
+
+macro_rules! attempt_select {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, delivery_seq, tenant_id, webhook_id, event_ref, event_type, attempt_no, success, http_status, \
+             error, response_ms, request_headers, dispatched_at, response_body, next_attempt_at, created_at, format \
+             FROM attempts ",
+            $rest
+        )
+    };
+}
+
+/// The delivery log and the audit log.
+#[async_trait]
+pub trait HistoryStore: Send + Sync + 'static {
+    /// Attempts of a webhook, newest first; `success` filters.
+    async fn list_attempts(
+        &self,
+        tenant: &TenantId,
+        webhook: Uuid,
+        page: Page,
+        success: Option<bool>,
+    ) -> Result<(Vec<AttemptRecord>, u64), StoreError>;
+    /// The tenant's most recent attempts.
+    async fn recent_attempts(&self, tenant: &TenantId, limit: u32) -> Result<Vec<AttemptRecord>, StoreError>;
+    async fn get_attempt(
+        &self,
+        tenant: &TenantId,
+        webhook: Uuid,
+        id: Uuid,
+    ) -> Result<Option<AttemptRecord>, StoreError>;
+    async fn webhook_stats(&self, tenant: &TenantId, webhook: Uuid, since: i64) -> Result<WebhookStats, StoreError>;
+    /// Attempts of a webhook since `since`, per bucket of `bucket_ms`: (bucket start, attempts,
+    /// successes, mean response ms).
+    async fn attempt_histogram(
+        &self,
+        tenant: &TenantId,
+        webhook: Uuid,
+        since: i64,
+        bucket_ms: i64,
+    ) -> Result<Vec<(i64, u64, u64, i64)>, StoreError>;
+    /// Deletes history older than `before`; returns the number of attempts deleted.
+    async fn prune(&self, before: i64) -> Result<u64, StoreError>;
+    /// Newest first, with the total count.
+    async fn list_audit(&self, tenant: &TenantId, page: Page) -> Result<(Vec<AuditRecord>, u64), StoreError>;
+}
+
+#[async_trait]
+impl<B: Backend> HistoryStore for SqlStore<B> {
+    async fn list_attempts(
+        &self,
+        tenant: &TenantId,
+        webhook: Uuid,
+        page: Page,
+        success: Option<bool>,
+    ) -> Result<(Vec<AttemptRecord>, u64), StoreError> {
+        // -1 matches both outcomes.
+        let filter = success.map_or(-1, i64::from);
+        let rows = self
+            .db
+            .query(
+                attempt_select!(
+                    "WHERE tenant_id = $1 AND webhook_id = $2 AND (CAST($3 AS BIGINT) = -1 OR success = $3) \
+                     ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5"
+                ),
+                params![tenant.as_str(), webhook, filter, page.limit(), page.offset()],
+            )
+            .await?;
+        let total = self
+            .db
+            .query(
+                "SELECT COUNT(*) AS n FROM attempts WHERE tenant_id = $1 AND webhook_id = $2 \
+                 AND (CAST($3 AS BIGINT) = -1 OR success = $3)",
+                params![tenant.as_str(), webhook, filter],
+            )
+            .await?;
+        Ok((rows.iter().map(attempt_from_row).collect::<Result<_, _>>()?, count(&total)?))
+    }
+
+    async fn recent_attempts(&self, tenant: &TenantId, limit: u32) -> Result<Vec<AttemptRecord>, StoreError> {
+        let rows = self
+            .db
+            .query(
+                attempt_select!("WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"),
+                params![tenant.as_str(), limit as i64],
+            )
+            .await?;
+        rows.iter().map(attempt_from_row).collect()
+    }
+
+    async fn get_attempt(
+        &self,
+        tenant: &TenantId,
+        webhook: Uuid,
+        id: Uuid,
+    ) -> Result<Option<AttemptRecord>, StoreError> {
+        let rows = self
+            .db
+            .query(
+                attempt_select!("WHERE tenant_id = $1 AND webhook_id = $2 AND id = $3"),
+                params![tenant.as_str(), webhook, id],
+            )
+            .await?;
+        rows.first().map(attempt_from_row).transpose()
+    }
+
+    async fn webhook_stats(&self, tenant: &TenantId, webhook: Uuid, since: i64) -> Result<WebhookStats, StoreError> {
+        let p = params![tenant.as_str(), webhook, since];
+        let rows = self
+            .db
+            .query(
+                "SELECT COUNT(*) AS attempts, CAST(COALESCE(SUM(success), 0) AS BIGINT) AS successes, \
+                 MAX(CASE WHEN success = 1 THEN created_at END) AS last_success_at, \
+                 MAX(CASE WHEN success = 0 THEN created_at END) AS last_failure_at \
+                 FROM attempts WHERE tenant_id = $1 AND webhook_id = $2 AND created_at >= $3",
+                p.clone(),
+            )
+            .await?;
+        let row = rows.first().ok_or_else(|| corrupt("stats", "no row"))?;
+        let attempts = row.int("attempts")? as u64;
+        let successes = row.int("successes")? as u64;
+        let percentile = |q: f64| {
+            let offset = ((attempts as f64 - 1.0) * q).round().max(0.0) as i64;
+            let mut params = p.clone();
+            params.push(offset.into());
+            params
+        };
+        let mut p50 = None;
+        let mut p95 = None;
+        if attempts > 0 {
+            const SQL: &str = "SELECT response_ms FROM attempts WHERE tenant_id = $1 AND webhook_id = $2 \
+                               AND created_at >= $3 ORDER BY response_ms LIMIT 1 OFFSET $4";
+            p50 = self.db.query(SQL, percentile(0.5)).await?.first().map(|r| r.int("response_ms")).transpose()?;
+            p95 = self.db.query(SQL, percentile(0.95)).await?.first().map(|r| r.int("response_ms")).transpose()?;
+        }
+        Ok(WebhookStats {
+            attempts,
+            successes,
+            failures: attempts - successes,
+            p50_ms: p50,
+            p95_ms: p95,
+            last_success_at: row.opt_int("last_success_at")?,
+            last_failure_at: row.opt_int("last_failure_at")?,
+        })
+    }
+
+    async fn attempt_histogram(
+        &self,
+        tenant: &TenantId,
+        webhook: Uuid,
+        since: i64,
+        bucket_ms: i64,
+    ) -> Result<Vec<(i64, u64, u64, i64)>, StoreError> {
+        let rows = self
+            .db
+            .query(
+                "SELECT CAST(created_at / $4 AS BIGINT) AS bucket, COUNT(*) AS attempts, \
+                 CAST(COALESCE(SUM(success), 0) AS BIGINT) AS successes, \
+                 CAST(COALESCE(AVG(response_ms), 0) AS BIGINT) AS mean_ms FROM attempts \
+                 WHERE tenant_id = $1 AND webhook_id = $2 AND created_at >= $3 \
+                 GROUP BY CAST(created_at / $4 AS BIGINT) ORDER BY 1",
+                params![tenant.as_str(), webhook, since, bucket_ms],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.int("bucket")? * bucket_ms,
+                    r.int("attempts")? as u64,
+                    r.int("successes")? as u64,
+                    r.int("mean_ms")?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn prune(&self, before: i64) -> Result<u64, StoreError> {
+        let r = self
+            .db
+            .write(vec![
+                Stmt::new("DELETE FROM attempts WHERE created_at < $1", params![before]),
+                Stmt::new(
+                    "DELETE FROM deliveries WHERE state IN ('succeeded', 'failed') AND updated_at < $1",
+                    params![before],
+                ),
+                Stmt::new(
+                    "DELETE FROM events WHERE created_at < $1 AND NOT EXISTS \
+                     (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)",
+                    params![before],
+                ),
+            ])
+            .await?;
+        Ok(r[0].affected)
+    }
+
+    async fn list_audit(&self, tenant: &TenantId, page: Page) -> Result<(Vec<AuditRecord>, u64), StoreError> {
+        let rows = self
+            .db
+            .query(
+                "SELECT id, tenant_id, actor, action, target, details, at FROM audit_log WHERE tenant_id = $1 \
+                 ORDER BY id DESC LIMIT $2 OFFSET $3",
+                params![tenant.as_str(), page.limit(), page.offset()],
+            )
+            .await?;
+        let total =
+            self.db.query("SELECT COUNT(*) AS n FROM audit_log WHERE tenant_id = $1", params![tenant.as_str()]).await?;
+        let records = rows
+            .iter()
+            .map(|r| {
+                Ok(AuditRecord {
+                    id: r.int("id")?,
+                    entry: AuditEntry {
+                        tenant_id: TenantId::parse(&r.text("tenant_id")?).map_err(|e| corrupt("tenant", e))?,
+                        actor: r.text("actor")?,
+                        action: r.text("action")?,
+                        target: r.text("target")?,
+                        details: r.json("details")?,
+                        at: r.int("at")?,
+                    },
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok((records, count(&total)?))
+    }
+}
+
+fn attempt_from_row(r: &Row) -> Result<AttemptRecord, StoreError> {
+    Ok(AttemptRecord {
+        id: r.uuid("id")?,
+        delivery_seq: r.int("delivery_seq")?,
+        tenant_id: r.text("tenant_id")?,
+        webhook_id: r.uuid("webhook_id")?,
+        event_ref: r.text("event_ref")?,
+        event_type: r.text("event_type")?,
+        attempt_no: r.int("attempt_no")? as u32,
+        success: r.int("success")? != 0,
+        http_status: r.opt_int("http_status")?.map(|s| s as u16),
+        error: r.opt_text("error")?,
+        response_ms: r.int("response_ms")?,
+        request_headers: r.text("request_headers")?,
+        dispatched_at: r.int("dispatched_at")?,
+        response_body: r.opt_bytes("response_body")?.unwrap_or_default(),
+        next_attempt_at: r.opt_int("next_attempt_at")?,
+        created_at: r.int("created_at")?,
+        format: crate::destinations::parse_format(&r.text("format")?, "format").map_err(|e| corrupt("format", e))?,
+    })
+}

@@ -1,0 +1,218 @@
+//! The records the store takes and gives: what the layers above read and write.
+
+use uuid::Uuid;
+
+use crate::domain::tenant::TenantId;
+use crate::domain::token::Role;
+use crate::domain::webhook::Format;
+
+/// An API token as listed (never its value or digest).
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    pub id: Uuid,
+    pub tenant_id: TenantId,
+    pub role: Role,
+    pub name: String,
+    /// The first characters of the token, to tell tokens apart.
+    pub prefix: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// One management change: who did what to which object.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    pub tenant_id: TenantId,
+    /// `token:<id>` or `cli` or `system`.
+    pub actor: String,
+    /// e.g. `webhook.create`.
+    pub action: String,
+    /// e.g. `webhook:<id>`.
+    pub target: String,
+    /// Names of changed fields and other non-secret facts.
+    pub details: serde_json::Value,
+    pub at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub entry: AuditEntry,
+}
+
+/// A change of a webhook's `is_active` flag, with its side effects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    Unchanged,
+    /// Re-enabled: the failure counter and the reason are cleared.
+    Enable,
+    /// Disabled by a person (`disabled_reason: "manual"`).
+    Disable,
+}
+
+/// An accepted event, before it is stored.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub id: Uuid,
+    pub tenant_id: TenantId,
+    pub event_ref: String,
+    pub event_type: String,
+    pub ordering_key: Option<String>,
+    /// The `data` object exactly as published (shared, not copied, by the deliveries handed
+    /// over at publish).
+    pub data: bytes::Bytes,
+    pub created_at: i64,
+}
+
+/// One webhook an event fans out to.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub webhook_id: Uuid,
+    pub start: DeliveryStart,
+}
+
+/// The state a new delivery starts in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryStart {
+    /// Due now: the dispatcher claims it.
+    Pending,
+    /// The webhook is inactive: the delivery waits until it is re-enabled.
+    Held,
+    /// Already leased to the publishing process, whose dispatcher had room for it: it is handed
+    /// over in memory, with no claim. Should that process die, the lease expires like any other.
+    Leased { claimer: String, lease_until: i64 },
+}
+
+impl DeliveryStart {
+    pub(crate) fn state(&self) -> &'static str {
+        match self {
+            DeliveryStart::Pending => "pending",
+            DeliveryStart::Held => "held",
+            DeliveryStart::Leased { .. } => "leased",
+        }
+    }
+
+    pub(crate) fn lease(&self) -> (Option<i64>, Option<&str>) {
+        match self {
+            DeliveryStart::Leased { claimer, lease_until } => (Some(*lease_until), Some(claimer.as_str())),
+            _ => (None, None),
+        }
+    }
+}
+
+/// The answer to a publish (the original one, for a repeated `event_ref`).
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub event_id: Uuid,
+    pub event_ref: String,
+    pub deliveries: u64,
+    /// The event_ref was already published: nothing new was created.
+    pub duplicate: bool,
+    /// The deliveries created leased to the publisher ([`DeliveryStart::Leased`]): (webhook, seq).
+    pub leased: Vec<(Uuid, i64)>,
+}
+
+/// A delivery leased to this process for one attempt.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub seq: i64,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    pub tenant_id: String,
+    pub webhook_id: Uuid,
+    pub event_id: Uuid,
+    pub event_ref: String,
+    pub event_type: String,
+    /// The event's payload, shared by all its deliveries in this process.
+    pub data: bytes::Bytes,
+    pub created_at: i64,
+}
+
+/// One attempt, as logged.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    /// The `X-Tocsin-Delivery` value.
+    pub id: Uuid,
+    pub delivery_seq: i64,
+    pub tenant_id: String,
+    pub webhook_id: Uuid,
+    pub event_ref: String,
+    pub event_type: String,
+    /// The format the request was rendered in.
+    pub format: Format,
+    pub attempt_no: u32,
+    pub success: bool,
+    pub http_status: Option<u16>,
+    pub error: Option<String>,
+    pub response_ms: i64,
+    /// JSON object of the request headers (signatures included, never a secret).
+    pub request_headers: String,
+    /// When the request was rendered and sent (its `emitted_at`); the body is rendered again
+    /// from the event for display rather than stored.
+    pub dispatched_at: i64,
+    pub response_body: Vec<u8>,
+    pub next_attempt_at: Option<i64>,
+    pub created_at: i64,
+}
+
+/// What happens to a delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    Succeeded,
+    /// Retry at this time (held instead while the webhook is inactive).
+    Retry(i64),
+    Failed,
+}
+
+/// The result of an attempt, written in one transaction with its effects on the webhook.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub attempt: AttemptRecord,
+    pub next: NextStep,
+    /// The lease this process holds; a delivery whose lease passed to another process is not touched.
+    pub claimer: String,
+    /// Test deliveries do not move the circuit breaker.
+    pub counts_for_breaker: bool,
+    /// The webhook's failure counter was 0 when the delivery was claimed: a success need not
+    /// reset it (saves a write per delivery; a failure in between is reset by a later success).
+    pub counter_was_zero: bool,
+    /// The endpoint answered 410 Gone: deactivate at once.
+    pub gone: bool,
+    pub failure_threshold: u32,
+}
+
+/// An event with the state of its deliveries.
+#[derive(Debug, Clone)]
+pub struct EventRecord {
+    pub id: Uuid,
+    pub event_ref: String,
+    pub event_type: String,
+    pub ordering_key: Option<String>,
+    pub data: Vec<u8>,
+    pub created_at: i64,
+    pub deliveries: Vec<DeliveryState>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliveryState {
+    pub seq: i64,
+    pub webhook_id: Uuid,
+    pub state: String,
+    pub attempts: u32,
+    pub next_attempt_at: i64,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub updated_at: i64,
+}
+
+/// Attempt statistics of one webhook over a window.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookStats {
+    pub attempts: u64,
+    pub successes: u64,
+    pub failures: u64,
+    pub p50_ms: Option<i64>,
+    pub p95_ms: Option<i64>,
+    pub last_success_at: Option<i64>,
+    pub last_failure_at: Option<i64>,
+}

@@ -1,0 +1,169 @@
+//! API tokens (stored as SHA-256 digests only) and the dashboard's sessions, which stand on them.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::backend::Backend;
+use super::sql::{Row, Stmt};
+use super::sql_store::{audit_stmt, corrupt};
+use super::{AuditEntry, SqlStore, StoreError, TokenRecord};
+use crate::domain::tenant::TenantId;
+use crate::domain::time::now_ms;
+use crate::domain::token::Role;
+use crate::params;
+
+/// API tokens.
+#[async_trait]
+pub trait TokenStore: Send + Sync + 'static {
+    /// Stores a token by digest; a second token with the same digest is ignored (false).
+    async fn insert_token(
+        &self,
+        token: &TokenRecord,
+        digest: [u8; 32],
+        audit: Option<AuditEntry>,
+    ) -> Result<bool, StoreError>;
+    /// Stores the bootstrap admin token if no bootstrap has happened yet (across all processes
+    /// sharing the database); true when this call did it.
+    async fn bootstrap_token(&self, token: &TokenRecord, digest: [u8; 32]) -> Result<bool, StoreError>;
+    /// The live (not revoked) token with this digest.
+    async fn find_token(&self, digest: [u8; 32]) -> Result<Option<(TokenRecord, Vec<u8>)>, StoreError>;
+    async fn list_tokens(&self, tenant: &TenantId) -> Result<Vec<TokenRecord>, StoreError>;
+    async fn revoke_token(&self, tenant: &TenantId, id: Uuid, audit: AuditEntry) -> Result<bool, StoreError>;
+}
+
+#[async_trait]
+impl<B: Backend> TokenStore for SqlStore<B> {
+    async fn insert_token(
+        &self,
+        t: &TokenRecord,
+        digest: [u8; 32],
+        audit: Option<AuditEntry>,
+    ) -> Result<bool, StoreError> {
+        let mut stmts = vec![Stmt::new(
+            "INSERT INTO api_tokens (id, tenant_id, role, name, prefix, digest, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (digest) DO NOTHING",
+            params![t.id, t.tenant_id.as_str(), t.role.as_str(), &t.name, &t.prefix, &digest[..], t.created_at],
+        )];
+        stmts.extend(audit.as_ref().map(audit_stmt));
+        let r = self.db.write(stmts).await?;
+        Ok(r[0].affected == 1)
+    }
+
+    async fn bootstrap_token(&self, t: &TokenRecord, digest: [u8; 32]) -> Result<bool, StoreError> {
+        // The meta row goes first: a concurrent bootstrap waits on its key, then inserts nothing.
+        let r = self
+            .db
+            .write(vec![
+                Stmt::new(
+                    "INSERT INTO meta (key, value) VALUES ('bootstrapped', $1) ON CONFLICT (key) DO NOTHING",
+                    params![t.id],
+                ),
+                Stmt::new(
+                    "INSERT INTO api_tokens (id, tenant_id, role, name, prefix, digest, created_at) \
+                     SELECT $1, $2, $3, $4, $5, $6, $7 \
+                     WHERE EXISTS (SELECT 1 FROM meta WHERE key = 'bootstrapped' AND value = $1)",
+                    params![t.id, t.tenant_id.as_str(), t.role.as_str(), &t.name, &t.prefix, &digest[..], t.created_at],
+                ),
+            ])
+            .await?;
+        Ok(r[1].affected == 1)
+    }
+
+    async fn find_token(&self, digest: [u8; 32]) -> Result<Option<(TokenRecord, Vec<u8>)>, StoreError> {
+        const SQL: &str = "SELECT id, tenant_id, role, name, prefix, created_at, revoked_at, digest \
+                           FROM api_tokens WHERE digest = $1 AND revoked_at IS NULL";
+        let rows = self.db.query(SQL, params![&digest[..]]).await?;
+        rows.first().map(|r| Ok((token_from_row(r)?, r.bytes("digest")?))).transpose()
+    }
+
+    async fn list_tokens(&self, tenant: &TenantId) -> Result<Vec<TokenRecord>, StoreError> {
+        const SQL: &str = "SELECT id, tenant_id, role, name, prefix, created_at, revoked_at \
+                           FROM api_tokens WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC";
+        let rows = self.db.query(SQL, params![tenant.as_str()]).await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn revoke_token(&self, tenant: &TenantId, id: Uuid, audit: AuditEntry) -> Result<bool, StoreError> {
+        let r = self
+            .db
+            .write(vec![
+                Stmt::new(
+                    "UPDATE api_tokens SET revoked_at = $1 WHERE tenant_id = $2 AND id = $3 AND revoked_at IS NULL",
+                    params![audit.at, tenant.as_str(), id],
+                ),
+                audit_stmt(&audit),
+            ])
+            .await?;
+        Ok(r[0].affected == 1)
+    }
+}
+
+/// Dashboard sessions, by the digest of the session cookie.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Dashboard sessions, by the digest of the session cookie.
+    async fn create_session(
+        &self,
+        digest: [u8; 32],
+        token_id: Uuid,
+        csrf: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+    /// The live session's token (not revoked) and CSRF secret.
+    async fn find_session(&self, digest: [u8; 32], now: i64) -> Result<Option<(TokenRecord, String)>, StoreError>;
+    async fn delete_session(&self, digest: [u8; 32]) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+impl<B: Backend> SessionStore for SqlStore<B> {
+    async fn create_session(
+        &self,
+        digest: [u8; 32],
+        token_id: Uuid,
+        csrf: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        self.db
+            .write(vec![
+                Stmt::new("DELETE FROM ui_sessions WHERE expires_at < $1", params![now_ms()]),
+                Stmt::new(
+                    "INSERT INTO ui_sessions (digest, token_id, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                    params![&digest[..], token_id, csrf, now_ms(), expires_at],
+                ),
+            ])
+            .await
+            .map(|_| ())
+    }
+
+    async fn find_session(&self, digest: [u8; 32], now: i64) -> Result<Option<(TokenRecord, String)>, StoreError> {
+        let rows = self
+            .db
+            .query(
+                "SELECT t.id, t.tenant_id, t.role, t.name, t.prefix, t.created_at, t.revoked_at, s.csrf \
+                 FROM ui_sessions s JOIN api_tokens t ON t.id = s.token_id \
+                 WHERE s.digest = $1 AND s.expires_at > $2 AND t.revoked_at IS NULL",
+                params![&digest[..], now],
+            )
+            .await?;
+        rows.first().map(|r| Ok((token_from_row(r)?, r.text("csrf")?))).transpose()
+    }
+
+    async fn delete_session(&self, digest: [u8; 32]) -> Result<(), StoreError> {
+        self.db
+            .write(vec![Stmt::new("DELETE FROM ui_sessions WHERE digest = $1", params![&digest[..]])])
+            .await
+            .map(|_| ())
+    }
+}
+
+pub(super) fn token_from_row(r: &Row) -> Result<TokenRecord, StoreError> {
+    Ok(TokenRecord {
+        id: r.uuid("id")?,
+        tenant_id: TenantId::parse(&r.text("tenant_id")?).map_err(|e| corrupt("tenant", e))?,
+        role: Role::parse(&r.text("role")?).map_err(|e| corrupt("role", e))?,
+        name: r.text("name")?,
+        prefix: r.text("prefix")?,
+        created_at: r.int("created_at")?,
+        revoked_at: r.opt_int("revoked_at")?,
+    })
+}

@@ -1,0 +1,305 @@
+//! Webhooks: their configuration, sealed secrets and breaker state. Reads for publishing and
+//! claiming come from in-memory copies, dropped whenever a write changes a webhook.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::backend::Backend;
+use super::sql::{Row, Stmt};
+use super::sql_store::{audit_stmt, corrupt, count, HELD_RELEASE_CHUNK};
+use super::{Activation, AuditEntry, SqlStore, StoreError};
+use crate::domain::event_type::EventTypePattern;
+use crate::domain::page::Page;
+use crate::domain::tenant::TenantId;
+use crate::domain::time::now_ms;
+use crate::domain::webhook::{disabled_reason, CustomHeaders, SealedSecrets, Webhook, WebhookUrl};
+use crate::params;
+
+macro_rules! webhook_select {
+    ($($rest:literal)*) => {
+        concat!(
+            "SELECT id, tenant_id, name, url, description, event_types, format, retry_count, timeout_ms, \
+             retry_delays_ms, headers, is_active, failure_count, disabled_reason, max_per_second, owner_email, \
+             secret, previous_secret, previous_expires_at, secret_rotated_at, created_at, updated_at FROM webhooks "
+            $(, $rest)*
+        )
+    };
+}
+
+/// Webhooks.
+#[async_trait]
+pub trait WebhookStore: Send + Sync + 'static {
+    async fn insert_webhook(&self, webhook: &Webhook, audit: AuditEntry) -> Result<(), StoreError>;
+    async fn get_webhook(&self, tenant: &TenantId, id: Uuid) -> Result<Option<Webhook>, StoreError>;
+    /// Newest first, with the total count.
+    async fn list_webhooks(&self, tenant: &TenantId, page: Page) -> Result<(Vec<Webhook>, u64), StoreError>;
+    /// Writes the configuration fields of `webhook` (not its counters or secrets).
+    async fn update_webhook(
+        &self,
+        webhook: &Webhook,
+        activation: Activation,
+        audit: AuditEntry,
+    ) -> Result<bool, StoreError>;
+    async fn update_secrets(
+        &self,
+        tenant: &TenantId,
+        id: Uuid,
+        secrets: &SealedSecrets,
+        audit: AuditEntry,
+    ) -> Result<bool, StoreError>;
+    async fn delete_webhook(&self, tenant: &TenantId, id: Uuid, audit: AuditEntry) -> Result<bool, StoreError>;
+    /// Active webhooks of every tenant (for the dispatcher).
+    async fn active_webhook_ids(&self) -> Result<Vec<Uuid>, StoreError>;
+    /// Every webhook of a tenant (for fan-out).
+    async fn tenant_webhooks(&self, tenant: &TenantId) -> Result<Vec<Webhook>, StoreError>;
+    /// A webhook by id alone (for the dispatcher).
+    async fn webhook_by_id(&self, id: Uuid) -> Result<Option<Webhook>, StoreError>;
+}
+
+#[async_trait]
+impl<B: Backend> WebhookStore for SqlStore<B> {
+    async fn insert_webhook(&self, w: &Webhook, audit: AuditEntry) -> Result<(), StoreError> {
+        let r = self
+            .db
+            .write(vec![
+                Stmt::new(
+                    "INSERT INTO webhooks (id, tenant_id, name, url, description, event_types, format, retry_count, \
+                     timeout_ms, retry_delays_ms, headers, is_active, failure_count, disabled_reason, \
+                     max_per_second, owner_email, secret, previous_secret, previous_expires_at, \
+                     secret_rotated_at, created_at, updated_at) VALUES \
+                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
+                     $21, $22)",
+                    params![
+                        w.id,
+                        w.tenant_id.as_str(),
+                        &w.name,
+                        w.url.as_str(),
+                        w.description.clone(),
+                        patterns_json(w),
+                        w.format.as_str(),
+                        w.retry_count,
+                        w.timeout_ms,
+                        delays_json(w),
+                        headers_json(w),
+                        w.is_active,
+                        w.failure_count,
+                        w.disabled_reason.clone(),
+                        w.max_per_second,
+                        w.owner_email.clone(),
+                        w.secret.current.clone(),
+                        w.secret.previous.clone(),
+                        w.secret.previous_expires_at,
+                        w.secret.rotated_at,
+                        w.created_at,
+                        w.updated_at
+                    ],
+                ),
+                audit_stmt(&audit),
+            ])
+            .await;
+        self.webhooks_changed();
+        r?;
+        Ok(())
+    }
+
+    async fn get_webhook(&self, tenant: &TenantId, id: Uuid) -> Result<Option<Webhook>, StoreError> {
+        let rows =
+            self.db.query(webhook_select!("WHERE tenant_id = $1 AND id = $2"), params![tenant.as_str(), id]).await?;
+        rows.first().map(webhook_from_row).transpose()
+    }
+
+    async fn list_webhooks(&self, tenant: &TenantId, page: Page) -> Result<(Vec<Webhook>, u64), StoreError> {
+        let rows = self
+            .db
+            .query(
+                webhook_select!("WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"),
+                params![tenant.as_str(), page.limit(), page.offset()],
+            )
+            .await?;
+        let total =
+            self.db.query("SELECT COUNT(*) AS n FROM webhooks WHERE tenant_id = $1", params![tenant.as_str()]).await?;
+        Ok((rows.iter().map(webhook_from_row).collect::<Result<_, _>>()?, count(&total)?))
+    }
+
+    async fn update_webhook(&self, w: &Webhook, activation: Activation, audit: AuditEntry) -> Result<bool, StoreError> {
+        // `is_active`, the failure counter and the reason are written only when the request changed
+        // activation: the dispatcher updates them concurrently.
+        let act: Option<i64> = match activation {
+            Activation::Unchanged => None,
+            Activation::Enable => Some(1),
+            Activation::Disable => Some(0),
+        };
+        let r = self
+            .db
+            .write(vec![
+                Stmt::new(
+                    "UPDATE webhooks SET name = $1, url = $2, description = $3, event_types = $4, format = $5, \
+                     retry_count = $6, timeout_ms = $7, retry_delays_ms = $8, headers = $9, max_per_second = $10, \
+                     owner_email = $11, updated_at = $12, \
+                     failure_count = CASE WHEN CAST($13 AS BIGINT) = 1 AND is_active = 0 THEN 0 \
+                                          ELSE failure_count END, \
+                     disabled_reason = CASE WHEN CAST($13 AS BIGINT) = 1 THEN NULL \
+                                            WHEN CAST($13 AS BIGINT) = 0 AND is_active = 1 THEN $14 \
+                                            ELSE disabled_reason END, \
+                     is_active = COALESCE(CAST($13 AS BIGINT), is_active) \
+                     WHERE tenant_id = $15 AND id = $16",
+                    params![
+                        &w.name,
+                        w.url.as_str(),
+                        w.description.clone(),
+                        patterns_json(w),
+                        w.format.as_str(),
+                        w.retry_count,
+                        w.timeout_ms,
+                        delays_json(w),
+                        headers_json(w),
+                        w.max_per_second,
+                        w.owner_email.clone(),
+                        w.updated_at,
+                        act,
+                        disabled_reason::MANUAL,
+                        w.tenant_id.as_str(),
+                        w.id
+                    ],
+                ),
+                // Re-enabled: held deliveries are due now, the first chunk at once and the rest as
+                // the dispatcher runs short (`release_held`). Disabled: pending ones wait.
+                Stmt::new(
+                    "UPDATE deliveries SET state = 'pending', next_attempt_at = $1, updated_at = $1 \
+                     WHERE seq IN (SELECT seq FROM deliveries WHERE webhook_id = $2 AND state = 'held' \
+                                   ORDER BY seq LIMIT $4) \
+                       AND CAST($3 AS BIGINT) = 1",
+                    params![w.updated_at, w.id, act, HELD_RELEASE_CHUNK],
+                ),
+                Stmt::new(
+                    "UPDATE deliveries SET state = 'held', updated_at = $1 \
+                     WHERE webhook_id = $2 AND state IN ('pending', 'leased') AND state = 'pending' \
+                       AND CAST($3 AS BIGINT) = 0",
+                    params![w.updated_at, w.id, act],
+                ),
+                audit_stmt(&audit),
+            ])
+            .await;
+        self.webhooks_changed();
+        let r = r?;
+        Ok(r[0].affected == 1)
+    }
+
+    async fn update_secrets(
+        &self,
+        tenant: &TenantId,
+        id: Uuid,
+        s: &SealedSecrets,
+        audit: AuditEntry,
+    ) -> Result<bool, StoreError> {
+        let r = self
+            .db
+            .write(vec![
+                Stmt::new(
+                    "UPDATE webhooks SET secret = $1, previous_secret = $2, previous_expires_at = $3, \
+                     secret_rotated_at = $4, updated_at = $5 WHERE tenant_id = $6 AND id = $7",
+                    params![
+                        s.current.clone(),
+                        s.previous.clone(),
+                        s.previous_expires_at,
+                        s.rotated_at,
+                        now_ms(),
+                        tenant.as_str(),
+                        id
+                    ],
+                ),
+                audit_stmt(&audit),
+            ])
+            .await;
+        self.webhooks_changed();
+        let r = r?;
+        Ok(r[0].affected == 1)
+    }
+
+    async fn delete_webhook(&self, tenant: &TenantId, id: Uuid, audit: AuditEntry) -> Result<bool, StoreError> {
+        let r = self
+            .db
+            .write(vec![
+                Stmt::new("DELETE FROM webhooks WHERE tenant_id = $1 AND id = $2", params![tenant.as_str(), id]),
+                Stmt::new("DELETE FROM deliveries WHERE webhook_id = $1", params![id]),
+                Stmt::new(
+                    "DELETE FROM attempts WHERE tenant_id = $1 AND webhook_id = $2",
+                    params![tenant.as_str(), id],
+                ),
+                audit_stmt(&audit),
+            ])
+            .await;
+        self.webhooks_changed();
+        let r = r?;
+        Ok(r[0].affected == 1)
+    }
+
+    async fn active_webhook_ids(&self) -> Result<Vec<Uuid>, StoreError> {
+        let rows = self.db.query("SELECT id FROM webhooks WHERE is_active = 1", vec![]).await?;
+        rows.iter().map(|r| r.uuid("id")).collect()
+    }
+
+    async fn tenant_webhooks(&self, tenant: &TenantId) -> Result<Vec<Webhook>, StoreError> {
+        self.webhooks
+            .get_or_load(tenant.clone(), async {
+                let rows = self.db.query(webhook_select!("WHERE tenant_id = $1"), params![tenant.as_str()]).await?;
+                rows.iter().map(webhook_from_row).collect()
+            })
+            .await
+    }
+
+    async fn webhook_by_id(&self, id: Uuid) -> Result<Option<Webhook>, StoreError> {
+        self.webhooks_by_id
+            .get_or_load(id, async {
+                let rows = self.db.query(webhook_select!("WHERE id = $1"), params![id]).await?;
+                rows.first().map(webhook_from_row).transpose()
+            })
+            .await
+    }
+}
+
+pub(super) fn webhook_from_row(r: &Row) -> Result<Webhook, StoreError> {
+    let patterns: Vec<String> = r.json("event_types")?;
+    let delays: Option<Vec<u64>> = match r.opt_text("retry_delays_ms")? {
+        Some(t) => Some(serde_json::from_str(&t).map_err(|e| corrupt("retry_delays_ms", e))?),
+        None => None,
+    };
+    Ok(Webhook {
+        id: r.uuid("id")?,
+        tenant_id: TenantId::parse(&r.text("tenant_id")?).map_err(|e| corrupt("tenant", e))?,
+        name: r.text("name")?,
+        url: WebhookUrl::parse(&r.text("url")?, "url").map_err(|e| corrupt("url", e))?,
+        description: r.opt_text("description")?,
+        event_types: patterns.iter().map(|p| EventTypePattern::from_stored(p)).collect(),
+        format: crate::destinations::parse_format(&r.text("format")?, "format").map_err(|e| corrupt("format", e))?,
+        retry_count: r.int("retry_count")? as u32,
+        timeout_ms: r.int("timeout_ms")? as u32,
+        retry_delays_ms: delays,
+        headers: r.json::<CustomHeaders>("headers")?,
+        is_active: r.int("is_active")? != 0,
+        failure_count: r.int("failure_count")? as u32,
+        disabled_reason: r.opt_text("disabled_reason")?,
+        max_per_second: r.opt_int("max_per_second")?.map(|v| v as u32),
+        owner_email: r.opt_text("owner_email")?,
+        secret: SealedSecrets {
+            current: r.bytes("secret")?,
+            previous: r.opt_bytes("previous_secret")?,
+            previous_expires_at: r.opt_int("previous_expires_at")?,
+            rotated_at: r.int("secret_rotated_at")?,
+        },
+        created_at: r.int("created_at")?,
+        updated_at: r.int("updated_at")?,
+    })
+}
+
+fn patterns_json(w: &Webhook) -> String {
+    serde_json::Value::from(w.event_types.iter().map(EventTypePattern::as_string).collect::<Vec<_>>()).to_string()
+}
+
+fn delays_json(w: &Webhook) -> Option<String> {
+    w.retry_delays_ms.as_ref().map(|d| serde_json::to_string(d).unwrap_or_else(|_| "[]".into()))
+}
+
+fn headers_json(w: &Webhook) -> String {
+    serde_json::to_string(&w.headers).unwrap_or_else(|_| "{}".into())
+}
