@@ -1,6 +1,7 @@
 //! What a use case can answer besides success. The HTTP layer maps each kind to a status and
 //! a JSON body in one place (`http::api::error`); the CLI prints it.
 
+use crate::delivery::DeliveryError;
 use crate::domain::FieldError;
 use crate::store::StoreError;
 
@@ -26,6 +27,8 @@ pub enum ServiceError {
     Forbidden(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Delivery(#[from] DeliveryError),
 }
 
 impl ServiceError {

@@ -22,7 +22,7 @@ use crate::store::Activation;
 pub struct WebhookInput {
     /// Display name.
     pub name: Option<String>,
-    /// Destination URL (http or https).
+    /// Destination URL: http(s)://…, or syslog+udp|tcp|tls://host:port for SIEMs.
     pub url: Option<String>,
     /// Signing secret; generated (`whsec_…`) when absent on create. Write-only.
     pub secret: Option<String>,

@@ -4,6 +4,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::delivery::DeliveryError;
 use crate::domain::FieldError;
 use crate::service::ServiceError;
 use crate::store::StoreError;
@@ -110,6 +111,11 @@ impl From<ServiceError> for ApiError {
             ServiceError::Unauthorized => Self::unauthorized(),
             ServiceError::Forbidden(need) => Self::forbidden(&need),
             ServiceError::Store(e) => e.into(),
+            ServiceError::Delivery(DeliveryError::Store(e)) => e.into(),
+            ServiceError::Delivery(e) => {
+                tracing::error!(error = %e, "delivery error");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The management and publishing API: JSON over HTTP under `/api/v1`.
 //!
-//! Handlers parse input into domain types, check the caller's role, and call the store. The
+//! Handlers read the request (JSON bodies, query parameters, the bearer token), call the use
+//! cases in `service`, and shape the answer; failures become JSON errors in `error.rs`. The
 //! OpenAPI document is generated from the handlers' annotations, so it cannot drift from them.
 
 pub mod audit;

@@ -22,7 +22,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use tocsin::delivery::attempt::{signed_headers, HeaderNames, Signed};
+use tocsin::delivery::headers::{signed_headers, HeaderNames, Signed};
 use tocsin::destinations::{self, EventView, RenderSettings};
 use tocsin::domain::secret::Secret;
 use tocsin::signing::SigningKeys;

@@ -1,0 +1,311 @@
+//! The claim loop: visits the active webhooks in turn, claims for each what it can start now,
+//! starts queued deliveries while slots and workers are free, and on shutdown gives back what
+//! did not finish.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use super::attempt::{self, Endpoint};
+use super::slots::{Queued, Slot, IDLE_RECHECK};
+use super::{max_per_second, Dispatcher};
+use crate::domain::time::now_ms;
+use crate::store::{ClaimedDelivery, StoreError};
+
+impl Dispatcher {
+    /// Runs the claim loop until `stop` resolves; then lets attempts in flight finish for up to
+    /// `grace` and releases the leases of those that did not.
+    pub async fn run(self, stop: impl std::future::Future<Output = ()>, grace: Duration) {
+        tokio::pin!(stop);
+        let mut webhooks: Vec<Uuid> = Vec::new();
+        let mut refreshed = Instant::now() - Duration::from_secs(60);
+        let mut start = 0usize;
+        loop {
+            if refreshed.elapsed() > Duration::from_secs(1) {
+                match self.store.active_webhook_ids().await {
+                    Ok(ids) => webhooks = ids,
+                    Err(e) => tracing::warn!(error = %e, "cannot list webhooks; retrying"),
+                }
+                // Leases of a process that died (or stalled) end: their deliveries are due again.
+                match self.store.expire_leases(now_ms()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deliveries = n, "expired leases returned to the queue"),
+                    Err(e) => tracing::warn!(error = %e, "cannot expire leases; retrying"),
+                }
+                refreshed = Instant::now();
+            }
+            // Webhooks woken by a publish in this process are visited at once, even if they were
+            // created after the last refresh.
+            if let Ok(mut woken) = self.woken.lock() {
+                for id in woken.drain() {
+                    if !webhooks.contains(&id) {
+                        webhooks.push(id);
+                    }
+                }
+            }
+            let mut claimed_any = false;
+            if !webhooks.is_empty() {
+                start = (start + 1) % webhooks.len();
+                for i in 0..webhooks.len() {
+                    let id = webhooks[(start + i) % webhooks.len()];
+                    match self.claim_for(id).await {
+                        Ok(n) => claimed_any |= n > 0,
+                        Err(e) => tracing::warn!(webhook = %id, error = %e, "claim failed"),
+                    }
+                    if self.global.available_permits() == 0 {
+                        break;
+                    }
+                }
+            }
+            if !claimed_any {
+                tokio::select! {
+                    _ = &mut stop => break,
+                    _ = self.wake.notified() => {},
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {},
+                }
+            } else if futures_poll_ready(&mut stop).await {
+                break;
+            }
+        }
+        self.stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+        // Claimed but not started: give the leases back now.
+        let queued: Vec<(i64, String)> = self
+            .slots
+            .lock()
+            .map(|mut slots| {
+                slots.values_mut().flat_map(|s| s.queue.drain(..)).map(|q| (q.delivery.seq, q.claimer)).collect()
+            })
+            .unwrap_or_default();
+        if let Ok(mut m) = self.in_flight.lock() {
+            for (seq, _) in &queued {
+                m.remove(seq);
+            }
+        }
+        if let Err(e) = self.store.release(&queued).await {
+            tracing::warn!(error = %e, "could not release queued leases; they expire on their own");
+        }
+        tracing::info!("delivery: stopped claiming; waiting for attempts in flight");
+        let deadline = Instant::now() + grace;
+        while self.in_flight.lock().map(|m| !m.is_empty()).unwrap_or(false) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left: Vec<(i64, String)> =
+            self.in_flight.lock().map(|m| m.iter().map(|(k, v)| (*k, v.clone())).collect()).unwrap_or_default();
+        if !left.is_empty() {
+            if let Err(e) = self.store.release(&left).await {
+                tracing::warn!(error = %e, "could not release leases; they expire on their own");
+            }
+            tracing::info!(released = left.len(), "delivery: released unfinished attempts");
+        }
+    }
+
+    /// Claims what webhook `id` may take now, ahead of need (a queue of several times its
+    /// concurrency, so the next claim lands before the queue runs dry), and starts what it can.
+    /// Returns how many it claimed.
+    pub(super) async fn claim_for(&self, id: Uuid) -> Result<usize, StoreError> {
+        self.start_ready(id);
+        let now = Instant::now();
+        let room = {
+            let mut slots = self.slots.lock().expect("slots lock");
+            let slot = slots.entry(id).or_insert_with(Slot::new);
+            if slot.idle_until > now {
+                return Ok(0);
+            }
+            self.claim_room(slot)
+        };
+        if room == 0 {
+            return Ok(0);
+        }
+        let Some(webhook) = self.store.webhook_by_id(id).await? else { return Ok(0) };
+        // Slack accepts about one message per second per webhook: that is its default limit.
+        let rate = max_per_second(&webhook);
+        let room = self.take_tokens(id, rate, room);
+        if room == 0 || !webhook.is_active {
+            return Ok(0);
+        }
+        let lease_until = now_ms() + webhook.timeout_ms as i64 + self.lease_margin_ms;
+        // Each claim gets its own lease id.
+        let claimer = &self.lease_id();
+        let claimed = self.store.claim(id, claimer, room as u32, lease_until).await?;
+        let released = if claimed.len() < room { self.release_held(id).await } else { 0 };
+        if claimed.is_empty() && released == 0 {
+            if let Ok(mut slots) = self.slots.lock() {
+                if let Some(slot) = slots.get_mut(&id) {
+                    slot.idle_until = Instant::now() + IDLE_RECHECK.min(Duration::from_millis(100));
+                }
+            }
+            return Ok(0);
+        }
+        let dest = match self.open_endpoint(webhook).await {
+            Ok(d) => Arc::new(d),
+            Err(why) => {
+                tracing::error!(webhook = %id, error = %why, "cannot sign for webhook; releasing its deliveries");
+                let leases: Vec<(i64, String)> = claimed.iter().map(|d| (d.seq, claimer.to_string())).collect();
+                self.store.release(&leases).await?;
+                if let Ok(mut slots) = self.slots.lock() {
+                    if let Some(slot) = slots.get_mut(&id) {
+                        slot.idle_until = Instant::now() + Duration::from_secs(30);
+                    }
+                }
+                return Ok(0);
+            }
+        };
+        let n = claimed.len();
+        self.enqueue(id, claimed, dest, claimer, lease_until);
+        Ok(n)
+    }
+
+    /// Queues deliveries leased to this process (claimed, or handed over by a publish) behind
+    /// webhook `id`'s slots, remembers their leases for shutdown, and starts what it can.
+    pub(super) fn enqueue(
+        &self,
+        id: Uuid,
+        deliveries: Vec<ClaimedDelivery>,
+        dest: Arc<Endpoint>,
+        claimer: &str,
+        lease_until: i64,
+    ) {
+        if let Ok(mut m) = self.in_flight.lock() {
+            for d in &deliveries {
+                m.insert(d.seq, claimer.to_string());
+            }
+        }
+        if let Ok(mut slots) = self.slots.lock() {
+            let slot = slots.entry(id).or_insert_with(Slot::new);
+            slot.queue.extend(deliveries.into_iter().map(|delivery| Queued {
+                delivery,
+                destination: dest.clone(),
+                claimer: claimer.to_string(),
+                lease_until,
+            }));
+        }
+        self.start_ready(id);
+    }
+
+    /// Wakes the claim loop if a webhook found no free worker since it last looked: a worker
+    /// was just freed, and the loop starts that webhook's queue.
+    pub(super) fn wake_if_starved(&self) {
+        if self.starved.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Makes the next chunk of the webhook's held deliveries pending (a re-enabled webhook's
+    /// backlog is released as it drains); checks at most once a second once none are left.
+    async fn release_held(&self, id: Uuid) -> u64 {
+        let due = self.slots.lock().ok().and_then(|s| s.get(&id).map(|s| s.held_recheck <= Instant::now()));
+        if due != Some(true) {
+            return 0;
+        }
+        match self.store.release_held(id, now_ms()).await {
+            Ok(0) => {
+                if let Ok(mut slots) = self.slots.lock() {
+                    if let Some(slot) = slots.get_mut(&id) {
+                        slot.held_recheck = Instant::now() + Duration::from_secs(1);
+                    }
+                }
+                0
+            }
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(webhook = %id, error = %e, "cannot release held deliveries; retrying");
+                0
+            }
+        }
+    }
+
+    /// Starts queued deliveries of webhook `id` while it has free slots and the process has
+    /// free workers.
+    pub(super) fn start_ready(&self, id: Uuid) {
+        if self.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        loop {
+            // Out of workers (or of room for results): whichever attempt ends first wakes the
+            // claim loop, which starts this webhook's queue then.
+            let Ok(permit) = self.global.clone().try_acquire_owned() else {
+                self.starved.store(true, std::sync::atomic::Ordering::Relaxed);
+                return;
+            };
+            let Ok(recording) = self.recording.clone().try_acquire_owned() else {
+                self.starved.store(true, std::sync::atomic::Ordering::Relaxed);
+                return;
+            };
+            let next = {
+                let mut slots = self.slots.lock().expect("slots lock");
+                let Some(slot) = slots.get_mut(&id) else { return };
+                if slot.in_flight >= self.per_webhook {
+                    return;
+                }
+                let Some(next) = slot.queue.pop_front() else { return };
+                slot.in_flight += 1;
+                next
+            };
+            let Queued { delivery: d, destination: dest, claimer, lease_until } = next;
+            let this = self.clone();
+            // Waiting in the queue used up too much of the lease to finish the attempt inside it
+            // (the endpoint slowed down): give the delivery back rather than risk a second sender.
+            if now_ms() + dest.webhook.timeout_ms as i64 >= lease_until {
+                tokio::spawn(async move {
+                    if let Err(e) = this.store.release(&[(d.seq, claimer)]).await {
+                        tracing::warn!(error = %e, "could not release a lease; it expires on its own");
+                    }
+                    if let Ok(mut m) = this.in_flight.lock() {
+                        m.remove(&d.seq);
+                    }
+                    if let Ok(mut slots) = this.slots.lock() {
+                        if let Some(slot) = slots.get_mut(&d.webhook_id) {
+                            slot.in_flight = slot.in_flight.saturating_sub(1);
+                        }
+                    }
+                    drop((permit, recording));
+                    this.start_ready(d.webhook_id);
+                    this.wake_if_starved();
+                });
+                continue;
+            }
+            // Boxed: the attempt's future (HTTP request included) is large, and tokio would
+            // otherwise copy it into the task and again over it when the task finishes.
+            tokio::spawn(Box::pin(async move {
+                let completion = attempt::attempt(&this.context(), &dest, &d, &claimer, false).await;
+                // The exchange is over: its slot is free while the result is written.
+                let mut claim_now = true;
+                if let Ok(mut slots) = this.slots.lock() {
+                    if let Some(slot) = slots.get_mut(&d.webhook_id) {
+                        slot.in_flight = slot.in_flight.saturating_sub(1);
+                        slot.idle_until = Instant::now();
+                        claim_now = this.claim_room(slot) > 0;
+                    }
+                }
+                drop(permit);
+                this.start_ready(d.webhook_id);
+                // The claim loop is woken only when a claim is due or another webhook waits for
+                // a worker (not after every attempt); it also looks on its own every 50 ms.
+                if claim_now {
+                    this.wake.notify_one();
+                } else {
+                    this.wake_if_starved();
+                }
+                if let Some(error) = &completion.attempt.error {
+                    tracing::debug!(webhook = %dest.webhook.id, event_ref = %d.event_ref, attempt = completion.attempt.attempt_no, %error, "attempt failed");
+                }
+                this.record(&completion, &dest.webhook).await;
+                if let Ok(mut m) = this.in_flight.lock() {
+                    m.remove(&d.seq);
+                }
+                drop(recording);
+                this.wake_if_starved();
+            }));
+        }
+    }
+}
+
+/// True when `fut` has already completed (without waiting).
+async fn futures_poll_ready<F: std::future::Future<Output = ()> + Unpin>(fut: &mut F) -> bool {
+    tokio::select! {
+        biased;
+        _ = fut => true,
+        _ = std::future::ready(()) => false,
+    }
+}
