@@ -1,19 +1,24 @@
 //! Settings, resolved in one place with a fixed precedence:
 //! command-line flags > `TOCSIN_*` environment variables > TOML file (`--config`) > defaults.
 //!
-//! Every value is parsed here, at the edge, so a bad one stops start-up with one line that
-//! names the setting and where it came from, and the rest of the program sees typed values.
+//! Each setting is declared once ([`declared`]): its variable, flag and default. Every value is
+//! parsed here, at the edge ([`parse`]), so a bad one stops start-up with one line that names the
+//! setting and where it came from, and the rest of the program sees typed values.
+
+pub mod declared;
+pub mod parse;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use serde::Deserialize;
 
 use crate::crypto::parse_master_key;
 use crate::destinations::RenderSettings;
 use crate::store::DatabaseUrl;
+use declared::{Fallback, Setting};
+use parse::*;
 
 /// A setting that must never be printed: its `Debug` is `***`.
 #[derive(Clone, PartialEq, Eq)]
@@ -23,42 +28,6 @@ impl<T> std::fmt::Debug for Sensitive<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("***")
     }
-}
-
-/// The values the TOML file may hold; the names match the `TOCSIN_*` variables in lower case.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub listen: Option<String>,
-    pub database_url: Option<String>,
-    pub data_dir: Option<String>,
-    pub admin_token: Option<String>,
-    pub master_key: Option<String>,
-    pub catalogue: Option<Vec<String>>,
-    pub default_event_types: Option<Vec<String>>,
-    pub secret_grace_secs: Option<u64>,
-    pub log: Option<String>,
-    pub header_prefix: Option<String>,
-    pub retry_delays_ms: Option<Vec<u64>>,
-    pub failure_threshold: Option<u32>,
-    pub allow_destinations: Option<Vec<String>>,
-    pub max_event_bytes: Option<usize>,
-    pub retention_days: Option<u64>,
-    pub workers: Option<usize>,
-    pub webhook_concurrency: Option<usize>,
-    pub extra_ca_file: Option<String>,
-    pub shutdown_grace_secs: Option<u64>,
-    pub lease_margin_secs: Option<u64>,
-    pub smtp_url: Option<String>,
-    pub smtp_from: Option<String>,
-    pub cef_vendor: Option<String>,
-    pub cef_product: Option<String>,
-    pub syslog_facility: Option<u8>,
-    pub syslog_hostname: Option<String>,
-    pub syslog_udp_max: Option<usize>,
-    pub splunk_index: Option<String>,
-    pub client_cert_file: Option<String>,
-    pub client_key_file: Option<String>,
 }
 
 /// Values given on the command line (all optional: a missing one falls through to the next source).
@@ -82,6 +51,20 @@ pub struct Flags {
     /// Log filter, e.g. info or tocsin=debug [env: TOCSIN_LOG] [default: info]
     #[arg(long)]
     pub log: Option<String>,
+}
+
+impl Flags {
+    /// The value given for a setting's flag.
+    fn given(&self, setting: &Setting) -> Option<String> {
+        match setting.flag? {
+            "--listen" => self.listen.clone(),
+            "--database" => self.database_url.clone(),
+            "--data-dir" => self.data_dir.clone(),
+            "--log" => self.log.clone(),
+            "--catalogue" => (!self.catalogue.is_empty()).then(|| self.catalogue.join(",")),
+            _ => None,
+        }
+    }
 }
 
 /// Fully resolved settings.
@@ -137,66 +120,70 @@ pub struct Settings {
 #[error("invalid setting {name} (from {origin}): {problem}")]
 pub struct ConfigError {
     pub name: String,
-    pub origin: &'static str,
+    pub origin: String,
     pub problem: String,
 }
 
 /// Where a raw value was found.
 struct Raw {
     value: String,
-    source: &'static str,
+    origin: String,
 }
 
+/// Reads declared settings from the sources in order of precedence.
 struct Resolver<'a> {
+    flags: &'a Flags,
     env: &'a dyn Fn(&str) -> Option<String>,
+    file: toml::Table,
+    /// How errors name the file: `config file <path>`.
+    file_origin: String,
 }
 
 impl Resolver<'_> {
-    /// flag > env > file, as raw text with its source.
-    fn pick(&self, flag: Option<&String>, env: &str, file: Option<String>) -> Option<Raw> {
-        if let Some(v) = flag {
-            return Some(Raw { value: v.clone(), source: "command line" });
+    /// flag > env > file, as raw text with its origin.
+    fn given(&self, s: &Setting) -> Option<Raw> {
+        if let Some(value) = self.flags.given(s) {
+            return Some(Raw { value, origin: "command line".into() });
         }
-        if let Some(v) = (self.env)(env) {
-            return Some(Raw { value: v, source: "environment" });
+        if let Some(value) = (self.env)(s.env) {
+            return Some(Raw { value, origin: "environment".into() });
         }
-        file.map(|value| Raw { value, source: "config file" })
+        self.file.get(&s.file_key()).map(|v| Raw { value: file_text(v), origin: self.file_origin.clone() })
+    }
+
+    fn parse_raw<T>(raw: Raw, s: &Setting, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<T, ConfigError> {
+        parse(raw.value.trim()).map_err(|problem| ConfigError { name: s.env.to_string(), origin: raw.origin, problem })
+    }
+
+    /// A setting with a default value: the given text, or the default, through `parse`.
+    fn value<T>(&self, s: &Setting, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<T, ConfigError> {
+        let raw = match (self.given(s), s.default) {
+            (Some(raw), _) => raw,
+            (None, Fallback::Value(text)) => Raw { value: text.to_string(), origin: "default".into() },
+            (None, _) => {
+                return Err(ConfigError { name: s.env.to_string(), origin: "default".into(), problem: "must be set".into() })
+            }
+        };
+        Self::parse_raw(raw, s, parse)
+    }
+
+    /// A setting without a default value: `None` when nothing gives it.
+    fn optional<T>(
+        &self,
+        s: &Setting,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ConfigError> {
+        self.given(s).map(|raw| Self::parse_raw(raw, s, parse)).transpose()
     }
 }
 
-fn parse_with<T>(
-    raw: Option<Raw>,
-    name: &str,
-    default: impl FnOnce() -> T,
-    parse: impl FnOnce(&str) -> Result<T, String>,
-) -> Result<T, ConfigError> {
-    match raw {
-        None => Ok(default()),
-        Some(raw) => parse(raw.value.trim()).map_err(|problem| ConfigError {
-            name: name.to_string(),
-            origin: raw.source,
-            problem,
-        }),
+/// A TOML value as the text an environment variable would hold (lists comma-separated).
+fn file_text(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Array(items) => items.iter().map(file_text).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
     }
-}
-
-/// A parser for a whole number within `lo..=hi`.
-fn in_range<T>(lo: T, hi: T) -> impl FnOnce(&str) -> Result<T, String>
-where
-    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
-{
-    move |s| match s.parse::<T>() {
-        Ok(n) if n >= lo && n <= hi => Ok(n),
-        _ => Err(format!("'{s}' must be a whole number from {lo} to {hi}")),
-    }
-}
-
-fn list(raw: &str) -> Vec<String> {
-    raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
-}
-
-fn join<T: ToString>(items: &[T]) -> String {
-    items.iter().map(T::to_string).collect::<Vec<_>>().join(",")
 }
 
 impl Settings {
@@ -210,308 +197,53 @@ impl Settings {
         let config_path = flags.config.clone().or_else(|| env("TOCSIN_CONFIG").map(PathBuf::from));
         let file = match &config_path {
             Some(path) => read_file(path)?,
-            None => FileConfig::default(),
+            None => toml::Table::new(),
         };
-        let r = Resolver { env };
+        let file_origin = config_path.as_ref().map_or(String::new(), |p| format!("config file {}", p.display()));
+        let r = Resolver { flags, env, file, file_origin };
+        use declared::*;
 
-        let listen = parse_with(
-            r.pick(flags.listen.as_ref(), "TOCSIN_LISTEN", file.listen),
-            "TOCSIN_LISTEN",
-            || SocketAddr::from(([127, 0, 0, 1], 8080)),
-            |s| s.parse().map_err(|_| format!("'{s}' is not an address like 127.0.0.1:8080")),
-        )?;
-        let data_dir = parse_with(
-            r.pick(flags.data_dir.as_ref(), "TOCSIN_DATA_DIR", file.data_dir),
-            "TOCSIN_DATA_DIR",
-            || PathBuf::from("./tocsin-data"),
-            |s| {
-                if s.is_empty() {
-                    Err("must not be empty".into())
-                } else {
-                    Ok(PathBuf::from(s))
-                }
-            },
-        )?;
-        let database = parse_with(
-            r.pick(flags.database_url.as_ref(), "TOCSIN_DATABASE_URL", file.database_url),
-            "TOCSIN_DATABASE_URL",
-            || DatabaseUrl::Sqlite(data_dir.join("tocsin.db")),
-            DatabaseUrl::parse,
-        )?;
-        let admin_token = parse_with(
-            r.pick(None, "TOCSIN_ADMIN_TOKEN", file.admin_token),
-            "TOCSIN_ADMIN_TOKEN",
-            || None,
-            |s| {
-                if s.len() < 24 || s.len() > 256 || !s.bytes().all(|b| b.is_ascii_graphic()) {
-                    Err("must be 24 to 256 printable characters without spaces".into())
-                } else {
-                    Ok(Some(Sensitive(s.to_string())))
-                }
-            },
-        )?;
-        let master_key = parse_with(
-            r.pick(None, "TOCSIN_MASTER_KEY", file.master_key),
-            "TOCSIN_MASTER_KEY",
-            || None,
-            |s| parse_master_key(s).map(|k| Some(Sensitive(k))),
-        )?;
-        let catalogue_flag = (!flags.catalogue.is_empty()).then(|| flags.catalogue.join(","));
-        let catalogue_files = parse_with(
-            r.pick(catalogue_flag.as_ref(), "TOCSIN_CATALOGUE", file.catalogue.map(|c| c.join(","))),
-            "TOCSIN_CATALOGUE",
-            Vec::new,
-            |s| Ok(list(s).into_iter().map(PathBuf::from).collect()),
-        )?;
-        let default_event_types = parse_with(
-            r.pick(None, "TOCSIN_DEFAULT_EVENT_TYPES", file.default_event_types.map(|v| v.join(","))),
-            "TOCSIN_DEFAULT_EVENT_TYPES",
-            || vec!["*".to_string()],
-            |s| {
-                let v = list(s);
-                if v.is_empty() {
-                    Err("must list at least one event type or *".into())
-                } else {
-                    Ok(v)
-                }
-            },
-        )?;
-        let secret_grace = parse_with(
-            r.pick(None, "TOCSIN_SECRET_GRACE_SECS", file.secret_grace_secs.map(|v| v.to_string())),
-            "TOCSIN_SECRET_GRACE_SECS",
-            || Duration::from_secs(24 * 3600),
-            |s| s.parse::<u64>().map(Duration::from_secs).map_err(|_| format!("'{s}' is not a number of seconds")),
-        )?;
-        let log = parse_with(
-            r.pick(flags.log.as_ref(), "TOCSIN_LOG", file.log),
-            "TOCSIN_LOG",
-            || "info".to_string(),
-            |s| {
-                tracing_subscriber::EnvFilter::try_new(s)
-                    .map(|_| s.to_string())
-                    .map_err(|e| format!("not a log filter: {e}"))
-            },
-        )?;
-        let header_prefix = parse_with(
-            r.pick(None, "TOCSIN_HEADER_PREFIX", file.header_prefix),
-            "TOCSIN_HEADER_PREFIX",
-            || "X-Tocsin".to_string(),
-            |s| {
-                if !s.is_empty() && s.len() <= 40 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-                    Ok(s.to_string())
-                } else {
-                    Err("must be 1 to 40 letters, digits or dashes, like X-Tocsin".into())
-                }
-            },
-        )?;
-        let retry_delays = parse_with(
-            r.pick(None, "TOCSIN_RETRY_DELAYS_MS", file.retry_delays_ms.map(|v| join(&v))),
-            "TOCSIN_RETRY_DELAYS_MS",
-            || [0u64, 30_000, 120_000, 600_000, 3_600_000].map(Duration::from_millis).to_vec(),
-            |s| {
-                let v = list(s)
-                    .iter()
-                    .map(|x| x.parse::<u64>().map(Duration::from_millis))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|_| "must be a comma-separated list of milliseconds".to_string())?;
-                if v.is_empty() {
-                    Err("must list at least one delay".into())
-                } else {
-                    Ok(v)
-                }
-            },
-        )?;
-        let failure_threshold = parse_with(
-            r.pick(None, "TOCSIN_FAILURE_THRESHOLD", file.failure_threshold.map(|v| v.to_string())),
-            "TOCSIN_FAILURE_THRESHOLD",
-            || 5,
-            in_range(1u32, 1_000_000),
-        )?;
-        let allow_destinations = parse_with(
-            r.pick(None, "TOCSIN_ALLOW_DESTINATIONS", file.allow_destinations.map(|v| v.join(","))),
-            "TOCSIN_ALLOW_DESTINATIONS",
-            Vec::new,
-            |s| {
-                list(s)
-                    .iter()
-                    .map(|n| {
-                        n.parse::<IpNet>()
-                            .or_else(|_| n.parse::<std::net::IpAddr>().map(IpNet::from))
-                            .map_err(|_| format!("'{n}' is not a network like 10.0.0.0/8"))
-                    })
-                    .collect()
-            },
-        )?;
-        let max_event_bytes = parse_with(
-            r.pick(None, "TOCSIN_MAX_EVENT_BYTES", file.max_event_bytes.map(|v| v.to_string())),
-            "TOCSIN_MAX_EVENT_BYTES",
-            || 256 * 1024,
-            in_range(1024usize, 16 * 1024 * 1024),
-        )?;
-        let retention = parse_with(
-            r.pick(None, "TOCSIN_RETENTION_DAYS", file.retention_days.map(|v| v.to_string())),
-            "TOCSIN_RETENTION_DAYS",
-            || Duration::from_secs(30 * 86_400),
-            |s| match s.parse::<u64>() {
-                Ok(n) if n >= 1 => Ok(Duration::from_secs(n * 86_400)),
-                _ => Err(format!("'{s}' is not a positive number of days")),
-            },
-        )?;
-        let workers = parse_with(
-            r.pick(None, "TOCSIN_WORKERS", file.workers.map(|v| v.to_string())),
-            "TOCSIN_WORKERS",
-            || 1024,
-            in_range(1usize, 10_000),
-        )?;
-        let webhook_concurrency = parse_with(
-            r.pick(None, "TOCSIN_WEBHOOK_CONCURRENCY", file.webhook_concurrency.map(|v| v.to_string())),
-            "TOCSIN_WEBHOOK_CONCURRENCY",
-            || 64,
-            in_range(1usize, 10_000),
-        )?;
-        let extra_ca_file = parse_with(
-            r.pick(None, "TOCSIN_EXTRA_CA_FILE", file.extra_ca_file),
-            "TOCSIN_EXTRA_CA_FILE",
-            || None,
-            |s| {
-                let p = PathBuf::from(s);
-                if p.is_file() {
-                    Ok(Some(p))
-                } else {
-                    Err(format!("{s} is not a readable file"))
-                }
-            },
-        )?;
-        let shutdown_grace = parse_with(
-            r.pick(None, "TOCSIN_SHUTDOWN_GRACE_SECS", file.shutdown_grace_secs.map(|v| v.to_string())),
-            "TOCSIN_SHUTDOWN_GRACE_SECS",
-            || Duration::from_secs(15),
-            |s| s.parse::<u64>().map(Duration::from_secs).map_err(|_| format!("'{s}' is not a number of seconds")),
-        )?;
-        let lease_margin = parse_with(
-            r.pick(None, "TOCSIN_LEASE_MARGIN_SECS", file.lease_margin_secs.map(|v| v.to_string())),
-            "TOCSIN_LEASE_MARGIN_SECS",
-            || Duration::from_secs(30),
-            |s| match s.parse::<u64>() {
-                Ok(n) if (1..=3600).contains(&n) => Ok(Duration::from_secs(n)),
-                _ => Err(format!("'{s}' must be between 1 and 3600 seconds")),
-            },
-        )?;
-        let smtp_url = parse_with(
-            r.pick(None, "TOCSIN_SMTP_URL", file.smtp_url),
-            "TOCSIN_SMTP_URL",
-            || None,
-            |s| {
-                if s.starts_with("smtp://") || s.starts_with("smtps://") {
-                    Ok(Some(Sensitive(s.to_string())))
-                } else {
-                    Err("must start with smtp:// or smtps://".into())
-                }
-            },
-        )?;
-        let smtp_from = parse_with(
-            r.pick(None, "TOCSIN_SMTP_FROM", file.smtp_from),
-            "TOCSIN_SMTP_FROM",
-            || "Tocsin <tocsin@localhost>".to_string(),
-            |s| {
-                s.parse::<lettre::message::Mailbox>()
-                    .map(|_| s.to_string())
-                    .map_err(|_| format!("'{s}' is not an email address"))
-            },
-        )?;
-        let cef_field = |raw: Option<Raw>, name: &str| {
-            parse_with(
-                raw,
-                name,
-                || "Tocsin".to_string(),
+        let listen =
+            r.value(&LISTEN, |s| s.parse().map_err(|_| format!("'{s}' is not an address like 127.0.0.1:8080")))?;
+        let data_dir =
+            r.value(
+                &DATA_DIR,
                 |s| {
-                    if s.is_empty() || s.chars().count() > 63 || s.chars().any(char::is_control) {
-                        Err("must be 1 to 63 characters".into())
+                    if s.is_empty() {
+                        Err("must not be empty".to_string())
                     } else {
-                        Ok(s.to_string())
+                        Ok(PathBuf::from(s))
                     }
                 },
-            )
+            )?;
+        let database = r
+            .optional(&DATABASE_URL, DatabaseUrl::parse)?
+            .unwrap_or_else(|| DatabaseUrl::Sqlite(data_dir.join("tocsin.db")));
+        let admin_token = r.optional(&ADMIN_TOKEN, |s| token_text(24, 256)(s).map(Sensitive))?;
+        let master_key = r.optional(&MASTER_KEY, |s| parse_master_key(s).map(Sensitive))?;
+        let catalogue_files =
+            r.optional(&CATALOGUE, |s| Ok(list(s).into_iter().map(PathBuf::from).collect()))?.unwrap_or_default();
+        let render = RenderSettings {
+            cef_vendor: r.value(&CEF_VENDOR, label(63))?,
+            cef_product: r.value(&CEF_PRODUCT, label(63))?,
+            cef_version: env!("CARGO_PKG_VERSION").to_string(),
+            syslog_facility: r.value(&SYSLOG_FACILITY, in_range(0u8, 23))?,
+            hostname: r.optional(&SYSLOG_HOSTNAME, token_text(1, 255))?.unwrap_or_else(system_hostname),
+            splunk_index: r.optional(&SPLUNK_INDEX, index_name)?,
         };
-        let cef_vendor = cef_field(r.pick(None, "TOCSIN_CEF_VENDOR", file.cef_vendor), "TOCSIN_CEF_VENDOR")?;
-        let cef_product = cef_field(r.pick(None, "TOCSIN_CEF_PRODUCT", file.cef_product), "TOCSIN_CEF_PRODUCT")?;
-        let syslog_facility = parse_with(
-            r.pick(None, "TOCSIN_SYSLOG_FACILITY", file.syslog_facility.map(|v| v.to_string())),
-            "TOCSIN_SYSLOG_FACILITY",
-            || 16,
-            in_range(0u8, 23),
-        )?;
-        let syslog_hostname = parse_with(
-            r.pick(None, "TOCSIN_SYSLOG_HOSTNAME", file.syslog_hostname),
-            "TOCSIN_SYSLOG_HOSTNAME",
-            system_hostname,
-            |s| {
-                if !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| b.is_ascii_graphic()) {
-                    Ok(s.to_string())
-                } else {
-                    Err("must be 1 to 255 printable ASCII characters".into())
-                }
-            },
-        )?;
-        let syslog_udp_max = parse_with(
-            r.pick(None, "TOCSIN_SYSLOG_UDP_MAX", file.syslog_udp_max.map(|v| v.to_string())),
-            "TOCSIN_SYSLOG_UDP_MAX",
-            || 2048,
-            in_range(480usize, 65_000),
-        )?;
-        let splunk_index = parse_with(
-            r.pick(None, "TOCSIN_SPLUNK_INDEX", file.splunk_index),
-            "TOCSIN_SPLUNK_INDEX",
-            || None,
-            |s| {
-                if !s.is_empty()
-                    && s.len() <= 80
-                    && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-                {
-                    Ok(Some(s.to_string()))
-                } else {
-                    Err("must be an index name (letters, digits, _ and -)".into())
-                }
-            },
-        )?;
-        let file_path = |raw: Option<Raw>, name: &str| {
-            parse_with(
-                raw,
-                name,
-                || None,
-                |s| {
-                    let p = PathBuf::from(s);
-                    if p.is_file() {
-                        Ok(Some(p))
-                    } else {
-                        Err(format!("{s} is not a readable file"))
-                    }
-                },
-            )
-        };
-        let cert =
-            file_path(r.pick(None, "TOCSIN_CLIENT_CERT_FILE", file.client_cert_file), "TOCSIN_CLIENT_CERT_FILE")?;
-        let key = file_path(r.pick(None, "TOCSIN_CLIENT_KEY_FILE", file.client_key_file), "TOCSIN_CLIENT_KEY_FILE")?;
+        let cert = r.optional(&CLIENT_CERT_FILE, readable_file)?;
+        let key = r.optional(&CLIENT_KEY_FILE, readable_file)?;
         let client_cert = match (cert, key) {
             (Some(c), Some(k)) => Some((c, k)),
             (None, None) => None,
             _ => {
                 return Err(ConfigError {
-                    name: "TOCSIN_CLIENT_CERT_FILE".into(),
-                    origin: "environment",
+                    name: CLIENT_CERT_FILE.env.into(),
+                    origin: "environment".into(),
                     problem: "TOCSIN_CLIENT_CERT_FILE and TOCSIN_CLIENT_KEY_FILE go together".into(),
                 })
             }
         };
-        let render = RenderSettings {
-            cef_vendor,
-            cef_product,
-            cef_version: env!("CARGO_PKG_VERSION").to_string(),
-            syslog_facility,
-            hostname: syslog_hostname,
-            splunk_index,
-        };
-
         Ok(Settings {
             listen,
             database,
@@ -519,32 +251,47 @@ impl Settings {
             admin_token,
             master_key,
             catalogue_files,
-            default_event_types,
-            secret_grace,
-            log,
-            header_prefix,
-            retry_delays,
-            failure_threshold,
-            allow_destinations,
-            max_event_bytes,
-            retention,
-            workers,
-            webhook_concurrency,
-            extra_ca_file,
-            shutdown_grace,
-            lease_margin,
-            smtp_url,
-            smtp_from,
+            default_event_types: r.value(&DEFAULT_EVENT_TYPES, non_empty_list)?,
+            secret_grace: r
+                .value(&SECRET_GRACE_SECS, duration_in(0, 30 * 86_400, Duration::from_secs(1), "seconds"))?,
+            log: r.value(&LOG, |s| {
+                tracing_subscriber::EnvFilter::try_new(s)
+                    .map(|_| s.to_string())
+                    .map_err(|e| format!("not a log filter: {e}"))
+            })?,
+            header_prefix: r.value(&HEADER_PREFIX, header_prefix)?,
+            retry_delays: r.value(&RETRY_DELAYS_MS, delays_ms)?,
+            failure_threshold: r.value(&FAILURE_THRESHOLD, in_range(1u32, 1_000_000))?,
+            allow_destinations: r.optional(&ALLOW_DESTINATIONS, networks)?.unwrap_or_default(),
+            max_event_bytes: r.value(&MAX_EVENT_BYTES, in_range(1024usize, 16 * 1024 * 1024))?,
+            retention: r.value(&RETENTION_DAYS, duration_in(1, 36_500, Duration::from_secs(86_400), "days"))?,
+            workers: r.value(&WORKERS, in_range(1usize, 10_000))?,
+            webhook_concurrency: r.value(&WEBHOOK_CONCURRENCY, in_range(1usize, 10_000))?,
+            extra_ca_file: r.optional(&EXTRA_CA_FILE, readable_file)?,
+            shutdown_grace: r.value(&SHUTDOWN_GRACE_SECS, duration_in(0, 3600, Duration::from_secs(1), "seconds"))?,
+            lease_margin: r.value(&LEASE_MARGIN_SECS, duration_in(1, 3600, Duration::from_secs(1), "seconds"))?,
+            smtp_url: r.optional(&SMTP_URL, |s| {
+                if s.starts_with("smtp://") || s.starts_with("smtps://") {
+                    Ok(Sensitive(s.to_string()))
+                } else {
+                    Err("must start with smtp:// or smtps://".to_string())
+                }
+            })?,
+            smtp_from: r.value(&SMTP_FROM, |s| {
+                s.parse::<lettre::message::Mailbox>()
+                    .map(|_| s.to_string())
+                    .map_err(|_| format!("'{s}' is not an email address"))
+            })?,
             render,
-            syslog_udp_max,
+            syslog_udp_max: r.value(&SYSLOG_UDP_MAX, in_range(480usize, 65_000))?,
             client_cert,
         })
     }
 
     /// Settings for tests and embedding: defaults with the data under `dir`.
-    pub fn for_data_dir(dir: &Path) -> Self {
-        let env = |name: &str| (name == "TOCSIN_DATA_DIR").then(|| dir.display().to_string());
-        Self::resolve(&Flags::default(), &env).expect("defaults are valid")
+    pub fn for_data_dir(dir: &Path) -> Result<Self, ConfigError> {
+        let env = |name: &str| (name == declared::DATA_DIR.env).then(|| dir.display().to_string());
+        Self::resolve(&Flags::default(), &env)
     }
 }
 
@@ -559,10 +306,17 @@ fn system_hostname() -> String {
         .unwrap_or_else(|| "tocsin".into())
 }
 
-fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let err = |problem: String| ConfigError { name: "--config".into(), origin: "command line", problem };
+/// Reads the TOML file; every key in it must be a declared setting's.
+fn read_file(path: &Path) -> Result<toml::Table, ConfigError> {
+    let err = |problem: String| ConfigError { name: "--config".into(), origin: "command line".into(), problem };
     let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
-    toml::from_str(&text).map_err(|e| err(format!("{}: {}", path.display(), e.message())))
+    let table: toml::Table = toml::from_str(&text).map_err(|e| err(format!("{}: {}", path.display(), e.message())))?;
+    for key in table.keys() {
+        if !declared::ALL.iter().any(|s| &s.file_key() == key) {
+            return Err(err(format!("{}: unknown setting `{key}`", path.display())));
+        }
+    }
+    Ok(table)
 }
 
 #[cfg(test)]
@@ -633,6 +387,48 @@ mod tests {
         let printed = format!("{:?}", Settings::resolve(&Flags::default(), &env).unwrap());
         for secret in ["very_secret", "abab", "hunter2", "mailpass", "171, 171"] {
             assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+    }
+
+    #[test]
+    fn out_of_range_durations_refuse_to_start_naming_the_setting() {
+        for (name, value) in [
+            ("TOCSIN_SHUTDOWN_GRACE_SECS", "18446744073709551615"),
+            ("TOCSIN_SHUTDOWN_GRACE_SECS", "3601"),
+            ("TOCSIN_RETENTION_DAYS", "106751991167301"),
+            ("TOCSIN_SECRET_GRACE_SECS", "99999999999999"),
+            ("TOCSIN_RETRY_DELAYS_MS", "0,18446744073709551615"),
+            ("TOCSIN_LEASE_MARGIN_SECS", "0"),
+        ] {
+            let env = move |n: &str| (n == name).then(|| value.to_string());
+            let err = Settings::resolve(&Flags::default(), &env).expect_err(value);
+            assert_eq!(err.name, name, "{err}");
+        }
+    }
+
+    #[test]
+    fn every_declared_default_parses() {
+        let s = Settings::resolve(&Flags::default(), &|_: &str| None).unwrap();
+        assert_eq!(s.shutdown_grace, Duration::from_secs(15));
+        assert_eq!(s.retention, Duration::from_secs(30 * 86_400));
+        for setting in declared::ALL {
+            assert!(setting.env.starts_with("TOCSIN_"), "{setting:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any text in any one setting: start-up either succeeds or names that setting; it never
+        /// panics.
+        #[test]
+        fn any_value_of_any_setting_is_parsed_or_named(index in 0..declared::ALL.len(), value in ".*") {
+            let name = declared::ALL[index].env;
+            let given = value.clone();
+            let env = move |n: &str| (n == name).then(|| given.clone());
+            if let Err(e) = Settings::resolve(&Flags::default(), &env) {
+                // The client certificate and key are checked as a pair.
+                let pair = name == "TOCSIN_CLIENT_KEY_FILE" && e.name == "TOCSIN_CLIENT_CERT_FILE";
+                proptest::prop_assert!(e.name == name || pair, "{} named for {}={:?}", e.name, name, value);
+            }
         }
     }
 }

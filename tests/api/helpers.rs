@@ -68,7 +68,7 @@ pub async fn fresh_pg_database() -> String {
 
 /// The settings of one test app: fresh storage, a random loopback port, a known admin token.
 pub async fn test_settings(backend: Backend, dir: &std::path::Path) -> Settings {
-    let mut s = Settings::for_data_dir(dir);
+    let mut s = Settings::for_data_dir(dir).expect("the defaults are valid");
     s.listen = "127.0.0.1:0".parse().unwrap();
     s.admin_token = Some(tocsin::config::Sensitive(ADMIN_TOKEN.to_string()));
     s.log = "warn".into();
