@@ -92,7 +92,6 @@ fn the_checker_sees_grouped_and_plain_paths() {
 }
 
 #[test]
-#[ignore = "the giants are being split"]
 fn no_source_file_is_a_giant() {
     let giants: Vec<String> = rust_files(Path::new(SRC))
         .into_iter()

@@ -161,7 +161,11 @@ impl Resolver<'_> {
             (Some(raw), _) => raw,
             (None, Fallback::Value(text)) => Raw { value: text.to_string(), origin: "default".into() },
             (None, _) => {
-                return Err(ConfigError { name: s.env.to_string(), origin: "default".into(), problem: "must be set".into() })
+                return Err(ConfigError {
+                    name: s.env.to_string(),
+                    origin: "default".into(),
+                    problem: "must be set".into(),
+                })
             }
         };
         Self::parse_raw(raw, s, parse)

@@ -1,0 +1,361 @@
+//! The add and edit forms: events by family, format, secret, retries, headers, limits.
+
+use std::collections::{BTreeMap, HashSet};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{html, Markup};
+
+use super::super::{api_error_page, csrf_input, field, page, FormPost, Session};
+use super::{admin_only, load, parse_id};
+use crate::destinations;
+use crate::domain::event_type::{EventType, EventTypePattern};
+use crate::domain::secret::Secret;
+use crate::domain::webhook::Webhook;
+use crate::http::api::error::ApiError;
+use crate::service::webhooks::{self as webhook_ops, WebhookInput};
+use crate::service::AppState;
+
+/// What the add/edit form shows (the user's input, kept across a validation error).
+#[derive(Default)]
+struct FormValues {
+    name: String,
+    url: String,
+    description: String,
+    format: String,
+    events: Vec<String>,
+    secret: String,
+    retry_count: String,
+    timeout_ms: String,
+    max_per_second: String,
+    owner_email: String,
+    headers: String,
+}
+
+impl FormValues {
+    fn of(w: &Webhook) -> Self {
+        Self {
+            name: w.name.clone(),
+            url: w.url.as_str(),
+            description: w.description.clone().unwrap_or_default(),
+            format: w.format.as_str().into(),
+            events: w.event_types.iter().map(EventTypePattern::as_string).collect(),
+            secret: String::new(),
+            retry_count: w.retry_count.to_string(),
+            timeout_ms: w.timeout_ms.to_string(),
+            max_per_second: w.max_per_second.map(|m| m.to_string()).unwrap_or_default(),
+            owner_email: w.owner_email.clone().unwrap_or_default(),
+            // Header values are never shown again; keep the names so people see what is set.
+            headers: String::new(),
+        }
+    }
+
+    fn from_form(form: &[(String, String)]) -> Self {
+        let f = |k: &str| field(form, k).unwrap_or_default().to_string();
+        Self {
+            name: f("name"),
+            url: f("url"),
+            description: f("description"),
+            format: f("format"),
+            events: form.iter().filter(|(k, _)| k == "event_types").map(|(_, v)| v.clone()).collect(),
+            secret: f("secret"),
+            retry_count: f("retry_count"),
+            timeout_ms: f("timeout_ms"),
+            max_per_second: f("max_per_second"),
+            owner_email: f("owner_email"),
+            headers: f("headers"),
+        }
+    }
+
+    /// The API input; `editing` leaves out what the user left empty.
+    fn to_input(&self, editing: bool) -> Result<WebhookInput, ApiError> {
+        let number = |raw: &str, name: &str| -> Result<Option<i64>, ApiError> {
+            let raw = raw.trim();
+            if raw.is_empty() {
+                return Ok(None);
+            }
+            raw.parse::<i64>().map(Some).map_err(|_| ApiError::invalid(name, "enter a whole number"))
+        };
+        let mut headers = BTreeMap::new();
+        for (i, line) in self.headers.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let (k, v) = line.split_once(':').ok_or_else(|| {
+                ApiError::invalid("headers", format!("line {}: write each header as Name: value", i + 1))
+            })?;
+            headers.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        let text = |v: &str| (!v.trim().is_empty()).then(|| v.trim().to_string());
+        Ok(WebhookInput {
+            name: if editing { text(&self.name) } else { Some(self.name.trim().to_string()) },
+            url: if editing { text(&self.url) } else { Some(self.url.trim().to_string()) },
+            secret: text(&self.secret),
+            // Nothing checked: the configured default subscription (normally all events).
+            event_types: (!self.events.is_empty()).then(|| self.events.clone()),
+            format: text(&self.format),
+            retry_count: number(&self.retry_count, "retry_count")?,
+            timeout_ms: number(&self.timeout_ms, "timeout_ms")?,
+            retry_delays_ms: None,
+            headers: if editing && headers.is_empty() { None } else { Some(headers) },
+            is_active: None,
+            description: Some(self.description.trim().to_string()),
+            max_per_second: number(&self.max_per_second, "max_per_second")?,
+            owner_email: Some(self.owner_email.trim().to_string()),
+        })
+    }
+}
+
+/// Which form field an API error belongs to.
+fn field_of(e: &ApiError) -> String {
+    let f = e.field.clone().unwrap_or_default();
+    if f.starts_with("event_types") {
+        "event_types".into()
+    } else if f.starts_with("headers") {
+        "headers".into()
+    } else {
+        f
+    }
+}
+
+/// The family of an event type: the part before the first dot.
+fn family(name: &str) -> &str {
+    name.split_once('.').map_or("other", |(f, _)| f)
+}
+
+fn webhook_form(
+    session: &Session,
+    types: &[EventType],
+    v: &FormValues,
+    error: Option<&ApiError>,
+    action: &str,
+    editing: bool,
+) -> Markup {
+    let err_field = error.map(field_of).unwrap_or_default();
+    let err = |name: &str| -> Markup {
+        html! {
+            @if err_field == name {
+                @if let Some(e) = error { p.error id={ "err-" (name) } role="alert" { (e.message) } }
+            }
+        }
+    };
+    let cls = |name: &str| if err_field == name { "field-error" } else { "" };
+    let selected: HashSet<&str> = v.events.iter().map(String::as_str).collect();
+    let mut families: BTreeMap<&str, Vec<&EventType>> = BTreeMap::new();
+    for t in types.iter().filter(|t| !t.name.starts_with("webhook.") || t.name == "webhook.disabled") {
+        families.entry(family(&t.name)).or_default().push(t);
+    }
+    html! {
+        @if let Some(e) = error {
+            @if err_field.is_empty() { div.flash-bad role="alert" { (e.message) } }
+        }
+        form #webhook-form method="post" action=(action) novalidate {
+            (csrf_input(session))
+            fieldset {
+                legend { "Endpoint" }
+                div class=(cls("name")) {
+                    label for="name" { "Webhook name" }
+                    input #name type="text" name="name" value=(v.name) required placeholder="SOC – critical findings";
+                    (err("name"))
+                }
+                div class=(cls("url")) {
+                    label for="url" { "Endpoint URL" }
+                    input #url type="text" name="url" value=(v.url) required placeholder="https://siem.example.com/hook";
+                    p.hint { "http(s)://…, or syslog+udp://, syslog+tcp://, syslog+tls:// host:port for a syslog receiver." }
+                    (err("url"))
+                }
+                div class=(cls("format")) {
+                    label for="format" { "Format" }
+                    select #format name="format" {
+                        @for f in destinations::formats() {
+                            option value=(f.as_str()) selected[v.format == f.as_str() || (v.format.is_empty() && f == destinations::default_format())] { (f.as_str()) }
+                        }
+                    }
+                    (err("format"))
+                }
+                div class=(cls("description")) {
+                    label for="description" { "Description" }
+                    input #description type="text" name="description" value=(v.description);
+                    (err("description"))
+                }
+            }
+            fieldset class=(cls("event_types")) {
+                legend { "Events" }
+                (err("event_types"))
+                p.hint { "Leave everything unchecked for the deployment's default subscription (all events unless configured otherwise)." }
+                label.check {
+                    input #ev-all type="checkbox" name="event_types" value="*" checked[selected.contains("*")];
+                    span { strong { "All events" } " " span.muted { "(*) including types added later" } }
+                }
+                @for (fam, list) in &families {
+                    div.family {
+                        h3 { (fam) }
+                        @if *fam != "other" {
+                            @let pattern = format!("{fam}.*");
+                            label.check {
+                                input type="checkbox" name="event_types" value=(pattern) checked[selected.contains(pattern.as_str())];
+                                span { "All " code { (pattern) } " events" }
+                            }
+                        }
+                        @for t in list {
+                            label.check {
+                                input type="checkbox" name="event_types" value=(t.name) checked[selected.contains(t.name.as_str())];
+                                span { code { (t.name) } " " span.muted { (t.description) } }
+                            }
+                        }
+                    }
+                }
+            }
+            details open[!err_field.is_empty() && !["name", "url", "format", "event_types", "description"].contains(&err_field.as_str())] {
+                summary { "Advanced settings" }
+                div class=(cls("secret")) {
+                    label for="secret" { "Signing secret" }
+                    input #secret type="text" name="secret" value=(v.secret) autocomplete="off"
+                        placeholder=(if editing { "leave empty to keep the current secret" } else { "leave empty to generate a strong one" });
+                    p.hint { "For splunk_hec this is the HEC token." }
+                    (err("secret"))
+                }
+                div class=(cls("retry_count")) {
+                    label for="retry_count" { "Retry attempts (0–10)" }
+                    input #retry_count type="number" name="retry_count" min="0" max="10" value=(if v.retry_count.is_empty() { "3" } else { &v.retry_count });
+                    (err("retry_count"))
+                }
+                div class=(cls("timeout_ms")) {
+                    label for="timeout_ms" { "Timeout (ms, 1000–30000)" }
+                    input #timeout_ms type="number" name="timeout_ms" min="1000" max="30000" value=(if v.timeout_ms.is_empty() { "5000" } else { &v.timeout_ms });
+                    (err("timeout_ms"))
+                }
+                div class=(cls("max_per_second")) {
+                    label for="max_per_second" { "Rate limit (deliveries per second, empty for none)" }
+                    input #max_per_second type="number" name="max_per_second" min="1" value=(v.max_per_second);
+                    (err("max_per_second"))
+                }
+                div class=(cls("owner_email")) {
+                    label for="owner_email" { "Owner email (told when the webhook is disabled)" }
+                    input #owner_email type="email" name="owner_email" value=(v.owner_email);
+                    (err("owner_email"))
+                }
+                div class=(cls("headers")) {
+                    label for="headers" { "Custom headers (one per line: Name: value)" }
+                    textarea #headers name="headers" placeholder="Authorization: Bearer …" { (v.headers) }
+                    @if editing { p.hint { "Leave empty to keep the headers already set; their values are never shown again." } }
+                    (err("headers"))
+                }
+            }
+            p {
+                button.primary #save type="submit" { (if editing { "Save changes" } else { "Create webhook" }) }
+                " "
+                a.btn href="/ui/webhooks" { "Cancel" }
+            }
+        }
+    }
+}
+
+async fn catalogue_for(state: &AppState, s: &Session) -> Vec<EventType> {
+    let own = state.store.list_event_types(&s.who.tenant).await.unwrap_or_default();
+    state.catalogue.merged(own)
+}
+
+pub async fn new_form(State(state): State<AppState>, session: Session) -> Response {
+    if let Err(r) = admin_only(&session) {
+        return r;
+    }
+    let types = catalogue_for(&state, &session).await;
+    let v = FormValues::default();
+    page(
+        "Add webhook",
+        &session,
+        html! { h1 { "Add webhook" } div.panel { (webhook_form(&session, &types, &v, None, "/ui/webhooks", false)) } },
+    )
+}
+
+pub(super) fn secret_panel(secret: &Secret, heading: &str) -> Markup {
+    html! {
+        div.panel #secret-panel {
+            h2 { (heading) }
+            div.notice role="alert" { strong { "Copy this signing secret now." } " It will not be shown again." }
+            div.secret {
+                code #new-secret { (secret.expose()) }
+                button #copy-secret type="button" data-copy="new-secret" { "Copy" }
+            }
+            p.hint { "Verify " code { "X-Tocsin-Signature" } " (HMAC-SHA256 of the body) or the Standard Webhooks "
+                code { "webhook-signature" } " header with it." }
+        }
+    }
+}
+
+pub async fn create(State(state): State<AppState>, FormPost { session, form }: FormPost) -> Response {
+    let v = FormValues::from_form(&form);
+    let result = match v.to_input(false) {
+        Ok(input) => webhook_ops::create(&state, &session.who, input).await.map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok((w, secret)) => page(
+            "Webhook created",
+            &session,
+            html! {
+                h1 { "Webhook created" }
+                (secret_panel(&secret, &format!("{} is ready", w.name)))
+                p { a.btn.primary #to-overview href={ "/ui/webhooks/" (w.id) } { "Go to the webhook" } }
+            },
+        ),
+        Err(e) if e.status == StatusCode::FORBIDDEN => api_error_page(e),
+        Err(e) => {
+            let types = catalogue_for(&state, &session).await;
+            let mut r = page(
+                "Add webhook",
+                &session,
+                html! { h1 { "Add webhook" } div.panel { (webhook_form(&session, &types, &v, Some(&e), "/ui/webhooks", false)) } },
+            );
+            *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            r
+        }
+    }
+}
+
+pub async fn edit_form(State(state): State<AppState>, session: Session, Path(id): Path<String>) -> Response {
+    if let Err(r) = admin_only(&session) {
+        return r;
+    }
+    let w = match load(&state, &session, &id).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let types = catalogue_for(&state, &session).await;
+    let action = format!("/ui/webhooks/{}/edit", w.id);
+    page(
+        "Edit webhook",
+        &session,
+        html! { h1 { "Edit " (w.name) } div.panel { (webhook_form(&session, &types, &FormValues::of(&w), None, &action, true)) } },
+    )
+}
+
+pub async fn edit(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    FormPost { session, form }: FormPost,
+) -> Response {
+    let uuid = match parse_id(&id) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let v = FormValues::from_form(&form);
+    let result = match v.to_input(true) {
+        Ok(input) => webhook_ops::update(&state, &session.who, uuid, input).await.map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(w) => Redirect::to(&format!("/ui/webhooks/{}", w.id)).into_response(),
+        Err(e) if e.status == StatusCode::FORBIDDEN || e.status == StatusCode::NOT_FOUND => api_error_page(e),
+        Err(e) => {
+            let types = catalogue_for(&state, &session).await;
+            let action = format!("/ui/webhooks/{uuid}/edit");
+            let mut r = page(
+                "Edit webhook",
+                &session,
+                html! { h1 { "Edit webhook" } div.panel { (webhook_form(&session, &types, &v, Some(&e), &action, true)) } },
+            );
+            *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            r
+        }
+    }
+}

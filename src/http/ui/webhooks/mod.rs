@@ -1,0 +1,128 @@
+//! Webhook pages: the list here; the add and edit forms (`form.rs`); the overview and its
+//! actions: test, enable/disable, rotate, delete (`overview.rs`).
+
+mod form;
+mod overview;
+
+pub use form::{create, edit, edit_form, new_form};
+pub use overview::{delete, delete_confirm, overview, rotate, send_test, toggle};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use maud::{html, Markup};
+use uuid::Uuid;
+
+use super::{ago, api_error_page, error_page, page, url_markup, Session};
+use crate::domain::page::Page;
+use crate::domain::time::{now_ms, rfc3339_ms, rfc3339_secs};
+use crate::domain::webhook::Webhook;
+use crate::http::api::error::ApiError;
+use crate::service::AppState;
+use crate::store::{AttemptRecord, WebhookStats};
+
+const DAY_MS: i64 = 86_400_000;
+
+fn parse_id(raw: &str) -> Result<Uuid, Response> {
+    raw.parse().map_err(|_| error_page(StatusCode::NOT_FOUND, "No such webhook."))
+}
+
+async fn load(state: &AppState, s: &Session, id: &str) -> Result<Webhook, Response> {
+    let id = parse_id(id)?;
+    match state.store.get_webhook(&s.who.tenant, id).await {
+        Ok(Some(w)) => Ok(w),
+        Ok(None) => Err(error_page(StatusCode::NOT_FOUND, "No such webhook.")),
+        Err(e) => Err(api_error_page(e)),
+    }
+}
+
+pub fn status_badge(w: &Webhook) -> Markup {
+    html! {
+        @if w.is_active { span.badge.ok { "Active" } }
+        @else {
+            span.badge.bad title="Disabled" {
+                "Disabled" @if let Some(r) = &w.disabled_reason { " (" (r.replace('_', " ")) ")" }
+            }
+        }
+    }
+}
+
+fn rate(stats: &WebhookStats) -> String {
+    if stats.attempts == 0 {
+        "–".into()
+    } else {
+        format!("{:.1}%", stats.successes as f64 * 100.0 / stats.attempts as f64)
+    }
+}
+
+pub async fn list(State(state): State<AppState>, session: Session) -> Response {
+    let (hooks, total) = match state.store.list_webhooks(&session.who.tenant, Page { page: 1, per_page: 100 }).await {
+        Ok(r) => r,
+        Err(e) => return api_error_page(e),
+    };
+    let mut rows = Vec::new();
+    for w in hooks {
+        let stats = state.store.webhook_stats(&session.who.tenant, w.id, now_ms() - DAY_MS).await.unwrap_or_default();
+        rows.push((w, stats));
+    }
+    page(
+        "Webhooks",
+        &session,
+        html! {
+            div.toolbar {
+                h1 { "Webhooks" }
+                @if session.is_admin() { a.btn.primary #add-webhook href="/ui/webhooks/new" { "Add webhook" } }
+            }
+            div.panel {
+                @if rows.is_empty() {
+                    p.muted { "No webhooks yet." @if session.is_admin() { " Add one to start delivering events." } }
+                } @else {
+                    div.table-wrap { table #webhooks {
+                        thead { tr {
+                            th { "Name" } th { "Endpoint" } th.hide-narrow { "Format" } th.hide-narrow { "Events" }
+                            th { "Status" } th { "Success (24 h)" } th.hide-narrow { "Last delivery" }
+                        } }
+                        tbody {
+                            @for (w, s) in &rows {
+                                tr data-webhook=(w.id) {
+                                    td { a href={ "/ui/webhooks/" (w.id) } { (w.name) } }
+                                    td { (url_markup(&w.url.as_str())) }
+                                    td.hide-narrow { (w.format.as_str()) }
+                                    td.hide-narrow {
+                                        @for p in &w.event_types { span.chip { (p.as_string()) } }
+                                    }
+                                    td { (status_badge(w)) }
+                                    td { (rate(s)) span.muted { " · " (s.attempts) " calls" } }
+                                    td.hide-narrow {
+                                        @match s.last_success_at.max(s.last_failure_at) {
+                                            Some(t) => span title=(rfc3339_secs(t)) { (ago(t)) },
+                                            None => span.muted { "never" },
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    } }
+                    p.muted { (total) " webhooks" }
+                }
+            }
+        },
+    )
+}
+
+fn admin_only(s: &Session) -> Result<(), Response> {
+    if s.is_admin() {
+        Ok(())
+    } else {
+        Err(api_error_page(ApiError::forbidden("admin")))
+    }
+}
+
+pub fn attempt_status(a: &AttemptRecord) -> Markup {
+    html! { @if a.success { span.badge.ok { "Success" } } @else { span.badge.bad { "Failed" } } }
+}
+
+/// The time of an attempt, for tables.
+pub fn when(ms: i64) -> Markup {
+    html! { span title=(rfc3339_ms(ms)) { (rfc3339_secs(ms).replace('T', " ").trim_end_matches('Z')) } }
+}

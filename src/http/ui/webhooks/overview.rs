@@ -1,0 +1,279 @@
+//! A webhook's overview (endpoint, events, signatures, stats, chart, recent deliveries) and
+//! the actions taken from it: test, enable/disable, rotate the secret, delete.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{html, Markup};
+
+use super::super::{ago, api_error_page, csrf_input, field, page, url_markup, FormPost, Session};
+use super::form::secret_panel;
+use super::{admin_only, load, parse_id, rate, status_badge, DAY_MS};
+use crate::domain::page::Page;
+use crate::domain::secret::Secret;
+use crate::domain::time::{now_ms, rfc3339_secs};
+use crate::domain::webhook::Webhook;
+use crate::http::api::error::ApiError;
+use crate::service::deliveries as deliveries_ops;
+use crate::service::webhooks::{self as webhook_ops, WebhookInput};
+use crate::service::AppState;
+use crate::store::AttemptRecord;
+
+/// What an action on the overview left to show.
+enum Notice {
+    None,
+    Test(Box<AttemptRecord>),
+    Secret(Secret, i64),
+}
+
+fn test_result(a: &AttemptRecord) -> Markup {
+    html! {
+        @if a.success {
+            div.flash-ok role="status" {
+                strong { "Test event delivered." } " HTTP " (a.http_status.map(|s| s.to_string()).unwrap_or_else(|| "–".into()))
+                " in " (a.response_ms) " ms."
+            }
+        } @else {
+            div.flash-bad role="status" {
+                strong { "Test event failed." } " "
+                @if let Some(s) = a.http_status { "HTTP " (s) ". " }
+                (a.error.clone().unwrap_or_default())
+            }
+        }
+    }
+}
+
+async fn overview_page(state: &AppState, session: &Session, w: Webhook, notice: Notice) -> Response {
+    let tenant = &session.who.tenant;
+    let since = now_ms() - DAY_MS;
+    let stats = state.store.webhook_stats(tenant, w.id, since).await.unwrap_or_default();
+    let buckets = state.store.attempt_histogram(tenant, w.id, since, 3_600_000).await.unwrap_or_default();
+    let (recent, total) =
+        state.store.list_attempts(tenant, w.id, Page { page: 1, per_page: 10 }, None).await.unwrap_or_default();
+    let prefix = &state.settings.header_prefix;
+    let admin = session.is_admin();
+    let secret_age = ago(w.secret.rotated_at);
+    let grace = w.secret.previous_expires_at.filter(|t| *t > now_ms() && w.secret.previous.is_some());
+    page(
+        &w.name,
+        session,
+        html! {
+            div.toolbar {
+                h1 { (w.name) " " (status_badge(&w)) }
+                @if admin {
+                    div {
+                        a.btn #edit href={ "/ui/webhooks/" (w.id) "/edit" } { "Edit" }
+                        " "
+                        form.inline method="post" action={ "/ui/webhooks/" (w.id) "/toggle" } {
+                            (csrf_input(session))
+                            @if w.is_active { button #disable type="submit" { "Disable" } }
+                            @else { button.primary #enable type="submit" { "Enable" } }
+                        }
+                    }
+                }
+            }
+            @if let Notice::Secret(secret, until) = &notice {
+                (secret_panel(secret, "New signing secret"))
+                p.hint { "The previous secret keeps signing until " (rfc3339_secs(*until)) "." }
+            }
+            div.grid {
+                div.panel {
+                    h2 { "Endpoint" }
+                    dl.kv {
+                        dt { "URL" } dd { (url_markup(&w.url.as_str())) }
+                        dt { "Format" } dd { (w.format.as_str()) }
+                        dt { "Retries" } dd { (w.retry_count) " · timeout " (w.timeout_ms) " ms" }
+                        @if let Some(m) = w.max_per_second { dt { "Rate limit" } dd { (m) " / s" } }
+                        @if let Some(r) = &w.disabled_reason { dt { "Disabled because" } dd { (r.replace('_', " ")) } }
+                        dt { "Failures in a row" } dd { (w.failure_count) }
+                        @if let Some(o) = &w.owner_email { dt { "Owner" } dd { (o) } }
+                        @if let Some(d) = &w.description { dt { "Description" } dd { (d) } }
+                    }
+                    h2 style="margin-top:1rem" { "Subscribed events" }
+                    p { @for p in &w.event_types { span.chip { (p.as_string()) } } }
+                }
+                div.panel {
+                    h2 { "Security" }
+                    dl.kv {
+                        dt { "Signatures" }
+                        dd { code { (prefix) "-Signature" } " (sha256 HMAC, hex) and Standard Webhooks " code { "webhook-signature" } " (v1)" }
+                        dt { "Secret" } dd { "set " (secret_age) @if let Some(t) = grace { " · previous secret valid until " (rfc3339_secs(t)) } }
+                    }
+                    @if admin {
+                        form.inline method="post" action={ "/ui/webhooks/" (w.id) "/rotate" } {
+                            (csrf_input(session))
+                            button #rotate type="submit" { "Rotate secret" }
+                        }
+                    }
+                    h2 style="margin-top:1rem" { "Headers sent" }
+                    dl.kv #headers-sent {
+                        @for name in ["Event", "Delivery", "Timestamp", "Webhook-Id", "Signature"] {
+                            dt { code { (prefix) "-" (name) } } dd.muted { "set per delivery" }
+                        }
+                        @for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+                            dt { code { (name) } } dd.muted { "Standard Webhooks" }
+                        }
+                        @for (k, v) in w.headers.masked() { dt { code { (k) } } dd { (v) } }
+                    }
+                }
+            }
+            div.panel {
+                h2 { "Last 24 hours" }
+                div.stats {
+                    div.stat { div.v #success-rate { (rate(&stats)) } div.k { "success rate" } }
+                    div.stat { div.v { (stats.attempts) } div.k { "calls" } }
+                    div.stat { div.v { (stats.failures) } div.k { "failures" } }
+                    div.stat { div.v { (stats.p50_ms.map(|m| format!("{m} ms")).unwrap_or_else(|| "–".into())) } div.k { "p50 response" } }
+                    div.stat { div.v { (stats.p95_ms.map(|m| format!("{m} ms")).unwrap_or_else(|| "–".into())) } div.k { "p95 response" } }
+                    div.stat { div.v { (stats.last_success_at.map(ago).unwrap_or_else(|| "never".into())) } div.k { "last success" } }
+                }
+                div.chart { (super::super::raw(super::super::chart::svg(&buckets, since))) }
+            }
+            div.panel {
+                div.toolbar {
+                    h2 { "Recent deliveries" }
+                    a #all-deliveries href={ "/ui/webhooks/" (w.id) "/deliveries" } { "All deliveries (" (total) ")" }
+                }
+                (super::super::deliveries::attempts_table(&w, &recent))
+            }
+            @if admin {
+                div.panel {
+                    h2 { "Send test event" }
+                    p.muted { "Sends a " code { "webhook.test" } " event through the normal delivery path, signed like any other." }
+                    form #test-form method="post" action={ "/ui/webhooks/" (w.id) "/test" } data-inplace="test-result" {
+                        (csrf_input(session))
+                        button.primary #send-test type="submit" { "Send test event" }
+                    }
+                    div #test-result aria-live="polite" {
+                        @if let Notice::Test(a) = &notice { (test_result(a)) }
+                    }
+                }
+                div.panel.danger-zone {
+                    h2 { "Danger zone" }
+                    p { "Deleting a webhook removes it and its delivery history. It cannot be undone." }
+                    a.btn.danger #delete href={ "/ui/webhooks/" (w.id) "/delete" } { "Delete webhook" }
+                }
+            }
+        },
+    )
+}
+
+pub async fn overview(State(state): State<AppState>, session: Session, Path(id): Path<String>) -> Response {
+    match load(&state, &session, &id).await {
+        Ok(w) => overview_page(&state, &session, w, Notice::None).await,
+        Err(r) => r,
+    }
+}
+
+pub async fn toggle(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    FormPost { session, .. }: FormPost,
+) -> Response {
+    let w = match load(&state, &session, &id).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let input = WebhookInput { is_active: Some(!w.is_active), ..Default::default() };
+    match webhook_ops::update(&state, &session.who, w.id, input).await {
+        Ok(_) => Redirect::to(&format!("/ui/webhooks/{}", w.id)).into_response(),
+        Err(e) => api_error_page(e),
+    }
+}
+
+pub async fn send_test(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    FormPost { session, .. }: FormPost,
+) -> Response {
+    let uuid = match parse_id(&id) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let attempt = match deliveries_ops::send_test(&state, &session.who, uuid).await {
+        Ok(a) => a,
+        Err(e) => return api_error_page(e),
+    };
+    match load(&state, &session, &id).await {
+        Ok(w) => overview_page(&state, &session, w, Notice::Test(Box::new(attempt))).await,
+        Err(r) => r,
+    }
+}
+
+pub async fn rotate(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    FormPost { session, .. }: FormPost,
+) -> Response {
+    let uuid = match parse_id(&id) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let (secret, until) = match webhook_ops::rotate(&state, &session.who, uuid).await {
+        Ok(r) => r,
+        Err(e) => return api_error_page(e),
+    };
+    match load(&state, &session, &id).await {
+        Ok(w) => overview_page(&state, &session, w, Notice::Secret(secret, until)).await,
+        Err(r) => r,
+    }
+}
+
+pub async fn delete_confirm(State(state): State<AppState>, session: Session, Path(id): Path<String>) -> Response {
+    if let Err(r) = admin_only(&session) {
+        return r;
+    }
+    let w = match load(&state, &session, &id).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    delete_page(&session, &w, None)
+}
+
+fn delete_page(session: &Session, w: &Webhook, error: Option<&str>) -> Response {
+    page(
+        "Delete webhook",
+        session,
+        html! {
+            h1 { "Delete " (w.name) "?" }
+            div.panel.danger-zone {
+                p { "This deletes the webhook " strong { (w.name) } " (" (url_markup(&w.url.as_str())) ") and its delivery history. "
+                    "Events are no longer delivered to it. This cannot be undone." }
+                form method="post" action={ "/ui/webhooks/" (w.id) "/delete" } {
+                    (csrf_input(session))
+                    label for="confirm" { "Type the webhook's name to confirm: " strong { (w.name) } }
+                    input #confirm type="text" name="confirm" autocomplete="off" required;
+                    @if let Some(e) = error { p.error role="alert" { (e) } }
+                    p {
+                        button.danger #confirm-delete type="submit" { "Delete " (w.name) }
+                        " "
+                        a.btn href={ "/ui/webhooks/" (w.id) } { "Cancel" }
+                    }
+                }
+            }
+        },
+    )
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    FormPost { session, form }: FormPost,
+) -> Response {
+    let w = match load(&state, &session, &id).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    if !session.is_admin() {
+        return api_error_page(ApiError::forbidden("admin"));
+    }
+    if field(&form, "confirm").map(str::trim) != Some(w.name.as_str()) {
+        let mut r = delete_page(&session, &w, Some("The name does not match; nothing was deleted."));
+        *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+        return r;
+    }
+    match webhook_ops::delete(&state, &session.who, w.id).await {
+        Ok(()) => Redirect::to("/ui/webhooks").into_response(),
+        Err(e) => api_error_page(e),
+    }
+}
