@@ -159,8 +159,8 @@ async fn receive(State(l): State<Arc<Listener>>, headers: HeaderMap, body: Bytes
             )
         };
         if let Ok(mut out) = l.out.lock() {
-            let _ = writeln!(out, "{line}");
-            let _ = out.flush();
+            writeln!(out, "{line}").ok();
+            out.flush().ok();
         }
     }
     if l.args.delay_ms > 0 {

@@ -1,6 +1,8 @@
 //! The shape of the source tree, checked: layers that depend one way only, no giant files, and
 //! one folder per destination format.
 
+#![allow(clippy::let_underscore_must_use, clippy::string_slice)] // tests: no untrusted input reaches them
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 

@@ -1,5 +1,7 @@
 //! The real `tocsin` binary: start-up, configuration errors, bootstrap token, token commands.
 
+#![allow(clippy::let_underscore_must_use, clippy::string_slice)] // tests: no untrusted input reaches them
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

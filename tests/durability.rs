@@ -2,6 +2,8 @@
 //! restart it, and check that every event reaches the receiver at least once (duplicates are
 //! counted and reported). On PostgreSQL: two processes share one database and one is killed.
 
+#![allow(clippy::let_underscore_must_use, clippy::string_slice)] // tests: no untrusted input reaches them
+
 #[path = "api/receiver.rs"]
 #[allow(dead_code)]
 mod receiver;

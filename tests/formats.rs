@@ -5,6 +5,8 @@
 //! Regenerate the golden files after a deliberate change with `UPDATE_GOLDEN=1 cargo test --test formats`
 //! and review the diff.
 
+#![allow(clippy::let_underscore_must_use, clippy::string_slice)] // tests: no untrusted input reaches them
+
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use tocsin::catalogue::Catalogue;

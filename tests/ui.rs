@@ -4,6 +4,8 @@
 //! re-enable, delete through the confirmation; a viewer sees no change buttons and a forged
 //! change is refused. Screenshots of the main pages go to `target/ui-screenshots/`.
 
+#![allow(clippy::let_underscore_must_use, clippy::string_slice)] // tests: no untrusted input reaches them
+
 #[path = "api/helpers.rs"]
 #[allow(dead_code)]
 mod helpers;

@@ -1,5 +1,6 @@
 //! Building and running the service: store, migrations, keys, bootstrap, HTTP server.
 
+pub mod supervise;
 pub mod telemetry;
 
 use std::future::Future;
@@ -17,9 +18,10 @@ use crate::delivery::Dispatcher;
 use crate::domain::tenant::TenantId;
 use crate::domain::time::now_ms;
 use crate::domain::token::{PlainToken, Role};
-use crate::service::{AppState, Shared};
+use crate::service::{AppState, Health, Shared};
 use crate::store::{self, Store, TokenRecord};
 use crate::transport::ssrf::AddressPolicy;
+use supervise::Supervisor;
 
 const KEY_CHECK: &str = "master_key_check";
 
@@ -104,7 +106,8 @@ impl Application {
             .with_context(|| format!("invalid setting TOCSIN_LISTEN: cannot listen on {}", settings.listen))?;
         let address_policy = AddressPolicy::new(settings.allow_destinations.clone());
         let dispatcher = Dispatcher::new(&settings, store.clone(), cipher.clone(), catalogue.clone())?;
-        let state = AppState::new(Shared { store, cipher, catalogue, settings, address_policy, dispatcher });
+        let health = Health::default();
+        let state = AppState::new(Shared { store, cipher, catalogue, settings, address_policy, dispatcher, health });
         Ok(Self { listener, state, bootstrap_token })
     }
 
@@ -117,28 +120,45 @@ impl Application {
     }
 
     /// Serves and delivers until `shutdown` resolves; then finishes in-flight requests, lets
-    /// attempts in flight finish within the grace period, and releases the rest.
+    /// attempts in flight finish within the grace period, and releases the rest. Should a
+    /// background task end on its own, everything stops and the failure is returned.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let app = crate::http::router(self.state.clone());
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let grace = self.state.settings.shutdown_grace;
-        let dispatcher = self.state.dispatcher.clone();
-        let mut stop_dispatch = stop_rx.clone();
-        let delivery = tokio::spawn(dispatcher.run(
-            async move {
-                let _ = stop_dispatch.wait_for(|s| *s).await;
-            },
-            grace,
-        ));
-        let pruner = tokio::spawn(prune_history(self.state.clone(), stop_rx));
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                let _ = stop_tx.send(true);
-            })
-            .await;
-        let _ = delivery.await;
-        pruner.abort();
+        let mut tasks = Supervisor::default();
+        let mut stop_delivery = stop_rx.clone();
+        tasks.spawn(
+            "delivery",
+            self.state.dispatcher.clone().run(
+                async move {
+                    stop_delivery.wait_for(|s| *s).await.ok();
+                },
+                grace,
+            ),
+        );
+        tasks.spawn("history pruning", prune_history(self.state.clone(), stop_rx.clone()));
+        let mut stopped = stop_rx.clone();
+        let stop_on_signal = stop_tx.clone();
+        let serve = axum::serve(self.listener, app).with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = shutdown => {
+                    stop_on_signal.send(true).ok();
+                }
+                // A background task failed: the supervisor asked everything to stop.
+                _ = stopped.wait_for(|s| *s) => {}
+            }
+        });
+        // Should the server end on its own (its listener failed), the tasks stop too.
+        let stop_after_serving = stop_tx.clone();
+        let server = tokio::spawn(async move {
+            let served = serve.await;
+            stop_after_serving.send(true).ok();
+            served
+        });
+        let supervised = tasks.wait(stop_rx, &stop_tx, &self.state.health).await;
+        let served = server.await.context("the HTTP server task failed")?;
+        supervised?;
         served?;
         Ok(())
     }
@@ -163,7 +183,7 @@ async fn prune_history(state: AppState, mut stop: tokio::sync::watch::Receiver<b
 /// Resolves on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
+        tokio::signal::ctrl_c().await.ok();
     };
     #[cfg(unix)]
     let term = async {

@@ -159,7 +159,7 @@ pub fn signed_headers(n: &HeaderNames, s: &Signed<'_>) -> Vec<(HeaderName, Heade
 fn decimal(n: i64, buf: &mut [u8; 20]) -> &[u8] {
     use std::io::Write as _;
     let mut cursor = std::io::Cursor::new(&mut buf[..]);
-    let _ = write!(cursor, "{n}");
+    write!(cursor, "{n}").ok();
     let len = cursor.position() as usize;
     &buf[..len]
 }

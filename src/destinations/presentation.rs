@@ -98,23 +98,34 @@ pub fn text_of(v: &Value) -> String {
 /// Fills `{path}` placeholders from the data; unknown paths become empty; `{{` is a brace.
 pub fn fill_template(template: &str, data: &Value) -> String {
     let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(i) = rest.find(['{', '}']) {
-        out.push_str(&rest[..i]);
-        let brace = &rest[i..];
-        if brace.starts_with("{{") || brace.starts_with("}}") {
-            out.push_str(&brace[..1]);
-            rest = &brace[2..];
-        } else if let (true, Some(end)) = (brace.starts_with('{'), brace.find('}')) {
-            let path = brace[1..end].trim();
-            out.push_str(&lookup(data, path).map(text_of).unwrap_or_default());
-            rest = &brace[end + 1..];
-        } else {
-            out.push_str(&brace[..1]);
-            rest = &brace[1..];
+    let mut chars = template.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' | '}' if chars.peek() == Some(&c) => {
+                chars.next();
+                out.push(c);
+            }
+            '{' => {
+                let mut path = String::new();
+                let mut closed = false;
+                for c in chars.by_ref() {
+                    if c == '}' {
+                        closed = true;
+                        break;
+                    }
+                    path.push(c);
+                }
+                if closed {
+                    out.push_str(&lookup(data, path.trim()).map(text_of).unwrap_or_default());
+                } else {
+                    // No closing brace: the rest is text (with its `{{` still read as braces).
+                    out.push('{');
+                    out.push_str(&fill_template(&path, data));
+                }
+            }
+            other => out.push(other),
         }
     }
-    out.push_str(rest);
     out
 }
 
@@ -218,6 +229,8 @@ mod tests {
         assert_eq!(p.title, "Quarantined: S (a@b)");
         assert_eq!(p.severity, Severity::High);
         assert_eq!(fill_template("{{literal}} {missing}!", &data), "{literal} !");
+        assert_eq!(fill_template("{subject} } {unclosed {{x", &data), "S } {unclosed {x");
+        assert_eq!(fill_template("é{subject}é{", &data), "éSé{");
         let score = json!({"severity": {"field": "phish_score", "scale": "score"}});
         assert_eq!(present("e", &json!({"phish_score": 72}), Some(&score)).severity, Severity::High);
     }

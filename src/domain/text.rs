@@ -19,7 +19,8 @@ pub fn clip_bytes(s: &str, max: usize) -> &str {
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    &s[..end]
+    // `end` is a character boundary, so this never splits a character.
+    s.get(..end).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ pub fn rfc3339_secs(ms: i64) -> String {
 /// [`rfc3339_secs`], appended to `out` (a request's header buffer).
 pub fn write_rfc3339_secs(ms: i64, out: &mut Vec<u8>) {
     let t = OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    let _ = t.format_into(out, &Rfc3339);
+    t.format_into(out, &Rfc3339).ok();
 }
 
 #[cfg(test)]

@@ -29,14 +29,29 @@ pub fn router(state: AppState) -> Router {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
         })
         .layer(DefaultBodyLimit::max(1024 * 1024));
-    Router::new()
+    let app = Router::new()
         .merge(ui::router())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .nest("/api/v1", api)
-        .fallback(|| async { ApiError::not_found("route") })
-        .layer(axum::middleware::from_fn(log_request))
-        .with_state(state)
+        .fallback(|| async { ApiError::not_found("route") });
+    guarded(app).with_state(state)
+}
+
+/// The layers every request passes, innermost first: panic catching, then the request log.
+fn guarded<S: Clone + Send + Sync + 'static>(routes: Router<S>) -> Router<S> {
+    routes.layer(axum::middleware::from_fn(catch_panic)).layer(axum::middleware::from_fn(log_request))
+}
+
+/// A handler that panics answers 500 with the usual JSON error, and the connection stays
+/// usable. The panic itself is logged once, in one line, by the process's panic hook
+/// (`app::telemetry`).
+async fn catch_panic(req: Request, next: Next) -> Response {
+    use futures_util::FutureExt as _;
+    match std::panic::AssertUnwindSafe(next.run(req)).catch_unwind().await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error").into_response(),
+    }
 }
 
 /// One log line per request: method, route, status, duration. Never headers or bodies.
@@ -53,4 +68,29 @@ async fn log_request(req: Request, next: Next) -> Response {
         tracing::debug!(%method, %path, status, ms, "request");
     }
     response.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_in_json_and_the_connection_stays_usable() {
+        let routes: Router = guarded(
+            Router::new()
+                .route("/boom", get(|| async { panic!("boom") as &'static str }))
+                .route("/fine", get(|| async { "fine" })),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, routes).await });
+        // One client: one kept-alive connection for both requests.
+        let client = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
+        let boom = client.get(format!("http://{addr}/boom")).send().await.expect("an answer, not a dropped connection");
+        assert_eq!(boom.status(), 500);
+        let body: serde_json::Value = boom.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "internal");
+        let fine = client.get(format!("http://{addr}/fine")).send().await.unwrap();
+        assert_eq!(fine.status(), 200);
+    }
 }

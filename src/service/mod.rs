@@ -6,6 +6,7 @@ pub mod caller;
 pub mod deliveries;
 pub mod error;
 pub mod events;
+pub mod health;
 pub mod tokens;
 pub mod webhooks;
 
@@ -13,6 +14,7 @@ use std::sync::Arc;
 
 pub use caller::Principal;
 pub use error::{ServiceError, ServiceResult};
+pub use health::Health;
 
 use crate::catalogue::Catalogue;
 use crate::config::Settings;
@@ -32,6 +34,7 @@ pub struct Shared {
     pub settings: Settings,
     pub address_policy: AddressPolicy,
     pub dispatcher: Dispatcher,
+    pub health: Health,
 }
 
 impl std::ops::Deref for AppState {

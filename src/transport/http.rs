@@ -115,7 +115,7 @@ impl GuardedConnector {
                 Ok(Ok(stream)) => {
                     let peer = stream.peer_addr().map_err(|source| ConnectError::Io { addr, source })?;
                     self.check_peer(peer)?;
-                    let _ = stream.set_nodelay(true);
+                    stream.set_nodelay(true).ok();
                     return Ok(stream);
                 }
                 Ok(Err(source)) => last = ConnectError::Io { addr, source },
@@ -385,8 +385,7 @@ mod tests {
                         tokio::time::sleep(Duration::from_millis(20)).await;
                         Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"ok"))))
                     });
-                    let _ =
-                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(sock), service).await;
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(sock), service).await.ok();
                 });
             }
         });

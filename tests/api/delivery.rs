@@ -617,10 +617,14 @@ async fn test_event_on(backend: Backend) {
     let viewer = app.token("default", tocsin::domain::token::Role::Viewer).await;
     assert_eq!(app.post(&format!("/api/v1/webhooks/{id}/test"), &viewer, json!({})).await.0, StatusCode::FORBIDDEN);
     assert_eq!(app.get(&format!("/api/v1/webhooks/{id}/deliveries"), &viewer).await.0, StatusCode::OK);
-    assert_eq!(
-        app.get(&format!("/api/v1/webhooks/{id}/stats?window=1y"), ADMIN_TOKEN).await.0,
-        StatusCode::BAD_REQUEST
-    );
+    // Windows that are not a window answer 400 naming it: a unit that is not one (a multi-byte
+    // character once made the handler panic) and a count whose milliseconds overflow.
+    for window in ["1y", "1%C3%A9", "%C3%A9", "106751991167301d", "91d", "-1h", "0h"] {
+        let (status, body) = app.get(&format!("/api/v1/webhooks/{id}/stats?window={window}"), ADMIN_TOKEN).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{window}: {body}");
+        assert_eq!(body["error"]["field"], "window", "{window}: {body}");
+    }
+    assert_eq!(app.get(&format!("/api/v1/webhooks/{id}/stats?window=90d"), ADMIN_TOKEN).await.0, StatusCode::OK);
 }
 
 both_backends!(rotation_signs_with_both_secrets, rotation_on);

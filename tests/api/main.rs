@@ -1,5 +1,7 @@
 //! Black-box tests of the HTTP API over real sockets, on both stores.
 
+#![allow(clippy::let_underscore_must_use, clippy::string_slice)] // tests: no untrusted input reaches them
+
 mod helpers;
 mod receiver;
 mod siem;

@@ -208,4 +208,31 @@ mod tests {
         assert_eq!(percent_decode("é%C3%A9"), "éé");
         assert_eq!(percent_decode("%zz"), "%zz");
     }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Listing {
+        page: Option<String>,
+        per_page: Option<String>,
+        window: Option<String>,
+    }
+
+    proptest::proptest! {
+        /// Any query string: parsed, or a 400 naming the parameter; never a panic.
+        #[test]
+        fn any_query_string_is_parsed_or_named(query in ".*") {
+            match parse_query::<Listing>(&query) {
+                Ok(q) => {
+                    let page = int_param(&q.page, "page");
+                    if let Err(e) = page {
+                        proptest::prop_assert_eq!(e.field.as_deref(), Some("page"));
+                    }
+                }
+                Err(e) => {
+                    proptest::prop_assert_eq!(e.status, StatusCode::BAD_REQUEST);
+                }
+            }
+        }
+    }
 }

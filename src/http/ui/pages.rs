@@ -81,7 +81,10 @@ pub async fn login(
 
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap, _signed_in: FormPost) -> Response {
     if let Some(raw) = cookie(&headers, SESSION_COOKIE) {
-        let _ = state.store.delete_session(sha256(raw.as_bytes())).await;
+        if let Err(e) = state.store.delete_session(sha256(raw.as_bytes())).await {
+            // The cookie is cleared below; the session row expires on its own.
+            tracing::warn!(error = %e, "cannot delete a dashboard session");
+        }
     }
     let mut r = Redirect::to("/ui/login").into_response();
     r.headers_mut().append(SET_COOKIE, clear_cookie(&headers, SESSION_COOKIE).1);

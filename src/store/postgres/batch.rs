@@ -169,7 +169,7 @@ impl<B: Backend> SqlStore<B> {
             if !batch.is_empty() {
                 let result = self.write_records(&batch).await.map_err(|e| e.to_string());
                 for (_, _, reply) in batch {
-                    let _ = reply.send(result.clone().map_err(StoreError::Unavailable));
+                    reply.send(result.clone().map_err(StoreError::Unavailable)).ok();
                 }
             }
         }

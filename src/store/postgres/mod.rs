@@ -79,7 +79,7 @@ async fn commit(pool: &Pool, writes: &[&[Stmt]], durability: Durability) -> Resu
 async fn write_group(pool: &Pool, group: Vec<Job>) {
     if group.len() == 1 {
         let (stmts, durability, reply) = group.into_iter().next().expect("one write");
-        let _ = reply.send(commit(pool, &[&stmts], durability).await);
+        reply.send(commit(pool, &[&stmts], durability).await).ok();
         return;
     }
     // One synced write makes the group's commit synced.
@@ -90,12 +90,12 @@ async fn write_group(pool: &Pool, group: Vec<Job>) {
         Ok(results) => {
             let mut results = results.into_iter();
             for (stmts, _, reply) in group {
-                let _ = reply.send(Ok(results.by_ref().take(stmts.len()).collect()));
+                reply.send(Ok(results.by_ref().take(stmts.len()).collect())).ok();
             }
         }
         Err(_) => {
             for (stmts, durability, reply) in group {
-                let _ = reply.send(commit(pool, &[&stmts], durability).await);
+                reply.send(commit(pool, &[&stmts], durability).await).ok();
             }
         }
     }

@@ -160,6 +160,14 @@ fn run(conn: &Connection, stmt: &Stmt) -> Result<StmtResult, StoreError> {
     Ok(out)
 }
 
+/// Ends a failed transaction. Should even that fail, the connection has no transaction open
+/// either (SQLite ends it), so the failure is only logged.
+pub(super) fn rollback(conn: &Connection) {
+    if let Err(e) = conn.execute_batch("ROLLBACK") {
+        tracing::warn!(error = %e, "rollback failed");
+    }
+}
+
 pub(super) fn run_all(conn: &Connection, stmts: &[Stmt]) -> Result<Vec<StmtResult>, StoreError> {
     stmts.iter().map(|s| run(conn, s)).collect()
 }
@@ -194,7 +202,7 @@ pub(super) fn migrate(conn: &Connection, list: &[(i64, &str)]) -> Result<Vec<i64
         match result {
             Ok(_) => conn.execute_batch("COMMIT").map_err(db_err)?,
             Err(e) => {
-                let _ = conn.execute_batch("ROLLBACK");
+                rollback(conn);
                 return Err(StoreError::Database(format!("migration {version} failed: {e}")));
             }
         }

@@ -8,7 +8,7 @@ use std::sync::{mpsc, Arc};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use super::{exec_cached, migrate, run_all};
+use super::{exec_cached, migrate, rollback, run_all};
 use crate::store::backend::Durability;
 use crate::store::sql::{Stmt, StmtResult};
 use crate::store::StoreError;
@@ -78,10 +78,10 @@ pub(super) fn writer_loop(
         for (list, reply) in migrations {
             match migrate(&conn, list) {
                 Ok(applied) => after_sync(Box::new(move |synced: Result<(), String>| {
-                    let _ = reply.send(synced.map(|()| applied).map_err(StoreError::Unavailable));
+                    reply.send(synced.map(|()| applied).map_err(StoreError::Unavailable)).ok();
                 })),
                 Err(e) => {
-                    let _ = reply.send(Err(e));
+                    reply.send(Err(e)).ok();
                 }
             }
         }
@@ -98,10 +98,10 @@ pub(super) fn writer_loop(
             for ((_, durability, reply), result) in group.into_iter().zip(results) {
                 match result {
                     Ok(rows) if durability.is_synced() => after_sync(Box::new(move |synced: Result<(), String>| {
-                        let _ = reply.send(synced.map(|()| rows).map_err(StoreError::Unavailable));
+                        reply.send(synced.map(|()| rows).map_err(StoreError::Unavailable)).ok();
                     })),
                     other => {
-                        let _ = reply.send(other);
+                        reply.send(other).ok();
                     }
                 }
             }
@@ -242,12 +242,12 @@ fn commit_one(conn: &Connection, stmts: &[Stmt]) -> Result<Vec<StmtResult>, Stor
         Ok(r) => match exec_cached(conn, "COMMIT") {
             Ok(()) => Ok(r),
             Err(e) => {
-                let _ = exec_cached(conn, "ROLLBACK");
+                rollback(conn);
                 Err(StoreError::Unavailable(format!("commit failed: {e}")))
             }
         },
         Err(e) => {
-            let _ = exec_cached(conn, "ROLLBACK");
+            rollback(conn);
             Err(e)
         }
     }
@@ -269,13 +269,13 @@ fn commit_group(conn: &Connection, writes: &[&[Stmt]]) -> Vec<Result<Vec<StmtRes
         match run_all(conn, stmts) {
             Ok(r) => results.push(Ok(r)),
             Err(_) => {
-                let _ = exec_cached(conn, "ROLLBACK");
+                rollback(conn);
                 return writes.iter().map(|w| commit_one(conn, w)).collect();
             }
         }
     }
     if let Err(e) = exec_cached(conn, "COMMIT") {
-        let _ = exec_cached(conn, "ROLLBACK");
+        rollback(conn);
         let msg = format!("commit failed: {e}");
         return writes.iter().map(|_| Err(StoreError::Unavailable(msg.clone()))).collect();
     }
