@@ -8,6 +8,9 @@
 #[allow(dead_code)]
 mod receiver;
 
+#[path = "support/pg.rs"]
+mod pg;
+
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -147,16 +150,14 @@ async fn sqlite_kill_9_mid_delivery_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(pg_tests), ignore = "PostgreSQL: set TOCSIN_TEST_DATABASE_URL")]
 async fn postgres_two_processes_one_killed_loses_nothing() {
-    let Some(base) = std::env::var("TOCSIN_TEST_DATABASE_URL").ok().filter(|s| !s.is_empty()) else {
+    if pg::pg_server_url().is_none() {
         eprintln!("skipped: TOCSIN_TEST_DATABASE_URL is not set");
         return;
-    };
-    let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(conn);
-    let name = format!("tocsin_t_{}", uuid::Uuid::new_v4().simple());
-    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+    }
+    let database = pg::TestDatabase::create().await;
+    let url = database.url.clone();
 
     let key = "b".repeat(64);
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -171,6 +172,9 @@ async fn postgres_two_processes_one_killed_loses_nothing() {
     assert!(before < EVENTS, "the kill came mid-delivery ({before} delivered)");
     let duplicates = all_arrive(&rx).await;
     eprintln!("postgres: process A killed after {before} deliveries; B delivered the rest; {duplicates} duplicates");
+    // The servers stop before their database is dropped.
+    drop((a, _b));
+    drop(database);
 }
 
 async fn event_state(port: u16, event_ref: &str) -> String {

@@ -36,10 +36,45 @@ struct Browser {
 }
 
 impl Drop for Browser {
+    /// Closes the browser through the driver, then ends the driver and anything it started (its
+    /// process group), so that no Chromium outlives the test.
     fn drop(&mut self) {
+        close_session(&self.base, &self.session);
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Whatever of this browser is still running (its profile folder is its own).
+        for pid in processes_mentioning(&self._profile.path().display().to_string()) {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
     }
+}
+
+/// `DELETE /session/{id}` by hand: `Drop` cannot wait on the async client.
+fn close_session(base: &str, session: &str) {
+    use std::io::{Read, Write};
+    let Some(addr) = base.strip_prefix("http://") else { return };
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else { return };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let request =
+        format!("DELETE /session/{session} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_ok() {
+        // The answer comes once the browser has quit; its first bytes are enough.
+        let _ = stream.read(&mut [0u8; 512]);
+    }
+}
+
+/// The processes whose command line mentions `needle` (a browser profile's folder).
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| Some((e.file_name().to_str()?.parse::<u32>().ok()?, e.path())))
+        .filter(|(pid, _)| *pid != std::process::id())
+        .filter(|(_, path)| {
+            std::fs::read(path.join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(needle))
+        })
+        .map(|(pid, _)| pid)
+        .collect()
 }
 
 fn free_port() -> u16 {
@@ -377,4 +412,13 @@ async fn dashboard_end_to_end_in_chromium() {
     b.wait_text("main", "No webhooks yet").await;
     let (status, _) = app.get(&format!("/api/v1/webhooks/{id}"), ADMIN_TOKEN).await;
     assert_eq!(status, 404);
+
+    // No browser outlives the test.
+    let profile = b._profile.path().display().to_string();
+    drop(b);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !processes_mentioning(&profile).is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(processes_mentioning(&profile), Vec::<u32>::new(), "Chromium processes left behind");
 }

@@ -32,6 +32,7 @@ macro_rules! both_backends {
                 super::$body($crate::helpers::Backend::Sqlite).await
             }
             #[tokio::test]
+            #[cfg_attr(not(pg_tests), ignore = "PostgreSQL: set TOCSIN_TEST_DATABASE_URL")]
             async fn postgres() {
                 if $crate::helpers::pg_server_url().is_none() {
                     eprintln!("skipped: TOCSIN_TEST_DATABASE_URL is not set");
@@ -43,39 +44,24 @@ macro_rules! both_backends {
     };
 }
 
-pub fn pg_server_url() -> Option<String> {
-    std::env::var("TOCSIN_TEST_DATABASE_URL").ok().filter(|s| !s.is_empty())
-}
-
-/// Creates an empty database on the test server and returns its URL.
-pub async fn fresh_pg_database() -> String {
-    let base = pg_server_url().expect("TOCSIN_TEST_DATABASE_URL");
-    let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls).await.expect("connect to PostgreSQL");
-    tokio::spawn(conn);
-    let name = format!("tocsin_t_{}", uuid::Uuid::new_v4().simple());
-    client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create database");
-    // Replace the database name (the path) of the server URL.
-    let (prefix, rest) = base.split_at(base.find("://").unwrap() + 3);
-    let (authority, query) = match rest.find('/') {
-        Some(i) => {
-            let after = &rest[i + 1..];
-            (&rest[..i], after.find('?').map(|q| &after[q..]).unwrap_or(""))
-        }
-        None => (rest, ""),
-    };
-    format!("{prefix}{authority}/{name}{query}")
-}
+#[path = "../support/pg.rs"]
+mod pg;
+#[allow(unused_imports)] // not every test crate that includes these helpers runs PostgreSQL
+pub use pg::{pg_server_url, TestDatabase};
 
 /// The settings of one test app: fresh storage, a random loopback port, a known admin token.
-pub async fn test_settings(backend: Backend, dir: &std::path::Path) -> Settings {
+pub async fn test_settings(backend: Backend, dir: &std::path::Path) -> (Settings, Option<TestDatabase>) {
     let mut s = Settings::for_data_dir(dir).expect("the defaults are valid");
     s.listen = "127.0.0.1:0".parse().unwrap();
     s.admin_token = Some(tocsin::config::Sensitive(ADMIN_TOKEN.to_string()));
     s.log = "warn".into();
+    let mut database = None;
     if backend == Backend::Postgres {
-        s.database = DatabaseUrl::Postgres(fresh_pg_database().await);
+        let db = TestDatabase::create().await;
+        s.database = DatabaseUrl::Postgres(db.url.clone());
+        database = Some(db);
     }
-    s
+    (s, database)
 }
 
 pub struct TestApp {
@@ -86,6 +72,8 @@ pub struct TestApp {
     pub app_state: tocsin::service::AppState,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// The PostgreSQL database of this app, dropped with it (last: fields drop in order).
+    database: Option<TestDatabase>,
 }
 
 impl TestApp {
@@ -105,9 +93,11 @@ impl TestApp {
 
     pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut settings = test_settings(backend, dir.path()).await;
+        let (mut settings, database) = test_settings(backend, dir.path()).await;
         tweak(&mut settings);
-        Self::start(settings, dir).await
+        let mut app = Self::start(settings, dir).await;
+        app.database = database;
+        app
     }
 
     pub async fn start(settings: Settings, dir: tempfile::TempDir) -> Self {
@@ -123,7 +113,7 @@ impl TestApp {
             .expect("app runs");
         });
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
-        Self { addr, client, settings, dir, app_state, stop: Some(stop), task: Some(task) }
+        Self { addr, client, settings, dir, app_state, stop: Some(stop), task: Some(task), database: None }
     }
 
     /// Stops the server and starts a new one on the same storage (a restart of the process).
@@ -132,8 +122,11 @@ impl TestApp {
         let mut settings = self.settings.clone();
         settings.listen = "127.0.0.1:0".parse().unwrap();
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        let database = self.database.take();
         drop(self);
-        Self::start(settings, dir).await
+        let mut app = Self::start(settings, dir).await;
+        app.database = database;
+        app
     }
 
     pub async fn shutdown(&mut self) {
