@@ -103,7 +103,7 @@ fn events(tenant: &TenantId, webhooks: &[uuid::Uuid], n: usize) -> Vec<(NewEvent
 }
 
 /// A fresh SQLite store in `dir`, migrated.
-fn sqlite_store(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> Arc<dyn Store> {
+fn sqlite_store(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> Arc<Store> {
     rt.block_on(async {
         let s = tocsin::store::open(&tocsin::store::DatabaseUrl::Sqlite(dir.join("b.db"))).await.unwrap();
         s.migrate().await.unwrap();

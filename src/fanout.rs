@@ -36,7 +36,7 @@ pub trait HandOver: Send + Sync {
 /// endpoint. Events with an ordering key always go through the queue (the claim keeps them in
 /// order).
 pub async fn commit(
-    store: &dyn Store,
+    store: &Store,
     tenant: &TenantId,
     events: Vec<NewEvent>,
     handoff: Option<&dyn HandOver>,

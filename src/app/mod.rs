@@ -26,7 +26,7 @@ use supervise::Supervisor;
 const KEY_CHECK: &str = "master_key_check";
 
 /// Opens the store and applies pending migrations.
-pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<Store>> {
     let store = store::open(&settings.database)
         .await
         .with_context(|| format!("cannot open database {}", settings.database.redacted()))?;
@@ -38,7 +38,7 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
 }
 
 /// Loads the master key and checks it is the one the database was first used with.
-pub async fn load_cipher(settings: &Settings, store: &dyn Store) -> anyhow::Result<Cipher> {
+pub async fn load_cipher(settings: &Settings, store: &Store) -> anyhow::Result<Cipher> {
     let key = crypto::load_or_create_master_key(settings.master_key.as_ref().map(|k| k.0), &settings.data_dir)?;
     let cipher = Cipher::new(&key);
     match store.meta_get(KEY_CHECK).await? {
@@ -66,7 +66,7 @@ pub async fn load_cipher(settings: &Settings, store: &dyn Store) -> anyhow::Resu
 
 /// Seeds `TOCSIN_ADMIN_TOKEN`, and on the very first start creates the bootstrap admin token.
 /// Returns the bootstrap token when this call created it (it is shown once).
-pub async fn bootstrap(settings: &Settings, store: &dyn Store) -> anyhow::Result<Option<PlainToken>> {
+pub async fn bootstrap(settings: &Settings, store: &Store) -> anyhow::Result<Option<PlainToken>> {
     let record = |name: &str, token: &PlainToken| TokenRecord {
         id: Uuid::now_v7(),
         tenant_id: TenantId::default_tenant(),

@@ -41,7 +41,7 @@ use headers::HeaderNames;
 use slots::Slot;
 
 pub struct Inner {
-    store: Arc<dyn Store>,
+    store: Arc<Store>,
     cipher: Cipher,
     catalogue: Catalogue,
     http: HttpTransport,
@@ -98,19 +98,14 @@ impl std::ops::Deref for Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(
-        settings: &Settings,
-        store: Arc<dyn Store>,
-        cipher: Cipher,
-        catalogue: Catalogue,
-    ) -> anyhow::Result<Self> {
+    pub fn new(settings: &Settings, store: Arc<Store>, cipher: Cipher, catalogue: Catalogue) -> anyhow::Result<Self> {
         Self::with_resolver(settings, store, cipher, catalogue, Arc::new(SystemResolver))
     }
 
     /// Like `new`, with a chosen DNS resolver (tests map names to addresses with it).
     pub fn with_resolver(
         settings: &Settings,
-        store: Arc<dyn Store>,
+        store: Arc<Store>,
         cipher: Cipher,
         catalogue: Catalogue,
         resolver: Arc<dyn Resolve>,

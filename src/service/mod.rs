@@ -28,7 +28,7 @@ use crate::transport::ssrf::AddressPolicy;
 pub struct AppState(Arc<Shared>);
 
 pub struct Shared {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<Store>,
     pub cipher: Cipher,
     pub catalogue: Catalogue,
     pub settings: Settings,

@@ -23,7 +23,7 @@ fn audit(tenant: &TenantId, actor: &str, action: &str, id: Uuid, details: serde_
 /// Creates a token; returns its record and its value (shown once). `actor` is who asked
 /// (`token:<id>` or `cli`), for the audit log.
 pub async fn create(
-    store: &dyn Store,
+    store: &Store,
     tenant: &TenantId,
     role: Role,
     name: &str,
@@ -48,12 +48,12 @@ pub async fn create(
     Ok((record, plain))
 }
 
-pub async fn list(store: &dyn Store, tenant: &TenantId) -> ServiceResult<Vec<TokenRecord>> {
+pub async fn list(store: &Store, tenant: &TenantId) -> ServiceResult<Vec<TokenRecord>> {
     Ok(store.list_tokens(tenant).await?)
 }
 
 /// Revokes a live token of the tenant; a malformed, unknown or revoked id is not found.
-pub async fn revoke(store: &dyn Store, tenant: &TenantId, id: &str, actor: &str) -> ServiceResult<Uuid> {
+pub async fn revoke(store: &Store, tenant: &TenantId, id: &str, actor: &str) -> ServiceResult<Uuid> {
     let id: Uuid = id.parse().map_err(|_| ServiceError::NotFound("token"))?;
     let entry = audit(tenant, actor, "token.revoke", id, serde_json::json!({}));
     if store.revoke_token(tenant, id, entry).await? {

@@ -1,29 +1,14 @@
 //! A tenant's own event types (the configured catalogue is not stored).
 
-use async_trait::async_trait;
-
-use super::backend::Backend;
 use super::sql::{Row, Stmt};
 use super::sql_store::{audit_stmt, corrupt, count};
-use super::{AuditEntry, SqlStore, StoreError};
+use super::{AuditEntry, Store, StoreError};
 use crate::domain::event_type::EventType;
 use crate::domain::tenant::TenantId;
 use crate::params;
 
-/// The tenant's own event types.
-#[async_trait]
-pub trait EventTypeStore: Send + Sync + 'static {
-    /// The tenant's own event types (the configured catalogue is added by the caller).
-    async fn list_event_types(&self, tenant: &TenantId) -> Result<Vec<EventType>, StoreError>;
-    /// Creates or replaces; true when created.
-    async fn upsert_event_type(&self, tenant: &TenantId, et: &EventType, audit: AuditEntry)
-        -> Result<bool, StoreError>;
-    async fn delete_event_type(&self, tenant: &TenantId, name: &str, audit: AuditEntry) -> Result<bool, StoreError>;
-}
-
-#[async_trait]
-impl<B: Backend> EventTypeStore for SqlStore<B> {
-    async fn list_event_types(&self, tenant: &TenantId) -> Result<Vec<EventType>, StoreError> {
+impl Store {
+    pub async fn list_event_types(&self, tenant: &TenantId) -> Result<Vec<EventType>, StoreError> {
         self.event_types
             .get_or_load(tenant.clone(), async {
                 let rows = self
@@ -39,7 +24,7 @@ impl<B: Backend> EventTypeStore for SqlStore<B> {
             .await
     }
 
-    async fn upsert_event_type(
+    pub async fn upsert_event_type(
         &self,
         tenant: &TenantId,
         et: &EventType,
@@ -77,7 +62,12 @@ impl<B: Backend> EventTypeStore for SqlStore<B> {
         Ok(count(&r[0].rows)? == 0)
     }
 
-    async fn delete_event_type(&self, tenant: &TenantId, name: &str, audit: AuditEntry) -> Result<bool, StoreError> {
+    pub async fn delete_event_type(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        audit: AuditEntry,
+    ) -> Result<bool, StoreError> {
         let r = self
             .db
             .write(vec![

@@ -2,35 +2,17 @@
 //! redelivery. Each backend has its own publish path (`sqlite/publish.rs`,
 //! `postgres/batch.rs`): the statements that make a batch cheap differ between them.
 
-use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::backend::{Backend, Dialect};
+use super::backend::Dialect;
 use super::sql::{Row, Stmt};
-use super::{AuditEntry, DeliveryState, EventRecord, NewEvent, Published, SqlStore, StoreError, Target};
+use super::{AuditEntry, DeliveryState, EventRecord, NewEvent, Published, Store, StoreError, Target};
 use crate::domain::tenant::TenantId;
 use crate::domain::time::now_ms;
 use crate::params;
 
-#[async_trait]
-pub trait EventStore: Send + Sync + 'static {
-    /// Stores events and their deliveries atomically; an `event_ref` already published in the
-    /// tenant creates nothing and answers as the first publish did.
-    async fn publish(&self, events: Vec<(NewEvent, Vec<Target>)>) -> Result<Vec<Published>, StoreError>;
-    /// A new pending delivery of an already published event (redeliver).
-    async fn redeliver(
-        &self,
-        tenant: &TenantId,
-        webhook: Uuid,
-        event_ref: &str,
-        audit: AuditEntry,
-    ) -> Result<Option<i64>, StoreError>;
-    async fn get_event(&self, tenant: &TenantId, event_ref: &str) -> Result<Option<EventRecord>, StoreError>;
-}
-
-#[async_trait]
-impl<B: Backend> EventStore for SqlStore<B> {
-    async fn publish(&self, events: Vec<(NewEvent, Vec<Target>)>) -> Result<Vec<Published>, StoreError> {
+impl Store {
+    pub async fn publish(&self, events: Vec<(NewEvent, Vec<Target>)>) -> Result<Vec<Published>, StoreError> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
@@ -40,7 +22,7 @@ impl<B: Backend> EventStore for SqlStore<B> {
         self.publish_sqlite(events).await
     }
 
-    async fn redeliver(
+    pub async fn redeliver(
         &self,
         tenant: &TenantId,
         webhook: Uuid,
@@ -80,7 +62,7 @@ impl<B: Backend> EventStore for SqlStore<B> {
         r[1].rows.first().map(|row| row.opt_int("seq")).transpose().map(Option::flatten)
     }
 
-    async fn get_event(&self, tenant: &TenantId, event_ref: &str) -> Result<Option<EventRecord>, StoreError> {
+    pub async fn get_event(&self, tenant: &TenantId, event_ref: &str) -> Result<Option<EventRecord>, StoreError> {
         let rows = self
             .db
             .query(

@@ -1,12 +1,10 @@
 //! The delivery log: attempts, per-webhook statistics, retention, and the audit log.
 
-use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::backend::Backend;
 use super::sql::{Row, Stmt};
 use super::sql_store::{corrupt, count};
-use super::{AttemptRecord, AuditEntry, AuditRecord, SqlStore, StoreError, WebhookStats};
+use super::{AttemptRecord, AuditEntry, AuditRecord, Store, StoreError, WebhookStats};
 use crate::domain::page::Page;
 use crate::domain::tenant::TenantId;
 use crate::params;
@@ -22,44 +20,8 @@ macro_rules! attempt_select {
     };
 }
 
-/// The delivery log and the audit log.
-#[async_trait]
-pub trait HistoryStore: Send + Sync + 'static {
-    /// Attempts of a webhook, newest first; `success` filters.
-    async fn list_attempts(
-        &self,
-        tenant: &TenantId,
-        webhook: Uuid,
-        page: Page,
-        success: Option<bool>,
-    ) -> Result<(Vec<AttemptRecord>, u64), StoreError>;
-    /// The tenant's most recent attempts.
-    async fn recent_attempts(&self, tenant: &TenantId, limit: u32) -> Result<Vec<AttemptRecord>, StoreError>;
-    async fn get_attempt(
-        &self,
-        tenant: &TenantId,
-        webhook: Uuid,
-        id: Uuid,
-    ) -> Result<Option<AttemptRecord>, StoreError>;
-    async fn webhook_stats(&self, tenant: &TenantId, webhook: Uuid, since: i64) -> Result<WebhookStats, StoreError>;
-    /// Attempts of a webhook since `since`, per bucket of `bucket_ms`: (bucket start, attempts,
-    /// successes, mean response ms).
-    async fn attempt_histogram(
-        &self,
-        tenant: &TenantId,
-        webhook: Uuid,
-        since: i64,
-        bucket_ms: i64,
-    ) -> Result<Vec<(i64, u64, u64, i64)>, StoreError>;
-    /// Deletes history older than `before`; returns the number of attempts deleted.
-    async fn prune(&self, before: i64) -> Result<u64, StoreError>;
-    /// Newest first, with the total count.
-    async fn list_audit(&self, tenant: &TenantId, page: Page) -> Result<(Vec<AuditRecord>, u64), StoreError>;
-}
-
-#[async_trait]
-impl<B: Backend> HistoryStore for SqlStore<B> {
-    async fn list_attempts(
+impl Store {
+    pub async fn list_attempts(
         &self,
         tenant: &TenantId,
         webhook: Uuid,
@@ -89,7 +51,7 @@ impl<B: Backend> HistoryStore for SqlStore<B> {
         Ok((rows.iter().map(attempt_from_row).collect::<Result<_, _>>()?, count(&total)?))
     }
 
-    async fn recent_attempts(&self, tenant: &TenantId, limit: u32) -> Result<Vec<AttemptRecord>, StoreError> {
+    pub async fn recent_attempts(&self, tenant: &TenantId, limit: u32) -> Result<Vec<AttemptRecord>, StoreError> {
         let rows = self
             .db
             .query(
@@ -100,7 +62,7 @@ impl<B: Backend> HistoryStore for SqlStore<B> {
         rows.iter().map(attempt_from_row).collect()
     }
 
-    async fn get_attempt(
+    pub async fn get_attempt(
         &self,
         tenant: &TenantId,
         webhook: Uuid,
@@ -116,7 +78,12 @@ impl<B: Backend> HistoryStore for SqlStore<B> {
         rows.first().map(attempt_from_row).transpose()
     }
 
-    async fn webhook_stats(&self, tenant: &TenantId, webhook: Uuid, since: i64) -> Result<WebhookStats, StoreError> {
+    pub async fn webhook_stats(
+        &self,
+        tenant: &TenantId,
+        webhook: Uuid,
+        since: i64,
+    ) -> Result<WebhookStats, StoreError> {
         let p = params![tenant.as_str(), webhook, since];
         let rows = self
             .db
@@ -156,7 +123,7 @@ impl<B: Backend> HistoryStore for SqlStore<B> {
         })
     }
 
-    async fn attempt_histogram(
+    pub async fn attempt_histogram(
         &self,
         tenant: &TenantId,
         webhook: Uuid,
@@ -186,7 +153,7 @@ impl<B: Backend> HistoryStore for SqlStore<B> {
             .collect()
     }
 
-    async fn prune(&self, before: i64) -> Result<u64, StoreError> {
+    pub async fn prune(&self, before: i64) -> Result<u64, StoreError> {
         let r = self
             .db
             .write(vec![
@@ -205,7 +172,7 @@ impl<B: Backend> HistoryStore for SqlStore<B> {
         Ok(r[0].affected)
     }
 
-    async fn list_audit(&self, tenant: &TenantId, page: Page) -> Result<(Vec<AuditRecord>, u64), StoreError> {
+    pub async fn list_audit(&self, tenant: &TenantId, page: Page) -> Result<(Vec<AuditRecord>, u64), StoreError> {
         let rows = self
             .db
             .query(

@@ -1,11 +1,11 @@
 //! Durable state behind one interface, [`Store`], on two backends: embedded SQLite and PostgreSQL.
 //!
-//! [`Store`] is the sum of one interface per aggregate (tokens, sessions, event types, webhooks,
-//! events, the delivery queue, history); bring them into scope with `use crate::store::prelude::*`.
-//! The queries are written once ([`SqlStore`], in the aggregates' files) over a tiny [`Backend`]
-//! interface that each database implements ([`sqlite`], [`postgres`]): a read, and an atomic
-//! write of several statements. Every change of configuration is written in the same
-//! transaction as its audit entry, so the audit log cannot miss one.
+//! [`Store`]'s operations are grouped by aggregate, one file each (tokens and sessions, event
+//! types, webhooks, events, the delivery queue, history, meta). The queries are written once, over
+//! a tiny [`Backend`] interface that each database implements ([`sqlite`], [`postgres`]): a read,
+//! and an atomic write of several statements. Each backend's folder also holds its own fast paths.
+//! Every change of configuration is written in the same transaction as its audit entry, so the
+//! audit log cannot miss one.
 
 pub mod backend;
 pub mod cache;
@@ -29,50 +29,30 @@ use std::sync::Arc;
 
 pub use backend::{Backend, Dialect};
 pub use records::*;
-pub use sql_store::SqlStore;
+pub use sql_store::Store;
 pub use url::DatabaseUrl;
 
-/// Every aggregate's interface, for `use crate::store::prelude::*`.
-pub mod prelude {
-    pub use super::event_types::EventTypeStore;
-    pub use super::events::EventStore;
-    pub use super::history::HistoryStore;
-    pub use super::meta::MetaStore;
-    pub use super::queue::QueueStore;
-    pub use super::tokens::{SessionStore, TokenStore};
-    pub use super::webhooks::WebhookStore;
-    pub use super::Store;
-}
-
-use prelude::*;
-
+/// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database cannot be reached or is shutting down: worth retrying later (503).
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The database refused a statement.
     #[error("database error: {0}")]
     Database(String),
+    /// A row does not read back as what was written (a column missing or of another type).
     #[error("stored data is not what was expected: {0}")]
     Corrupt(String),
+    /// A uniqueness constraint refused the write.
     #[error("conflict: {0}")]
     Conflict(String),
 }
 
-/// The one storage interface the layers above use: every aggregate's.
-pub trait Store:
-    MetaStore + TokenStore + SessionStore + EventTypeStore + WebhookStore + EventStore + QueueStore + HistoryStore
-{
-}
-
-impl<T> Store for T where
-    T: MetaStore + TokenStore + SessionStore + EventTypeStore + WebhookStore + EventStore + QueueStore + HistoryStore
-{
-}
-
 /// Opens the configured database (creating the SQLite file and its directory when needed).
-pub async fn open(url: &DatabaseUrl) -> Result<Arc<dyn Store>, StoreError> {
+pub async fn open(url: &DatabaseUrl) -> Result<Arc<Store>, StoreError> {
     Ok(match url {
-        DatabaseUrl::Sqlite(path) => Arc::new(SqlStore::new(sqlite::SqliteBackend::open(path)?)),
-        DatabaseUrl::Postgres(url) => Arc::new(SqlStore::new(postgres::PgBackend::connect(url).await?)),
+        DatabaseUrl::Sqlite(path) => Arc::new(Store::new(sqlite::SqliteBackend::open(path)?)),
+        DatabaseUrl::Postgres(url) => Arc::new(Store::new(postgres::PgBackend::connect(url).await?)),
     })
 }

@@ -4,54 +4,20 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::backend::{Backend, Dialect, Durability};
+use super::backend::{Dialect, Durability};
 use super::event_cache::EventBody;
 use super::sql::{self, Stmt};
 use super::sql_store::{corrupt, HELD_RELEASE_CHUNK};
-use super::{AttemptRecord, ClaimedDelivery, Completion, NextStep, SqlStore, StoreError};
+use super::{AttemptRecord, ClaimedDelivery, Completion, NextStep, Store, StoreError};
 use crate::domain::tenant::TenantId;
 use crate::domain::time::now_ms;
 use crate::domain::webhook::disabled_reason;
 use crate::params;
 
-/// The delivery queue.
-#[async_trait]
-pub trait QueueStore: Send + Sync + 'static {
-    /// Leases up to `limit` due pending deliveries of one webhook, respecting ordering keys.
-    async fn claim(
-        &self,
-        webhook: Uuid,
-        claimer: &str,
-        limit: u32,
-        lease_until: i64,
-    ) -> Result<Vec<ClaimedDelivery>, StoreError>;
-    /// Records an attempt and moves its delivery; true when this completion disabled the webhook.
-    async fn complete(&self, c: &Completion) -> Result<bool, StoreError>;
-    /// Makes the next chunk of an active webhook's held deliveries (oldest first) pending;
-    /// returns how many. Re-enabling releases the first chunk; the dispatcher the rest.
-    async fn release_held(&self, webhook: Uuid, now: i64) -> Result<u64, StoreError>;
-    /// Makes deliveries whose lease ended before `now` pending again (their claimer died or
-    /// stalled); returns how many.
-    async fn expire_leases(&self, now: i64) -> Result<u64, StoreError>;
-    /// Returns leased deliveries that were not attempted (on shutdown): (seq, lease id) pairs.
-    async fn release(&self, leases: &[(i64, String)]) -> Result<(), StoreError>;
-    /// Creates a delivery leased by `claimer`, for an attempt made right away (test events).
-    async fn lease_new_delivery(
-        &self,
-        event_id: Uuid,
-        tenant: &TenantId,
-        webhook: Uuid,
-        claimer: &str,
-        lease_until: i64,
-    ) -> Result<i64, StoreError>;
-}
-
-#[async_trait]
-impl<B: Backend> QueueStore for SqlStore<B> {
-    async fn claim(
+impl Store {
+    pub async fn claim(
         &self,
         webhook: Uuid,
         claimer: &str,
@@ -155,7 +121,7 @@ impl<B: Backend> QueueStore for SqlStore<B> {
         Ok(claimed)
     }
 
-    async fn complete(&self, c: &Completion) -> Result<bool, StoreError> {
+    pub async fn complete(&self, c: &Completion) -> Result<bool, StoreError> {
         let a = &c.attempt;
         let webhook_untouched = !c.gone && (!c.counts_for_breaker || c.counter_was_zero);
         if self.db.dialect() == Dialect::Postgres && a.success && webhook_untouched && c.next == NextStep::Succeeded {
@@ -250,7 +216,7 @@ impl<B: Backend> QueueStore for SqlStore<B> {
         Ok(disabled)
     }
 
-    async fn release_held(&self, webhook: Uuid, now: i64) -> Result<u64, StoreError> {
+    pub async fn release_held(&self, webhook: Uuid, now: i64) -> Result<u64, StoreError> {
         let r = self
             .db
             .write_with(
@@ -267,7 +233,7 @@ impl<B: Backend> QueueStore for SqlStore<B> {
         Ok(r[0].affected)
     }
 
-    async fn expire_leases(&self, now: i64) -> Result<u64, StoreError> {
+    pub async fn expire_leases(&self, now: i64) -> Result<u64, StoreError> {
         let r = self
             .db
             .write_with(
@@ -283,7 +249,7 @@ impl<B: Backend> QueueStore for SqlStore<B> {
         Ok(r[0].affected)
     }
 
-    async fn release(&self, leases: &[(i64, String)]) -> Result<(), StoreError> {
+    pub async fn release(&self, leases: &[(i64, String)]) -> Result<(), StoreError> {
         let stmts = leases
             .iter()
             .map(|(seq, claimer)| {
@@ -300,7 +266,7 @@ impl<B: Backend> QueueStore for SqlStore<B> {
         Ok(())
     }
 
-    async fn lease_new_delivery(
+    pub async fn lease_new_delivery(
         &self,
         event_id: Uuid,
         tenant: &TenantId,

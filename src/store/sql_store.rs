@@ -1,4 +1,4 @@
-//! [`SqlStore`]: the store over any [`Backend`]. Its queries are written once, in the files of
+//! [`Store`]: the store over any [`Backend`]. Its queries are written once, in the files of
 //! the aggregates beside this one (`tokens.rs`, `webhooks.rs`, `events.rs`, `queue.rs`,
 //! `history.rs`, …); each backend's own fast paths live in its folder.
 
@@ -21,8 +21,8 @@ use crate::params;
 pub(super) const HELD_RELEASE_CHUNK: i64 = 5000;
 
 /// The [`Store`] over any [`Backend`].
-pub struct SqlStore<B> {
-    pub(crate) db: B,
+pub struct Store {
+    pub(crate) db: Box<dyn Backend>,
     /// Copies of the reads every publish makes (see [`super::cache`]); each method that changes
     /// what they hold drops them once its write is done.
     pub(super) event_types: ReadCache<TenantId, Vec<EventType>>,
@@ -37,11 +37,11 @@ pub struct SqlStore<B> {
     pub(super) records: PendingRecords,
 }
 
-impl<B: Backend> SqlStore<B> {
-    pub fn new(db: B) -> Self {
+impl Store {
+    pub fn new(db: impl Backend) -> Self {
         let sqlite = db.dialect() == Dialect::Sqlite;
         Self {
-            db,
+            db: Box::new(db),
             event_types: ReadCache::new(),
             webhooks: ReadCache::new(),
             webhooks_by_id: ReadCache::new(),

@@ -1,39 +1,17 @@
 //! API tokens (stored as SHA-256 digests only) and the dashboard's sessions, which stand on them.
 
-use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::backend::Backend;
 use super::sql::{Row, Stmt};
 use super::sql_store::{audit_stmt, corrupt};
-use super::{AuditEntry, SqlStore, StoreError, TokenRecord};
+use super::{AuditEntry, Store, StoreError, TokenRecord};
 use crate::domain::tenant::TenantId;
 use crate::domain::time::now_ms;
 use crate::domain::token::Role;
 use crate::params;
 
-/// API tokens.
-#[async_trait]
-pub trait TokenStore: Send + Sync + 'static {
-    /// Stores a token by digest; a second token with the same digest is ignored (false).
-    async fn insert_token(
-        &self,
-        token: &TokenRecord,
-        digest: [u8; 32],
-        audit: Option<AuditEntry>,
-    ) -> Result<bool, StoreError>;
-    /// Stores the bootstrap admin token if no bootstrap has happened yet (across all processes
-    /// sharing the database); true when this call did it.
-    async fn bootstrap_token(&self, token: &TokenRecord, digest: [u8; 32]) -> Result<bool, StoreError>;
-    /// The live (not revoked) token with this digest.
-    async fn find_token(&self, digest: [u8; 32]) -> Result<Option<(TokenRecord, Vec<u8>)>, StoreError>;
-    async fn list_tokens(&self, tenant: &TenantId) -> Result<Vec<TokenRecord>, StoreError>;
-    async fn revoke_token(&self, tenant: &TenantId, id: Uuid, audit: AuditEntry) -> Result<bool, StoreError>;
-}
-
-#[async_trait]
-impl<B: Backend> TokenStore for SqlStore<B> {
-    async fn insert_token(
+impl Store {
+    pub async fn insert_token(
         &self,
         t: &TokenRecord,
         digest: [u8; 32],
@@ -49,7 +27,7 @@ impl<B: Backend> TokenStore for SqlStore<B> {
         Ok(r[0].affected == 1)
     }
 
-    async fn bootstrap_token(&self, t: &TokenRecord, digest: [u8; 32]) -> Result<bool, StoreError> {
+    pub async fn bootstrap_token(&self, t: &TokenRecord, digest: [u8; 32]) -> Result<bool, StoreError> {
         // The meta row goes first: a concurrent bootstrap waits on its key, then inserts nothing.
         let r = self
             .db
@@ -69,21 +47,21 @@ impl<B: Backend> TokenStore for SqlStore<B> {
         Ok(r[1].affected == 1)
     }
 
-    async fn find_token(&self, digest: [u8; 32]) -> Result<Option<(TokenRecord, Vec<u8>)>, StoreError> {
+    pub async fn find_token(&self, digest: [u8; 32]) -> Result<Option<(TokenRecord, Vec<u8>)>, StoreError> {
         const SQL: &str = "SELECT id, tenant_id, role, name, prefix, created_at, revoked_at, digest \
                            FROM api_tokens WHERE digest = $1 AND revoked_at IS NULL";
         let rows = self.db.query(SQL, params![&digest[..]]).await?;
         rows.first().map(|r| Ok((token_from_row(r)?, r.bytes("digest")?))).transpose()
     }
 
-    async fn list_tokens(&self, tenant: &TenantId) -> Result<Vec<TokenRecord>, StoreError> {
+    pub async fn list_tokens(&self, tenant: &TenantId) -> Result<Vec<TokenRecord>, StoreError> {
         const SQL: &str = "SELECT id, tenant_id, role, name, prefix, created_at, revoked_at \
                            FROM api_tokens WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC";
         let rows = self.db.query(SQL, params![tenant.as_str()]).await?;
         rows.iter().map(token_from_row).collect()
     }
 
-    async fn revoke_token(&self, tenant: &TenantId, id: Uuid, audit: AuditEntry) -> Result<bool, StoreError> {
+    pub async fn revoke_token(&self, tenant: &TenantId, id: Uuid, audit: AuditEntry) -> Result<bool, StoreError> {
         let r = self
             .db
             .write(vec![
@@ -98,25 +76,8 @@ impl<B: Backend> TokenStore for SqlStore<B> {
     }
 }
 
-/// Dashboard sessions, by the digest of the session cookie.
-#[async_trait]
-pub trait SessionStore: Send + Sync + 'static {
-    /// Dashboard sessions, by the digest of the session cookie.
-    async fn create_session(
-        &self,
-        digest: [u8; 32],
-        token_id: Uuid,
-        csrf: &str,
-        expires_at: i64,
-    ) -> Result<(), StoreError>;
-    /// The live session's token (not revoked) and CSRF secret.
-    async fn find_session(&self, digest: [u8; 32], now: i64) -> Result<Option<(TokenRecord, String)>, StoreError>;
-    async fn delete_session(&self, digest: [u8; 32]) -> Result<(), StoreError>;
-}
-
-#[async_trait]
-impl<B: Backend> SessionStore for SqlStore<B> {
-    async fn create_session(
+impl Store {
+    pub async fn create_session(
         &self,
         digest: [u8; 32],
         token_id: Uuid,
@@ -135,7 +96,7 @@ impl<B: Backend> SessionStore for SqlStore<B> {
             .map(|_| ())
     }
 
-    async fn find_session(&self, digest: [u8; 32], now: i64) -> Result<Option<(TokenRecord, String)>, StoreError> {
+    pub async fn find_session(&self, digest: [u8; 32], now: i64) -> Result<Option<(TokenRecord, String)>, StoreError> {
         let rows = self
             .db
             .query(
@@ -148,7 +109,7 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         rows.first().map(|r| Ok((token_from_row(r)?, r.text("csrf")?))).transpose()
     }
 
-    async fn delete_session(&self, digest: [u8; 32]) -> Result<(), StoreError> {
+    pub async fn delete_session(&self, digest: [u8; 32]) -> Result<(), StoreError> {
         self.db
             .write(vec![Stmt::new("DELETE FROM ui_sessions WHERE digest = $1", params![&digest[..]])])
             .await

@@ -1,13 +1,11 @@
 //! Webhooks: their configuration, sealed secrets and breaker state. Reads for publishing and
 //! claiming come from in-memory copies, dropped whenever a write changes a webhook.
 
-use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::backend::Backend;
 use super::sql::{Row, Stmt};
 use super::sql_store::{audit_stmt, corrupt, count, HELD_RELEASE_CHUNK};
-use super::{Activation, AuditEntry, SqlStore, StoreError};
+use super::{Activation, AuditEntry, Store, StoreError};
 use crate::domain::event_type::EventTypePattern;
 use crate::domain::page::Page;
 use crate::domain::tenant::TenantId;
@@ -26,39 +24,22 @@ macro_rules! webhook_select {
     };
 }
 
-/// Webhooks.
-#[async_trait]
-pub trait WebhookStore: Send + Sync + 'static {
-    async fn insert_webhook(&self, webhook: &Webhook, audit: AuditEntry) -> Result<(), StoreError>;
-    async fn get_webhook(&self, tenant: &TenantId, id: Uuid) -> Result<Option<Webhook>, StoreError>;
-    /// Newest first, with the total count.
-    async fn list_webhooks(&self, tenant: &TenantId, page: Page) -> Result<(Vec<Webhook>, u64), StoreError>;
-    /// Writes the configuration fields of `webhook` (not its counters or secrets).
-    async fn update_webhook(
-        &self,
-        webhook: &Webhook,
-        activation: Activation,
-        audit: AuditEntry,
-    ) -> Result<bool, StoreError>;
-    async fn update_secrets(
-        &self,
-        tenant: &TenantId,
-        id: Uuid,
-        secrets: &SealedSecrets,
-        audit: AuditEntry,
-    ) -> Result<bool, StoreError>;
-    async fn delete_webhook(&self, tenant: &TenantId, id: Uuid, audit: AuditEntry) -> Result<bool, StoreError>;
-    /// Active webhooks of every tenant (for the dispatcher).
-    async fn active_webhook_ids(&self) -> Result<Vec<Uuid>, StoreError>;
-    /// Every webhook of a tenant (for fan-out).
-    async fn tenant_webhooks(&self, tenant: &TenantId) -> Result<Vec<Webhook>, StoreError>;
-    /// A webhook by id alone (for the dispatcher).
-    async fn webhook_by_id(&self, id: Uuid) -> Result<Option<Webhook>, StoreError>;
-}
-
-#[async_trait]
-impl<B: Backend> WebhookStore for SqlStore<B> {
-    async fn insert_webhook(&self, w: &Webhook, audit: AuditEntry) -> Result<(), StoreError> {
+impl Store {
+    pub async fn insert_webhook(&self, w: &Webhook, audit: AuditEntry) -> Result<(), StoreError> {
+        let state = params![
+            w.is_active,
+            w.failure_count,
+            w.disabled_reason.clone(),
+            w.max_per_second,
+            w.owner_email.clone(),
+            w.secret.current.clone(),
+            w.secret.previous.clone(),
+            w.secret.previous_expires_at,
+            w.secret.rotated_at,
+            w.created_at,
+            w.updated_at
+        ];
+        let values = [params![w.id, w.tenant_id.as_str()], configuration(w), state].concat();
         let r = self
             .db
             .write(vec![
@@ -69,30 +50,7 @@ impl<B: Backend> WebhookStore for SqlStore<B> {
                      secret_rotated_at, created_at, updated_at) VALUES \
                      ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
                      $21, $22)",
-                    params![
-                        w.id,
-                        w.tenant_id.as_str(),
-                        &w.name,
-                        w.url.as_str(),
-                        w.description.clone(),
-                        patterns_json(w),
-                        w.format.as_str(),
-                        w.retry_count,
-                        w.timeout_ms,
-                        delays_json(w),
-                        headers_json(w),
-                        w.is_active,
-                        w.failure_count,
-                        w.disabled_reason.clone(),
-                        w.max_per_second,
-                        w.owner_email.clone(),
-                        w.secret.current.clone(),
-                        w.secret.previous.clone(),
-                        w.secret.previous_expires_at,
-                        w.secret.rotated_at,
-                        w.created_at,
-                        w.updated_at
-                    ],
+                    values,
                 ),
                 audit_stmt(&audit),
             ])
@@ -102,13 +60,13 @@ impl<B: Backend> WebhookStore for SqlStore<B> {
         Ok(())
     }
 
-    async fn get_webhook(&self, tenant: &TenantId, id: Uuid) -> Result<Option<Webhook>, StoreError> {
+    pub async fn get_webhook(&self, tenant: &TenantId, id: Uuid) -> Result<Option<Webhook>, StoreError> {
         let rows =
             self.db.query(webhook_select!("WHERE tenant_id = $1 AND id = $2"), params![tenant.as_str(), id]).await?;
         rows.first().map(webhook_from_row).transpose()
     }
 
-    async fn list_webhooks(&self, tenant: &TenantId, page: Page) -> Result<(Vec<Webhook>, u64), StoreError> {
+    pub async fn list_webhooks(&self, tenant: &TenantId, page: Page) -> Result<(Vec<Webhook>, u64), StoreError> {
         let rows = self
             .db
             .query(
@@ -121,7 +79,12 @@ impl<B: Backend> WebhookStore for SqlStore<B> {
         Ok((rows.iter().map(webhook_from_row).collect::<Result<_, _>>()?, count(&total)?))
     }
 
-    async fn update_webhook(&self, w: &Webhook, activation: Activation, audit: AuditEntry) -> Result<bool, StoreError> {
+    pub async fn update_webhook(
+        &self,
+        w: &Webhook,
+        activation: Activation,
+        audit: AuditEntry,
+    ) -> Result<bool, StoreError> {
         // `is_active`, the failure counter and the reason are written only when the request changed
         // activation: the dispatcher updates them concurrently.
         let act: Option<i64> = match activation {
@@ -143,24 +106,19 @@ impl<B: Backend> WebhookStore for SqlStore<B> {
                                             ELSE disabled_reason END, \
                      is_active = COALESCE(CAST($13 AS BIGINT), is_active) \
                      WHERE tenant_id = $15 AND id = $16",
-                    params![
-                        &w.name,
-                        w.url.as_str(),
-                        w.description.clone(),
-                        patterns_json(w),
-                        w.format.as_str(),
-                        w.retry_count,
-                        w.timeout_ms,
-                        delays_json(w),
-                        headers_json(w),
-                        w.max_per_second,
-                        w.owner_email.clone(),
-                        w.updated_at,
-                        act,
-                        disabled_reason::MANUAL,
-                        w.tenant_id.as_str(),
-                        w.id
-                    ],
+                    [
+                        configuration(w),
+                        params![
+                            w.max_per_second,
+                            w.owner_email.clone(),
+                            w.updated_at,
+                            act,
+                            disabled_reason::MANUAL,
+                            w.tenant_id.as_str(),
+                            w.id
+                        ],
+                    ]
+                    .concat(),
                 ),
                 // Re-enabled: held deliveries are due now, the first chunk at once and the rest as
                 // the dispatcher runs short (`release_held`). Disabled: pending ones wait.
@@ -185,7 +143,7 @@ impl<B: Backend> WebhookStore for SqlStore<B> {
         Ok(r[0].affected == 1)
     }
 
-    async fn update_secrets(
+    pub async fn update_secrets(
         &self,
         tenant: &TenantId,
         id: Uuid,
@@ -216,7 +174,7 @@ impl<B: Backend> WebhookStore for SqlStore<B> {
         Ok(r[0].affected == 1)
     }
 
-    async fn delete_webhook(&self, tenant: &TenantId, id: Uuid, audit: AuditEntry) -> Result<bool, StoreError> {
+    pub async fn delete_webhook(&self, tenant: &TenantId, id: Uuid, audit: AuditEntry) -> Result<bool, StoreError> {
         let r = self
             .db
             .write(vec![
@@ -234,12 +192,12 @@ impl<B: Backend> WebhookStore for SqlStore<B> {
         Ok(r[0].affected == 1)
     }
 
-    async fn active_webhook_ids(&self) -> Result<Vec<Uuid>, StoreError> {
+    pub async fn active_webhook_ids(&self) -> Result<Vec<Uuid>, StoreError> {
         let rows = self.db.query("SELECT id FROM webhooks WHERE is_active = 1", vec![]).await?;
         rows.iter().map(|r| r.uuid("id")).collect()
     }
 
-    async fn tenant_webhooks(&self, tenant: &TenantId) -> Result<Vec<Webhook>, StoreError> {
+    pub async fn tenant_webhooks(&self, tenant: &TenantId) -> Result<Vec<Webhook>, StoreError> {
         self.webhooks
             .get_or_load(tenant.clone(), async {
                 let rows = self.db.query(webhook_select!("WHERE tenant_id = $1"), params![tenant.as_str()]).await?;
@@ -248,7 +206,7 @@ impl<B: Backend> WebhookStore for SqlStore<B> {
             .await
     }
 
-    async fn webhook_by_id(&self, id: Uuid) -> Result<Option<Webhook>, StoreError> {
+    pub async fn webhook_by_id(&self, id: Uuid) -> Result<Option<Webhook>, StoreError> {
         self.webhooks_by_id
             .get_or_load(id, async {
                 let rows = self.db.query(webhook_select!("WHERE id = $1"), params![id]).await?;
@@ -290,6 +248,22 @@ pub(super) fn webhook_from_row(r: &Row) -> Result<Webhook, StoreError> {
         created_at: r.int("created_at")?,
         updated_at: r.int("updated_at")?,
     })
+}
+
+/// A webhook's configuration, in the order its INSERT and its UPDATE both list the columns:
+/// name, url, description, event_types, format, retry_count, timeout_ms, retry_delays_ms, headers.
+fn configuration(w: &Webhook) -> Vec<super::sql::Value> {
+    params![
+        &w.name,
+        w.url.as_str(),
+        w.description.clone(),
+        patterns_json(w),
+        w.format.as_str(),
+        w.retry_count,
+        w.timeout_ms,
+        delays_json(w),
+        headers_json(w),
+    ]
 }
 
 fn patterns_json(w: &Webhook) -> String {

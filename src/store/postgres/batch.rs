@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use crate::params;
-use crate::store::backend::{Backend, Durability};
+use crate::store::backend::Durability;
 use crate::store::events::{deliveries_by_webhook, published};
 use crate::store::sql::{Row, Stmt};
 use crate::store::sql_store::corrupt;
-use crate::store::{Completion, DeliveryStart, NewEvent, Published, SqlStore, StoreError, Target};
+use crate::store::{Completion, DeliveryStart, NewEvent, Published, Store, StoreError, Target};
 
 /// Records of successful attempts (each an attempt row and its delivery's update) queued for one
 /// multi-row write: on PostgreSQL every statement costs a backend tens of µs, and two statements
@@ -25,7 +25,7 @@ pub(in crate::store) struct PendingRecords {
 
 type RecordReply = tokio::sync::oneshot::Sender<Result<(), StoreError>>;
 
-impl<B: Backend> SqlStore<B> {
+impl Store {
     /// A batch publish on PostgreSQL in three statements instead of about three per event (each
     /// statement costs PostgreSQL's backend tens of µs: it was the bottleneck): the events, their
     /// deliveries and the lookup each go as one JSON array, unpacked by `jsonb_to_recordset`.
@@ -140,7 +140,7 @@ impl<B: Backend> SqlStore<B> {
     }
 }
 
-impl<B: Backend> SqlStore<B> {
+impl Store {
     /// PostgreSQL: records a successful attempt that changes nothing on its webhook, together with
     /// whatever other such records are queued (see [`PendingRecords`]). A record written twice (a
     /// retry after a commit whose answer was lost) is skipped, so it cannot fail its batch.

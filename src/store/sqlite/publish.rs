@@ -6,11 +6,10 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use crate::params;
-use crate::store::backend::Backend;
 use crate::store::events::{deliveries_by_webhook, published};
 use crate::store::sql::{Row, Stmt, Value};
 use crate::store::sql_store::corrupt;
-use crate::store::{NewEvent, Published, SqlStore, StoreError, Target};
+use crate::store::{NewEvent, Published, Store, StoreError, Target};
 
 /// A SQLite statement over many rows at once: `{values}` in its template stands for
 /// `(VALUES ($1, …), …)` with `width` values a row. Rows go in chunks of a few fixed sizes, so each
@@ -86,7 +85,7 @@ static SQLITE_INSERT_DELIVERIES: MultiRow = sqlite_insert_deliveries!("");
 static SQLITE_INSERT_DELIVERIES_RETURNING: MultiRow =
     sqlite_insert_deliveries!(" RETURNING seq, event_id, webhook_id, state");
 
-impl<B: Backend> SqlStore<B> {
+impl Store {
     pub(in crate::store) async fn publish_sqlite(
         &self,
         events: Vec<(NewEvent, Vec<Target>)>,

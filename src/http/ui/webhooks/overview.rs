@@ -16,8 +16,9 @@ use crate::domain::webhook::Webhook;
 use crate::http::api::error::ApiError;
 use crate::service::deliveries as deliveries_ops;
 use crate::service::webhooks::{self as webhook_ops, WebhookInput};
-use crate::service::AppState;
+use crate::service::{AppState, ServiceError};
 use crate::store::AttemptRecord;
+use uuid::Uuid;
 
 /// What an action on the overview left to show.
 enum Notice {
@@ -186,18 +187,12 @@ pub async fn send_test(
     Path(id): Path<String>,
     FormPost { session, .. }: FormPost,
 ) -> Response {
-    let uuid = match parse_id(&id) {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let attempt = match deliveries_ops::send_test(&state, &session.who, uuid).await {
-        Ok(a) => a,
-        Err(e) => return api_error_page(e),
-    };
-    match load(&state, &session, &id).await {
-        Ok(w) => overview_page(&state, &session, w, Notice::Test(Box::new(attempt))).await,
-        Err(r) => r,
-    }
+    let (shared, who) = (&state, &session.who);
+    act_and_show(&state, &session, &id, move |uuid| async move {
+        let attempt = deliveries_ops::send_test(shared, who, uuid).await?;
+        Ok(Notice::Test(Box::new(attempt)))
+    })
+    .await
 }
 
 pub async fn rotate(
@@ -205,16 +200,30 @@ pub async fn rotate(
     Path(id): Path<String>,
     FormPost { session, .. }: FormPost,
 ) -> Response {
-    let uuid = match parse_id(&id) {
+    let (shared, who) = (&state, &session.who);
+    act_and_show(&state, &session, &id, move |uuid| async move {
+        let (secret, until) = webhook_ops::rotate(shared, who, uuid).await?;
+        Ok(Notice::Secret(secret, until))
+    })
+    .await
+}
+
+/// Runs an action on webhook `id`, then shows its overview with what the action left to show.
+async fn act_and_show<F, Fut>(state: &AppState, session: &Session, id: &str, action: F) -> Response
+where
+    F: FnOnce(Uuid) -> Fut,
+    Fut: std::future::Future<Output = Result<Notice, ServiceError>>,
+{
+    let uuid = match parse_id(id) {
         Ok(u) => u,
         Err(r) => return r,
     };
-    let (secret, until) = match webhook_ops::rotate(&state, &session.who, uuid).await {
-        Ok(r) => r,
+    let notice = match action(uuid).await {
+        Ok(notice) => notice,
         Err(e) => return api_error_page(e),
     };
-    match load(&state, &session, &id).await {
-        Ok(w) => overview_page(&state, &session, w, Notice::Secret(secret, until)).await,
+    match load(state, session, id).await {
+        Ok(w) => overview_page(state, session, w, notice).await,
         Err(r) => r,
     }
 }
