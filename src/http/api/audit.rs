@@ -1,15 +1,13 @@
 //! `/api/v1/audit-log`: every management change, newest first. Admins only.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{int_param, ApiQuery};
+use super::error::{ApiResult, ErrorBody};
+use super::extract::{page_params, ApiQuery};
 use super::webhooks::PageQuery;
-use crate::domain::page::Page;
 use crate::domain::time::rfc3339_ms;
 use crate::service::AppState;
 use crate::service::Principal;
@@ -42,8 +40,7 @@ pub async fn list_audit(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<AuditList>> {
     who.admin()?;
-    let page = Page::parse(int_param(&q.page, "page")?, int_param(&q.per_page, "per_page")?, 50)
-        .map_err(|e| ApiError::from(e).with_status(StatusCode::BAD_REQUEST))?;
+    let page = page_params(&q.page, &q.per_page, 50)?;
     let (records, total) = state.store.list_audit(&who.tenant, page).await?;
     let data = records
         .into_iter()

@@ -8,12 +8,11 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{int_param, ApiQuery};
-use crate::domain::page::Page;
+use super::extract::{int_param, page_params, ApiQuery};
 use crate::domain::time::rfc3339_ms;
 use crate::service::deliveries::{self as ops, PreviewInput};
 use crate::service::webhooks::{self as webhooks, parse_id};
-use crate::service::{AppState, Principal};
+use crate::service::{AppState, Principal, ServiceError};
 use crate::store::AttemptRecord;
 
 /// One attempt as the log shows it.
@@ -104,7 +103,7 @@ pub struct AttemptQuery {
 }
 
 fn bad_param(field: &str, message: &str) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", message).field(field)
+    ServiceError::bad_parameter(field, message).into()
 }
 
 #[utoipa::path(get, path = "/webhooks/{id}/deliveries", tag = "deliveries",
@@ -118,8 +117,7 @@ pub async fn list_deliveries(
     ApiQuery(q): ApiQuery<AttemptQuery>,
 ) -> ApiResult<Json<AttemptList>> {
     who.reader()?;
-    let page = Page::parse(int_param(&q.page, "page")?, int_param(&q.per_page, "per_page")?, 25)
-        .map_err(|e| bad_param(&e.field, &e.to_string()))?;
+    let page = page_params(&q.page, &q.per_page, 25)?;
     let success = match q.status.as_deref() {
         None | Some("") | Some("all") => None,
         Some("success") | Some("succeeded") => Some(true),

@@ -43,11 +43,6 @@ impl ApiError {
         self
     }
 
-    pub fn with_status(mut self, status: StatusCode) -> Self {
-        self.status = status;
-        self
-    }
-
     /// Marks a required field that was not given.
     pub fn missing(mut self) -> Self {
         self.code = "missing_field";

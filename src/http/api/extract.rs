@@ -8,9 +8,11 @@ use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use crate::domain::page::Page;
 use crate::service::caller::authenticate;
 use crate::service::AppState;
 use crate::service::Principal;
+use crate::service::ServiceError;
 
 /// A JSON body: `Content-Type: application/json` (else 415), within the size limit (else 413),
 /// syntactically valid (else 400), and of the right shape (else 422 naming the field).
@@ -19,7 +21,31 @@ pub struct ApiJson<T>(pub T);
 /// Fields the server sets; a client that sends them is told so.
 const READ_ONLY: &[&str] = &["id", "failure_count", "disabled_reason", "created_at", "updated_at"];
 
+/// Where a JSON document came from: a request body, or a query string read as one. Their
+/// errors differ: a body's shape errors are 422 (`unknown_field`, `invalid_type`), a query's are
+/// 400 (`unknown_parameter`, `invalid_parameter`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Body,
+    Query,
+}
+
+impl Source {
+    fn shape_error(self, body_code: &'static str) -> (StatusCode, &'static str) {
+        match (self, body_code) {
+            (Source::Body, code) => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            (Source::Query, "unknown_field") => (StatusCode::BAD_REQUEST, "unknown_parameter"),
+            (Source::Query, _) => (StatusCode::BAD_REQUEST, "invalid_parameter"),
+        }
+    }
+}
+
+/// Parses a request body, with errors that name the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    decode(bytes, Source::Body)
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8], source: Source) -> Result<T, ApiError> {
     // Tracking the path costs on every field; it is only needed to name what failed, so a
     // body that parses is parsed once, untracked, and a bad one again, tracked.
     if let Ok(parsed) = serde_json::from_slice(bytes) {
@@ -44,20 +70,18 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                     } else {
                         format!("unknown field {name}")
                     };
-                    return ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_field", message).field(field);
+                    let (status, code) = source.shape_error("unknown_field");
+                    return ApiError::new(status, code, message).field(field);
                 }
                 if let Some(name) = msg.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
-                    return ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "missing_field",
-                        format!("{name} is required"),
-                    )
-                    .field(name);
+                    let (status, code) = source.shape_error("missing_field");
+                    return ApiError::new(status, code, format!("{name} is required")).field(name);
                 }
                 let field = if path == "." { None } else { Some(path.clone()) };
+                let (status, code) = source.shape_error("invalid_type");
                 let mut err = ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_type",
+                    status,
+                    code,
                     match &field {
                         Some(f) => format!("{f}: {msg}"),
                         None => msg,
@@ -123,11 +147,13 @@ fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
         map.insert(decode(k), serde_json::Value::from(decode(v)));
     }
     let bytes = serde_json::to_vec(&map).unwrap_or_default();
-    parse_json(&bytes).map_err(|mut e| {
-        e.status = StatusCode::BAD_REQUEST;
-        e.code = if e.code == "unknown_field" { "unknown_parameter" } else { "invalid_parameter" };
-        e
-    })
+    decode(&bytes, Source::Query)
+}
+
+/// The `page` and `per_page` parameters of a list (400 naming the one that is wrong).
+pub fn page_params(page: &Option<String>, per_page: &Option<String>, default_per_page: u32) -> Result<Page, ApiError> {
+    let page = Page::parse(int_param(page, "page")?, int_param(per_page, "per_page")?, default_per_page);
+    page.map_err(|e| ServiceError::BadParameter(e).into())
 }
 
 fn percent_decode(s: &str) -> String {
@@ -153,10 +179,8 @@ fn percent_decode(s: &str) -> String {
 pub fn int_param(raw: &Option<String>, name: &str) -> Result<Option<i64>, ApiError> {
     raw.as_deref()
         .map(|v| {
-            v.parse::<i64>().map_err(|_| {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", format!("{name} must be a whole number"))
-                    .field(name)
-            })
+            v.parse::<i64>()
+                .map_err(|_| ServiceError::bad_parameter(name, format!("{name} must be a whole number")).into())
         })
         .transpose()
 }

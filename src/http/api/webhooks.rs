@@ -9,10 +9,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{int_param, ApiJson, ApiQuery};
+use super::error::{ApiResult, ErrorBody};
+use super::extract::{page_params, ApiJson, ApiQuery};
 use crate::domain::event_type::EventTypePattern;
-use crate::domain::page::Page;
 use crate::domain::time::{now_ms, rfc3339_ms};
 use crate::domain::webhook::{Format, Webhook};
 use crate::service::webhooks::{self as ops, parse_id, WebhookInput};
@@ -118,8 +117,7 @@ pub async fn list_webhooks(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<WebhookList>> {
     who.reader()?;
-    let page = Page::parse(int_param(&q.page, "page")?, int_param(&q.per_page, "per_page")?, 25)
-        .map_err(|e| ApiError::from(e).with_status(StatusCode::BAD_REQUEST))?;
+    let page = page_params(&q.page, &q.per_page, 25)?;
     let (items, total) = state.store.list_webhooks(&who.tenant, page).await?;
     Ok(Json(WebhookList {
         data: items.iter().map(WebhookView::of).collect(),
