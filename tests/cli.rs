@@ -105,6 +105,9 @@ fn bad_settings_stop_startup_with_one_line() {
         ("TOCSIN_MASTER_KEY", "tooshort", "TOCSIN_MASTER_KEY"),
         ("TOCSIN_ADMIN_TOKEN", "short", "TOCSIN_ADMIN_TOKEN"),
         ("TOCSIN_RETRY_DELAYS_MS", "1,x", "TOCSIN_RETRY_DELAYS_MS"),
+        // Once accepted and then a panic at shutdown (the grace period overflowed an instant).
+        ("TOCSIN_SHUTDOWN_GRACE_SECS", "18446744073709551615", "TOCSIN_SHUTDOWN_GRACE_SECS"),
+        ("TOCSIN_RETENTION_DAYS", "106751991167301", "TOCSIN_RETENTION_DAYS"),
         ("TOCSIN_ALLOW_DESTINATIONS", "10.0.0.0/99", "TOCSIN_ALLOW_DESTINATIONS"),
     ] {
         let out = tocsin(dir.path()).arg("serve").env(var, value).output().unwrap();

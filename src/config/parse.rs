@@ -2,6 +2,9 @@
 //! what is wrong with it (the resolver adds which setting and where it came from). None panics
 //! and none overflows, whatever the text.
 
+// Values from requests, settings and receivers flow through this arithmetic: it must not wrap.
+#![warn(clippy::arithmetic_side_effects)]
+
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -1,5 +1,8 @@
 //! When to try again: the retry schedule with jitter, and `Retry-After`.
 
+// Values from requests, settings and receivers flow through this arithmetic: it must not wrap.
+#![warn(clippy::arithmetic_side_effects)]
+
 use std::time::Duration;
 
 use rand::Rng;
@@ -10,10 +13,8 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// The wait before retry `retry` (1 for the first retry): entry `retry` of the schedule, the last
 /// entry repeating. Entry 0 is the first attempt, which is always immediate.
 pub fn delay_before_retry(schedule: &[Duration], retry: u32) -> Duration {
-    if schedule.is_empty() {
-        return Duration::ZERO;
-    }
-    schedule[(retry as usize).min(schedule.len() - 1)]
+    let at = usize::try_from(retry).unwrap_or(usize::MAX);
+    schedule.get(at).or(schedule.last()).copied().unwrap_or(Duration::ZERO)
 }
 
 /// ±20% uniform jitter so that retries of many deliveries do not arrive together.

@@ -1,5 +1,8 @@
 //! Pagination of list routes.
 
+// Values from requests, settings and receivers flow through this arithmetic: it must not wrap.
+#![warn(clippy::arithmetic_side_effects)]
+
 use super::FieldError;
 
 pub const MAX_PER_PAGE: u32 = 100;
@@ -25,7 +28,7 @@ impl Page {
     }
 
     pub fn offset(&self) -> i64 {
-        (self.page as i64 - 1) * self.per_page as i64
+        i64::from(self.page.saturating_sub(1)).saturating_mul(i64::from(self.per_page))
     }
 
     pub fn limit(&self) -> i64 {

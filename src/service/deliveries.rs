@@ -1,6 +1,9 @@
 //! Delivery history as a use case: test sends, redelivery, statistics windows, previews, and
 //! the body an attempt sent (rendered again, not stored).
 
+// Values from requests, settings and receivers flow through this arithmetic: it must not wrap.
+#![warn(clippy::arithmetic_side_effects)]
+
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -125,7 +128,7 @@ pub async fn stats(state: &AppState, who: &Principal, id: &str, window: &str) ->
     who.reader()?;
     let ms = parse_window(window)?;
     let w = get_webhook(state, who, id).await?;
-    Ok(state.store.webhook_stats(&who.tenant, w.id, now_ms() - ms).await?)
+    Ok(state.store.webhook_stats(&who.tenant, w.id, now_ms().saturating_sub(ms)).await?)
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
