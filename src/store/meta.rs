@@ -9,8 +9,8 @@ use crate::params;
 impl Store {
     pub async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
         let list = match self.db.dialect() {
-            Dialect::Sqlite => migrations::SQLITE,
-            Dialect::Postgres => migrations::POSTGRES,
+            Dialect::Sqlite => migrations::sqlite(),
+            Dialect::Postgres => migrations::postgres(),
         };
         self.db.migrate(list).await
     }

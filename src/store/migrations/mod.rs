@@ -1,14 +1,58 @@
-//! Versioned schema migrations, one list per dialect, embedded in the binary.
+//! Versioned schema migrations, embedded in the binary and written once, in PostgreSQL's SQL.
+//! SQLite runs the same statements with its own names for three types; everything else in
+//! them is SQL both databases read alike. A database records the versions it applied, so a
+//! migration, once released, is never edited: a change is a new file.
 
-pub const SQLITE: &[(i64, &str)] = &[
-    (1, include_str!("sqlite/0001_init.sql")),
-    (2, include_str!("sqlite/0002_ui_sessions.sql")),
-    (3, include_str!("sqlite/0003_due_index_by_state.sql")),
-    (4, include_str!("sqlite/0004_attempt_indexes_ascending.sql")),
+use std::sync::OnceLock;
+
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("0001_init.sql")),
+    (2, include_str!("0002_ui_sessions.sql")),
+    (3, include_str!("0003_due_index_by_state.sql")),
+    (4, include_str!("0004_attempt_indexes_ascending.sql")),
 ];
-pub const POSTGRES: &[(i64, &str)] = &[
-    (1, include_str!("postgres/0001_init.sql")),
-    (2, include_str!("postgres/0002_ui_sessions.sql")),
-    (3, include_str!("postgres/0003_due_index_by_state.sql")),
-    (4, include_str!("postgres/0004_attempt_indexes_ascending.sql")),
-];
+
+/// PostgreSQL's migrations: as written.
+pub fn postgres() -> &'static [(i64, &'static str)] {
+    MIGRATIONS
+}
+
+/// SQLite's migrations: translated once, then kept for the life of the process.
+pub fn sqlite() -> &'static [(i64, &'static str)] {
+    static TRANSLATED: OnceLock<Vec<(i64, &'static str)>> = OnceLock::new();
+    TRANSLATED.get_or_init(|| {
+        MIGRATIONS.iter().map(|(version, sql)| (*version, &*Box::leak(to_sqlite(sql).into_boxed_str()))).collect()
+    })
+}
+
+/// PostgreSQL's types as SQLite names them: an identity key becomes a rowid alias (which only
+/// `INTEGER PRIMARY KEY` is), 64-bit integers `INTEGER`, byte strings `BLOB`.
+fn to_sqlite(sql: &str) -> String {
+    sql.replace("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "INTEGER PRIMARY KEY AUTOINCREMENT")
+        .replace("BIGINT", "INTEGER")
+        .replace("BYTEA", "BLOB")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_gets_its_own_type_names_and_nothing_else_changes() {
+        let pg = postgres()[0].1;
+        let lite = sqlite()[0].1;
+        assert!(pg.contains("seq             BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"));
+        assert!(lite.contains("seq             INTEGER PRIMARY KEY AUTOINCREMENT,"));
+        assert!(!lite.contains("BIGINT") && !lite.contains("BYTEA"));
+        assert_eq!(pg.lines().count(), lite.lines().count());
+        assert_eq!(sqlite().len(), postgres().len());
+    }
+
+    #[test]
+    fn every_migration_applies_to_a_fresh_sqlite_database() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        for (version, sql) in sqlite() {
+            conn.execute_batch(sql).unwrap_or_else(|e| panic!("migration {version}: {e}"));
+        }
+    }
+}

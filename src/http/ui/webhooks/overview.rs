@@ -18,7 +18,6 @@ use crate::service::deliveries as deliveries_ops;
 use crate::service::webhooks::{self as webhook_ops, WebhookInput};
 use crate::service::{AppState, ServiceError};
 use crate::store::AttemptRecord;
-use uuid::Uuid;
 
 /// What an action on the overview left to show.
 enum Notice {
@@ -182,48 +181,45 @@ pub async fn toggle(
     }
 }
 
-pub async fn send_test(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    FormPost { session, .. }: FormPost,
-) -> Response {
-    let (shared, who) = (&state, &session.who);
-    act_and_show(&state, &session, &id, move |uuid| async move {
-        let attempt = deliveries_ops::send_test(shared, who, uuid).await?;
-        Ok(Notice::Test(Box::new(attempt)))
-    })
-    .await
+pub async fn send_test(state: State<AppState>, id: Path<String>, form: FormPost) -> Response {
+    act_and_show(state, id, form, Action::Test).await
 }
 
-pub async fn rotate(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    FormPost { session, .. }: FormPost,
-) -> Response {
-    let (shared, who) = (&state, &session.who);
-    act_and_show(&state, &session, &id, move |uuid| async move {
-        let (secret, until) = webhook_ops::rotate(shared, who, uuid).await?;
-        Ok(Notice::Secret(secret, until))
-    })
-    .await
+pub async fn rotate(state: State<AppState>, id: Path<String>, form: FormPost) -> Response {
+    act_and_show(state, id, form, Action::Rotate).await
+}
+
+/// What a button of the overview does before the overview shows it.
+enum Action {
+    /// Send a test event and show its attempt.
+    Test,
+    /// Rotate the secret and show the new one, once.
+    Rotate,
 }
 
 /// Runs an action on webhook `id`, then shows its overview with what the action left to show.
-async fn act_and_show<F, Fut>(state: &AppState, session: &Session, id: &str, action: F) -> Response
-where
-    F: FnOnce(Uuid) -> Fut,
-    Fut: std::future::Future<Output = Result<Notice, ServiceError>>,
-{
-    let uuid = match parse_id(id) {
+async fn act_and_show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    FormPost { session, .. }: FormPost,
+    action: Action,
+) -> Response {
+    let uuid = match parse_id(&id) {
         Ok(u) => u,
         Err(r) => return r,
     };
-    let notice = match action(uuid).await {
+    let done: Result<Notice, ServiceError> = match action {
+        Action::Test => deliveries_ops::send_test(&state, &session.who, uuid).await.map(|a| Notice::Test(Box::new(a))),
+        Action::Rotate => {
+            webhook_ops::rotate(&state, &session.who, uuid).await.map(|(s, until)| Notice::Secret(s, until))
+        }
+    };
+    let notice = match done {
         Ok(notice) => notice,
         Err(e) => return api_error_page(e),
     };
-    match load(state, session, id).await {
-        Ok(w) => overview_page(state, session, w, notice).await,
+    match load(&state, &session, &id).await {
+        Ok(w) => overview_page(&state, &session, w, notice).await,
         Err(r) => r,
     }
 }

@@ -1,4 +1,5 @@
--- Tocsin schema v1 (PostgreSQL). Times are Unix milliseconds; ids are UUID text unless noted.
+-- Tocsin schema v1. Times are Unix milliseconds; ids are UUID text unless noted. Written in
+-- PostgreSQL's SQL; SQLite runs it with its names for three types (see mod.rs).
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
