@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tocsin::app::telemetry::say;
 use tocsin::app::{self, Application};
 use tocsin::config::{Flags, Settings};
 use tocsin::domain::tenant::TenantId;
@@ -77,7 +78,7 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
     match tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads(32).build() {
         Ok(r) => Some(r),
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            say(false, format_args!("error: cannot start the runtime: {e}"));
             None
         }
     }
@@ -90,7 +91,7 @@ fn standalone(work: impl std::future::Future<Output = anyhow::Result<()>>) -> Ex
     match rt.block_on(work) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            say(false, format_args!("error: {e:#}"));
             ExitCode::FAILURE
         }
     }
@@ -116,7 +117,7 @@ fn main() -> ExitCode {
     let settings = match Settings::load(flags) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            say(false, format_args!("error: {e}"));
             return ExitCode::from(2);
         }
     };
@@ -125,11 +126,11 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli.command, settings)) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(UsageError(msg))) => {
-            eprintln!("error: {msg}");
+            say(false, format_args!("error: {msg}"));
             ExitCode::from(2)
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            say(false, format_args!("error: {e:#}"));
             ExitCode::FAILURE
         }
     }
@@ -141,8 +142,11 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<Result<(), 
             tracing::info!(database = %settings.database.redacted(), listen = %settings.listen, "starting tocsin");
             let app = Application::build(settings).await?;
             if let Some(token) = &app.bootstrap_token {
-                println!("Bootstrap admin token for tenant \"default\" (shown only this once, store it now):");
-                println!("{}", token.expose());
+                say(
+                    true,
+                    format_args!("Bootstrap admin token for tenant \"default\" (shown only this once, store it now):"),
+                );
+                say(true, format_args!("{}", token.expose()));
             }
             tracing::info!(addr = %app.local_addr(), "listening");
             app.run_until(app::shutdown_signal()).await?;
@@ -151,7 +155,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<Result<(), 
         Command::Migrate { .. } => {
             let store = tocsin::store::open(&settings.database).await?;
             let applied = store.migrate().await?;
-            println!("migrations applied: {applied:?}");
+            say(true, format_args!("migrations applied: {applied:?}"));
         }
         Command::Token { action } => return token_command(action, settings).await,
         Command::Listen(_) => unreachable!("handled before settings are loaded"),
@@ -180,8 +184,16 @@ async fn token_command(action: TokenAction, settings: Settings) -> anyhow::Resul
                 Ok(created) => created,
                 Err(e) => return usage(e).map(Err),
             };
-            eprintln!("token {} ({} of tenant {}), shown only this once:", record.id, role.as_str(), record.tenant_id);
-            println!("{}", token.expose());
+            say(
+                false,
+                format_args!(
+                    "token {} ({} of tenant {}), shown only this once:",
+                    record.id,
+                    role.as_str(),
+                    record.tenant_id
+                ),
+            );
+            say(true, format_args!("{}", token.expose()));
         }
         TokenAction::List { tenant, .. } => {
             let tenant = match tenant_of(&tenant) {
@@ -194,14 +206,17 @@ async fn token_command(action: TokenAction, settings: Settings) -> anyhow::Resul
             };
             for t in listed {
                 let state = t.revoked_at.map_or("active".to_string(), |r| format!("revoked {}", rfc3339_ms(r)));
-                println!(
-                    "{}  {:<9}  {:<12}  {}  {}  {}",
-                    t.id,
-                    t.role.as_str(),
-                    t.prefix,
-                    rfc3339_ms(t.created_at),
-                    state,
-                    t.name
+                say(
+                    true,
+                    format_args!(
+                        "{}  {:<9}  {:<12}  {}  {}  {}",
+                        t.id,
+                        t.role.as_str(),
+                        t.prefix,
+                        rfc3339_ms(t.created_at),
+                        state,
+                        t.name
+                    ),
                 );
             }
         }
@@ -211,7 +226,7 @@ async fn token_command(action: TokenAction, settings: Settings) -> anyhow::Resul
                 Err(e) => return Ok(Err(e)),
             };
             match tokens::revoke(store.as_ref(), &tenant, &id, "cli").await {
-                Ok(id) => println!("revoked {id}"),
+                Ok(id) => say(true, format_args!("revoked {id}")),
                 Err(ServiceError::NotFound(_)) => {
                     return Ok(Err(UsageError(format!("no live token {id} in tenant {tenant}"))))
                 }

@@ -268,3 +268,46 @@ fn listen_prints_deliveries_checks_signatures_and_rehearses_failures() {
     assert!(lines[0]["latency_ms"].is_number());
     assert_eq!(lines[2]["signature"], "BAD");
 }
+
+/// A `curl` call: the status, or 0 when the connection closed without an answer.
+fn curl(port: u16, args: &[&str]) -> u16 {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10"])
+        .args(args)
+        .arg(format!("http://127.0.0.1:{port}/api/v1/webhooks"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
+}
+
+/// With stderr on a full disk every log line fails to be written: the server still starts,
+/// answers every request (none is dropped), and stops cleanly.
+#[test]
+fn a_log_that_cannot_be_written_takes_nothing_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+    let token = "tsn_cli_admin_token_0123456789abcdef";
+    let mut child = tocsin(dir.path())
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--log", "debug"])
+        .env("TOCSIN_ADMIN_TOKEN", token)
+        .stdout(Stdio::null())
+        .stderr(full)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(child.try_wait().unwrap().is_none(), "tocsin serve exited at start-up");
+        assert!(Instant::now() < deadline, "tocsin serve did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let auth = format!("Authorization: Bearer {token}");
+    let body = r#"{"name": "SOC", "url": "https://siem.example.com/hook"}"#;
+    let created = curl(port, &["-H", &auth, "-H", "Content-Type: application/json", "-d", body]);
+    assert_eq!(created, 201, "created and answered");
+    let refused = curl(port, &["-H", &auth, "-H", "Content-Type: application/json", "-d", "{"]);
+    assert_eq!(refused, 400, "a bad request is answered too");
+    assert_eq!(curl(port, &["-H", "Authorization: Bearer wrong"]), 401);
+    unsafe_kill_term(child.id());
+    assert!(child.wait().unwrap().success(), "a clean exit");
+}

@@ -34,6 +34,13 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<Store>> {
     if !applied.is_empty() {
         tracing::info!(?applied, "applied migrations");
     }
+    // One process owns a SQLite file: leases found at start-up belong to a process that died.
+    if store.dialect() == crate::store::Dialect::Sqlite {
+        let released = store.release_every_lease().await.context("cannot release the previous process's leases")?;
+        if released > 0 {
+            tracing::info!(deliveries = released, "released the leases of the previous process");
+        }
+    }
     Ok(store)
 }
 

@@ -1,7 +1,46 @@
 //! Structured logs with `tracing`, to stderr. Secrets are never passed to a log macro: the types
 //! that hold them (`Secret`, `PlainToken`, `Cipher`) print as `***`.
 
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use tracing_subscriber::EnvFilter;
+
+/// Log writes that failed (stderr on a full disk, or a closed pipe), since start.
+static LOST_LOG_WRITES: AtomicU64 = AtomicU64::new(0);
+
+/// How many log writes failed since start.
+pub fn lost_log_writes() -> u64 {
+    LOST_LOG_WRITES.load(Ordering::Relaxed)
+}
+
+/// Stderr that never fails its caller: a log line that cannot be written is dropped and
+/// counted. (The subscriber reports a failed write with `eprintln!`, which panics on a broken
+/// stderr: the request that logged would be dropped, and start-up would exit 101.)
+struct LossyStderr;
+
+impl Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if std::io::stderr().write_all(buf).is_err() {
+            LOST_LOG_WRITES.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush().ok();
+        Ok(())
+    }
+}
+
+/// Prints a line for the person at the terminal (`out`: stdout, else stderr); a closed or full
+/// terminal loses the line instead of panicking.
+pub fn say(out: bool, line: std::fmt::Arguments<'_>) {
+    let written = if out { writeln!(std::io::stdout(), "{line}") } else { writeln!(std::io::stderr(), "{line}") };
+    if written.is_err() {
+        LOST_LOG_WRITES.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 /// Logs to stderr with `filter`, and makes panics one log line each (message and place, no
 /// backtrace): a handler's panic is answered 500 by the HTTP layer and must not flood the log.
@@ -18,5 +57,5 @@ pub fn init(filter: &str) {
     }));
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
     // Already set (tests start several applications in one process): the first one stays.
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init().ok();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| LossyStderr).with_target(false).try_init().ok();
 }

@@ -126,7 +126,8 @@ pub async fn attempt(
         Err(SendError::Failed(why)) => (Verdict::Retry, None, Some(why), None, Vec::new()),
     };
     let success = verdict == Verdict::Success;
-    let gone = verdict == Verdict::Gone;
+    // A test send reports what the endpoint answered; it never deactivates the webhook.
+    let gone = verdict == Verdict::Gone && !is_test;
 
     let next = if success {
         NextStep::Succeeded
@@ -134,7 +135,7 @@ pub async fn attempt(
         NextStep::Failed
     } else if is_test || attempt_no > w.retry_count {
         // A gone endpoint keeps its deliveries (held) for when it is re-enabled.
-        if gone && !is_test {
+        if gone {
             NextStep::Retry(now_ms())
         } else {
             NextStep::Failed

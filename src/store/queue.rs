@@ -249,6 +249,21 @@ impl Store {
         Ok(r[0].affected)
     }
 
+    /// Makes every leased delivery pending again: for a store that one process owns (SQLite), at
+    /// start-up, when the leases left are those of the previous process, which is gone. Without
+    /// this they would wait out their lease (the attempt's timeout plus the lease margin).
+    pub async fn release_every_lease(&self) -> Result<u64, StoreError> {
+        let r = self
+            .db
+            .write(vec![Stmt::new(
+                "UPDATE deliveries SET state = 'pending', lease_until = NULL, leased_by = NULL \
+                 WHERE state IN ('pending', 'leased') AND state = 'leased'",
+                vec![],
+            )])
+            .await?;
+        Ok(r[0].affected)
+    }
+
     pub async fn release(&self, leases: &[(i64, String)]) -> Result<(), StoreError> {
         let stmts = leases
             .iter()

@@ -225,10 +225,15 @@ async fn gone_on(backend: Backend) {
     let app = TestApp::delivering(backend, |_| {}).await;
     let rx = Receiver::with_plan(|_, _| Reply::Status(410)).await;
     let (id, _) = webhook_to(&app, &rx.url(), json!({"retry_count": 5})).await;
+    // A test event reports the 410 and leaves the webhook as it was.
+    let (status, test) = app.post(&format!("/api/v1/webhooks/{id}/test"), ADMIN_TOKEN, json!({})).await;
+    assert_eq!((status, test["http_status"].as_u64()), (StatusCode::OK, Some(410)), "{test}");
+    let (_, w) = app.get(&format!("/api/v1/webhooks/{id}"), ADMIN_TOKEN).await;
+    assert_eq!(w["is_active"], true, "a test send never deactivates: {w}");
     app.publish("alert.created", json!({"n": 1}), Some("g1")).await;
     let w = app.poll(&format!("/api/v1/webhooks/{id}"), WAIT, |v| v["is_active"] == false).await;
     assert_eq!(w["disabled_reason"], "gone");
-    assert_eq!(rx.received().len(), 1, "no retry to a gone endpoint");
+    assert_eq!(rx.received().len(), 2, "the test, then one delivery: no retry to a gone endpoint");
     app.publish("alert.created", json!({"n": 2}), Some("g2")).await;
     let (_, e1) = app.get("/api/v1/events/g1", ADMIN_TOKEN).await;
     let (_, e2) = app.get("/api/v1/events/g2", ADMIN_TOKEN).await;

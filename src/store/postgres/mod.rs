@@ -103,10 +103,17 @@ async fn write_group(pool: &Pool, group: Vec<Job>) {
 
 fn pg_err(e: tokio_postgres::Error) -> StoreError {
     if let Some(db) = e.as_db_error() {
-        if db.code().code().starts_with("23") {
+        let code = db.code().code();
+        if code.starts_with("23") {
             return StoreError::Conflict(db.message().to_string());
         }
-        return StoreError::Database(format!("{}: {}", db.code().code(), db.message()));
+        // Not the statement's fault, and over when the server is back: the server shutting down
+        // or starting (57P01-57P03), connections lost or refused (08), out of resources such as
+        // connections (53), a serialization failure or deadlock (40001, 40P01).
+        if ["57", "08", "53"].iter().any(|class| code.starts_with(class)) || matches!(code, "40001" | "40P01") {
+            return StoreError::Unavailable(format!("{code}: {}", db.message()));
+        }
+        return StoreError::Database(format!("{code}: {}", db.message()));
     }
     StoreError::Unavailable(e.to_string())
 }
@@ -262,5 +269,26 @@ impl Backend for PgBackend {
             tx.commit().await.map_err(pg_err)?;
         }
         Ok(applied)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection ended by the server's administrator (57P01, as during PostgreSQL's shutdown)
+    /// is an outage to retry (503), not an internal error.
+    #[tokio::test]
+    #[cfg_attr(not(pg_tests), ignore = "PostgreSQL: set TOCSIN_TEST_DATABASE_URL")]
+    async fn an_administrator_shutdown_is_an_outage() {
+        let Ok(url) = std::env::var("TOCSIN_TEST_DATABASE_URL") else { return };
+        let (victim, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        let pid: i32 = victim.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
+        admin.execute("SELECT pg_terminate_backend($1)", &[&pid]).await.unwrap();
+        let err = victim.query_one("SELECT 1", &[]).await.expect_err("the connection was terminated");
+        assert!(matches!(pg_err(err), StoreError::Unavailable(_)));
     }
 }

@@ -168,6 +168,21 @@ pub(super) fn rollback(conn: &Connection) {
     }
 }
 
+/// Creates the database file readable by its owner only (0600), when it does not exist yet:
+/// it holds sealed secrets, token digests and every event. SQLite gives its `-wal` and `-shm`
+/// files the database file's permissions.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Unavailable(format!("cannot create {}: {e}", path.display()))),
+    }
+}
+
 pub(super) fn run_all(conn: &Connection, stmts: &[Stmt]) -> Result<Vec<StmtResult>, StoreError> {
     stmts.iter().map(|s| run(conn, s)).collect()
 }
@@ -224,6 +239,7 @@ impl SqliteBackend {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
         }
+        create_private(path)?;
         let conn = open_connection(path)?;
         // The writer never checkpoints (a checkpoint would stall every write behind it); a
         // thread of its own does, without blocking writers, a few times a second. Nor does it
@@ -324,6 +340,16 @@ mod tests {
 
     /// SQLite deletes the WAL when its last connection closes and creates it anew: the syncer
     /// must sync the file that is there now, not the one it opened first.
+    #[test]
+    fn a_new_database_file_is_private_to_its_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let _db = SqliteBackend::open(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{mode:o}");
+    }
+
     #[test]
     fn the_syncer_follows_a_wal_file_made_anew() {
         use std::os::unix::fs::MetadataExt;
