@@ -74,6 +74,35 @@ impl WebhookUrl {
         self.uri.to_string()
     }
 
+    /// The URL as someone who may not see credentials sees it: scheme, host, port and the first
+    /// path segment; later segments (where Slack, Teams and automation services put their
+    /// tokens) and every query value (`?token=…`, `sig=…`) become `…`.
+    pub fn masked(&self) -> String {
+        let mut out = format!(
+            "{}://{}",
+            self.uri.scheme_str().unwrap_or_default(),
+            self.uri.authority().map_or("", |a| a.as_str())
+        );
+        let mut segments = self.uri.path().split('/').filter(|s| !s.is_empty());
+        if let Some(first) = segments.next() {
+            out.push('/');
+            out.push_str(first);
+        }
+        if segments.next().is_some() {
+            out.push_str("/…");
+        }
+        if let Some(query) = self.uri.query() {
+            let keys: Vec<String> = query
+                .split('&')
+                .filter(|p| !p.is_empty())
+                .map(|p| format!("{}=…", p.split_once('=').map_or(p, |(k, _)| k)))
+                .collect();
+            out.push('?');
+            out.push_str(&keys.join("&"));
+        }
+        out
+    }
+
     pub fn uri(&self) -> &Uri {
         &self.uri
     }
@@ -338,6 +367,21 @@ mod tests {
         {
             assert!(WebhookUrl::parse(bad, "url").is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn masked_urls_keep_where_they_point_and_hide_tokens() {
+        let m = |raw: &str| WebhookUrl::parse(raw, "url").unwrap().masked();
+        assert_eq!(
+            m("https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX"),
+            "https://hooks.slack.com/services/…"
+        );
+        assert_eq!(
+            m("https://siem.example.com:8443/hook?token=hunter2&tenant=a"),
+            "https://siem.example.com:8443/hook?token=…&tenant=…"
+        );
+        assert_eq!(m("https://siem.example.com/"), "https://siem.example.com");
+        assert_eq!(m("syslog+tls://siem.example:6514"), "syslog+tls://siem.example:6514");
     }
 
     #[test]

@@ -37,6 +37,11 @@ impl Principal {
         self.require(&[Role::Admin, Role::Viewer])
     }
 
+    /// Whether the caller may see credentials in configuration (a URL's tokens): admins only.
+    pub fn sees_credentials(&self) -> bool {
+        self.role == Role::Admin
+    }
+
     /// How the audit log names this caller.
     pub fn actor(&self) -> String {
         format!("token:{}", self.token_id)

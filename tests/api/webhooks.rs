@@ -203,3 +203,24 @@ async fn health_on(backend: Backend) {
     }
     assert!(doc["components"]["schemas"]["WebhookInput"].is_object());
 }
+
+both_backends!(viewers_never_see_credentials_in_urls, viewer_masking_on);
+async fn viewer_masking_on(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let url = "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX?token=hunter2";
+    let (status, created) =
+        app.post("/api/v1/webhooks", ADMIN_TOKEN, json!({"name": "chat", "url": url, "format": "slack"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let viewer = app.token("default", tocsin::domain::token::Role::Viewer).await;
+    let (_, one) = app.get(&format!("/api/v1/webhooks/{id}"), &viewer).await;
+    let (_, list) = app.get("/api/v1/webhooks", &viewer).await;
+    for shown in [&one["url"], &list["data"][0]["url"]] {
+        assert_eq!(shown, "https://hooks.slack.com/services/…?token=…");
+    }
+    for text in [one.to_string(), list.to_string()] {
+        assert!(!text.contains("XXXXXXXX") && !text.contains("hunter2"), "{text}");
+    }
+    let (_, as_admin) = app.get(&format!("/api/v1/webhooks/{id}"), ADMIN_TOKEN).await;
+    assert_eq!(as_admin["url"], url, "admins see the whole URL");
+}

@@ -45,11 +45,12 @@ pub struct WebhookView {
 }
 
 impl WebhookView {
-    pub fn of(w: &Webhook) -> Self {
+    /// The webhook as `who` may see it: the URL's credentials only for admins.
+    pub fn of(w: &Webhook, who: &Principal) -> Self {
         Self {
             id: w.id,
             name: w.name.clone(),
-            url: w.url.as_str(),
+            url: if who.sees_credentials() { w.url.as_str() } else { w.url.masked() },
             description: w.description.clone(),
             event_types: w.event_types.iter().map(EventTypePattern::as_string).collect(),
             format: w.format,
@@ -120,7 +121,7 @@ pub async fn list_webhooks(
     let page = page_params(&q.page, &q.per_page, 25)?;
     let (items, total) = state.store.list_webhooks(&who.tenant, page).await?;
     Ok(Json(WebhookList {
-        data: items.iter().map(WebhookView::of).collect(),
+        data: items.iter().map(|w| WebhookView::of(w, &who)).collect(),
         page: page.page,
         per_page: page.per_page,
         total,
@@ -138,7 +139,7 @@ pub async fn create_webhook(
     let (w, secret) = ops::create(&state, &who, input).await?;
     Ok((
         StatusCode::CREATED,
-        Json(CreatedWebhook { webhook: WebhookView::of(&w), secret: secret.expose().to_string() }),
+        Json(CreatedWebhook { webhook: WebhookView::of(&w, &who), secret: secret.expose().to_string() }),
     ))
 }
 
@@ -152,7 +153,7 @@ pub async fn get_webhook(
     Path(id): Path<String>,
 ) -> ApiResult<Json<WebhookView>> {
     who.reader()?;
-    Ok(Json(WebhookView::of(&ops::get(&state, &who, &id).await?)))
+    Ok(Json(WebhookView::of(&ops::get(&state, &who, &id).await?, &who)))
 }
 
 /// PUT and PATCH: both partial, only the fields given change.
@@ -167,7 +168,7 @@ pub async fn update_webhook(
     ApiJson(input): ApiJson<WebhookInput>,
 ) -> ApiResult<Json<WebhookView>> {
     let w = ops::update(&state, &who, parse_id(&id)?, input).await?;
-    Ok(Json(WebhookView::of(&w)))
+    Ok(Json(WebhookView::of(&w, &who)))
 }
 
 #[utoipa::path(put, path = "/webhooks/{id}", tag = "webhooks", request_body = WebhookInput,

@@ -86,7 +86,7 @@ pub async fn list(State(state): State<AppState>, session: Session) -> Response {
                             @for (w, s) in &rows {
                                 tr data-webhook=(w.id) {
                                     td { a href={ "/ui/webhooks/" (w.id) } { (w.name) } }
-                                    td { (url_markup(&w.url.as_str())) }
+                                    td { (url_markup(&shown_url(w, &session))) }
                                     td.hide-narrow { (w.format.as_str()) }
                                     td.hide-narrow {
                                         @for p in &w.event_types { span.chip { (p.as_string()) } }
@@ -120,6 +120,15 @@ fn admin_only(s: &Session) -> Result<(), Response> {
 
 pub fn attempt_status(a: &AttemptRecord) -> Markup {
     html! { @if a.success { span.badge.ok { "Success" } } @else { span.badge.bad { "Failed" } } }
+}
+
+/// A webhook's URL as the signed-in person may see it (tokens in it only for admins).
+pub fn shown_url(w: &Webhook, session: &Session) -> String {
+    if session.who.sees_credentials() {
+        w.url.as_str()
+    } else {
+        w.url.masked()
+    }
 }
 
 /// The time of an attempt, for tables.

@@ -8,7 +8,7 @@ use maud::{html, Markup};
 
 use super::super::{ago, api_error_page, csrf_input, field, page, url_markup, FormPost, Session};
 use super::form::secret_panel;
-use super::{admin_only, load, parse_id, rate, status_badge, DAY_MS};
+use super::{admin_only, load, parse_id, rate, shown_url, status_badge, DAY_MS};
 use crate::domain::page::Page;
 use crate::domain::secret::Secret;
 use crate::domain::time::{now_ms, rfc3339_secs};
@@ -80,7 +80,7 @@ async fn overview_page(state: &AppState, session: &Session, w: Webhook, notice: 
                 div.panel {
                     h2 { "Endpoint" }
                     dl.kv {
-                        dt { "URL" } dd { (url_markup(&w.url.as_str())) }
+                        dt { "URL" } dd { (url_markup(&shown_url(&w, session))) }
                         dt { "Format" } dd { (w.format.as_str()) }
                         dt { "Retries" } dd { (w.retry_count) " · timeout " (w.timeout_ms) " ms" }
                         @if let Some(m) = w.max_per_second { dt { "Rate limit" } dd { (m) " / s" } }
