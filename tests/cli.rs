@@ -2,6 +2,9 @@
 
 #![allow(clippy::let_underscore_must_use, clippy::string_slice)] // tests: no untrusted input reaches them
 
+#[path = "support/pg.rs"]
+mod pg;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -310,4 +313,42 @@ fn a_log_that_cannot_be_written_takes_nothing_down() {
     assert_eq!(curl(port, &["-H", "Authorization: Bearer wrong"]), 401);
     unsafe_kill_term(child.id());
     assert!(child.wait().unwrap().success(), "a clean exit");
+}
+
+/// Debug logging on PostgreSQL never shows statement parameters (header values, URLs).
+#[test]
+#[cfg_attr(not(pg_tests), ignore = "PostgreSQL: set TOCSIN_TEST_DATABASE_URL")]
+fn debug_logs_never_show_statement_parameters() {
+    if pg::pg_server_url().is_none() {
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let database = runtime.block_on(pg::TestDatabase::create());
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let log = dir.path().join("stderr.log");
+    let token = "tsn_cli_admin_token_0123456789abcdef";
+    let mut child = tocsin(dir.path())
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--log", "debug", "--database", &database.url])
+        .env("TOCSIN_ADMIN_TOKEN", token)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "tocsin serve did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let auth = format!("Authorization: Bearer {token}");
+    let body = r#"{"name": "SOC", "url": "https://siem.example.com/hook?key=url-secret-77", "headers": {"X-Api-Key": "header-secret-42"}}"#;
+    assert_eq!(curl(port, &["-H", &auth, "-H", "Content-Type: application/json", "-d", body]), 201);
+    unsafe_kill_term(child.id());
+    child.wait().unwrap();
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("DEBUG"), "debug logging was on: {logged}");
+    for secret in ["header-secret-42", "url-secret-77"] {
+        assert!(!logged.contains(secret), "{secret} in the log");
+    }
+    drop(database);
 }

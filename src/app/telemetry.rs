@@ -56,6 +56,12 @@ pub fn init(filter: &str) {
         tracing::error!(%message, %place, "panic");
     }));
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    // The PostgreSQL driver logs every statement's parameters at debug level: header values,
+    // URLs, sealed secrets. They never reach the log, whatever the filter asks for.
+    let filter = match "tokio_postgres=info".parse() {
+        Ok(quiet) => filter.add_directive(quiet),
+        Err(_) => filter,
+    };
     // Already set (tests start several applications in one process): the first one stays.
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| LossyStderr).with_target(false).try_init().ok();
 }

@@ -25,6 +25,9 @@ pub enum ServiceError {
     /// The caller's role may not do this; names the roles that may.
     #[error("this token's role may not do this (requires {0})")]
     Forbidden(String),
+    /// The request conflicts with the object's state; says why and what to do instead.
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

@@ -253,11 +253,27 @@ pub async fn delete(state: &AppState, who: &Principal, id: Uuid) -> ServiceResul
 
 /// A new secret; the old one keeps signing for the grace period. Returns the secret and when
 /// the old one stops.
-pub async fn rotate(state: &AppState, who: &Principal, id: Uuid) -> ServiceResult<(Secret, i64)> {
+///
+/// `given` sets the new secret (else one is generated). A second rotation while the previous
+/// secret still signs is refused: it would end that secret's grace period at once, breaking
+/// receivers that have not switched yet.
+pub async fn rotate(state: &AppState, who: &Principal, id: Uuid, given: Option<&str>) -> ServiceResult<(Secret, i64)> {
     who.admin()?;
     let w = state.store.get_webhook(&who.tenant, id).await?.ok_or(ServiceError::NotFound("webhook"))?;
-    let secret = Secret::generate();
     let now = now_ms();
+    if let (Some(_), Some(until)) = (&w.secret.previous, w.secret.previous_expires_at) {
+        if until > now {
+            return Err(ServiceError::Conflict(format!(
+                "the previous secret signs until {} (the last rotation's grace period): rotate again after \
+                 that, or set a secret with PATCH, which ends the grace period at once",
+                rfc3339_ms(until)
+            )));
+        }
+    }
+    let secret = match given {
+        Some(raw) => Secret::parse(raw, "secret")?,
+        None => Secret::generate(),
+    };
     let expires = now + state.settings.secret_grace.as_millis() as i64;
     let sealed = SealedSecrets {
         current: state.cipher.seal(secret.expose().as_bytes(), w.id.as_bytes()),

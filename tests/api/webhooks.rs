@@ -108,6 +108,19 @@ async fn secret_only_once_on(backend: Backend) {
     assert_eq!(status, StatusCode::OK, "{rotated}");
     let new_secret = rotated["secret"].as_str().unwrap().to_string();
     assert_ne!(new_secret, generated_secret);
+    // A second rotation during the grace period would cut the previous secret short: refused.
+    let (status, again) = app.post(&format!("/api/v1/webhooks/{gid}/rotate-secret"), ADMIN_TOKEN, json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{again}");
+    assert!(again["error"]["message"].as_str().unwrap().contains("signs until"), "{again}");
+    // A rotation may set the new secret itself.
+    let (status, given) = app
+        .post(
+            &format!("/api/v1/webhooks/{id}/rotate-secret"),
+            ADMIN_TOKEN,
+            json!({"secret": "given-rotation-secret-0123"}),
+        )
+        .await;
+    assert_eq!((status, given["secret"].as_str()), (StatusCode::OK, Some("given-rotation-secret-0123")), "{given}");
     later.push(app.get(&format!("/api/v1/webhooks/{gid}"), ADMIN_TOKEN).await.1);
     later.push(app.get("/api/v1/audit-log", ADMIN_TOKEN).await.1);
     for v in &later {

@@ -105,6 +105,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound(what) => Self::not_found(what),
             ServiceError::Unauthorized => Self::unauthorized(),
             ServiceError::Forbidden(need) => Self::forbidden(&need),
+            ServiceError::Conflict(why) => Self::conflict(why),
             ServiceError::Store(e) => e.into(),
             ServiceError::Delivery(DeliveryError::Store(e)) => e.into(),
             ServiceError::Delivery(e) => {

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::error::{ApiResult, ErrorBody};
-use super::extract::{page_params, ApiJson, ApiQuery};
+use super::extract::{page_params, parse_json, ApiJson, ApiQuery};
 use crate::domain::event_type::EventTypePattern;
 use crate::domain::time::{now_ms, rfc3339_ms};
 use crate::domain::webhook::{Format, Webhook};
@@ -90,6 +90,14 @@ pub struct WebhookList {
     pub page: u32,
     pub per_page: u32,
     pub total: u64,
+}
+
+/// The optional body of a rotation.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateInput {
+    /// The new secret; generated (`whsec_…`) when absent.
+    pub secret: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -197,16 +205,20 @@ pub async fn delete_webhook(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/webhooks/{id}/rotate-secret", tag = "webhooks",
+#[utoipa::path(post, path = "/webhooks/{id}/rotate-secret", tag = "webhooks", request_body(content = Option<RotateInput>),
     params(("id" = Uuid, Path)),
-    responses((status = 200, body = RotatedSecret), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = RotatedSecret), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn rotate_secret(
     State(state): State<AppState>,
     who: Principal,
     Path(id): Path<String>,
+    body: axum::body::Bytes,
 ) -> ApiResult<Json<RotatedSecret>> {
-    let (secret, expires) = ops::rotate(&state, &who, parse_id(&id)?).await?;
+    // The body is optional: `{"secret": "…"}` sets the new secret instead of generating one.
+    let input: RotateInput =
+        if body.iter().all(u8::is_ascii_whitespace) { RotateInput::default() } else { parse_json(&body)? };
+    let (secret, expires) = ops::rotate(&state, &who, parse_id(&id)?, input.secret.as_deref()).await?;
     Ok(Json(RotatedSecret {
         id: parse_id(&id)?,
         secret: secret.expose().to_string(),

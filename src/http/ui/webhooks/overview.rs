@@ -211,7 +211,7 @@ async fn act_and_show(
     let done: Result<Notice, ServiceError> = match action {
         Action::Test => deliveries_ops::send_test(&state, &session.who, uuid).await.map(|a| Notice::Test(Box::new(a))),
         Action::Rotate => {
-            webhook_ops::rotate(&state, &session.who, uuid).await.map(|(s, until)| Notice::Secret(s, until))
+            webhook_ops::rotate(&state, &session.who, uuid, None).await.map(|(s, until)| Notice::Secret(s, until))
         }
     };
     let notice = match done {
