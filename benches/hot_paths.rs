@@ -15,7 +15,7 @@ use tocsin::domain::time::now_ms;
 use tocsin::signing::{
     seed_signature, seed_signature_keyed, standard_signature, standard_signature_keyed, SigningKeys,
 };
-use tocsin::store::{AttemptRecord, Completion, DeliveryStart, NewEvent, NextStep, Store, Target};
+use tocsin::store::{AttemptRecord, Breaker, Completion, DeliveryStart, NewEvent, NextStep, Store, Target};
 
 fn main() {
     divan::main();
@@ -167,7 +167,7 @@ fn claim_and_complete_100_sqlite(b: Bencher) {
                     counts_for_breaker: true,
                     counter_was_zero: true,
                     gone: false,
-                    failure_threshold: 5,
+                    breaker: Breaker { threshold: 5, cooldown_ms: 30_000, disable_after_ms: 72 * 3_600_000 },
                 };
                 let store = store.clone();
                 done.spawn(async move { store.complete(&c).await.unwrap() });

@@ -86,8 +86,12 @@ pub struct Settings {
     pub header_prefix: String,
     /// The retry schedule: delay before retry n (the last entry repeats).
     pub retry_delays: Vec<Duration>,
-    /// Consecutive failed attempts after which a webhook is deactivated.
+    /// Failed attempts in a row that open a webhook's circuit.
     pub failure_threshold: u32,
+    /// The first cool-down of an open circuit (it doubles with each opening in a row, to 1 h).
+    pub breaker_cooldown: Duration,
+    /// A webhook failing this long without a single success is disabled.
+    pub disable_after: Duration,
     /// Networks that destinations may resolve to although the SSRF guard refuses them by default.
     pub allow_destinations: Vec<IpNet>,
     /// Largest accepted `data` object of an event, in bytes.
@@ -266,6 +270,10 @@ impl Settings {
             header_prefix: r.value(&HEADER_PREFIX, header_prefix)?,
             retry_delays: r.value(&RETRY_DELAYS_MS, delays_ms)?,
             failure_threshold: r.value(&FAILURE_THRESHOLD, in_range(1u32, 1_000_000))?,
+            breaker_cooldown: r
+                .value(&BREAKER_COOLDOWN, duration_text(Duration::from_millis(100), Duration::from_secs(3600)))?,
+            disable_after: r
+                .value(&DISABLE_AFTER, duration_text(Duration::from_secs(1), Duration::from_secs(365 * 86_400)))?,
             allow_destinations: r.optional(&ALLOW_DESTINATIONS, networks)?.unwrap_or_default(),
             max_event_bytes: r.value(&MAX_EVENT_BYTES, in_range(1024usize, 16 * 1024 * 1024))?,
             retention: r.value(&RETENTION_DAYS, duration_in(1, 36_500, Duration::from_secs(86_400), "days"))?,

@@ -15,7 +15,7 @@ use crate::domain::secret::Secret;
 use crate::domain::time::now_ms;
 use crate::domain::webhook::Webhook;
 use crate::signing::SigningKeys;
-use crate::store::{AttemptRecord, ClaimedDelivery, Completion, NextStep};
+use crate::store::{AttemptRecord, Breaker, ClaimedDelivery, Completion, NextStep};
 use crate::transport::http::{HttpTransport, SendError};
 use crate::transport::syslog::SyslogTransport;
 
@@ -41,7 +41,31 @@ pub struct AttemptContext<'a> {
     pub render: &'a RenderSettings,
     pub names: &'a HeaderNames,
     pub retry_delays: &'a [Duration],
-    pub failure_threshold: u32,
+    pub breaker: BreakerSettings,
+}
+
+/// The circuit breaker's settings (see `store::Breaker`).
+#[derive(Debug, Clone, Copy)]
+pub struct BreakerSettings {
+    pub threshold: u32,
+    /// The first cool-down; it doubles with each opening in a row, up to [`MAX_COOLDOWN_MS`].
+    pub cooldown_ms: i64,
+    pub disable_after_ms: i64,
+}
+
+/// The longest an open circuit waits before its next probe.
+pub const MAX_COOLDOWN_MS: i64 = 3_600_000;
+
+impl BreakerSettings {
+    /// The breaker's decision for a webhook whose circuit opened `opens` times in a row.
+    fn for_webhook(&self, opens: u32) -> Breaker {
+        let doubled = self.cooldown_ms.saturating_mul(1i64 << opens.min(16));
+        Breaker {
+            threshold: self.threshold,
+            cooldown_ms: doubled.min(MAX_COOLDOWN_MS.max(self.cooldown_ms)),
+            disable_after_ms: self.disable_after_ms,
+        }
+    }
 }
 
 /// Makes one attempt of `d` to `dest` and returns its completion (not yet stored).
@@ -126,6 +150,7 @@ pub async fn attempt(
         Err(SendError::Failed(why)) => (Verdict::Retry, None, Some(why), None, Vec::new()),
     };
     let success = verdict == Verdict::Success;
+    let backpressure = !success && retry_after.is_some();
     // A test send reports what the endpoint answered; it never deactivates the webhook.
     let gone = verdict == Verdict::Gone && !is_test;
 
@@ -184,9 +209,10 @@ pub async fn attempt(
         },
         next,
         claimer: claimer.to_string(),
-        counts_for_breaker: !is_test,
+        // 429 and 503 with Retry-After are back-pressure: they delay, they do not count.
+        counts_for_breaker: !is_test && !backpressure,
         counter_was_zero: w.failure_count == 0 && !dest.failed_since_read.load(std::sync::atomic::Ordering::Relaxed),
         gone,
-        failure_threshold: ctx.failure_threshold,
+        breaker: ctx.breaker.for_webhook(w.circuit_opens),
     }
 }

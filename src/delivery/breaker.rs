@@ -18,8 +18,14 @@ impl Dispatcher {
         let mut wait = Duration::from_millis(50);
         for _ in 0..8 {
             match self.store.complete(completion).await {
-                Ok(disabled) => {
-                    if disabled {
+                Ok(change) => {
+                    if let Some((until, opens)) = change.opened {
+                        self.circuit_opened(webhook.id, until).await;
+                        if opens == 1 {
+                            self.on_failing(webhook, until).await;
+                        }
+                    }
+                    if change.disabled {
                         self.on_disabled(webhook).await;
                     }
                     return;
@@ -32,6 +38,27 @@ impl Dispatcher {
             }
         }
         tracing::error!(webhook = %webhook.id, "giving up recording an attempt; its lease will expire and it will be retried");
+    }
+
+    /// A webhook's circuit opened for the first time in a row: it is failing. Its deliveries
+    /// wait; the tenant's subscribers and the owner are told.
+    async fn on_failing(&self, webhook: &Webhook, until: i64) {
+        tracing::warn!(webhook = %webhook.id, tenant = %webhook.tenant_id, "webhook failing: circuit open");
+        let data = serde_json::json!({
+            "webhook_id": webhook.id,
+            "name": webhook.name,
+            "url": webhook.url.masked(),
+            "next_probe_at": crate::domain::time::rfc3339_ms(until),
+            "owner_email": webhook.owner_email,
+        });
+        if let Err(e) = publish_system_event(self, &webhook.tenant_id, "webhook.failing", data).await {
+            tracing::warn!(error = %e, "cannot publish webhook.failing");
+        }
+        if let (Some(mailer), Some(to)) = (&self.mailer, &webhook.owner_email) {
+            if let Err(e) = mailer.webhook_failing(to, webhook).await {
+                tracing::warn!(webhook = %webhook.id, error = %e, "cannot email the webhook's owner");
+            }
+        }
     }
 
     /// The circuit breaker (or a 410) disabled a webhook: tell the tenant's subscribers.

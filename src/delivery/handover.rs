@@ -29,7 +29,13 @@ impl HandOver for Dispatcher {
     /// [`Dispatcher::adopt`] (or gives the room back with `withdraw`).
     fn offer(&self, webhook: &Webhook, count: usize) -> Option<DeliveryStart> {
         let rate_limited = max_per_second(webhook).is_some();
-        if count == 0 || !webhook.is_active || rate_limited || self.stopping.load(std::sync::atomic::Ordering::Relaxed)
+        // A webhook whose circuit is open or half-open takes nothing straight from a publish.
+        let circuit = webhook.circuit_open_until.is_some();
+        if count == 0
+            || !webhook.is_active
+            || rate_limited
+            || circuit
+            || self.stopping.load(std::sync::atomic::Ordering::Relaxed)
         {
             return None;
         }

@@ -36,7 +36,7 @@ use crate::store::{Store, StoreError};
 use crate::transport::http::{GuardedConnector, HttpTransport, Resolve, SystemResolver};
 use crate::transport::ssrf::AddressPolicy;
 use crate::transport::syslog::SyslogTransport;
-use attempt::{AttemptContext, Endpoint};
+use attempt::{AttemptContext, BreakerSettings, Endpoint};
 use headers::HeaderNames;
 use slots::Slot;
 
@@ -49,7 +49,7 @@ pub struct Inner {
     render: RenderSettings,
     names: HeaderNames,
     retry_delays: Vec<Duration>,
-    failure_threshold: u32,
+    breaker: BreakerSettings,
     /// Extra lease time beyond an attempt's own timeout, in ms.
     lease_margin_ms: i64,
     per_webhook: usize,
@@ -148,7 +148,11 @@ impl Dispatcher {
             render: settings.render.clone(),
             names: HeaderNames::new(&settings.header_prefix),
             retry_delays: settings.retry_delays.clone(),
-            failure_threshold: settings.failure_threshold,
+            breaker: BreakerSettings {
+                threshold: settings.failure_threshold,
+                cooldown_ms: i64::try_from(settings.breaker_cooldown.as_millis()).unwrap_or(i64::MAX),
+                disable_after_ms: i64::try_from(settings.disable_after.as_millis()).unwrap_or(i64::MAX),
+            },
             lease_margin_ms: settings.lease_margin.as_millis() as i64,
             per_webhook: settings.webhook_concurrency.min(settings.workers),
             global: Arc::new(Semaphore::new(settings.workers)),
@@ -215,7 +219,7 @@ impl Dispatcher {
             render: &self.render,
             names: &self.names,
             retry_delays: &self.retry_delays,
-            failure_threshold: self.failure_threshold,
+            breaker: self.breaker,
         }
     }
 

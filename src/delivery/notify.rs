@@ -21,6 +21,26 @@ impl Mailer {
         Ok(Self { transport, from })
     }
 
+    async fn send(&self, to: Mailbox, subject: String, body: String) -> Result<(), String> {
+        let message =
+            Message::builder().from(self.from.clone()).to(to).subject(subject).body(body).map_err(|e| e.to_string())?;
+        self.transport.send(message).await.map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    /// The webhook's circuit opened: its deliveries wait and are probed.
+    pub async fn webhook_failing(&self, to: &str, webhook: &Webhook) -> Result<(), String> {
+        let to: Mailbox = to.parse().map_err(|_| "bad owner email".to_string())?;
+        let body = format!(
+            "The webhook \"{name}\" ({url}) of tenant {tenant} is failing: its last deliveries failed.\n\n\
+             Tocsin holds its deliveries back and tries one now and then; they all go out as soon as\n\
+             one succeeds. If it keeps failing, the webhook is disabled (TOCSIN_DISABLE_AFTER).\n",
+            name = webhook.name,
+            url = webhook.url.masked(),
+            tenant = webhook.tenant_id,
+        );
+        self.send(to, format!("[Tocsin] Webhook \"{}\" failing", webhook.name), body).await
+    }
+
     pub async fn webhook_disabled(
         &self,
         to: &str,
@@ -42,12 +62,6 @@ impl Mailer {
             tenant = webhook.tenant_id,
             id = webhook.id,
         );
-        let message = Message::builder()
-            .from(self.from.clone())
-            .to(to)
-            .subject(format!("[Tocsin] Webhook \"{}\" disabled", webhook.name))
-            .body(body)
-            .map_err(|e| e.to_string())?;
-        self.transport.send(message).await.map(|_| ()).map_err(|e| e.to_string())
+        self.send(to, format!("[Tocsin] Webhook \"{}\" disabled", webhook.name), body).await
     }
 }

@@ -118,6 +118,15 @@ impl Dispatcher {
             return Ok(0);
         }
         let Some(webhook) = self.store.webhook_by_id(id).await? else { return Ok(0) };
+        let wall = now_ms();
+        if let Some(until) = webhook.circuit_open_until.filter(|_| webhook.circuit_open_at(wall)) {
+            // The circuit is open: nothing goes out until it has cooled down; the deliveries
+            // wait in the store, neither failed nor dropped.
+            self.idle_for(id, Duration::from_millis(u64::try_from(until.saturating_sub(wall)).unwrap_or(0)));
+            return Ok(0);
+        }
+        // Cooled down but not closed: one probe at a time; its success closes the circuit.
+        let room = if webhook.half_open_at(wall) { self.probe_room(id) } else { room };
         // Slack accepts about one message per second per webhook: that is its default limit.
         let rate = max_per_second(&webhook);
         let room = self.take_tokens(id, rate, room);
@@ -154,6 +163,44 @@ impl Dispatcher {
         let n = claimed.len();
         self.enqueue(id, claimed, dest, claimer, lease_until);
         Ok(n)
+    }
+
+    /// Leaves webhook `id` alone for `wait` (its circuit is open).
+    fn idle_for(&self, id: Uuid, wait: Duration) {
+        if let Ok(mut slots) = self.slots.lock() {
+            slots.entry(id).or_insert_with(Slot::new).idle_until = Instant::now() + wait.min(Duration::from_secs(3600));
+        }
+    }
+
+    /// A half-open circuit's room: one delivery, when none is in flight or queued.
+    fn probe_room(&self, id: Uuid) -> usize {
+        let Ok(slots) = self.slots.lock() else { return 0 };
+        match slots.get(&id) {
+            Some(slot) if slot.in_flight > 0 || !slot.queue.is_empty() => 0,
+            _ => 1,
+        }
+    }
+
+    /// The circuit of webhook `id` opened: gives back the leases of its queued deliveries (they
+    /// wait in the store, with no attempt counted) and leaves it alone until `until` (Unix ms).
+    pub(super) async fn circuit_opened(&self, id: Uuid, until: i64) {
+        let queued: Vec<(i64, String)> = self
+            .slots
+            .lock()
+            .map(|mut slots| match slots.get_mut(&id) {
+                Some(slot) => slot.queue.drain(..).map(|q| (q.delivery.seq, q.claimer)).collect(),
+                None => Vec::new(),
+            })
+            .unwrap_or_default();
+        self.idle_for(id, Duration::from_millis(u64::try_from(until.saturating_sub(now_ms())).unwrap_or(0)));
+        if let Ok(mut m) = self.in_flight.lock() {
+            for (seq, _) in &queued {
+                m.remove(seq);
+            }
+        }
+        if let Err(e) = self.store.release(&queued).await {
+            tracing::warn!(error = %e, "could not release queued leases; they expire on their own");
+        }
     }
 
     /// Queues deliveries leased to this process (claimed, or handed over by a publish) behind

@@ -7,6 +7,7 @@ use super::FieldError;
 /// Event types every tenant has: sent by Tocsin itself.
 pub const SYSTEM_EVENT_TYPES: &[(&str, &str)] = &[
     ("webhook.test", "A test delivery sent from the API or the dashboard"),
+    ("webhook.failing", "A webhook's deliveries failed: its circuit opened, deliveries wait and are probed"),
     ("webhook.disabled", "A webhook was deactivated by the circuit breaker or a 410 Gone answer"),
 ];
 

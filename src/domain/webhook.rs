@@ -322,6 +322,12 @@ pub struct Webhook {
     pub is_active: bool,
     pub failure_count: u32,
     pub disabled_reason: Option<String>,
+    /// The circuit breaker: open until then (Unix ms); `None` while closed.
+    pub circuit_open_until: Option<i64>,
+    /// Openings in a row (the cool-down doubles with each); 0 once a delivery succeeds.
+    pub circuit_opens: u32,
+    /// Since when every counted attempt failed (Unix ms); `None` while healthy.
+    pub failing_since: Option<i64>,
     pub max_per_second: Option<u32>,
     pub owner_email: Option<String>,
     pub secret: SealedSecrets,
@@ -346,7 +352,38 @@ impl std::fmt::Debug for SealedSecrets {
     }
 }
 
+/// How a webhook is doing, as people are shown it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    Healthy,
+    /// Its circuit has opened: deliveries wait while it cools down, then a probe is sent.
+    Failing,
+    /// Deactivated (by a person, a 410, or failing for `TOCSIN_DISABLE_AFTER`).
+    Disabled,
+}
+
 impl Webhook {
+    pub fn health(&self) -> Health {
+        if !self.is_active {
+            Health::Disabled
+        } else if self.circuit_open_until.is_some() {
+            Health::Failing
+        } else {
+            Health::Healthy
+        }
+    }
+
+    /// The circuit is open at `now`: nothing is sent to the webhook until it has cooled down.
+    pub fn circuit_open_at(&self, now: i64) -> bool {
+        self.circuit_open_until.is_some_and(|until| until > now)
+    }
+
+    /// The circuit has cooled down but not closed: one probe at a time decides.
+    pub fn half_open_at(&self, now: i64) -> bool {
+        self.circuit_open_until.is_some_and(|until| until <= now)
+    }
+
     pub fn subscribes_to(&self, event: &str) -> bool {
         self.event_types.iter().any(|p| p.matches(event))
     }

@@ -180,6 +180,9 @@ pub async fn create(state: &AppState, who: &Principal, mut input: WebhookInput) 
         is_active: input.is_active.unwrap_or(true),
         failure_count: 0,
         disabled_reason: None,
+        circuit_open_until: None,
+        circuit_opens: 0,
+        failing_since: None,
         max_per_second: None,
         owner_email: None,
         secret: SealedSecrets {

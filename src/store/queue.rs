@@ -10,7 +10,7 @@ use super::backend::{Dialect, Durability};
 use super::event_cache::EventBody;
 use super::sql::{self, Stmt};
 use super::sql_store::{corrupt, HELD_RELEASE_CHUNK};
-use super::{AttemptRecord, ClaimedDelivery, Completion, NextStep, Store, StoreError};
+use super::{AttemptRecord, ClaimedDelivery, Completion, HealthChange, NextStep, Store, StoreError};
 use crate::domain::tenant::TenantId;
 use crate::domain::time::now_ms;
 use crate::domain::webhook::disabled_reason;
@@ -121,7 +121,9 @@ impl Store {
         Ok(claimed)
     }
 
-    pub async fn complete(&self, c: &Completion) -> Result<bool, StoreError> {
+    /// Records an attempt and moves its delivery, with the attempt's effect on the webhook's
+    /// circuit breaker, in one transaction.
+    pub async fn complete(&self, c: &Completion) -> Result<HealthChange, StoreError> {
         let a = &c.attempt;
         let webhook_untouched = !c.gone && (!c.counts_for_breaker || c.counter_was_zero);
         if self.db.dialect() == Dialect::Postgres && a.success && webhook_untouched && c.next == NextStep::Succeeded {
@@ -135,20 +137,33 @@ impl Store {
             attempt_row(a),
         )];
         let mut disable_at = None;
-        if c.counts_for_breaker {
-            if a.success && c.counter_was_zero {
-                // Nothing to reset.
-            } else if a.success {
-                stmts.push(Stmt::new(
-                    "UPDATE webhooks SET failure_count = 0 WHERE id = $1 AND failure_count <> 0",
-                    params![a.webhook_id],
-                ));
-            } else {
-                stmts.push(Stmt::new(
-                    "UPDATE webhooks SET failure_count = failure_count + 1 WHERE id = $1",
-                    params![a.webhook_id],
-                ));
-            }
+        let mut open_at = None;
+        let counted_failure = c.counts_for_breaker && !a.success;
+        if c.counts_for_breaker && a.success && !c.counter_was_zero {
+            // A success closes the circuit and ends the failing.
+            stmts.push(Stmt::new(
+                "UPDATE webhooks SET failure_count = 0, failing_since = NULL, circuit_open_until = NULL, \
+                 circuit_opens = 0 WHERE id = $1 \
+                 AND (failure_count <> 0 OR circuit_open_until IS NOT NULL OR failing_since IS NOT NULL)",
+                params![a.webhook_id],
+            ));
+        }
+        if counted_failure {
+            // Attempts sent before the circuit's last cool-down ended (a burst in flight when it
+            // opened) are one observation, already counted: only later ones count.
+            stmts.push(Stmt::new(
+                "UPDATE webhooks SET failure_count = failure_count + 1, failing_since = COALESCE(failing_since, $2) \
+                 WHERE id = $1 AND (circuit_open_until IS NULL OR circuit_open_until <= $3)",
+                params![a.webhook_id, now, a.dispatched_at],
+            ));
+            open_at = Some(stmts.len());
+            stmts.push(Stmt::new(
+                "UPDATE webhooks SET circuit_open_until = $2, circuit_opens = circuit_opens + 1 \
+                 WHERE id = $1 AND is_active = 1 AND failure_count >= $3 \
+                 AND (circuit_open_until IS NULL OR circuit_open_until <= $4) \
+                 RETURNING circuit_open_until, circuit_opens",
+                params![a.webhook_id, now.saturating_add(c.breaker.cooldown_ms), c.breaker.threshold, a.dispatched_at],
+            ));
         }
         if c.gone {
             disable_at = Some(stmts.len());
@@ -156,12 +171,12 @@ impl Store {
                 "UPDATE webhooks SET is_active = 0, disabled_reason = $1, updated_at = $2 WHERE id = $3 AND is_active = 1",
                 params![disabled_reason::GONE, now, a.webhook_id],
             ));
-        } else if c.counts_for_breaker && !a.success {
+        } else if counted_failure {
             disable_at = Some(stmts.len());
             stmts.push(Stmt::new(
                 "UPDATE webhooks SET is_active = 0, disabled_reason = $1, updated_at = $2 \
-                 WHERE id = $3 AND is_active = 1 AND failure_count >= $4",
-                params![disabled_reason::FAILURES, now, a.webhook_id, c.failure_threshold],
+                 WHERE id = $3 AND is_active = 1 AND failing_since IS NOT NULL AND failing_since <= $4",
+                params![disabled_reason::FAILURES, now, a.webhook_id, now.saturating_sub(c.breaker.disable_after_ms)],
             ));
         }
         // Whatever follows the record so far updates the webhook: its copies go stale.
@@ -200,6 +215,10 @@ impl Store {
         }
         let r = r?;
         let disabled = disable_at.is_some_and(|i| r[i].affected == 1);
+        let opened = match open_at.and_then(|i| r[i].rows.first()) {
+            Some(row) => Some((row.int("circuit_open_until")?, row.int("circuit_opens")? as u32)),
+            None => None,
+        };
         if disabled {
             // Only now, not with every failure: holding scans the webhook's pending deliveries.
             // Should this write be lost, the deliveries stay pending on an inactive webhook, which
@@ -213,7 +232,7 @@ impl Store {
                 )])
                 .await?;
         }
-        Ok(disabled)
+        Ok(HealthChange { opened, disabled })
     }
 
     pub async fn release_held(&self, webhook: Uuid, now: i64) -> Result<u64, StoreError> {

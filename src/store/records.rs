@@ -178,7 +178,27 @@ pub struct Completion {
     pub counter_was_zero: bool,
     /// The endpoint answered 410 Gone: deactivate at once.
     pub gone: bool,
-    pub failure_threshold: u32,
+    /// What a counted failure does to the webhook's circuit.
+    pub breaker: Breaker,
+}
+
+/// How the circuit breaker decides, for one failed attempt: open the circuit once `threshold`
+/// counted attempts in a row failed, for `cooldown_ms` (the caller doubles it with each opening
+/// in a row); disable once the webhook has failed without a success for `disable_after_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Breaker {
+    pub threshold: u32,
+    pub cooldown_ms: i64,
+    pub disable_after_ms: i64,
+}
+
+/// What recording an attempt did to its webhook's health.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HealthChange {
+    /// The circuit opened: until then (Unix ms), for the n-th time in a row.
+    pub opened: Option<(i64, u32)>,
+    /// The webhook was deactivated (failing for too long, or gone).
+    pub disabled: bool,
 }
 
 /// An event with the state of its deliveries.

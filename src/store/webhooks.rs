@@ -18,7 +18,8 @@ macro_rules! webhook_select {
         concat!(
             "SELECT id, tenant_id, name, url, description, event_types, format, retry_count, timeout_ms, \
              retry_delays_ms, headers, is_active, failure_count, disabled_reason, max_per_second, owner_email, \
-             secret, previous_secret, previous_expires_at, secret_rotated_at, created_at, updated_at FROM webhooks "
+             secret, previous_secret, previous_expires_at, secret_rotated_at, created_at, updated_at, \
+             circuit_open_until, circuit_opens, failing_since FROM webhooks "
             $(, $rest)*
         )
     };
@@ -104,6 +105,9 @@ impl Store {
                      disabled_reason = CASE WHEN CAST($13 AS BIGINT) = 1 THEN NULL \
                                             WHEN CAST($13 AS BIGINT) = 0 AND is_active = 1 THEN $14 \
                                             ELSE disabled_reason END, \
+                     circuit_open_until = CASE WHEN CAST($13 AS BIGINT) = 1 THEN NULL ELSE circuit_open_until END, \
+                     circuit_opens = CASE WHEN CAST($13 AS BIGINT) = 1 THEN 0 ELSE circuit_opens END, \
+                     failing_since = CASE WHEN CAST($13 AS BIGINT) = 1 THEN NULL ELSE failing_since END, \
                      is_active = COALESCE(CAST($13 AS BIGINT), is_active) \
                      WHERE tenant_id = $15 AND id = $16",
                     [
@@ -237,6 +241,9 @@ pub(super) fn webhook_from_row(r: &Row) -> Result<Webhook, StoreError> {
         is_active: r.int("is_active")? != 0,
         failure_count: r.int("failure_count")? as u32,
         disabled_reason: r.opt_text("disabled_reason")?,
+        circuit_open_until: r.opt_int("circuit_open_until")?,
+        circuit_opens: r.int("circuit_opens")? as u32,
+        failing_since: r.opt_int("failing_since")?,
         max_per_second: r.opt_int("max_per_second")?.map(|v| v as u32),
         owner_email: r.opt_text("owner_email")?,
         secret: SealedSecrets {

@@ -205,9 +205,12 @@ async fn retry_after_on(backend: Backend) {
         _ => Reply::Ok,
     })
     .await;
-    webhook_to(&app, &rx.url(), json!({"retry_count": 3, "retry_delays_ms": [0, 10]})).await;
+    let (id, _) = webhook_to(&app, &rx.url(), json!({"retry_count": 3, "retry_delays_ms": [0, 10]})).await;
     app.publish("alert.created", json!({}), None).await;
     let got = rx.wait_for(3, WAIT).await;
+    // Back-pressure (429 and 503 with Retry-After) delays; it never counts as a failure.
+    let (_, w) = app.get(&format!("/api/v1/webhooks/{id}"), ADMIN_TOKEN).await;
+    assert_eq!((w["failure_count"].as_u64(), w["health"].as_str()), (Some(0), Some("healthy")), "{w}");
     assert!(
         got[1].at - got[0].at >= Duration::from_millis(950),
         "429 Retry-After: 1 s, was {:?}",
@@ -277,10 +280,14 @@ async fn held_backlog_on(backend: Backend) {
 
 both_backends!(circuit_breaker, breaker_on);
 async fn breaker_on(backend: Backend) {
+    // Failing: the circuit opens after 3 failures in a row, the owner and the subscribers are
+    // told, deliveries wait and are probed; disabled only after failing for TOCSIN_DISABLE_AFTER.
     let mail = crate::smtp::SmtpSink::start().await;
     let smtp_url = format!("smtp://127.0.0.1:{}", mail.port);
     let app = TestApp::delivering(backend, |s| {
         s.failure_threshold = 3;
+        s.breaker_cooldown = Duration::from_millis(200);
+        s.disable_after = Duration::from_secs(2);
         s.smtp_url = Some(tocsin::config::Sensitive(smtp_url));
     })
     .await;
@@ -289,44 +296,83 @@ async fn breaker_on(backend: Backend) {
     let (id, _) = webhook_to(
         &app,
         &bad.url(),
-        json!({"retry_count": 0, "event_types": ["alert.*"], "owner_email": "soc@example.com"}),
+        json!({"retry_count": 10, "retry_delays_ms": [0, 50], "event_types": ["alert.*"], "owner_email": "soc@example.com"}),
     )
     .await;
-    let mut body = json!({"name": "watch", "url": watcher.url(), "event_types": ["webhook.disabled"]});
+    let mut body =
+        json!({"name": "watch", "url": watcher.url(), "event_types": ["webhook.failing", "webhook.disabled"]});
     body["retry_count"] = json!(0);
     app.create_webhook(body).await;
     for i in 0..3 {
         app.publish("alert.created", json!({"i": i}), Some(&format!("b{i}"))).await;
-        app.poll(&format!("/api/v1/events/b{i}"), WAIT, |v| v["deliveries"][0]["state"] == "failed").await;
     }
-    let w = app.poll(&format!("/api/v1/webhooks/{id}"), WAIT, |v| v["is_active"] == false).await;
-    assert_eq!(w["disabled_reason"], "consecutive_failures");
-    assert_eq!(w["failure_count"], 3);
+    let w = app.poll(&format!("/api/v1/webhooks/{id}"), WAIT, |v| v["health"] == "failing").await;
+    assert_eq!(w["is_active"], true, "failing is not disabled: {w}");
+    assert!(w["circuit_open_until"].is_string(), "{w}");
     let got = watcher.wait_for(1, WAIT).await;
-    assert_eq!(got[0].header("x-tocsin-event"), "webhook.disabled");
-    let data = &got[0].json()["data"];
-    assert_eq!(data["webhook_id"], id);
-    assert_eq!(data["reason"], "consecutive_failures");
-    // The owner is told by email.
+    assert_eq!(got[0].header("x-tocsin-event"), "webhook.failing");
+    assert_eq!(got[0].json()["data"]["webhook_id"], id);
+    // Open: the deliveries wait (pending), probed one at a time after each cool-down.
+    let (_, e) = app.get("/api/v1/events/b0", ADMIN_TOKEN).await;
+    assert!(matches!(e["deliveries"][0]["state"].as_str(), Some("pending" | "leased")), "{e}");
+    // Still failing after TOCSIN_DISABLE_AFTER: disabled, backlog held, everyone told.
+    let w = app.poll(&format!("/api/v1/webhooks/{id}"), Duration::from_secs(20), |v| v["is_active"] == false).await;
+    assert_eq!((w["disabled_reason"].as_str(), w["health"].as_str()), (Some("consecutive_failures"), Some("disabled")));
+    let got = watcher.wait_for(2, WAIT).await;
+    assert_eq!(got[1].header("x-tocsin-event"), "webhook.disabled");
     let deadline = Instant::now() + WAIT;
-    while mail.messages.lock().unwrap().is_empty() {
-        assert!(Instant::now() < deadline, "no email to the owner");
+    while mail.messages.lock().unwrap().len() < 2 {
+        assert!(Instant::now() < deadline, "the owner was not emailed twice");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let message = mail.messages.lock().unwrap()[0].clone();
-    assert!(message.contains("soc@example.com"), "{message}");
-    assert!(message.contains("disabled") && message.contains("3 consecutive deliveries failed"), "{message}");
-    // Published while disabled: held, not lost, not attempted.
-    app.publish("alert.created", json!({"i": 9}), Some("held-1")).await;
-    let (_, e) = app.get("/api/v1/events/held-1", ADMIN_TOKEN).await;
-    assert_eq!(e["deliveries"][0]["state"], "held");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(bad.received().len(), 3);
+    let messages = mail.messages.lock().unwrap().clone();
+    assert!(messages[0].contains("soc@example.com") && messages[0].contains("failing"), "{}", messages[0]);
+    assert!(messages[1].contains("disabled"), "{}", messages[1]);
+    let sent_while_failing = bad.received().len();
+    assert!(sent_while_failing < 40, "an open circuit sends probes only, not every retry: {sent_while_failing}");
+    for i in 0..3 {
+        let (_, e) = app.get(&format!("/api/v1/events/b{i}"), ADMIN_TOKEN).await;
+        assert_eq!(e["deliveries"][0]["state"], "held", "{e}");
+    }
+    // Re-enabled with the endpoint back: everything is delivered, and the webhook is healthy.
     bad.set_plan(|_, _| Reply::Ok);
     let (_, on) = app.patch(&format!("/api/v1/webhooks/{id}"), ADMIN_TOKEN, json!({"is_active": true})).await;
-    assert_eq!(on["failure_count"], 0);
-    bad.wait_until(WAIT, "the held delivery", |r| r.iter().any(|x| x.event_ref() == "held-1")).await;
-    app.poll("/api/v1/events/held-1", WAIT, |v| v["deliveries"][0]["state"] == "succeeded").await;
+    assert_eq!((on["failure_count"].as_u64(), on["health"].as_str()), (Some(0), Some("healthy")), "{on}");
+    for i in 0..3 {
+        app.poll(&format!("/api/v1/events/b{i}"), WAIT, |v| v["deliveries"][0]["state"] == "succeeded").await;
+    }
+}
+
+both_backends!(a_short_outage_heals_without_anyone, short_outage_on);
+async fn short_outage_on(backend: Backend) {
+    // A receiver that restarts: 1.5 s of 503s under 50 events/s. The circuit opens and closes
+    // again on its own; the webhook stays active and every event arrives.
+    let app = TestApp::delivering(backend, |s| {
+        s.breaker_cooldown = Duration::from_millis(300);
+        s.disable_after = Duration::from_secs(3600);
+    })
+    .await;
+    let started = Instant::now();
+    let rx = Receiver::with_plan(move |_, _| {
+        if started.elapsed() < Duration::from_millis(1500) {
+            Reply::Status(503)
+        } else {
+            Reply::Ok
+        }
+    })
+    .await;
+    let (id, _) = webhook_to(&app, &rx.url(), json!({"retry_count": 10, "retry_delays_ms": [0, 100, 200, 400]})).await;
+    for i in 0..100 {
+        app.publish("alert.created", json!({"i": i}), Some(&format!("o{i}"))).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for i in 0..100 {
+        let path = format!("/api/v1/events/o{i}");
+        app.poll(&path, Duration::from_secs(30), |v| v["deliveries"][0]["state"] == "succeeded").await;
+    }
+    let w = app.poll(&format!("/api/v1/webhooks/{id}"), WAIT, |v| v["health"] == "healthy").await;
+    assert_eq!(w["is_active"], true, "{w}");
+    assert_eq!(w["failure_count"], 0, "{w}");
 }
 
 both_backends!(isolation_from_a_hanging_endpoint, isolation_on);
@@ -837,7 +883,7 @@ async fn claims_on(backend: Backend) {
         counts_for_breaker: false,
         counter_was_zero: true,
         gone: false,
-        failure_threshold: 5,
+        breaker: tocsin::store::Breaker { threshold: 5, cooldown_ms: 30_000, disable_after_ms: 3_600_000 },
     };
     let done = &first[0];
     store.complete(&completion(done, "c2", NextStep::Succeeded)).await.unwrap();

@@ -13,7 +13,7 @@ use super::error::{ApiResult, ErrorBody};
 use super::extract::{page_params, parse_json, ApiJson, ApiQuery};
 use crate::domain::event_type::EventTypePattern;
 use crate::domain::time::{now_ms, rfc3339_ms};
-use crate::domain::webhook::{Format, Webhook};
+use crate::domain::webhook::{Format, Health, Webhook};
 use crate::service::webhooks::{self as ops, parse_id, WebhookInput};
 use crate::service::{AppState, Principal};
 
@@ -33,6 +33,10 @@ pub struct WebhookView {
     pub headers: BTreeMap<String, String>,
     pub is_active: bool,
     pub failure_count: u32,
+    /// healthy, failing (its circuit is open: deliveries wait and are probed) or disabled.
+    pub health: Health,
+    /// While failing: when the next probe may go out.
+    pub circuit_open_until: Option<String>,
     pub disabled_reason: Option<String>,
     pub max_per_second: Option<u32>,
     pub owner_email: Option<String>,
@@ -60,6 +64,8 @@ impl WebhookView {
             headers: w.headers.masked(),
             is_active: w.is_active,
             failure_count: w.failure_count,
+            health: w.health(),
+            circuit_open_until: w.circuit_open_until.map(rfc3339_ms),
             disabled_reason: w.disabled_reason.clone(),
             max_per_second: w.max_per_second,
             owner_email: w.owner_email.clone(),

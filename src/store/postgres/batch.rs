@@ -11,7 +11,7 @@ use crate::store::backend::Durability;
 use crate::store::events::{deliveries_by_webhook, published};
 use crate::store::sql::{Row, Stmt};
 use crate::store::sql_store::corrupt;
-use crate::store::{Completion, DeliveryStart, NewEvent, Published, Store, StoreError, Target};
+use crate::store::{Completion, DeliveryStart, HealthChange, NewEvent, Published, Store, StoreError, Target};
 
 /// Records of successful attempts (each an attempt row and its delivery's update) queued for one
 /// multi-row write: on PostgreSQL every statement costs a backend tens of µs, and two statements
@@ -144,7 +144,7 @@ impl Store {
     /// PostgreSQL: records a successful attempt that changes nothing on its webhook, together with
     /// whatever other such records are queued (see [`PendingRecords`]). A record written twice (a
     /// retry after a commit whose answer was lost) is skipped, so it cannot fail its batch.
-    pub(in crate::store) async fn complete_batched(&self, c: &Completion) -> Result<bool, StoreError> {
+    pub(in crate::store) async fn complete_batched(&self, c: &Completion) -> Result<HealthChange, StoreError> {
         use base64::Engine as _;
         let a = &c.attempt;
         let attempt = serde_json::json!({
@@ -174,7 +174,7 @@ impl Store {
             }
         }
         rx.await.map_err(|_| StoreError::Unavailable("a batch of attempt records was dropped".into()))??;
-        Ok(false)
+        Ok(HealthChange::default())
     }
 
     async fn write_records(

@@ -38,7 +38,10 @@ async fn load(state: &AppState, s: &Session, id: &str) -> Result<Webhook, Respon
 
 pub fn status_badge(w: &Webhook) -> Markup {
     html! {
-        @if w.is_active { span.badge.ok { "Active" } }
+        @if w.is_active && w.circuit_open_until.is_some() {
+            span.badge.warn title="Its circuit is open: deliveries wait and are probed" { "Failing" }
+        }
+        @else if w.is_active { span.badge.ok { "Active" } }
         @else {
             span.badge.bad title="Disabled" {
                 "Disabled" @if let Some(r) = &w.disabled_reason { " (" (r.replace('_', " ")) ")" }
