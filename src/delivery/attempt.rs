@@ -68,6 +68,12 @@ impl BreakerSettings {
     }
 }
 
+/// What the transport answered.
+enum Answer {
+    Http(crate::transport::http::HttpResponse),
+    Written(crate::transport::syslog::Written),
+}
+
 /// Makes one attempt of `d` to `dest` and returns its completion (not yet stored).
 pub async fn attempt(
     ctx: &AttemptContext<'_>,
@@ -123,17 +129,21 @@ pub async fn attempt(
     let timeout = Duration::from_millis(w.timeout_ms as u64);
     let started = Instant::now();
     let result = if transport.is_syslog() {
-        ctx.syslog.send(transport, w.url.host(), w.url.port(), &body.body, timeout).await.map(|()| None)
+        ctx.syslog.send(transport, w.url.host(), w.url.port(), &body.body, timeout).await.map(Answer::Written)
     } else {
-        ctx.http.post(w.url.uri(), headers, Bytes::from(body.body), timeout).await.map(Some)
+        ctx.http.post(w.url.uri(), headers, Bytes::from(body.body), timeout).await.map(Answer::Http)
     };
     let response_ms = started.elapsed().as_millis() as i64;
 
     let attempt_no = d.attempts + 1;
     let (verdict, http_status, error, retry_after, response_body) = match result {
-        // A syslog write has no answer: written is delivered.
-        Ok(None) => (Verdict::Success, None, None, None, Vec::new()),
-        Ok(Some(resp)) => {
+        // A syslog write has no answer: written is delivered; a message cut to fit one UDP
+        // datagram is delivered too, and the log says so.
+        Ok(Answer::Written(written)) => {
+            let note = written.cut_from.map(|from| format!("delivered cut: {from} bytes did not fit one datagram"));
+            (Verdict::Success, None, note, None, Vec::new())
+        }
+        Ok(Answer::Http(resp)) => {
             let v = format.classify(resp.status, &resp.body_excerpt);
             let retry_after = if matches!(resp.status, 429 | 503) {
                 resp.retry_after.as_deref().and_then(|v| parse_retry_after(v, SystemTime::now()))

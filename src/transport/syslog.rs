@@ -45,6 +45,13 @@ pub fn frame(message: &[u8]) -> Vec<u8> {
     out
 }
 
+/// What a syslog send did with its message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// The message was cut to fit one UDP datagram: its length before, in bytes.
+    pub cut_from: Option<usize>,
+}
+
 impl SyslogTransport {
     pub fn new(
         policy: AddressPolicy,
@@ -68,12 +75,12 @@ impl SyslogTransport {
         port: u16,
         message: &[u8],
         timeout: Duration,
-    ) -> Result<(), SendError> {
+    ) -> Result<Written, SendError> {
         let work = async {
             match kind {
                 TransportKind::SyslogUdp => self.send_udp(host, port, message).await,
                 TransportKind::SyslogTcp | TransportKind::SyslogTls => {
-                    self.send_stream(kind, host, port, message).await
+                    self.send_stream(kind, host, port, message).await.map(|()| Written { cut_from: None })
                 }
                 TransportKind::Http => Err(failed("not a syslog destination")),
             }
@@ -81,7 +88,7 @@ impl SyslogTransport {
         tokio::time::timeout(timeout, work).await.unwrap_or(Err(SendError::Timeout(timeout.as_millis() as u64)))
     }
 
-    async fn send_udp(&self, host: &str, port: u16, message: &[u8]) -> Result<(), SendError> {
+    async fn send_udp(&self, host: &str, port: u16, message: &[u8]) -> Result<Written, SendError> {
         let addr = self.connector.allowed_addresses(host, port).await.map_err(connect_error)?[0];
         let bind: SocketAddr = if addr.is_ipv4() { "0.0.0.0:0".parse().unwrap() } else { "[::]:0".parse().unwrap() };
         let socket = UdpSocket::bind(bind).await.map_err(failed)?;
@@ -89,7 +96,7 @@ impl SyslogTransport {
         let text = String::from_utf8_lossy(message);
         let datagram = clip_bytes(&text, self.udp_max);
         socket.send_to(datagram.as_bytes(), addr).await.map_err(|e| failed(format!("send to {addr} failed: {e}")))?;
-        Ok(())
+        Ok(Written { cut_from: (datagram.len() < message.len()).then_some(message.len()) })
     }
 
     async fn connect(&self, kind: TransportKind, host: &str, port: u16) -> Result<Stream, SendError> {

@@ -191,6 +191,12 @@ async fn rsyslog_on(backend: Backend) {
     let long = got.iter().find(|m| m["$!"]["rfc5424-sd"]["tocsin@32473"]["event_ref"] == "long-one").unwrap();
     assert!(long["rawmsg"].as_str().unwrap().len() <= 600, "{}", long["rawmsg"]);
     assert_eq!(long["syslogseverity"], "5");
+    // ... and the delivery log says it was cut.
+    let has_it = |v: &Value| v["data"].as_array().is_some_and(|d| d.iter().any(|a| a["event_ref"] == "long-one"));
+    let cut = small.poll("/api/v1/deliveries", WAIT, has_it).await;
+    let attempt = cut["data"].as_array().unwrap().iter().find(|a| a["event_ref"] == "long-one").unwrap().clone();
+    assert_eq!(attempt["success"], true, "{attempt}");
+    assert!(attempt["error"].as_str().unwrap_or_default().contains("did not fit one datagram"), "{attempt}");
     // Deliveries to syslog destinations are logged like any other.
     let (_, recent) = app.get("/api/v1/deliveries", ADMIN_TOKEN).await;
     let logged: Vec<&Value> =
