@@ -106,6 +106,7 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let store = open_store(&settings).await?;
         let cipher = load_cipher(&settings, store.as_ref()).await?;
+        store.seal_with(cipher.clone());
         let bootstrap_token = bootstrap(&settings, store.as_ref()).await?;
         let catalogue = Catalogue::load(&settings.catalogue_files)?;
         let listener = TcpListener::bind(settings.listen)

@@ -213,6 +213,11 @@ impl CustomHeaders {
         Ok(Self(out))
     }
 
+    /// Headers read back from the store (they were validated when they were stored).
+    pub fn from_stored(headers: BTreeMap<String, String>) -> Self {
+        Self(headers)
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
         self.0.iter()
     }

@@ -10,6 +10,7 @@ use super::event_cache::EventCache;
 use super::postgres::batch::PendingRecords;
 use super::sql::{Row, Stmt};
 use super::{AuditEntry, StoreError};
+use crate::crypto::Cipher;
 use crate::domain::event_type::EventType;
 use crate::domain::tenant::TenantId;
 use crate::domain::webhook::Webhook;
@@ -35,6 +36,9 @@ pub struct Store {
     pub(super) claimed_events: Option<EventCache>,
     /// PostgreSQL: records of successful attempts waiting to be written together.
     pub(super) records: PendingRecords,
+    /// Seals the values of webhooks' custom headers at rest (they often carry credentials);
+    /// set once the master key is loaded (`seal_with`).
+    pub(super) sealer: std::sync::OnceLock<Cipher>,
 }
 
 impl Store {
@@ -47,6 +51,15 @@ impl Store {
             webhooks_by_id: ReadCache::new(),
             claimed_events: sqlite.then(EventCache::new),
             records: PendingRecords::default(),
+            sealer: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// From now on, values of custom headers are sealed with `cipher` when written, and opened
+    /// when read (values written before, in plain text, still read as they are).
+    pub fn seal_with(&self, cipher: Cipher) {
+        if self.sealer.set(cipher).is_err() {
+            tracing::debug!("the store's sealer was already set");
         }
     }
 

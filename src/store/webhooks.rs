@@ -6,6 +6,7 @@ use uuid::Uuid;
 use super::sql::{Row, Stmt};
 use super::sql_store::{audit_stmt, corrupt, count, HELD_RELEASE_CHUNK};
 use super::{Activation, AuditEntry, Store, StoreError};
+use crate::crypto::Cipher;
 use crate::domain::event_type::EventTypePattern;
 use crate::domain::page::Page;
 use crate::domain::tenant::TenantId;
@@ -40,7 +41,7 @@ impl Store {
             w.created_at,
             w.updated_at
         ];
-        let values = [params![w.id, w.tenant_id.as_str()], configuration(w), state].concat();
+        let values = [params![w.id, w.tenant_id.as_str()], self.configuration(w), state].concat();
         let r = self
             .db
             .write(vec![
@@ -64,7 +65,7 @@ impl Store {
     pub async fn get_webhook(&self, tenant: &TenantId, id: Uuid) -> Result<Option<Webhook>, StoreError> {
         let rows =
             self.db.query(webhook_select!("WHERE tenant_id = $1 AND id = $2"), params![tenant.as_str(), id]).await?;
-        rows.first().map(webhook_from_row).transpose()
+        rows.first().map(|r| self.webhook_from_row(r)).transpose()
     }
 
     pub async fn list_webhooks(&self, tenant: &TenantId, page: Page) -> Result<(Vec<Webhook>, u64), StoreError> {
@@ -77,7 +78,7 @@ impl Store {
             .await?;
         let total =
             self.db.query("SELECT COUNT(*) AS n FROM webhooks WHERE tenant_id = $1", params![tenant.as_str()]).await?;
-        Ok((rows.iter().map(webhook_from_row).collect::<Result<_, _>>()?, count(&total)?))
+        Ok((rows.iter().map(|r| self.webhook_from_row(r)).collect::<Result<_, _>>()?, count(&total)?))
     }
 
     pub async fn update_webhook(
@@ -111,7 +112,7 @@ impl Store {
                      is_active = COALESCE(CAST($13 AS BIGINT), is_active) \
                      WHERE tenant_id = $15 AND id = $16",
                     [
-                        configuration(w),
+                        self.configuration(w),
                         params![
                             w.max_per_second,
                             w.owner_email.clone(),
@@ -205,7 +206,7 @@ impl Store {
         self.webhooks
             .get_or_load(tenant.clone(), async {
                 let rows = self.db.query(webhook_select!("WHERE tenant_id = $1"), params![tenant.as_str()]).await?;
-                rows.iter().map(webhook_from_row).collect()
+                rows.iter().map(|r| self.webhook_from_row(r)).collect()
             })
             .await
     }
@@ -214,13 +215,77 @@ impl Store {
         self.webhooks_by_id
             .get_or_load(id, async {
                 let rows = self.db.query(webhook_select!("WHERE id = $1"), params![id]).await?;
-                rows.first().map(webhook_from_row).transpose()
+                rows.first().map(|r| self.webhook_from_row(r)).transpose()
             })
             .await
     }
 }
 
-pub(super) fn webhook_from_row(r: &Row) -> Result<Webhook, StoreError> {
+impl Store {
+    fn webhook_from_row(&self, r: &Row) -> Result<Webhook, StoreError> {
+        webhook_from_row(r, self.sealer.get())
+    }
+
+    /// The webhook's configuration columns, with its header values sealed.
+    fn configuration(&self, w: &Webhook) -> Vec<super::sql::Value> {
+        configuration(w, self.sealer.get())
+    }
+}
+
+/// What marks a sealed header value in the `headers` column: `sealed:<base64>`.
+const SEALED: &str = "sealed:";
+
+/// The custom headers as stored: values sealed when a sealer is set, each bound to its webhook
+/// and header name.
+fn headers_json(w: &Webhook, sealer: Option<&Cipher>) -> String {
+    use base64::Engine as _;
+    let stored: std::collections::BTreeMap<&String, String> = w
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            let value = match sealer {
+                Some(c) => {
+                    let sealed = c.seal(value.as_bytes(), &header_context(w.id, name));
+                    format!("{SEALED}{}", base64::engine::general_purpose::STANDARD.encode(sealed))
+                }
+                None => value.clone(),
+            };
+            (name, value)
+        })
+        .collect();
+    serde_json::to_string(&stored).unwrap_or_else(|_| "{}".into())
+}
+
+/// Reads the stored custom headers back, opening sealed values.
+fn headers_from(
+    raw: std::collections::BTreeMap<String, String>,
+    id: Uuid,
+    sealer: Option<&Cipher>,
+) -> Result<CustomHeaders, StoreError> {
+    use base64::Engine as _;
+    let mut open = std::collections::BTreeMap::new();
+    for (name, value) in raw {
+        let plain = match value.strip_prefix(SEALED) {
+            Some(b64) => {
+                let cipher = sealer.ok_or_else(|| corrupt("headers", "a sealed header value and no key to open it"))?;
+                let sealed =
+                    base64::engine::general_purpose::STANDARD.decode(b64).map_err(|e| corrupt("headers", e))?;
+                let bytes = cipher.open(&sealed, &header_context(id, &name)).map_err(|e| corrupt("headers", e))?;
+                String::from_utf8(bytes).map_err(|e| corrupt("headers", e))?
+            }
+            None => value,
+        };
+        open.insert(name, plain);
+    }
+    Ok(CustomHeaders::from_stored(open))
+}
+
+/// What a sealed header value is bound to: its webhook and its name.
+fn header_context(id: Uuid, name: &str) -> Vec<u8> {
+    [id.as_bytes().as_slice(), b"/headers/", name.as_bytes()].concat()
+}
+
+fn webhook_from_row(r: &Row, sealer: Option<&Cipher>) -> Result<Webhook, StoreError> {
     let patterns: Vec<String> = r.json("event_types")?;
     let delays: Option<Vec<u64>> = match r.opt_text("retry_delays_ms")? {
         Some(t) => Some(serde_json::from_str(&t).map_err(|e| corrupt("retry_delays_ms", e))?),
@@ -237,7 +302,7 @@ pub(super) fn webhook_from_row(r: &Row) -> Result<Webhook, StoreError> {
         retry_count: r.int("retry_count")? as u32,
         timeout_ms: r.int("timeout_ms")? as u32,
         retry_delays_ms: delays,
-        headers: r.json::<CustomHeaders>("headers")?,
+        headers: headers_from(r.json("headers")?, r.uuid("id")?, sealer)?,
         is_active: r.int("is_active")? != 0,
         failure_count: r.int("failure_count")? as u32,
         disabled_reason: r.opt_text("disabled_reason")?,
@@ -259,7 +324,7 @@ pub(super) fn webhook_from_row(r: &Row) -> Result<Webhook, StoreError> {
 
 /// A webhook's configuration, in the order its INSERT and its UPDATE both list the columns:
 /// name, url, description, event_types, format, retry_count, timeout_ms, retry_delays_ms, headers.
-fn configuration(w: &Webhook) -> Vec<super::sql::Value> {
+fn configuration(w: &Webhook, sealer: Option<&Cipher>) -> Vec<super::sql::Value> {
     params![
         &w.name,
         w.url.as_str(),
@@ -269,7 +334,7 @@ fn configuration(w: &Webhook) -> Vec<super::sql::Value> {
         w.retry_count,
         w.timeout_ms,
         delays_json(w),
-        headers_json(w),
+        headers_json(w, sealer),
     ]
 }
 
@@ -279,8 +344,4 @@ fn patterns_json(w: &Webhook) -> String {
 
 fn delays_json(w: &Webhook) -> Option<String> {
     w.retry_delays_ms.as_ref().map(|d| serde_json::to_string(d).unwrap_or_else(|_| "[]".into()))
-}
-
-fn headers_json(w: &Webhook) -> String {
-    serde_json::to_string(&w.headers).unwrap_or_else(|_| "{}".into())
 }

@@ -134,6 +134,12 @@ async fn secret_only_once_on(backend: Backend) {
     let shown = &later[5];
     assert!(shown["previous_secret_expires_at"].is_string(), "{shown}");
 
+    // Custom header values are sealed at rest too, and read back as they were given.
+    let headers = json!({"headers": {"X-Api-Key": "header-value-secret-99"}});
+    let (status, patched) = app.patch(&format!("/api/v1/webhooks/{id}"), ADMIN_TOKEN, headers).await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    let w = app.app_state.store.webhook_by_id(id.parse().unwrap()).await.unwrap().unwrap();
+    assert_eq!(w.headers.iter().next().map(|(_, v)| v.as_str()), Some("header-value-secret-99"));
     // At rest the secrets are sealed: the SQLite file never holds them in plaintext.
     if backend == Backend::Sqlite {
         let mut bytes = Vec::new();
@@ -144,7 +150,8 @@ async fn secret_only_once_on(backend: Backend) {
             }
         }
         assert!(!bytes.is_empty());
-        for s in ["optional-hmac-secret-1234", generated_secret.as_str(), new_secret.as_str()] {
+        for s in ["optional-hmac-secret-1234", generated_secret.as_str(), new_secret.as_str(), "header-value-secret-99"]
+        {
             assert!(!bytes.windows(s.len()).any(|w| w == s.as_bytes()), "plaintext secret in the database file");
         }
     }
