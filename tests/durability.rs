@@ -178,16 +178,22 @@ async fn postgres_two_processes_one_killed_loses_nothing() {
     let key = "b".repeat(64);
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let rx = slow_receiver().await;
-    let mut a = start(dir_a.path(), Some(&url), &key).await;
-    let _b = start(dir_b.path(), Some(&url), &key).await;
+    // The default lease margin (30 s): the survivor must not wait it out.
+    let margin = [("TOCSIN_LEASE_MARGIN_SECS", "30")];
+    let mut a = start_with(dir_a.path(), Some(&url), &key, &margin).await;
+    let _b = start_with(dir_b.path(), Some(&url), &key, &margin).await;
     create_webhook(a.port, &rx.url()).await;
     publish_all(a.port).await;
     rx.wait_for(100, Duration::from_secs(60)).await;
     kill9(&mut a);
+    let killed = Instant::now();
     let before = rx.received().len();
     assert!(before < EVENTS, "the kill came mid-delivery ({before} delivered)");
     let duplicates = all_arrive(&rx).await;
-    eprintln!("postgres: process A killed after {before} deliveries; B delivered the rest; {duplicates} duplicates");
+    let took = killed.elapsed();
+    eprintln!("postgres: process A killed after {before} deliveries; B delivered the rest {took:?} after; {duplicates} duplicates");
+    // A's heartbeat stops: B takes over its leases within seconds, not after the lease.
+    assert!(took < Duration::from_secs(10), "A's leases waited {took:?}");
     // The servers stop before their database is dropped.
     drop((a, _b));
     drop(database);

@@ -9,6 +9,9 @@ use uuid::Uuid;
 
 use super::attempt::{self, Endpoint};
 use super::slots::{Queued, Slot, IDLE_RECHECK};
+
+/// A server not seen alive for this long (it says so every second) is taken for dead.
+const HEARTBEAT_STALE_MS: i64 = 5_000;
 use super::{max_per_second, Dispatcher};
 use crate::domain::time::now_ms;
 use crate::store::{ClaimedDelivery, StoreError};
@@ -28,6 +31,17 @@ impl Dispatcher {
                     Err(e) => tracing::warn!(error = %e, "cannot list webhooks; retrying"),
                 }
                 // Leases of a process that died (or stalled) end: their deliveries are due again.
+                // Servers sharing a PostgreSQL database say they are alive; a dead one's leases
+                // are taken over within seconds (SQLite has one process, which released its
+                // predecessor's at start-up).
+                if self.store.dialect() == crate::store::Dialect::Postgres {
+                    let now = now_ms();
+                    match self.store.heartbeat(&self.process, now, now.saturating_sub(HEARTBEAT_STALE_MS)).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(deliveries = n, "took over the leases of a server that stopped"),
+                        Err(e) => tracing::warn!(error = %e, "cannot record this server's heartbeat; retrying"),
+                    }
+                }
                 match self.store.expire_leases(now_ms()).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(deliveries = n, "expired leases returned to the queue"),

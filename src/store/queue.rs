@@ -268,6 +268,34 @@ impl Store {
         Ok(r[0].affected)
     }
 
+    /// Records that server `id` (the first part of its lease ids, `<id>:<n>`) is alive at `now`,
+    /// and makes the leases of servers not seen since `stale_before` pending again: a server
+    /// that died is taken over within seconds. Servers long gone are forgotten.
+    pub async fn heartbeat(&self, id: &str, now: i64, stale_before: i64) -> Result<u64, StoreError> {
+        let r = self
+            .db
+            .write_with(
+                vec![
+                    Stmt::new(
+                        "INSERT INTO servers (id, seen_at) VALUES ($1, $2) \
+                         ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
+                        params![id, now],
+                    ),
+                    Stmt::new(
+                        "UPDATE deliveries SET state = 'pending', lease_until = NULL, leased_by = NULL \
+                         WHERE state IN ('pending', 'leased') AND state = 'leased' \
+                           AND EXISTS (SELECT 1 FROM servers s WHERE s.seen_at < $1 \
+                                       AND deliveries.leased_by LIKE s.id || ':%')",
+                        params![stale_before],
+                    ),
+                    Stmt::new("DELETE FROM servers WHERE seen_at < $1", params![now.saturating_sub(3_600_000)]),
+                ],
+                Durability::Deferred,
+            )
+            .await?;
+        Ok(r[1].affected)
+    }
+
     /// Makes every leased delivery pending again: for a store that one process owns (SQLite), at
     /// start-up, when the leases left are those of the previous process, which is gone. Without
     /// this they would wait out their lease (the attempt's timeout plus the lease margin).

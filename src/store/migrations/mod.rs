@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("0003_due_index_by_state.sql")),
     (4, include_str!("0004_attempt_indexes_ascending.sql")),
     (5, include_str!("0005_circuit_breaker.sql")),
+    (6, include_str!("0006_servers.sql")),
 ];
 
 /// PostgreSQL's migrations: as written.
