@@ -1,5 +1,6 @@
 //! Building and running the service: store, migrations, keys, bootstrap, HTTP server.
 
+pub mod serve;
 pub mod supervise;
 pub mod telemetry;
 
@@ -148,7 +149,11 @@ impl Application {
         tasks.spawn("history pruning", prune_history(self.state.clone(), stop_rx.clone()));
         let mut stopped = stop_rx.clone();
         let stop_on_signal = stop_tx.clone();
-        let serve = axum::serve(self.listener, app).with_graceful_shutdown(async move {
+        let limits = serve::Limits {
+            header_read: self.state.settings.request_timeout,
+            max_connections: self.state.settings.max_connections,
+        };
+        let serve = serve::serve(self.listener, app, limits, async move {
             tokio::select! {
                 _ = shutdown => {
                     stop_on_signal.send(true).ok();

@@ -49,6 +49,8 @@ use Fallback::{Derived, Unset, Value};
 
 declare! {
     LISTEN = "TOCSIN_LISTEN" ["--listen"], Value("127.0.0.1:8080");
+    REQUEST_TIMEOUT = "TOCSIN_REQUEST_TIMEOUT", Value("10s");
+    MAX_CONNECTIONS = "TOCSIN_MAX_CONNECTIONS", Value("10000");
     DATABASE_URL = "TOCSIN_DATABASE_URL" ["--database"], Derived;
     DATA_DIR = "TOCSIN_DATA_DIR" ["--data-dir"], Value("./tocsin-data");
     ADMIN_TOKEN = "TOCSIN_ADMIN_TOKEN", Unset;

@@ -71,6 +71,10 @@ impl Flags {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub listen: SocketAddr,
+    /// Time a client has to send a request's headers, and then its body.
+    pub request_timeout: Duration,
+    /// Connections open at once, at most.
+    pub max_connections: usize,
     pub database: DatabaseUrl,
     pub data_dir: PathBuf,
     /// Seeds an admin token of the default tenant (for automation).
@@ -254,6 +258,9 @@ impl Settings {
         };
         Ok(Settings {
             listen,
+            request_timeout: r
+                .value(&REQUEST_TIMEOUT, duration_text(Duration::from_secs(1), Duration::from_secs(600)))?,
+            max_connections: r.value(&MAX_CONNECTIONS, in_range(16usize, 1_000_000))?,
             database,
             data_dir,
             admin_token,

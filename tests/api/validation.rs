@@ -146,3 +146,39 @@ async fn token_validation_on(backend: Backend) {
         assert_field_error(s, &b, field);
     }
 }
+
+/// Slow clients cannot hold the server: headers and bodies have `TOCSIN_REQUEST_TIMEOUT` to
+/// arrive; then the connection is closed, or the request answered 408.
+#[tokio::test]
+async fn slow_headers_and_bodies_time_out() {
+    use std::io::{Read, Write};
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.request_timeout = std::time::Duration::from_secs(1)).await;
+    let addr = app.addr;
+    let outcome = tokio::task::spawn_blocking(move || {
+        // Headers that never end.
+        let mut slow = std::net::TcpStream::connect(addr).unwrap();
+        slow.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: tocsin\r\n").unwrap();
+        let started = std::time::Instant::now();
+        let mut answer = Vec::new();
+        let _ = slow.read_to_end(&mut answer);
+        let headers_closed_after = started.elapsed();
+        // A body that never arrives.
+        let mut slow = std::net::TcpStream::connect(addr).unwrap();
+        slow.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        let head = format!(
+            "POST /api/v1/events HTTP/1.1\r\nHost: tocsin\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"event\""
+        );
+        slow.write_all(head.as_bytes()).unwrap();
+        let mut buf = [0u8; 512];
+        let n = slow.read(&mut buf).unwrap_or(0);
+        (headers_closed_after, String::from_utf8_lossy(&buf[..n]).into_owned())
+    })
+    .await
+    .unwrap();
+    let (headers_closed_after, body_answer) = outcome;
+    assert!(headers_closed_after < std::time::Duration::from_secs(5), "closed after {headers_closed_after:?}");
+    assert!(body_answer.starts_with("HTTP/1.1 408"), "{body_answer}");
+    assert!(body_answer.contains("request_timeout"), "{body_answer}");
+}

@@ -94,10 +94,10 @@ fn decode<T: DeserializeOwned>(bytes: &[u8], source: Source) -> Result<T, ApiErr
     })
 }
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let is_json = req
             .headers()
             .get(CONTENT_TYPE)
@@ -114,13 +114,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 "the body must be JSON with Content-Type: application/json",
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the body is too large")
-            } else {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", "the body could not be read")
-            }
-        })?;
+        // A body that trickles in holds a connection: it has the request timeout to arrive.
+        let reading = tokio::time::timeout(state.settings.request_timeout, Bytes::from_request(req, state));
+        let bytes = reading
+            .await
+            .map_err(|_| {
+                ApiError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the body did not arrive in time")
+            })?
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the body is too large")
+                } else {
+                    ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", "the body could not be read")
+                }
+            })?;
         parse_json(&bytes).map(ApiJson)
     }
 }
