@@ -348,6 +348,15 @@ async fn dashboard_end_to_end_in_chromium() {
     let (_, api_view) = app.get(&format!("/api/v1/webhooks/{id}"), ADMIN_TOKEN).await;
     assert_eq!(api_view["is_active"], true);
 
+    // Rotation asks first, then shows the new secret once; a second one is refused, saying why.
+    b.click("#rotate").await;
+    b.wait_text("main", "both the new and the current secret").await;
+    b.click("#confirm-rotate").await;
+    b.wait_text("#secret-panel", "will not be shown again").await;
+    b.goto(&app.url(&format!("/ui/webhooks/{id}/rotate"))).await;
+    b.click("#confirm-rotate").await;
+    b.wait_text("main", "signs until").await;
+
     // Usable at 390 px.
     b.resize(390, 844).await;
     b.goto(&app.url("/ui/webhooks")).await;

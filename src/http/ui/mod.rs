@@ -51,7 +51,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui/webhooks/{id}/edit", get(webhooks::edit_form).post(webhooks::edit))
         .route("/ui/webhooks/{id}/toggle", post(webhooks::toggle))
         .route("/ui/webhooks/{id}/test", post(webhooks::send_test))
-        .route("/ui/webhooks/{id}/rotate", post(webhooks::rotate))
+        .route("/ui/webhooks/{id}/rotate", get(webhooks::rotate_confirm).post(webhooks::rotate))
         .route("/ui/webhooks/{id}/delete", get(webhooks::delete_confirm).post(webhooks::delete))
         .route("/ui/webhooks/{id}/deliveries", get(deliveries::list))
         .route("/ui/webhooks/{id}/deliveries/{attempt}", get(deliveries::detail))

@@ -5,7 +5,7 @@ mod form;
 mod overview;
 
 pub use form::{create, edit, edit_form, new_form};
-pub use overview::{delete, delete_confirm, overview, rotate, send_test, toggle};
+pub use overview::{delete, delete_confirm, overview, rotate, rotate_confirm, send_test, toggle};
 
 use axum::extract::State;
 use axum::http::StatusCode;

@@ -100,10 +100,7 @@ async fn overview_page(state: &AppState, session: &Session, w: Webhook, notice: 
                         dt { "Secret" } dd { "set " (secret_age) @if let Some(t) = grace { " · previous secret valid until " (rfc3339_secs(t)) } }
                     }
                     @if admin {
-                        form.inline method="post" action={ "/ui/webhooks/" (w.id) "/rotate" } {
-                            (csrf_input(session))
-                            button #rotate type="submit" { "Rotate secret" }
-                        }
+                        a.btn #rotate href={ "/ui/webhooks/" (w.id) "/rotate" } { "Rotate secret" }
                     }
                     h2 style="margin-top:1rem" { "Headers sent" }
                     dl.kv #headers-sent {
@@ -222,6 +219,38 @@ async fn act_and_show(
         Ok(w) => overview_page(&state, &session, w, notice).await,
         Err(r) => r,
     }
+}
+
+/// Asks before rotating: a rotation changes what receivers must verify with.
+pub async fn rotate_confirm(State(state): State<AppState>, session: Session, Path(id): Path<String>) -> Response {
+    if let Err(r) = admin_only(&session) {
+        return r;
+    }
+    let w = match load(&state, &session, &id).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let grace = state.settings.secret_grace.as_secs() / 3600;
+    page(
+        "Rotate secret",
+        &session,
+        html! {
+            h1 { "Rotate the secret of " (w.name) "?" }
+            div.panel {
+                p { "A new signing secret is made and shown once. For the next " (grace) " h deliveries carry "
+                    "signatures with both the new and the current secret, so receivers can switch without "
+                    "missing a delivery; then only the new one signs." }
+                form method="post" action={ "/ui/webhooks/" (w.id) "/rotate" } {
+                    (csrf_input(&session))
+                    p {
+                        button #confirm-rotate type="submit" { "Rotate secret" }
+                        " "
+                        a.btn href={ "/ui/webhooks/" (w.id) } { "Cancel" }
+                    }
+                }
+            }
+        },
+    )
 }
 
 pub async fn delete_confirm(State(state): State<AppState>, session: Session, Path(id): Path<String>) -> Response {
