@@ -40,6 +40,22 @@ impl Dispatcher {
         tracing::error!(webhook = %webhook.id, "giving up recording an attempt; its lease will expire and it will be retried");
     }
 
+    /// Who is emailed about a webhook: its owner, else its tenant's contact address.
+    async fn who_to_tell(&self, webhook: &Webhook) -> Option<String> {
+        if let Some(owner) = &webhook.owner_email {
+            return Some(owner.clone());
+        }
+        // Without a mailer there is no one to email: no need to look.
+        self.mailer.as_ref()?;
+        match self.store.tenant_contact(&webhook.tenant_id).await {
+            Ok(contact) => contact,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the tenant's contact address");
+                None
+            }
+        }
+    }
+
     /// A webhook's circuit opened for the first time in a row: it is failing. Its deliveries
     /// wait; the tenant's subscribers and the owner are told.
     async fn on_failing(&self, webhook: &Webhook, until: i64) {
@@ -54,8 +70,8 @@ impl Dispatcher {
         if let Err(e) = publish_system_event(self, &webhook.tenant_id, "webhook.failing", data).await {
             tracing::warn!(error = %e, "cannot publish webhook.failing");
         }
-        if let (Some(mailer), Some(to)) = (&self.mailer, &webhook.owner_email) {
-            if let Err(e) = mailer.webhook_failing(to, webhook).await {
+        if let (Some(mailer), Some(to)) = (&self.mailer, self.who_to_tell(webhook).await) {
+            if let Err(e) = mailer.webhook_failing(&to, webhook).await {
                 tracing::warn!(webhook = %webhook.id, error = %e, "cannot email the webhook's owner");
             }
         }
@@ -78,8 +94,8 @@ impl Dispatcher {
         if let Err(e) = publish_system_event(self, &webhook.tenant_id, "webhook.disabled", data).await {
             tracing::warn!(error = %e, "cannot publish webhook.disabled");
         }
-        if let (Some(mailer), Some(to)) = (&self.mailer, &webhook.owner_email) {
-            if let Err(e) = mailer.webhook_disabled(to, webhook, &reason, failures).await {
+        if let (Some(mailer), Some(to)) = (&self.mailer, self.who_to_tell(webhook).await) {
+            if let Err(e) = mailer.webhook_disabled(&to, webhook, &reason, failures).await {
                 tracing::warn!(webhook = %webhook.id, error = %e, "cannot email the webhook's owner");
             }
         }

@@ -7,6 +7,7 @@ pub mod deliveries;
 pub mod error;
 pub mod events;
 pub mod health;
+pub mod tenant;
 pub mod tokens;
 pub mod webhooks;
 

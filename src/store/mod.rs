@@ -21,6 +21,7 @@ pub mod records;
 pub mod sql;
 pub mod sql_store;
 pub mod sqlite;
+pub mod tenants;
 pub mod tokens;
 pub mod url;
 pub mod webhooks;

@@ -343,6 +343,35 @@ async fn breaker_on(backend: Backend) {
     }
 }
 
+both_backends!(a_webhook_without_owner_tells_the_tenant_contact, tenant_contact_on);
+async fn tenant_contact_on(backend: Backend) {
+    let mail = crate::smtp::SmtpSink::start().await;
+    let smtp_url = format!("smtp://127.0.0.1:{}", mail.port);
+    let app = TestApp::delivering(backend, |s| {
+        s.failure_threshold = 1;
+        s.smtp_url = Some(tocsin::config::Sensitive(smtp_url));
+    })
+    .await;
+    let (status, bad) = app.put("/api/v1/tenant", ADMIN_TOKEN, json!({"contact_email": "not an address"})).await;
+    assert_eq!((status, bad["error"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("contact_email")));
+    let (status, tenant) =
+        app.put("/api/v1/tenant", ADMIN_TOKEN, json!({"contact_email": "soc-team@example.com"})).await;
+    assert_eq!((status, tenant["contact_email"].as_str()), (StatusCode::OK, Some("soc-team@example.com")), "{tenant}");
+    let viewer = app.token("default", tocsin::domain::token::Role::Viewer).await;
+    assert_eq!(app.get("/api/v1/tenant", &viewer).await.1["contact_email"], "soc-team@example.com");
+    let rx = Receiver::with_plan(|_, _| Reply::Status(500)).await;
+    let (id, _) = webhook_to(&app, &rx.url(), json!({"retry_count": 0})).await;
+    app.publish("alert.created", json!({}), Some("c1")).await;
+    app.poll(&format!("/api/v1/webhooks/{id}"), WAIT, |v| v["health"] == "failing").await;
+    let deadline = Instant::now() + WAIT;
+    while mail.messages.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the tenant's contact was not emailed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let message = mail.messages.lock().unwrap()[0].clone();
+    assert!(message.contains("soc-team@example.com") && message.contains("failing"), "{message}");
+}
+
 both_backends!(a_short_outage_heals_without_anyone, short_outage_on);
 async fn short_outage_on(backend: Backend) {
     // A receiver that restarts: 1.5 s of 503s under 50 events/s. The circuit opens and closes

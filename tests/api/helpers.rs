@@ -177,6 +177,10 @@ impl TestApp {
         self.call(Method::PATCH, path, Some(token), Some(body)).await
     }
 
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PUT, path, Some(token), Some(body)).await
+    }
+
     /// A token of `role` in `tenant`, made the way `tocsin token create` makes one.
     pub async fn token(&self, tenant: &str, role: Role) -> String {
         let token = PlainToken::generate();

@@ -11,6 +11,7 @@ pub mod event_types;
 pub mod events;
 pub mod extract;
 pub mod health;
+pub mod tenant;
 pub mod tokens;
 pub mod webhooks;
 
@@ -29,7 +30,7 @@ use crate::service::AppState;
     servers((url = "/api/v1")),
     modifiers(&BearerAuth),
     tags((name = "webhooks"), (name = "events"), (name = "deliveries"), (name = "event-types"), (name = "tokens"),
-         (name = "audit"))
+         (name = "audit"), (name = "tenant"))
 )]
 struct ApiDoc;
 
@@ -75,5 +76,6 @@ pub fn api_routes(max_event_bytes: usize) -> (Router<AppState>, utoipa::openapi:
         .routes(routes!(tokens::list_tokens, tokens::create_token))
         .routes(routes!(tokens::revoke_token))
         .routes(routes!(audit::list_audit))
+        .routes(routes!(tenant::get_tenant, tenant::put_tenant))
         .split_for_parts()
 }

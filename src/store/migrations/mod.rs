@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("0004_attempt_indexes_ascending.sql")),
     (5, include_str!("0005_circuit_breaker.sql")),
     (6, include_str!("0006_servers.sql")),
+    (7, include_str!("0007_tenants.sql")),
 ];
 
 /// PostgreSQL's migrations: as written.
