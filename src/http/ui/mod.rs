@@ -140,8 +140,11 @@ impl FromRequest<AppState> for FormPost {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (mut parts, body) = req.into_parts();
         let session = Session::from_request_parts(&mut parts, state).await?;
-        let Form(form) = Form::<Vec<(String, String)>>::from_request(Request::from_parts(parts, body), state)
+        // A form that trickles in holds a connection: it has the request timeout to arrive.
+        let reading = Form::<Vec<(String, String)>>::from_request(Request::from_parts(parts, body), state);
+        let Form(form) = tokio::time::timeout(state.settings.request_timeout, reading)
             .await
+            .map_err(|_| error_page(StatusCode::REQUEST_TIMEOUT, "The form did not arrive in time."))?
             .map_err(|e| error_page(StatusCode::BAD_REQUEST, &e.body_text()))?;
         session.check_csrf(&form)?;
         Ok(Self { session, form })
