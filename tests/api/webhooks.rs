@@ -154,6 +154,18 @@ async fn secret_only_once_on(backend: Backend) {
         {
             assert!(!bytes.windows(s.len()).any(|w| w == s.as_bytes()), "plaintext secret in the database file");
         }
+    } else if let tocsin::store::DatabaseUrl::Postgres(url) = &app.settings.database {
+        // On PostgreSQL: what the webhooks table holds, read directly.
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        let rows = client.query("SELECT headers, encode(secret, 'escape') AS secret FROM webhooks", &[]).await.unwrap();
+        let stored: String =
+            rows.iter().map(|r| format!("{} {}", r.get::<_, String>(0), r.get::<_, String>(1))).collect();
+        assert!(stored.contains("X-Api-Key"), "the header's name is stored: {stored}");
+        for s in ["optional-hmac-secret-1234", generated_secret.as_str(), new_secret.as_str(), "header-value-secret-99"]
+        {
+            assert!(!stored.contains(s), "plaintext secret in the webhooks table");
+        }
     }
 }
 
