@@ -371,3 +371,42 @@ proptest! {
         }
     }
 }
+
+/// An event type nobody mapped: an independent CEF parser reads every field of its data back,
+/// hostile characters included (scalars from labelled custom keys, the rest from `cs5` as JSON).
+#[test]
+fn cef_carries_all_of_an_unmapped_event() {
+    let data = json!({
+        "hostile": "a=b|c\\d\nnew line\r",
+        "count": 42,
+        "ratio": 0.75,
+        "flag": true,
+        "who": "é ünïcode",
+        "extra_1": "one",
+        "extra_2": 7,
+        "extra_3": 8,
+        "extra_4": 9,
+        "nested": {"list": [1, 2, {"x": "=|\\"}]},
+    });
+    let out = render_to_string("cef", false, "tenant.custom_thing", &data, None);
+    let cef = cef_parser::parse(&out).unwrap_or_else(|e| panic!("CEF does not parse ({e}): {out}"));
+    let mut back = serde_json::Map::new();
+    for (key, value) in &cef.ext {
+        let Some(label) = cef.ext.get(&format!("{key}Label")) else { continue };
+        if key.starts_with("cn") {
+            back.insert(label.clone(), json!(value.parse::<i64>().unwrap()));
+        } else if label == "data" {
+            back.extend(serde_json::from_str::<serde_json::Map<String, Value>>(value).unwrap());
+        } else if key.starts_with("cs") && key != "cs6" {
+            back.insert(label.clone(), Value::String(value.clone()));
+        }
+    }
+    for (name, original) in data.as_object().unwrap() {
+        let got = back.get(name).unwrap_or_else(|| panic!("{name} is not in {out}"));
+        let as_text = |v: &Value| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        assert_eq!(as_text(got), as_text(original), "{name}");
+    }
+}

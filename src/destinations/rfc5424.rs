@@ -50,12 +50,13 @@ fn severity_code(severity: Severity) -> u16 {
 pub fn message(e: &EventView<'_>, severity: Severity, settings: &RenderSettings, msg: &str) -> String {
     let pri = u16::from(settings.syslog_facility) * 8 + severity_code(severity);
     format!(
-        "<{pri}>1 {ts} {host} tocsin - {msgid} [{SD_ID} event_ref=\"{r}\" tenant=\"{t}\" event=\"{ev}\"] {msg}",
+        "<{pri}>1 {ts} {host} tocsin - {msgid} [{SD_ID} event_ref=\"{r}\" tenant=\"{t}\" event=\"{ev}\" severity=\"{sev}\"] {msg}",
         ts = rfc3339_ms(e.emitted_at),
         host = header_field(&settings.hostname, 255),
         msgid = header_field(e.event_type, 32),
         r = sd_value(&clip_chars(e.event_ref, 256)),
         t = sd_value(e.tenant_id),
         ev = sd_value(e.event_type),
+        sev = severity.name(),
     )
 }

@@ -31,7 +31,8 @@ impl Destination for Cef {
         over_syslog: bool,
     ) -> Rendered {
         let (data, p) = present_raw(event, presentation);
-        let fields = cef_fields(presentation.and_then(|c| c.get("cef")).and_then(Value::as_object), &data);
+        let mut fields = cef_fields(presentation.and_then(|c| c.get("cef")).and_then(Value::as_object), &data);
+        fields.extend(data_fields(&data, &fields));
         let line = render(event, &p, &fields, settings);
         let body = if over_syslog { rfc5424::message(event, p.severity, settings, &line) } else { line };
         Rendered { body: body.into_bytes(), content_type: "text/plain; charset=utf-8" }
@@ -109,12 +110,51 @@ fn ext_value(s: &str, max: usize) -> String {
     out
 }
 
+/// Custom string keys the data fills (cs6 carries the tenant), and custom number keys.
+const STRING_SLOTS: [&str; 4] = ["cs1", "cs2", "cs3", "cs4"];
+const NUMBER_SLOTS: [&str; 3] = ["cn1", "cn2", "cn3"];
+/// Where the rest of the data goes, as compact JSON (the first free of these).
+const REST_SLOTS: [&str; 2] = ["cs5", "flexString1"];
+
+/// Every field of the event's data, whatever its type's mapping says: scalars in the free custom
+/// keys (labelled with the field's name; whole numbers in `cnN`, other scalars in `csN`), and
+/// whatever does not fit, nested values included, as compact JSON in `cs5` (labelled `data`).
+/// So a SIEM receives all of an event even when nobody mapped its type.
+fn data_fields(data: &Value, mapped: &[CefField]) -> Vec<CefField> {
+    let Some(object) = data.as_object() else { return Vec::new() };
+    let free = |slots: &[&'static str]| -> Vec<&'static str> {
+        slots.iter().copied().filter(|k| !mapped.iter().any(|f| f.key == *k)).collect()
+    };
+    let (mut strings, mut numbers) = (free(&STRING_SLOTS).into_iter(), free(&NUMBER_SLOTS).into_iter());
+    let mut out = Vec::new();
+    let mut rest = Map::new();
+    for (name, value) in object {
+        let slot = match value {
+            Value::Number(n) if n.is_i64() || n.is_u64() => numbers.next(),
+            Value::String(_) | Value::Number(_) | Value::Bool(_) => strings.next(),
+            _ => None,
+        };
+        match slot {
+            Some(key) => out.push(CefField { key: key.into(), value: text_of(value), label: Some(name.clone()) }),
+            None if !value.is_null() => {
+                rest.insert(name.clone(), value.clone());
+            }
+            None => {}
+        }
+    }
+    if let (false, Some(key)) = (rest.is_empty(), free(&REST_SLOTS).first()) {
+        out.push(CefField { key: (*key).into(), value: Value::Object(rest).to_string(), label: Some("data".into()) });
+    }
+    out
+}
+
 /// The documented maximum length of an extension key's value.
 fn max_len(key: &str) -> usize {
     match key {
         "act" | "outcome" | "app" | "proto" => 63,
         "externalId" => 40,
         "cs1" | "cs2" | "cs3" | "cs4" | "cs5" | "cs6" => 4000,
+        "cn1" | "cn2" | "cn3" => 20,
         "src" | "dst" => 64,
         "spt" | "dpt" => 5,
         _ => 1023,

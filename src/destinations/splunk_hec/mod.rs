@@ -2,6 +2,7 @@
 //! the JSON envelope as the event.
 
 use super::envelope::envelope;
+use super::presentation::{present_raw, Presented};
 use super::{Destination, EventView, RenderSettings, Rendered};
 use crate::domain::webhook::Webhook;
 use crate::domain::FieldError;
@@ -13,8 +14,9 @@ impl Destination for SplunkHec {
         "splunk_hec"
     }
 
-    fn render(&self, event: &EventView<'_>, _: Option<&serde_json::Value>, s: &RenderSettings, _: bool) -> Rendered {
-        Rendered { body: render(event, s), content_type: "application/json" }
+    fn render(&self, event: &EventView<'_>, presentation: Option<&serde_json::Value>, s: &RenderSettings, _: bool) -> Rendered {
+        let (_, p) = present_raw(event, presentation);
+        Rendered { body: render(event, &p, s), content_type: "application/json" }
     }
 
     /// The HEC token is the webhook's secret: `Authorization: Splunk <token>`.
@@ -39,7 +41,9 @@ impl Destination for SplunkHec {
     }
 }
 
-pub fn render(e: &EventView<'_>, s: &RenderSettings) -> Vec<u8> {
+/// The HEC event: the envelope as `event`, with the severity and the title as indexed `fields`
+/// (searchable without extraction).
+pub fn render(e: &EventView<'_>, p: &Presented, s: &RenderSettings) -> Vec<u8> {
     let quote = |v: &str| serde_json::to_string(v).unwrap_or_else(|_| "\"\"".into());
     let mut out = Vec::with_capacity(e.data.len() + 256);
     // Epoch seconds with milliseconds, as a JSON number.
@@ -51,6 +55,8 @@ pub fn render(e: &EventView<'_>, s: &RenderSettings) -> Vec<u8> {
     if let Some(index) = &s.splunk_index {
         out.extend_from_slice(format!("\"index\":{},", quote(index)).as_bytes());
     }
+    let fields = serde_json::json!({"severity": p.severity.name(), "title": p.title, "event": e.event_type});
+    out.extend_from_slice(format!("\"fields\":{fields},").as_bytes());
     out.extend_from_slice(b"\"event\":");
     out.extend_from_slice(&envelope(e));
     out.push(b'}');
