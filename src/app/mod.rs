@@ -35,13 +35,6 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<Store>> {
     if !applied.is_empty() {
         tracing::info!(?applied, "applied migrations");
     }
-    // One process owns a SQLite file: leases found at start-up belong to a process that died.
-    if store.dialect() == crate::store::Dialect::Sqlite {
-        let released = store.release_every_lease().await.context("cannot release the previous process's leases")?;
-        if released > 0 {
-            tracing::info!(deliveries = released, "released the leases of the previous process");
-        }
-    }
     Ok(store)
 }
 
@@ -106,6 +99,14 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let store = open_store(&settings).await?;
+        // One server owns a SQLite file: leases found when it starts belong to a server that
+        // died. (Only the server does this: `tocsin token` opens the file beside a running one.)
+        if store.dialect() == crate::store::Dialect::Sqlite {
+            let released = store.release_every_lease().await.context("cannot release the previous server's leases")?;
+            if released > 0 {
+                tracing::info!(deliveries = released, "released the leases of the previous server");
+            }
+        }
         let cipher = load_cipher(&settings, store.as_ref()).await?;
         store.seal_with(cipher.clone());
         let bootstrap_token = bootstrap(&settings, store.as_ref()).await?;
