@@ -74,6 +74,7 @@ fn render_phishnet_example(b: Bencher, format: &str) {
                 tenant_id: "default",
                 data: black_box(data.as_bytes()),
                 emitted_at: 1_778_250_645_123,
+                shape: tocsin::profile::BodyShape::tocsin(),
             },
             et.presentation.as_ref(),
             &settings,

@@ -1,7 +1,8 @@
-//! The configured event-type catalogue: the product's event table, from TOML files given in the
-//! configuration, or (with none given) the five example catalogues embedded in the binary so that
-//! `tocsin serve` works with zero set-up. Tenants may add their own types through the API; the
-//! configured ones are read-only for them.
+//! An event-type catalogue: a product's event table, from TOML files. Each profile has one
+//! (`profiles/<name>/catalogue.toml`); files given in the configuration replace them all. With
+//! neither, the five example products' catalogues, embedded in the binary, make the union that
+//! `tocsin serve` starts with. Tenants may add their own types through the API; the configured
+//! ones are read-only for them.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,12 +12,13 @@ use serde::Deserialize;
 
 use crate::domain::event_type::{EventType, EventTypeName, SYSTEM_EVENT_TYPES};
 
-const EMBEDDED: &[(&str, &str)] = &[
-    ("phishnet.toml", include_str!("../examples/catalogues/phishnet.toml")),
-    ("pentest.toml", include_str!("../examples/catalogues/pentest.toml")),
-    ("netrecon.toml", include_str!("../examples/catalogues/netrecon.toml")),
-    ("selki.toml", include_str!("../examples/catalogues/selki.toml")),
-    ("gophish.toml", include_str!("../examples/catalogues/gophish.toml")),
+/// The example products' catalogues, by product, as shipped in `profiles/`.
+pub const EMBEDDED: &[(&str, &str)] = &[
+    ("phishnet", include_str!("../profiles/phishnet/catalogue.toml")),
+    ("pentest", include_str!("../profiles/pentest/catalogue.toml")),
+    ("netrecon", include_str!("../profiles/netrecon/catalogue.toml")),
+    ("selki", include_str!("../profiles/selki/catalogue.toml")),
+    ("gophish", include_str!("../profiles/gophish/catalogue.toml")),
 ];
 
 #[derive(Deserialize)]
@@ -68,6 +70,11 @@ impl Catalogue {
                 .map_err(|e| anyhow::anyhow!("catalogue {}: cannot read: {e}", path.display()))?;
             sources.push((path.display().to_string(), text));
         }
+        Self::from_sources(sources)
+    }
+
+    /// A catalogue of these TOML texts (each named for error messages), plus the system types.
+    pub fn from_sources(sources: Vec<(String, String)>) -> anyhow::Result<Self> {
         let mut cat = Self::default();
         for (name, text) in sources {
             cat.add_file(&name, &text)?;

@@ -16,6 +16,9 @@ pub mod catalogue;
 // The two signature schemes (seed-style HMAC and Standard Webhooks).
 pub mod signing;
 
+// Product profiles: the contracts (body shape, headers, signature, API dialect) tenants speak.
+pub mod profile;
+
 // One folder per format: how an event is rendered and how the receiver's answer is read.
 pub mod destinations;
 

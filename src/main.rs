@@ -9,7 +9,7 @@ use tocsin::config::{Flags, Settings};
 use tocsin::domain::tenant::TenantId;
 use tocsin::domain::time::rfc3339_ms;
 use tocsin::domain::token::Role;
-use tocsin::service::{tokens, ServiceError};
+use tocsin::service::{tenant, tokens, ServiceError};
 
 #[derive(Parser)]
 #[command(name = "tocsin", version, about = "Delivers security events to webhooks, chat and SIEMs", long_about = None)]
@@ -34,6 +34,11 @@ enum Command {
     Token {
         #[command(subcommand)]
         action: TokenAction,
+    },
+    /// Show or set a tenant's settings.
+    Tenant {
+        #[command(subcommand)]
+        action: TenantAction,
     },
     /// Receive webhooks locally: print each delivery and check its signatures.
     Listen(tocsin::listen::ListenArgs),
@@ -65,6 +70,22 @@ enum TokenAction {
         #[arg(long, default_value = "default")]
         tenant: String,
         id: String,
+        #[command(flatten)]
+        flags: Flags,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantAction {
+    /// Show the tenant's product profile, or set it (NAME), or return it to the deployment's
+    /// default (--clear). Its webhooks deliver in the new contract from their next attempt.
+    Profile {
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// tocsin, phishnet, pentest, netrecon, selki, gophish, or one of TOCSIN_PROFILE_DIR
+        name: Option<String>,
+        #[arg(long, conflicts_with = "name")]
+        clear: bool,
         #[command(flatten)]
         flags: Flags,
     },
@@ -113,6 +134,7 @@ fn main() -> ExitCode {
                 flags
             }
         },
+        Command::Tenant { action: TenantAction::Profile { flags, .. } } => flags,
     };
     let settings = match Settings::load(flags) {
         Ok(s) => s,
@@ -158,6 +180,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<Result<(), 
             say(true, format_args!("migrations applied: {applied:?}"));
         }
         Command::Token { action } => return token_command(action, settings).await,
+        Command::Tenant { action } => return tenant_command(action, settings).await,
         Command::Listen(_) => unreachable!("handled before settings are loaded"),
     }
     Ok(Ok(()))
@@ -233,6 +256,38 @@ async fn token_command(action: TokenAction, settings: Settings) -> anyhow::Resul
                 Err(e) => return usage(e).map(Err),
             }
         }
+    }
+    Ok(Ok(()))
+}
+
+async fn tenant_command(action: TenantAction, settings: Settings) -> anyhow::Result<Result<(), UsageError>> {
+    let TenantAction::Profile { tenant, name, clear, .. } = action;
+    let tenant = match TenantId::parse(&tenant) {
+        Ok(t) => t,
+        Err(e) => return Ok(Err(UsageError(format!("--tenant: {}", e.message)))),
+    };
+    let profiles = settings.load_profiles()?;
+    let store = app::open_store(&settings).await?;
+    if name.is_none() && !clear {
+        let chosen = store.tenant_profile(&tenant).await?;
+        let profile = profiles.resolve(chosen.as_deref());
+        let whose =
+            if chosen.as_deref() == Some(profile.name.as_str()) { "its own" } else { "the deployment's default" };
+        say(true, format_args!("tenant {tenant} speaks profile {} ({whose})", profile.name));
+        return Ok(Ok(()));
+    }
+    let audit = |stored: Option<&str>| tocsin::store::AuditEntry {
+        tenant_id: tenant.clone(),
+        actor: "cli".into(),
+        action: "tenant.set_profile".into(),
+        target: format!("tenant:{tenant}"),
+        details: serde_json::json!({"profile": stored}),
+        at: tocsin::domain::time::now_ms(),
+    };
+    match tenant::choose_profile(&store, &profiles, &tenant, name.as_deref(), audit).await {
+        Ok(profile) => say(true, format_args!("tenant {tenant} now speaks profile {}", profile.name)),
+        Err(ServiceError::Store(e)) => return Err(e.into()),
+        Err(e) => return Ok(Err(UsageError(e.to_string()))),
     }
     Ok(Ok(()))
 }

@@ -63,6 +63,7 @@ fn render_to_string(
             tenant_id: "acme",
             data: raw.as_bytes(),
             emitted_at: EMITTED_AT,
+            shape: tocsin::profile::BodyShape::tocsin(),
         },
         presentation,
         &settings(),

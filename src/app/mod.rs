@@ -12,7 +12,6 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
-use crate::catalogue::Catalogue;
 use crate::config::Settings;
 use crate::crypto::{self, Cipher};
 use crate::delivery::Dispatcher;
@@ -110,14 +109,14 @@ impl Application {
         let cipher = load_cipher(&settings, store.as_ref()).await?;
         store.seal_with(cipher.clone());
         let bootstrap_token = bootstrap(&settings, store.as_ref()).await?;
-        let catalogue = Catalogue::load(&settings.catalogue_files)?;
+        let profiles = settings.load_profiles()?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("invalid setting TOCSIN_LISTEN: cannot listen on {}", settings.listen))?;
         let address_policy = AddressPolicy::new(settings.allow_destinations.clone());
-        let dispatcher = Dispatcher::new(&settings, store.clone(), cipher.clone(), catalogue.clone())?;
+        let dispatcher = Dispatcher::new(&settings, store.clone(), cipher.clone(), profiles.clone())?;
         let health = Health::default();
-        let state = AppState::new(Shared { store, cipher, catalogue, settings, address_policy, dispatcher, health });
+        let state = AppState::new(Shared { store, cipher, profiles, settings, address_policy, dispatcher, health });
         Ok(Self { listener, state, bootstrap_token })
     }
 

@@ -55,6 +55,8 @@ declare! {
     DATA_DIR = "TOCSIN_DATA_DIR" ["--data-dir"], Value("./tocsin-data");
     ADMIN_TOKEN = "TOCSIN_ADMIN_TOKEN", Unset;
     MASTER_KEY = "TOCSIN_MASTER_KEY", Derived;
+    PROFILE = "TOCSIN_PROFILE" ["--profile"], Value("tocsin");
+    PROFILE_DIR = "TOCSIN_PROFILE_DIR", Unset;
     CATALOGUE = "TOCSIN_CATALOGUE" ["--catalogue"], Derived;
     DEFAULT_EVENT_TYPES = "TOCSIN_DEFAULT_EVENT_TYPES", Value("*");
     SECRET_GRACE_SECS = "TOCSIN_SECRET_GRACE_SECS", Value("86400");

@@ -45,6 +45,9 @@ pub struct Flags {
     /// TOML configuration file
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// The deployment's default product profile: tocsin, phishnet, pentest, netrecon, selki, gophish, or one of TOCSIN_PROFILE_DIR [env: TOCSIN_PROFILE] [default: tocsin]
+    #[arg(long)]
+    pub profile: Option<String>,
     /// Event-type catalogue files (TOML), repeatable [env: TOCSIN_CATALOGUE, comma-separated]
     #[arg(long)]
     pub catalogue: Vec<String>,
@@ -61,6 +64,7 @@ impl Flags {
             "--database" => self.database_url.clone(),
             "--data-dir" => self.data_dir.clone(),
             "--log" => self.log.clone(),
+            "--profile" => self.profile.clone(),
             "--catalogue" => (!self.catalogue.is_empty()).then(|| self.catalogue.join(",")),
             _ => None,
         }
@@ -81,6 +85,10 @@ pub struct Settings {
     pub admin_token: Option<Sensitive<String>>,
     /// The raw master key, when given; otherwise a key file in `data_dir` is used.
     pub master_key: Option<Sensitive<[u8; 32]>>,
+    /// The default product profile's name (checked against the loaded profiles at start-up).
+    pub profile: String,
+    /// A folder of more profiles (`<name>/profile.toml` + `catalogue.toml`).
+    pub profile_dir: Option<PathBuf>,
     pub catalogue_files: Vec<PathBuf>,
     pub default_event_types: Vec<String>,
     /// How long a rotated-out secret keeps signing alongside the new one.
@@ -199,6 +207,23 @@ fn file_text(v: &toml::Value) -> String {
 }
 
 impl Settings {
+    /// Loads the product profiles these settings name.
+    pub fn load_profiles(&self) -> anyhow::Result<crate::profile::Profiles> {
+        let sources = crate::profile::Sources {
+            default: Some(self.profile.clone()),
+            dir: self.profile_dir.clone(),
+            catalogue_files: self.catalogue_files.clone(),
+        };
+        let fallbacks = crate::profile::Fallbacks {
+            header_prefix: self.header_prefix.clone(),
+            default_event_types: self.default_event_types.clone(),
+            retry_schedule: self.retry_delays.clone(),
+            failure_threshold: self.failure_threshold,
+            disable_after: self.disable_after,
+        };
+        crate::profile::Profiles::load(&sources, &fallbacks)
+    }
+
     /// Resolves settings from the process environment.
     pub fn load(flags: &Flags) -> Result<Self, ConfigError> {
         Self::resolve(flags, &|name| std::env::var(name).ok())
@@ -265,6 +290,20 @@ impl Settings {
             data_dir,
             admin_token,
             master_key,
+            profile: r.value(&PROFILE, |s| {
+                let ok = !s.is_empty()
+                    && s.len() <= 64
+                    && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+                ok.then(|| s.to_string()).ok_or_else(|| "must be a profile's name: a-z, 0-9, '-' or '_'".to_string())
+            })?,
+            profile_dir: r.optional(&PROFILE_DIR, |s| {
+                let p = PathBuf::from(s);
+                if p.is_dir() {
+                    Ok(p)
+                } else {
+                    Err(format!("'{s}' is not a directory"))
+                }
+            })?,
             catalogue_files,
             default_event_types: r.value(&DEFAULT_EVENT_TYPES, non_empty_list)?,
             secret_grace: r

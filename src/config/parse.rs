@@ -39,28 +39,7 @@ pub fn duration_in(
 /// A duration written with its unit (`500ms`, `30s`, `15m`, `72h`, `3d`; a bare number is seconds),
 /// within `lo..=hi`.
 pub fn duration_text(lo: Duration, hi: Duration) -> impl FnOnce(&str) -> Result<Duration, String> {
-    move |s| {
-        let bad = || format!("'{s}' must be a duration such as 30s, 15m, 72h or 3d, from {lo:?} to {hi:?}");
-        let (digits, unit_ms): (&str, u64) = if let Some(d) = s.strip_suffix("ms") {
-            (d, 1)
-        } else if let Some(d) = s.strip_suffix('s') {
-            (d, 1000)
-        } else if let Some(d) = s.strip_suffix('m') {
-            (d, 60_000)
-        } else if let Some(d) = s.strip_suffix('h') {
-            (d, 3_600_000)
-        } else if let Some(d) = s.strip_suffix('d') {
-            (d, 86_400_000)
-        } else {
-            (s, 1000)
-        };
-        let n = digits.trim().parse::<u64>().map_err(|_| bad())?;
-        let d = n.checked_mul(unit_ms).map(Duration::from_millis).ok_or_else(bad)?;
-        if d < lo || d > hi {
-            return Err(bad());
-        }
-        Ok(d)
-    }
+    move |s| crate::domain::time::parse_duration_text(s, lo, hi)
 }
 
 /// Comma-separated items, trimmed, empty ones left out.

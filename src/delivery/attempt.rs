@@ -3,17 +3,19 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::http::{HeaderName, HeaderValue};
 use bytes::Bytes;
 use uuid::Uuid;
 
-use super::headers::{logged_headers, signed_headers, value, HeaderNames, Signed};
+use super::headers::{logged_headers, signed_headers, value, Signed};
 use super::retry::{delay_before_retry, jitter, parse_retry_after};
 use crate::destinations::{self, EventView, RenderSettings, Verdict};
 use crate::domain::secret::Secret;
 use crate::domain::time::now_ms;
 use crate::domain::webhook::Webhook;
+use crate::profile::{FailurePolicy, Profile};
 use crate::signing::SigningKeys;
 use crate::store::{AttemptRecord, Breaker, ClaimedDelivery, Completion, NextStep};
 use crate::transport::http::{HttpTransport, SendError};
@@ -23,9 +25,11 @@ use crate::transport::syslog::SyslogTransport;
 /// types are presented (for the chat and SIEM formats).
 pub struct Endpoint {
     pub webhook: Webhook,
-    /// The current secret (Splunk's token), and its signing keys.
+    /// The contract its tenant speaks: body shape, header names, signature, retries, breaker.
+    pub profile: Arc<Profile>,
+    /// The current secret (Splunk's token), and its signing keys (none: deliveries are unsigned).
     pub secret: Secret,
-    pub keys: SigningKeys,
+    pub keys: Option<SigningKeys>,
     /// The previous secret's signing keys, while its grace period lasts.
     pub previous: Option<SigningKeys>,
     pub presentations: HashMap<String, serde_json::Value>,
@@ -39,18 +43,16 @@ pub struct AttemptContext<'a> {
     pub http: &'a HttpTransport,
     pub syslog: &'a SyslogTransport,
     pub render: &'a RenderSettings,
-    pub names: &'a HeaderNames,
-    pub retry_delays: &'a [Duration],
+    /// The cool-down (the threshold and the time to disable come from the profile).
     pub breaker: BreakerSettings,
 }
 
-/// The circuit breaker's settings (see `store::Breaker`).
+/// The circuit breaker's deployment-wide setting (see `store::Breaker`); when it opens and when
+/// it disables are the profile's [`FailurePolicy`].
 #[derive(Debug, Clone, Copy)]
 pub struct BreakerSettings {
-    pub threshold: u32,
     /// The first cool-down; it doubles with each opening in a row, up to [`MAX_COOLDOWN_MS`].
     pub cooldown_ms: i64,
-    pub disable_after_ms: i64,
 }
 
 /// The longest an open circuit waits before its next probe.
@@ -58,12 +60,12 @@ pub const MAX_COOLDOWN_MS: i64 = 3_600_000;
 
 impl BreakerSettings {
     /// The breaker's decision for a webhook whose circuit opened `opens` times in a row.
-    fn for_webhook(&self, opens: u32) -> Breaker {
+    fn for_webhook(&self, opens: u32, policy: FailurePolicy) -> Breaker {
         let doubled = self.cooldown_ms.saturating_mul(1i64 << opens.min(16));
         Breaker {
-            threshold: self.threshold,
+            threshold: policy.threshold,
             cooldown_ms: doubled.min(MAX_COOLDOWN_MS.max(self.cooldown_ms)),
-            disable_after_ms: self.disable_after_ms,
+            disable_after_ms: i64::try_from(policy.disable_after.as_millis()).unwrap_or(i64::MAX),
         }
     }
 }
@@ -94,13 +96,14 @@ pub async fn attempt(
             tenant_id: &d.tenant_id,
             data: &d.data,
             emitted_at: now,
+            shape: &dest.profile.body,
         },
         dest.presentations.get(&d.event_type),
         ctx.render,
         transport.is_syslog(),
     );
     let mut headers = signed_headers(
-        ctx.names,
+        &dest.profile,
         &Signed {
             content_type: body.content_type,
             event_type: &d.event_type,
@@ -108,7 +111,7 @@ pub async fn attempt(
             attempt_id,
             now,
             webhook_id: w.id,
-            keys: &dest.keys,
+            keys: dest.keys.as_ref(),
             previous: dest.previous.as_ref(),
             body: &body.body,
         },
@@ -182,7 +185,7 @@ pub async fn attempt(
                 schedule = ms.iter().map(|m| Duration::from_millis(*m)).collect();
                 &schedule[..]
             }
-            None => ctx.retry_delays,
+            None => &dest.profile.webhooks.retry_schedule,
         };
         let mut wait = jitter(delay_before_retry(delays, attempt_no));
         if let Some(at_least) = retry_after {
@@ -223,6 +226,6 @@ pub async fn attempt(
         counts_for_breaker: !is_test && !backpressure,
         counter_was_zero: w.failure_count == 0 && !dest.failed_since_read.load(std::sync::atomic::Ordering::Relaxed),
         gone,
-        breaker: ctx.breaker.for_webhook(w.circuit_opens),
+        breaker: ctx.breaker.for_webhook(w.circuit_opens, dest.profile.failure),
     }
 }

@@ -1,41 +1,15 @@
-//! The service's own headers of a request: event, delivery, timestamp, webhook id, and both
-//! signature schemes, for the current secret and, during a rotation, the previous one; and the
-//! form they take in the delivery log (credentials masked).
+//! The service's own headers of a request, named as the tenant's profile names them: event,
+//! delivery, timestamp, webhook id, the seed-style signature and the Standard Webhooks ones, for
+//! the current secret and, during a rotation, the previous one; and the form they take in the
+//! delivery log (credentials masked).
 
 use axum::http::{HeaderName, HeaderValue};
 use bytes::Bytes;
 use uuid::Uuid;
 
 use crate::domain::webhook::CustomHeaders;
+use crate::profile::{Profile, SignatureFormat};
 use crate::signing::{seed_signature_bytes, standard_signature_bytes, SigningKeys};
-
-/// The names of the service's own headers, built once from the configured prefix.
-#[derive(Clone, Debug)]
-pub struct HeaderNames {
-    pub event: HeaderName,
-    pub delivery: HeaderName,
-    pub timestamp: HeaderName,
-    pub webhook_id: HeaderName,
-    pub signature: HeaderName,
-    pub signature_previous: HeaderName,
-}
-
-impl HeaderNames {
-    pub fn new(prefix: &str) -> Self {
-        let name = |suffix: &str| {
-            HeaderName::from_bytes(format!("{prefix}-{suffix}").to_ascii_lowercase().as_bytes())
-                .expect("the header prefix is validated in config")
-        };
-        Self {
-            event: name("Event"),
-            delivery: name("Delivery"),
-            timestamp: name("Timestamp"),
-            webhook_id: name("Webhook-Id"),
-            signature: name("Signature"),
-            signature_previous: name("Signature-Previous"),
-        }
-    }
-}
 
 pub fn value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
@@ -93,23 +67,31 @@ pub struct Signed<'a> {
     /// Unix ms of this dispatch.
     pub now: i64,
     pub webhook_id: Uuid,
-    pub keys: &'a SigningKeys,
+    /// None: the webhook has no secret (its profile allows that) and nothing is signed.
+    pub keys: Option<&'a SigningKeys>,
     /// The previous secret's keys during its grace period: signed with too.
     pub previous: Option<&'a SigningKeys>,
     pub body: &'a [u8],
 }
 
-/// The service's own headers of a request, both signature schemes included (custom headers and
-/// Splunk's token are the caller's). The load test's raw ceiling sends the same.
+/// The service's own headers of a request, as `profile` names them, both signature schemes
+/// included unless it turns the Standard Webhooks ones off (custom headers and Splunk's token
+/// are the caller's). The load test's raw ceiling sends the same.
 ///
 /// Every value is written into one buffer and handed to its header as a slice of it: one
 /// allocation per request instead of one per value and one more per signature string.
-pub fn signed_headers(n: &HeaderNames, s: &Signed<'_>) -> Vec<(HeaderName, HeaderValue)> {
+pub fn signed_headers(profile: &Profile, s: &Signed<'_>) -> Vec<(HeaderName, HeaderValue)> {
+    let (n, sig) = (&profile.headers, &profile.signature);
     let unix = s.now.div_euclid(1000);
     // The timestamp's digits are both a header and part of what the Standard Webhooks scheme signs.
     let mut digits = [0u8; 20];
     let digits = decimal(unix, &mut digits);
     let (mut attempt_id, mut webhook_id) = (Uuid::encode_buffer(), Uuid::encode_buffer());
+    // `sha256=<hex>`, or the hex alone.
+    let skip = match sig.format {
+        SignatureFormat::Sha256Hex => 0,
+        SignatureFormat::Hex => "sha256=".len(),
+    };
 
     // Each value runs from where it starts to where the next one starts (or the buffer ends).
     let mut buf = Vec::with_capacity(320);
@@ -118,35 +100,46 @@ pub fn signed_headers(n: &HeaderNames, s: &Signed<'_>) -> Vec<(HeaderName, Heade
         starts.push((name, buf.len()));
         buf.extend_from_slice(bytes);
     };
-    put(&mut buf, n.event.clone(), s.event_type.as_bytes());
-    put(&mut buf, n.delivery.clone(), s.attempt_id.hyphenated().encode_lower(&mut attempt_id).as_bytes());
-    put(&mut buf, n.timestamp.clone(), &[]);
-    crate::domain::time::write_rfc3339_secs(s.now, &mut buf);
-    put(&mut buf, n.webhook_id.clone(), s.webhook_id.hyphenated().encode_lower(&mut webhook_id).as_bytes());
-    put(&mut buf, n.signature.clone(), &seed_signature_bytes(s.keys, s.body));
-    if let Some(prev) = s.previous {
-        put(&mut buf, n.signature_previous.clone(), &seed_signature_bytes(prev, s.body));
+    if let Some(name) = &n.event {
+        put(&mut buf, name.clone(), s.event_type.as_bytes());
     }
-    put(&mut buf, HeaderName::from_static("webhook-id"), s.event_ref.as_bytes());
-    put(&mut buf, HeaderName::from_static("webhook-timestamp"), digits);
-    put(
-        &mut buf,
-        HeaderName::from_static("webhook-signature"),
-        &standard_signature_bytes(s.keys, s.event_ref, digits, s.body),
-    );
-    if let Some(prev) = s.previous {
-        buf.push(b' ');
-        buf.extend_from_slice(&standard_signature_bytes(prev, s.event_ref, digits, s.body));
+    if let Some(name) = &n.delivery {
+        put(&mut buf, name.clone(), s.attempt_id.hyphenated().encode_lower(&mut attempt_id).as_bytes());
+    }
+    if let Some(name) = &n.timestamp {
+        put(&mut buf, name.clone(), &[]);
+        crate::domain::time::write_rfc3339_secs(s.now, &mut buf);
+    }
+    if let Some(name) = &n.webhook_id {
+        put(&mut buf, name.clone(), s.webhook_id.hyphenated().encode_lower(&mut webhook_id).as_bytes());
+    }
+    if let Some(keys) = s.keys {
+        put(&mut buf, sig.header.clone(), &seed_signature_bytes(keys, s.body)[skip..]);
+        if let (Some(prev), Some(name)) = (s.previous, &sig.previous_header) {
+            put(&mut buf, name.clone(), &seed_signature_bytes(prev, s.body)[skip..]);
+        }
+    }
+    if n.standard_webhooks {
+        put(&mut buf, HeaderName::from_static("webhook-id"), s.event_ref.as_bytes());
+        put(&mut buf, HeaderName::from_static("webhook-timestamp"), digits);
+        if let Some(keys) = s.keys {
+            put(
+                &mut buf,
+                HeaderName::from_static("webhook-signature"),
+                &standard_signature_bytes(keys, s.event_ref, digits, s.body),
+            );
+            if let Some(prev) = s.previous {
+                buf.push(b' ');
+                buf.extend_from_slice(&standard_signature_bytes(prev, s.event_ref, digits, s.body));
+            }
+        }
     }
     let ends: Vec<usize> = starts.iter().skip(1).map(|(_, start)| *start).chain([buf.len()]).collect();
 
     let buf = Bytes::from(buf);
     let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(14);
     headers.push((axum::http::header::CONTENT_TYPE, HeaderValue::from_static(s.content_type)));
-    headers.push((
-        axum::http::header::USER_AGENT,
-        HeaderValue::from_static(concat!("Tocsin-Webhook/", env!("CARGO_PKG_VERSION"))),
-    ));
+    headers.push((axum::http::header::USER_AGENT, n.user_agent.clone()));
     for ((name, start), end) in starts.into_iter().zip(ends) {
         let v = HeaderValue::from_maybe_shared(buf.slice(start..end))
             .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
@@ -168,6 +161,7 @@ fn decimal(n: i64, buf: &mut [u8; 20]) -> &[u8] {
 mod tests {
     use super::*;
     use crate::domain::secret::Secret;
+    use crate::profile::Profiles;
     use crate::signing::{verify_seed, verify_standard};
 
     #[test]
@@ -187,11 +181,11 @@ mod tests {
                 attempt_id,
                 now: 1_778_250_645_123,
                 webhook_id,
-                keys: &keys,
+                keys: Some(&keys),
                 previous: prev,
                 body,
             };
-            let headers = signed_headers(&HeaderNames::new("X-Tocsin"), &signed);
+            let headers = signed_headers(Profiles::builtin().get("tocsin").unwrap(), &signed);
             let get = |name: &str| {
                 headers.iter().find(|(k, _)| k.as_str() == name).map(|(_, v)| v.to_str().unwrap().to_string())
             };
@@ -227,7 +221,7 @@ mod tests {
             (HeaderName::from_static("x-tocsin-event"), HeaderValue::from_static("alert.created")),
         ];
         let raw = std::collections::BTreeMap::from([("X-Api-Key".to_string(), "hunter2".to_string())]);
-        let custom = CustomHeaders::parse(&raw, "X-Tocsin").unwrap();
+        let custom = CustomHeaders::parse(&raw, "X-Tocsin", |_| false).unwrap();
         let logged = logged_headers(&service, &custom, Some("Splunk"));
         let parsed: serde_json::Value = serde_json::from_str(&logged).expect("valid JSON");
         assert_eq!(

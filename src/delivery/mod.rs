@@ -19,36 +19,33 @@ mod test_send;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::{Notify, Semaphore};
 use uuid::Uuid;
 
-use crate::catalogue::Catalogue;
 use crate::config::Settings;
 use crate::crypto::Cipher;
 use crate::destinations::{self, RenderSettings};
 use crate::domain::secret::Secret;
 use crate::domain::time::now_ms;
 use crate::domain::webhook::Webhook;
+use crate::profile::Profiles;
 use crate::signing::SigningKeys;
 use crate::store::{Store, StoreError};
 use crate::transport::http::{GuardedConnector, HttpTransport, Resolve, SystemResolver};
 use crate::transport::ssrf::AddressPolicy;
 use crate::transport::syslog::SyslogTransport;
 use attempt::{AttemptContext, BreakerSettings, Endpoint};
-use headers::HeaderNames;
 use slots::Slot;
 
 pub struct Inner {
     store: Arc<Store>,
     cipher: Cipher,
-    catalogue: Catalogue,
+    profiles: Profiles,
     http: HttpTransport,
     syslog: SyslogTransport,
     render: RenderSettings,
-    names: HeaderNames,
-    retry_delays: Vec<Duration>,
     breaker: BreakerSettings,
     /// Extra lease time beyond an attempt's own timeout, in ms.
     lease_margin_ms: i64,
@@ -98,8 +95,8 @@ impl std::ops::Deref for Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(settings: &Settings, store: Arc<Store>, cipher: Cipher, catalogue: Catalogue) -> anyhow::Result<Self> {
-        Self::with_resolver(settings, store, cipher, catalogue, Arc::new(SystemResolver))
+    pub fn new(settings: &Settings, store: Arc<Store>, cipher: Cipher, profiles: Profiles) -> anyhow::Result<Self> {
+        Self::with_resolver(settings, store, cipher, profiles, Arc::new(SystemResolver))
     }
 
     /// Like `new`, with a chosen DNS resolver (tests map names to addresses with it).
@@ -107,7 +104,7 @@ impl Dispatcher {
         settings: &Settings,
         store: Arc<Store>,
         cipher: Cipher,
-        catalogue: Catalogue,
+        profiles: Profiles,
         resolver: Arc<dyn Resolve>,
     ) -> anyhow::Result<Self> {
         let extra_ca = match &settings.extra_ca_file {
@@ -142,16 +139,12 @@ impl Dispatcher {
         Ok(Self(Arc::new(Inner {
             store,
             cipher,
-            catalogue,
+            profiles,
             http: HttpTransport::new(connector, tls, settings.workers),
             syslog,
             render: settings.render.clone(),
-            names: HeaderNames::new(&settings.header_prefix),
-            retry_delays: settings.retry_delays.clone(),
             breaker: BreakerSettings {
-                threshold: settings.failure_threshold,
                 cooldown_ms: i64::try_from(settings.breaker_cooldown.as_millis()).unwrap_or(i64::MAX),
-                disable_after_ms: i64::try_from(settings.disable_after.as_millis()).unwrap_or(i64::MAX),
             },
             lease_margin_ms: settings.lease_margin.as_millis() as i64,
             per_webhook: settings.webhook_concurrency.min(settings.workers),
@@ -181,11 +174,13 @@ impl Dispatcher {
         self.wake.notify_one();
     }
 
-    /// Opens a webhook's secrets for signing, and gathers how its tenant's events are presented.
+    /// Opens a webhook's secrets for signing, and gathers its tenant's profile and how its
+    /// tenant's events are presented.
     pub(super) async fn open_endpoint(&self, webhook: Webhook) -> Result<Endpoint, DeliveryError> {
+        let profile = self.profiles.resolve(self.store.tenant_profile(&webhook.tenant_id).await?.as_deref());
         let mut presentations = HashMap::new();
         if destinations::of(webhook.format).uses_presentation() {
-            for et in self.catalogue.iter() {
+            for et in profile.catalogue.iter() {
                 if let Some(p) = &et.presentation {
                     presentations.insert(et.name.clone(), p.clone());
                 }
@@ -203,24 +198,19 @@ impl Dispatcher {
                 .map(Secret::from_stored)
                 .map_err(|_| DeliveryError::SealedSecret)
         };
-        let secret = open(&webhook.secret.current)?;
+        let secret = if webhook.secret.is_unsigned() { Secret::unsigned() } else { open(&webhook.secret.current)? };
         let previous = match (&webhook.secret.previous, webhook.secret.previous_expires_at) {
-            (Some(prev), Some(until)) if until > now_ms() => Some(SigningKeys::new(&open(prev)?)),
+            (Some(prev), Some(until)) if until > now_ms() && !prev.is_empty() => Some(open(prev)?),
             _ => None,
         };
-        let keys = SigningKeys::new(&secret);
-        Ok(Endpoint { webhook, secret, keys, previous, presentations, failed_since_read: Default::default() })
+        // A webhook without a secret (where its profile allows one) delivers unsigned.
+        let keys = (!secret.is_unsigned()).then(|| SigningKeys::new(&secret));
+        let previous = previous.map(|s| SigningKeys::new(&s));
+        Ok(Endpoint { webhook, profile, secret, keys, previous, presentations, failed_since_read: Default::default() })
     }
 
     pub(super) fn context(&self) -> AttemptContext<'_> {
-        AttemptContext {
-            http: &self.http,
-            syslog: &self.syslog,
-            render: &self.render,
-            names: &self.names,
-            retry_delays: &self.retry_delays,
-            breaker: self.breaker,
-        }
+        AttemptContext { http: &self.http, syslog: &self.syslog, render: &self.render, breaker: self.breaker }
     }
 
     /// A new lease id: each claim and each hand-over gets its own.

@@ -14,6 +14,7 @@ pub mod rfc5424;
 use crate::domain::secret::Secret;
 use crate::domain::webhook::{Format, Webhook};
 use crate::domain::FieldError;
+use crate::profile::BodyShape;
 
 /// Declares the formats: their modules, and the list every lookup goes through.
 macro_rules! registry {
@@ -44,6 +45,8 @@ pub struct EventView<'a> {
     pub data: &'a [u8],
     /// Unix ms of this dispatch (the envelope's `emitted_at`).
     pub emitted_at: i64,
+    /// The JSON body as the tenant's profile shapes it ([`BodyShape::tocsin`] by default).
+    pub shape: &'a BodyShape,
 }
 
 /// Deployment-wide rendering settings.

@@ -39,6 +39,17 @@ impl Secret {
         Ok(Self(raw.to_string()))
     }
 
+    /// No secret: a webhook whose profile makes signing optional and that was given none. It is
+    /// stored sealed like any other (so every webhook row has the same shape) and signs nothing.
+    pub fn unsigned() -> Self {
+        Self(String::new())
+    }
+
+    /// Whether this is [`Secret::unsigned`] (a parsed or generated secret is never empty).
+    pub fn is_unsigned(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Rebuilds a secret opened from the store (it was validated when it was stored).
     pub fn from_stored(bytes: Vec<u8>) -> Self {
         Self(String::from_utf8_lossy(&bytes).into_owned())

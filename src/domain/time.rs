@@ -27,6 +27,35 @@ pub fn write_rfc3339_secs(ms: i64, out: &mut Vec<u8>) {
     t.format_into(out, &Rfc3339).ok();
 }
 
+/// A duration written with its unit (`500ms`, `30s`, `15m`, `72h`, `3d`; a bare number is seconds),
+/// within `lo..=hi`. Settings and profile files write durations this way.
+pub fn parse_duration_text(
+    s: &str,
+    lo: std::time::Duration,
+    hi: std::time::Duration,
+) -> Result<std::time::Duration, String> {
+    let bad = || format!("'{s}' must be a duration such as 30s, 15m, 72h or 3d, from {lo:?} to {hi:?}");
+    let (digits, unit_ms): (&str, u64) = if let Some(d) = s.strip_suffix("ms") {
+        (d, 1)
+    } else if let Some(d) = s.strip_suffix('s') {
+        (d, 1000)
+    } else if let Some(d) = s.strip_suffix('m') {
+        (d, 60_000)
+    } else if let Some(d) = s.strip_suffix('h') {
+        (d, 3_600_000)
+    } else if let Some(d) = s.strip_suffix('d') {
+        (d, 86_400_000)
+    } else {
+        (s, 1000)
+    };
+    let n = digits.trim().parse::<u64>().map_err(|_| bad())?;
+    let d = n.checked_mul(unit_ms).map(std::time::Duration::from_millis).ok_or_else(bad)?;
+    if d < lo || d > hi {
+        return Err(bad());
+    }
+    Ok(d)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

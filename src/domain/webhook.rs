@@ -179,8 +179,13 @@ const RESERVED_HEADERS: &[&str] = &[
 pub const MAX_CUSTOM_HEADERS: usize = 20;
 
 impl CustomHeaders {
-    /// `own_prefix` is the service's header prefix (`X-Tocsin`): names under it are reserved.
-    pub fn parse(raw: &BTreeMap<String, String>, own_prefix: &str) -> Result<Self, FieldError> {
+    /// `own_prefix` is the service's header prefix (`X-Tocsin`): names under it are reserved, as
+    /// are those `reserved` (given a lower-case name) says the tenant's profile sets.
+    pub fn parse(
+        raw: &BTreeMap<String, String>,
+        own_prefix: &str,
+        reserved: impl Fn(&str) -> bool,
+    ) -> Result<Self, FieldError> {
         if raw.len() > MAX_CUSTOM_HEADERS {
             return Err(FieldError::new("headers", format!("at most {MAX_CUSTOM_HEADERS} custom headers")));
         }
@@ -194,6 +199,7 @@ impl CustomHeaders {
             }
             let lower = name.to_ascii_lowercase();
             if RESERVED_HEADERS.contains(&lower.as_str())
+                || reserved(&lower)
                 || lower.starts_with(&own_prefix)
                 || lower.starts_with("proxy-")
             {
@@ -351,6 +357,14 @@ pub struct SealedSecrets {
     pub rotated_at: i64,
 }
 
+impl SealedSecrets {
+    /// Whether the webhook has no secret (its profile made signing optional and it was given
+    /// none): then `current` is empty, and its deliveries are unsigned.
+    pub fn is_unsigned(&self) -> bool {
+        self.current.is_empty()
+    }
+}
+
 impl std::fmt::Debug for SealedSecrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SealedSecrets").field("rotated_at", &self.rotated_at).finish_non_exhaustive()
@@ -428,7 +442,9 @@ mod tests {
 
     #[test]
     fn headers() {
-        let h = |k: &str, v: &str| CustomHeaders::parse(&BTreeMap::from([(k.to_string(), v.to_string())]), "X-Tocsin");
+        let h = |k: &str, v: &str| {
+            CustomHeaders::parse(&BTreeMap::from([(k.to_string(), v.to_string())]), "X-Tocsin", |_| false)
+        };
         assert!(h("Authorization", "Bearer abc").is_ok());
         for (k, v) in
             [("Host", "x"), ("Content-Type", "x"), ("X-Tocsin-Signature", "x"), ("bad name", "x"), ("X-A", "a\r\nb")]

@@ -29,8 +29,11 @@ pub fn router(state: AppState) -> Router {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
         })
         .layer(DefaultBodyLimit::max(1024 * 1024));
+    // Products' own management routes, served by the same API.
+    let dialects = api::dialect::routes(&state, api.clone().with_state(state.clone()));
     let app = Router::new()
         .merge(ui::router())
+        .merge(dialects)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .nest("/api/v1", api)

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::webhooks::get as get_webhook;
 use super::{AppState, Principal, ServiceError, ServiceResult};
+use crate::catalogue::Catalogue;
 use crate::destinations::{self, Rendered};
 use crate::domain::event_type::EventType;
 use crate::domain::time::now_ms;
@@ -20,7 +21,8 @@ use crate::store::{AttemptRecord, WebhookStats};
 /// (rendering is deterministic, so it is not stored).
 pub async fn request_body(state: &AppState, w: &Webhook, a: &AttemptRecord) -> ServiceResult<String> {
     let Some(event) = state.store.get_event(&w.tenant_id, &a.event_ref).await? else { return Ok(String::new()) };
-    let presentation = match state.catalogue.get(&a.event_type) {
+    let profile = state.profile_of(&w.tenant_id).await?;
+    let presentation = match profile.catalogue.get(&a.event_type) {
         Some(et) => et.presentation.clone(),
         None => state
             .store
@@ -38,6 +40,7 @@ pub async fn request_body(state: &AppState, w: &Webhook, a: &AttemptRecord) -> S
             tenant_id: w.tenant_id.as_str(),
             data: &event.data,
             emitted_at: a.dispatched_at,
+            shape: &profile.body,
         },
         presentation.as_ref(),
         &state.settings.render,
@@ -50,14 +53,14 @@ pub async fn request_body(state: &AppState, w: &Webhook, a: &AttemptRecord) -> S
 pub async fn send_test(state: &AppState, who: &Principal, id: Uuid) -> ServiceResult<AttemptRecord> {
     who.admin()?;
     let w = state.store.get_webhook(&who.tenant, id).await?.ok_or(ServiceError::NotFound("webhook"))?;
-    let data = test_payload(state, &w);
+    let profile = state.profile_of(&who.tenant).await?;
+    let data = test_payload(&profile.catalogue, &w);
     Ok(state.dispatcher.send_test(w, data).await?)
 }
 
 /// The example payload of an event type the webhook subscribes to, or a plain test message.
-fn test_payload(state: &AppState, w: &Webhook) -> serde_json::Value {
-    let example = state
-        .catalogue
+fn test_payload(catalogue: &Catalogue, w: &Webhook) -> serde_json::Value {
+    let example = catalogue
         .iter()
         .find(|et| et.example.is_some() && w.subscribes_to(&et.name) && !et.name.starts_with("webhook."))
         .map(|et| (et.name.clone(), et.example.clone().unwrap_or_default()));
@@ -152,7 +155,8 @@ pub async fn preview(
     who.reader()?;
     let w = get_webhook(state, who, id).await?;
     let own = state.store.list_event_types(&who.tenant).await?;
-    let mut types = state.catalogue.merged(own);
+    let profile = state.profile_of(&who.tenant).await?;
+    let mut types = profile.catalogue.merged(own);
     let position = match &input.event {
         Some(name) => types
             .iter()
@@ -180,6 +184,7 @@ pub async fn preview(
             tenant_id: who.tenant.as_str(),
             data: raw.as_bytes(),
             emitted_at: now_ms(),
+            shape: &profile.body,
         },
         chosen.presentation.as_ref(),
         &state.settings.render,

@@ -9,7 +9,6 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use super::{AppState, Principal, ServiceResult};
-use crate::catalogue::Catalogue;
 use crate::domain::event_type::EventType;
 use crate::domain::event_type::{EventTypeName, SYSTEM_EVENT_TYPES};
 use crate::domain::tenant::TenantId;
@@ -17,6 +16,7 @@ use crate::domain::time::now_ms;
 use crate::domain::token::Role;
 use crate::domain::FieldError;
 use crate::fanout;
+use crate::profile::Profile;
 use crate::store::{NewEvent, Published};
 
 /// One event as a producer sends it.
@@ -34,15 +34,16 @@ pub struct EventInput {
     pub ordering_key: Option<String>,
 }
 
-/// The event types a tenant may publish: the configured catalogue (schemas compiled at load)
-/// plus the tenant's own types.
-pub struct KnownTypes<'a> {
-    catalogue: &'a Catalogue,
+/// The event types a tenant may publish: its profile's catalogue (schemas compiled at load)
+/// plus the tenant's own types; and the profile's rule for `event_ref`.
+pub struct KnownTypes {
+    profile: Arc<Profile>,
     own: HashMap<String, Option<Arc<jsonschema::Validator>>>,
 }
 
-impl<'a> KnownTypes<'a> {
-    pub fn new(catalogue: &'a Catalogue, own: Vec<EventType>) -> Self {
+impl KnownTypes {
+    pub fn new(profile: Arc<Profile>, own: Vec<EventType>) -> Self {
+        let catalogue = &profile.catalogue;
         let own = own
             .into_iter()
             .filter(|et| !catalogue.contains(&et.name))
@@ -52,13 +53,13 @@ impl<'a> KnownTypes<'a> {
                 (et.name, v)
             })
             .collect();
-        Self { catalogue, own }
+        Self { profile, own }
     }
 
     /// `None` for an unknown type; else the type's schema, if it has one.
     fn get(&self, name: &str) -> Option<Option<Arc<jsonschema::Validator>>> {
-        if self.catalogue.contains(name) {
-            Some(self.catalogue.validator(name))
+        if self.profile.catalogue.contains(name) {
+            Some(self.profile.catalogue.validator(name))
         } else {
             self.own.get(name).cloned()
         }
@@ -83,7 +84,7 @@ pub fn validate(
     input: &EventInput,
     prefix: &str,
     tenant: &TenantId,
-    known: &KnownTypes<'_>,
+    known: &KnownTypes,
     max_bytes: usize,
 ) -> Result<NewEvent, FieldError> {
     let field = |f: &str| format!("{prefix}{f}");
@@ -107,14 +108,23 @@ pub fn validate(
     if let Some(v) = &schema {
         check_schema(v, raw, &field("data"))?;
     }
-    let event_ref = match &input.event_ref {
-        Some(r) => {
-            if r.is_empty() || r.len() > 128 || !r.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(FieldError::new(field("event_ref"), "event_ref must be 1 to 128 printable characters"));
-            }
-            r.clone()
+    let from_data = known.profile.event_ref_from.as_deref().and_then(|key| Some((key, data_field(raw, key)?)));
+    let event_ref = match (&input.event_ref, from_data) {
+        (Some(r), _) if r.is_empty() || r.len() > 128 || !r.bytes().all(|b| b.is_ascii_graphic()) => {
+            return Err(FieldError::new(field("event_ref"), "must be 1 to 128 printable characters"));
         }
-        None => Uuid::new_v4().to_string(),
+        (Some(r), Some((key, v))) if *r != v => {
+            return Err(FieldError::new(
+                field("event_ref"),
+                format!(
+                    "must equal data.{key} ('{v}'): the {} profile's event_ref is always that field",
+                    known.profile.name
+                ),
+            ));
+        }
+        (Some(r), _) => r.clone(),
+        (None, Some((_, v))) if !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()) => v,
+        (None, _) => Uuid::new_v4().to_string(),
     };
     if let Some(k) = &input.ordering_key {
         if k.is_empty() || k.len() > 256 || k.chars().any(char::is_control) {
@@ -132,11 +142,21 @@ pub fn validate(
     })
 }
 
+/// A scalar field of a `data` object, as text (the profile's source of `event_ref`).
+fn data_field(raw: &str, key: &str) -> Option<String> {
+    let data: serde_json::Map<String, serde_json::Value> = serde_json::from_str(raw).ok()?;
+    match data.get(key)? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
 /// The event types the caller's tenant may publish.
-pub async fn known_types<'a>(state: &'a AppState, who: &Principal) -> ServiceResult<KnownTypes<'a>> {
+pub async fn known_types(state: &AppState, who: &Principal) -> ServiceResult<KnownTypes> {
     who.require(&[Role::Publisher, Role::Admin])?;
     let own = state.store.list_event_types(&who.tenant).await?;
-    Ok(KnownTypes::new(&state.catalogue, own))
+    Ok(KnownTypes::new(state.profile_of(&who.tenant).await?, own))
 }
 
 /// Fans the events out to the tenant's webhooks, commits them with their deliveries, and wakes

@@ -17,10 +17,11 @@ pub use caller::Principal;
 pub use error::{ServiceError, ServiceResult};
 pub use health::Health;
 
-use crate::catalogue::Catalogue;
 use crate::config::Settings;
 use crate::crypto::Cipher;
 use crate::delivery::Dispatcher;
+use crate::domain::tenant::TenantId;
+use crate::profile::{Profile, Profiles};
 use crate::store::Store;
 use crate::transport::ssrf::AddressPolicy;
 
@@ -31,7 +32,8 @@ pub struct AppState(Arc<Shared>);
 pub struct Shared {
     pub store: Arc<Store>,
     pub cipher: Cipher,
-    pub catalogue: Catalogue,
+    /// The product contracts, and the deployment's default.
+    pub profiles: Profiles,
     pub settings: Settings,
     pub address_policy: AddressPolicy,
     pub dispatcher: Dispatcher,
@@ -48,5 +50,16 @@ impl std::ops::Deref for AppState {
 impl AppState {
     pub fn new(shared: Shared) -> Self {
         Self(Arc::new(shared))
+    }
+
+    /// The profile a tenant speaks: its own choice, else the deployment's default.
+    pub async fn profile_of(&self, tenant: &TenantId) -> ServiceResult<Arc<Profile>> {
+        Ok(self.profiles.resolve(self.store.tenant_profile(tenant).await?.as_deref()))
+    }
+
+    /// [`AppState::profile_of`] for pages that show it: the deployment's default if the store
+    /// cannot say.
+    pub async fn shown_profile(&self, tenant: &TenantId) -> Arc<Profile> {
+        self.profile_of(tenant).await.unwrap_or_else(|_| self.profiles.default_profile().clone())
     }
 }

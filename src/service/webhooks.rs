@@ -66,8 +66,9 @@ impl AppState {
             return Err(ServiceError::invalid("event_types", "at most 200 entries"));
         }
         let own = self.store.list_event_types(tenant).await?;
+        let profile = self.profile_of(tenant).await?;
         let names: Vec<&str> =
-            self.catalogue.iter().map(|e| e.name.as_str()).chain(own.iter().map(|e| e.name.as_str())).collect();
+            profile.catalogue.iter().map(|e| e.name.as_str()).chain(own.iter().map(|e| e.name.as_str())).collect();
         let mut out: Vec<EventTypePattern> = Vec::with_capacity(raw.len());
         for (i, p) in raw.iter().enumerate() {
             let pattern = EventTypePattern::parse(p, &format!("event_types[{i}]"), names.iter().copied())?;
@@ -120,7 +121,10 @@ async fn apply(
         changed.push("retry_delays_ms");
     }
     if let Some(v) = input.headers {
-        w.headers = CustomHeaders::parse(&v, &state.settings.header_prefix)?;
+        let profile = state.profile_of(&who.tenant).await?;
+        w.headers = CustomHeaders::parse(&v, &state.settings.header_prefix, |lower| {
+            profile.headers.reserves(&profile.signature, lower)
+        })?;
         changed.push("headers");
     }
     if let Some(v) = input.description {
@@ -148,20 +152,32 @@ async fn apply(
 /// Creates a webhook; returns it with its secret (shown once).
 pub async fn create(state: &AppState, who: &Principal, mut input: WebhookInput) -> ServiceResult<(Webhook, Secret)> {
     who.admin()?;
-    let name = input.name.clone().ok_or_else(|| ServiceError::missing("name", "name is required"))?;
+    let profile = state.profile_of(&who.tenant).await?;
+    let defaults = &profile.webhooks;
     let url = input.url.clone().ok_or_else(|| ServiceError::missing("url", "url is required"))?;
+    let name = match input.name.clone() {
+        Some(name) => name,
+        // The profile's documented create call names no webhook: its URL's host does.
+        None if !defaults.name_required => WebhookUrl::parse(&url, "url")?.host().to_string(),
+        None => return Err(ServiceError::missing("name", "name is required")),
+    };
+    if input.format.is_none() {
+        input.format = defaults.format.clone();
+    }
     let secret = match input.secret.take() {
         Some(s) => Secret::parse(&s, "secret")?,
         None => {
             let format = input.format.as_deref().map(|f| destinations::parse_format(f, "format")).transpose()?;
-            if let Some(why) = format.and_then(|f| destinations::of(f).secret_required()) {
-                return Err(ServiceError::missing("secret", why));
+            match format.and_then(|f| destinations::of(f).secret_required()) {
+                Some(why) => return Err(ServiceError::missing("secret", why)),
+                // The profile signs only webhooks given a secret.
+                None if profile.signature.optional => Secret::unsigned(),
+                None => Secret::generate(),
             }
-            Secret::generate()
         }
     };
     if input.event_types.is_none() {
-        input.event_types = Some(state.settings.default_event_types.clone());
+        input.event_types = Some(defaults.event_types.clone());
     }
     let now = now_ms();
     let id = Uuid::now_v7();
@@ -173,8 +189,8 @@ pub async fn create(state: &AppState, who: &Principal, mut input: WebhookInput) 
         description: None,
         event_types: Vec::new(),
         format: destinations::default_format(),
-        retry_count: 3,
-        timeout_ms: 5000,
+        retry_count: defaults.retry_count,
+        timeout_ms: defaults.timeout_ms,
         retry_delays_ms: None,
         headers: CustomHeaders::default(),
         is_active: input.is_active.unwrap_or(true),
@@ -186,7 +202,11 @@ pub async fn create(state: &AppState, who: &Principal, mut input: WebhookInput) 
         max_per_second: None,
         owner_email: None,
         secret: SealedSecrets {
-            current: state.cipher.seal(secret.expose().as_bytes(), id.as_bytes()),
+            current: if secret.is_unsigned() {
+                Vec::new()
+            } else {
+                state.cipher.seal(secret.expose().as_bytes(), id.as_bytes())
+            },
             previous: None,
             previous_expires_at: None,
             rotated_at: now,
@@ -280,8 +300,9 @@ pub async fn rotate(state: &AppState, who: &Principal, id: Uuid, given: Option<&
     let expires = now + state.settings.secret_grace.as_millis() as i64;
     let sealed = SealedSecrets {
         current: state.cipher.seal(secret.expose().as_bytes(), w.id.as_bytes()),
-        previous: Some(w.secret.current.clone()),
-        previous_expires_at: Some(expires),
+        // An unsigned webhook's first secret has no predecessor to keep signing.
+        previous: Some(w.secret.current.clone()).filter(|_| !w.secret.is_unsigned()),
+        previous_expires_at: Some(expires).filter(|_| !w.secret.is_unsigned()),
         rotated_at: now,
     };
     let audit = who.audit(

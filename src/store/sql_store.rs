@@ -28,6 +28,7 @@ pub struct Store {
     /// what they hold drops them once its write is done.
     pub(super) event_types: ReadCache<TenantId, Vec<EventType>>,
     pub(super) webhooks: ReadCache<TenantId, Vec<Webhook>>,
+    pub(super) tenant_profiles: ReadCache<TenantId, Option<String>>,
     pub(super) webhooks_by_id: ReadCache<Uuid, Option<Webhook>>,
     /// Events one webhook's claim read, for the other webhooks' claims (see [`super::event_cache`]).
     /// SQLite only: on PostgreSQL a fan-out to ten was slower with it (alternating runs of (b),
@@ -48,6 +49,7 @@ impl Store {
             db: Box::new(db),
             event_types: ReadCache::new(),
             webhooks: ReadCache::new(),
+            tenant_profiles: ReadCache::new(),
             webhooks_by_id: ReadCache::new(),
             claimed_events: sqlite.then(EventCache::new),
             records: PendingRecords::default(),

@@ -1,4 +1,5 @@
-//! Tenant-wide settings: the contact address told about a failing webhook without an owner.
+//! Tenant-wide settings: the contact address told about a failing webhook without an owner, and
+//! the product profile the tenant speaks.
 
 use super::sql::Stmt;
 use super::sql_store::audit_stmt;
@@ -32,5 +33,37 @@ impl Store {
             ])
             .await
             .map(|_| ())
+    }
+
+    /// The profile the tenant chose, if it chose one (read on every publish: kept briefly).
+    pub async fn tenant_profile(&self, tenant: &TenantId) -> Result<Option<String>, StoreError> {
+        self.tenant_profiles
+            .get_or_load(tenant.clone(), async {
+                let rows = self.db.query("SELECT profile FROM tenants WHERE id = $1", params![tenant.as_str()]).await?;
+                Ok::<_, StoreError>(rows.first().map(|r| r.opt_text("profile")).transpose()?.flatten())
+            })
+            .await
+    }
+
+    /// Sets (or, with `None`, clears) the tenant's profile.
+    pub async fn set_tenant_profile(
+        &self,
+        tenant: &TenantId,
+        profile: Option<&str>,
+        audit: AuditEntry,
+    ) -> Result<(), StoreError> {
+        let r = self
+            .db
+            .write(vec![
+                Stmt::new(
+                    "INSERT INTO tenants (id, profile, updated_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (id) DO UPDATE SET profile = excluded.profile, updated_at = excluded.updated_at",
+                    params![tenant.as_str(), profile, audit.at],
+                ),
+                audit_stmt(&audit),
+            ])
+            .await;
+        self.tenant_profiles.invalidate();
+        r.map(|_| ())
     }
 }

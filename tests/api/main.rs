@@ -4,6 +4,7 @@
 
 mod helpers;
 mod receiver;
+mod seeds;
 mod siem;
 mod smtp;
 
@@ -11,5 +12,6 @@ mod access;
 mod delivery;
 mod event_types;
 mod https;
+mod profiles;
 mod validation;
 mod webhooks;

@@ -133,7 +133,7 @@ mod tests {
         let data = Value::Object(data);
         let p = present("alert.created", &data, None);
         let raw = data.to_string();
-        let view = EventView { event_type: "alert.created", event_ref: "r", tenant_id: "t", data: raw.as_bytes(), emitted_at: 0 };
+        let view = EventView { event_type: "alert.created", event_ref: "r", tenant_id: "t", data: raw.as_bytes(), emitted_at: 0, shape: crate::profile::BodyShape::tocsin() };
         let body: Value = serde_json::from_slice(&render(&view, &p)).unwrap();
         let blocks = body["blocks"].as_array().unwrap();
         assert!(blocks.len() <= MAX_BLOCKS);

@@ -56,12 +56,13 @@ pub struct EventTypeInput {
 pub async fn list_event_types(State(state): State<AppState>, who: Principal) -> ApiResult<Json<EventTypeList>> {
     who.reader()?;
     let own = state.store.list_event_types(&who.tenant).await?;
-    let data = state
+    let profile = state.profile_of(&who.tenant).await?;
+    let data = profile
         .catalogue
         .merged(own)
         .into_iter()
         .map(|et| EventTypeView {
-            built_in: state.catalogue.contains(&et.name),
+            built_in: profile.catalogue.contains(&et.name),
             name: et.name,
             description: et.description,
             schema: et.schema,
@@ -92,7 +93,7 @@ pub async fn put_event_type(
 ) -> ApiResult<(StatusCode, Json<EventTypeView>)> {
     who.admin()?;
     let name = EventTypeName::parse(&name, "name")?;
-    if state.catalogue.contains(name.as_str()) {
+    if state.profile_of(&who.tenant).await?.catalogue.contains(name.as_str()) {
         return Err(ApiError::conflict(format!("{} is configured for the deployment and read-only", name.as_str()))
             .field("name"));
     }
@@ -150,7 +151,7 @@ pub async fn delete_event_type(
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     who.admin()?;
-    if state.catalogue.contains(&name) {
+    if state.profile_of(&who.tenant).await?.catalogue.contains(&name) {
         return Err(ApiError::conflict(format!("{name} is configured for the deployment and read-only")).field("name"));
     }
     let audit = who.audit("event_type.delete", format!("event_type:{name}"), serde_json::json!({}));

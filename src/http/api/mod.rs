@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod deliveries;
+pub mod dialect;
 pub mod error;
 pub mod event_types;
 pub mod events;

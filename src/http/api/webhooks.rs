@@ -40,6 +40,9 @@ pub struct WebhookView {
     pub disabled_reason: Option<String>,
     pub max_per_second: Option<u32>,
     pub owner_email: Option<String>,
+    /// Whether deliveries are signed: false only for a webhook created without a secret where
+    /// the tenant's profile makes signing optional.
+    pub signed: bool,
     /// When the current secret was set.
     pub secret_rotated_at: String,
     /// Until when the previous secret still signs, during a rotation.
@@ -69,6 +72,7 @@ impl WebhookView {
             disabled_reason: w.disabled_reason.clone(),
             max_per_second: w.max_per_second,
             owner_email: w.owner_email.clone(),
+            signed: !w.secret.is_unsigned(),
             secret_rotated_at: rfc3339_ms(w.secret.rotated_at),
             previous_secret_expires_at: w
                 .secret
@@ -86,8 +90,9 @@ impl WebhookView {
 pub struct CreatedWebhook {
     #[serde(flatten)]
     pub webhook: WebhookView,
-    /// The signing secret. Shown once: store it now.
-    pub secret: String,
+    /// The signing secret. Shown once: store it now. Null when the webhook signs nothing (no
+    /// secret was given and the tenant's profile makes signing optional).
+    pub secret: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -153,7 +158,10 @@ pub async fn create_webhook(
     let (w, secret) = ops::create(&state, &who, input).await?;
     Ok((
         StatusCode::CREATED,
-        Json(CreatedWebhook { webhook: WebhookView::of(&w, &who), secret: secret.expose().to_string() }),
+        Json(CreatedWebhook {
+            webhook: WebhookView::of(&w, &who),
+            secret: (!secret.is_unsigned()).then(|| secret.expose().to_string()),
+        }),
     ))
 }
 

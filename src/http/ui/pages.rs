@@ -96,7 +96,11 @@ pub async fn event_types(State(state): State<AppState>, session: Session) -> Res
         Ok(o) => o,
         Err(e) => return super::api_error_page(e),
     };
-    let types = state.catalogue.merged(own);
+    let catalogue = match state.profile_of(&session.who.tenant).await {
+        Ok(profile) => profile.catalogue.clone(),
+        Err(e) => return super::api_error_page(e),
+    };
+    let types = catalogue.merged(own);
     page(
         "Event types",
         &session,
@@ -112,7 +116,7 @@ pub async fn event_types(State(state): State<AppState>, session: Session) -> Res
                                 td { code { (t.name) } }
                                 td { (t.description) }
                                 td.hide-narrow { @if t.schema.is_some() { span.badge.neutral { "JSON schema" } } }
-                                td.hide-narrow { @if state.catalogue.contains(&t.name) { span.muted { "configured" } } @else { "tenant" } }
+                                td.hide-narrow { @if catalogue.contains(&t.name) { span.muted { "configured" } } @else { "tenant" } }
                             }
                         }
                     }

@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("0005_circuit_breaker.sql")),
     (6, include_str!("0006_servers.sql")),
     (7, include_str!("0007_tenants.sql")),
+    (8, include_str!("0008_tenant_profile.sql")),
 ];
 
 /// PostgreSQL's migrations: as written.

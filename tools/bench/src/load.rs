@@ -48,12 +48,12 @@ pub(crate) async fn raw_ceiling(port: u16, concurrency: usize, total: u64) -> an
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
-    let (names, settings, webhook_id) =
-        (Arc::new(HeaderNames::new("X-Tocsin")), Arc::new(RenderSettings::default()), Uuid::new_v4());
+    let (profile, settings, webhook_id) =
+        (Profiles::builtin().default_profile().clone(), Arc::new(RenderSettings::default()), Uuid::new_v4());
     let json = destinations::parse_format("json", "format")?;
     for _ in 0..concurrency {
         let (transport, uri, keys, next) = (transport.clone(), uri.clone(), SigningKeys::new(&secret), next.clone());
-        let (names, settings) = (names.clone(), settings.clone());
+        let (profile, settings) = (profile.clone(), settings.clone());
         tasks.push(tokio::spawn(async move {
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);
@@ -74,13 +74,14 @@ pub(crate) async fn raw_ceiling(port: u16, concurrency: usize, total: u64) -> an
                         tenant_id: "default",
                         data: data.as_bytes(),
                         emitted_at: now,
+                        shape: &profile.body,
                     },
                     None,
                     &settings,
                     false,
                 );
                 let headers = signed_headers(
-                    &names,
+                    &profile,
                     &Signed {
                         content_type: body.content_type,
                         event_type: "alert.created",
@@ -88,7 +89,7 @@ pub(crate) async fn raw_ceiling(port: u16, concurrency: usize, total: u64) -> an
                         attempt_id: Uuid::now_v7(),
                         now,
                         webhook_id,
-                        keys: &keys,
+                        keys: Some(&keys),
                         previous: None,
                         body: &body.body,
                     },

@@ -22,9 +22,10 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use tocsin::delivery::headers::{signed_headers, HeaderNames, Signed};
+use tocsin::delivery::headers::{signed_headers, Signed};
 use tocsin::destinations::{self, EventView, RenderSettings};
 use tocsin::domain::secret::Secret;
+use tocsin::profile::Profiles;
 use tocsin::signing::SigningKeys;
 use tocsin::transport::http::{GuardedConnector, HttpTransport, SystemResolver};
 use tocsin::transport::ssrf::AddressPolicy;

@@ -14,6 +14,7 @@ use crate::domain::event_type::{EventType, EventTypePattern};
 use crate::domain::secret::Secret;
 use crate::domain::webhook::Webhook;
 use crate::http::api::error::ApiError;
+use crate::profile::Profile;
 use crate::service::webhooks::{self as webhook_ops, WebhookInput};
 use crate::service::AppState;
 
@@ -251,7 +252,7 @@ fn webhook_form(
 
 async fn catalogue_for(state: &AppState, s: &Session) -> Vec<EventType> {
     let own = state.store.list_event_types(&s.who.tenant).await.unwrap_or_default();
-    state.catalogue.merged(own)
+    state.shown_profile(&s.who.tenant).await.catalogue.merged(own)
 }
 
 pub async fn new_form(State(state): State<AppState>, session: Session) -> Response {
@@ -267,17 +268,23 @@ pub async fn new_form(State(state): State<AppState>, session: Session) -> Respon
     )
 }
 
-pub(super) fn secret_panel(secret: &Secret, heading: &str) -> Markup {
+pub(super) fn secret_panel(secret: &Secret, heading: &str, profile: &Profile) -> Markup {
     html! {
         div.panel #secret-panel {
             h2 { (heading) }
-            div.notice role="alert" { strong { "Copy this signing secret now." } " It will not be shown again." }
-            div.secret {
-                code #new-secret { (secret.expose()) }
-                button #copy-secret type="button" data-copy="new-secret" { "Copy" }
+            @if secret.is_unsigned() {
+                p #unsigned { "No signing secret was given: deliveries are sent unsigned. Rotate the secret on the "
+                    "webhook's page to start signing them." }
+            } @else {
+                div.notice role="alert" { strong { "Copy this signing secret now." } " It will not be shown again." }
+                div.secret {
+                    code #new-secret { (secret.expose()) }
+                    button #copy-secret type="button" data-copy="new-secret" { "Copy" }
+                }
+                p.hint { "Verify " code { (profile.signature.header.as_str()) } " (HMAC-SHA256 of the body)"
+                    @if profile.headers.standard_webhooks { " or the Standard Webhooks " code { "webhook-signature" } " header" }
+                    " with it." }
             }
-            p.hint { "Verify " code { "X-Tocsin-Signature" } " (HMAC-SHA256 of the body) or the Standard Webhooks "
-                code { "webhook-signature" } " header with it." }
         }
     }
 }
@@ -288,13 +295,14 @@ pub async fn create(State(state): State<AppState>, FormPost { session, form }: F
         Ok(input) => webhook_ops::create(&state, &session.who, input).await.map_err(ApiError::from),
         Err(e) => Err(e),
     };
+    let profile = state.shown_profile(&session.who.tenant).await;
     match result {
         Ok((w, secret)) => page(
             "Webhook created",
             &session,
             html! {
                 h1 { "Webhook created" }
-                (secret_panel(&secret, &format!("{} is ready", w.name)))
+                (secret_panel(&secret, &format!("{} is ready", w.name), &profile))
                 p { a.btn.primary #to-overview href={ "/ui/webhooks/" (w.id) } { "Go to the webhook" } }
             },
         ),

@@ -14,6 +14,7 @@ use crate::domain::secret::Secret;
 use crate::domain::time::{now_ms, rfc3339_secs};
 use crate::domain::webhook::Webhook;
 use crate::http::api::error::ApiError;
+use crate::profile::Profile;
 use crate::service::deliveries as deliveries_ops;
 use crate::service::webhooks::{self as webhook_ops, WebhookInput};
 use crate::service::{AppState, ServiceError};
@@ -43,6 +44,41 @@ fn test_result(a: &AttemptRecord) -> Markup {
     }
 }
 
+/// The service's own headers of this webhook's deliveries, in the order they are sent.
+fn headers_sent(profile: &Profile, w: &Webhook) -> Vec<(String, &'static str)> {
+    let (h, sig) = (&profile.headers, &profile.signature);
+    let mut out = Vec::new();
+    let mut add = |name: &Option<axum::http::HeaderName>, what| {
+        if let Some(n) = name {
+            out.push((n.as_str().to_string(), what));
+        }
+    };
+    add(&h.event, "the event type");
+    add(&h.delivery, "unique per call");
+    add(&h.timestamp, "dispatch time (RFC 3339)");
+    add(&h.webhook_id, "this webhook's id");
+    if !w.secret.is_unsigned() {
+        add(&Some(sig.header.clone()), "HMAC-SHA256 of the body");
+        add(&sig.previous_header, "during a rotation: the previous secret's");
+    }
+    if h.standard_webhooks {
+        out.push(("webhook-id".into(), "Standard Webhooks: the event_ref"));
+        out.push(("webhook-timestamp".into(), "Standard Webhooks: Unix seconds"));
+        if !w.secret.is_unsigned() {
+            out.push(("webhook-signature".into(), "Standard Webhooks: v1 signature"));
+        }
+    }
+    out
+}
+
+/// A JSON body indented for reading; anything else as it is.
+fn pretty(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned())
+}
+
 async fn overview_page(state: &AppState, session: &Session, w: Webhook, notice: Notice) -> Response {
     let tenant = &session.who.tenant;
     let since = now_ms() - DAY_MS;
@@ -50,7 +86,8 @@ async fn overview_page(state: &AppState, session: &Session, w: Webhook, notice: 
     let buckets = state.store.attempt_histogram(tenant, w.id, since, 3_600_000).await.unwrap_or_default();
     let (recent, total) =
         state.store.list_attempts(tenant, w.id, Page { page: 1, per_page: 10 }, None).await.unwrap_or_default();
-    let prefix = &state.settings.header_prefix;
+    let profile = state.shown_profile(tenant).await;
+    let example = deliveries_ops::preview(state, &session.who, &w.id.to_string(), Default::default()).await.ok();
     let admin = session.is_admin();
     let secret_age = ago(w.secret.rotated_at);
     let grace = w.secret.previous_expires_at.filter(|t| *t > now_ms() && w.secret.previous.is_some());
@@ -73,7 +110,7 @@ async fn overview_page(state: &AppState, session: &Session, w: Webhook, notice: 
                 }
             }
             @if let Notice::Secret(secret, until) = &notice {
-                (secret_panel(secret, "New signing secret"))
+                (secret_panel(secret, "New signing secret", &profile))
                 p.hint { "The previous secret keeps signing until " (rfc3339_secs(*until)) "." }
             }
             div.grid {
@@ -95,23 +132,34 @@ async fn overview_page(state: &AppState, session: &Session, w: Webhook, notice: 
                 div.panel {
                     h2 { "Security" }
                     dl.kv {
-                        dt { "Signatures" }
-                        dd { code { (prefix) "-Signature" } " (sha256 HMAC, hex) and Standard Webhooks " code { "webhook-signature" } " (v1)" }
-                        dt { "Secret" } dd { "set " (secret_age) @if let Some(t) = grace { " · previous secret valid until " (rfc3339_secs(t)) } }
+                        dt { "Contract" } dd #profile { (profile.product) " (profile " code { (profile.name) } ")" }
+                        @if w.secret.is_unsigned() {
+                            dt { "Signatures" } dd #unsigned { "none: this webhook has no signing secret (rotate to set one)" }
+                        } @else {
+                            dt { "Signatures" }
+                            dd {
+                                code { (profile.signature.header.as_str()) } " (HMAC-SHA256 of the body, hex)"
+                                @if profile.headers.standard_webhooks { " and Standard Webhooks " code { "webhook-signature" } " (v1)" }
+                            }
+                            dt { "Secret" } dd { "set " (secret_age) @if let Some(t) = grace { " · previous secret valid until " (rfc3339_secs(t)) } }
+                        }
                     }
                     @if admin {
                         a.btn #rotate href={ "/ui/webhooks/" (w.id) "/rotate" } { "Rotate secret" }
                     }
                     h2 style="margin-top:1rem" { "Headers sent" }
                     dl.kv #headers-sent {
-                        @for name in ["Event", "Delivery", "Timestamp", "Webhook-Id", "Signature"] {
-                            dt { code { (prefix) "-" (name) } } dd.muted { "set per delivery" }
-                        }
-                        @for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
-                            dt { code { (name) } } dd.muted { "Standard Webhooks" }
-                        }
+                        dt { code { "User-Agent" } } dd { (profile.headers.user_agent.to_str().unwrap_or_default()) }
+                        @for (name, what) in headers_sent(&profile, &w) { dt { code { (name) } } dd.muted { (what) } }
                         @for (k, v) in w.headers.masked() { dt { code { (k) } } dd { (v) } }
                     }
+                }
+            }
+            @if let Some((_, chosen, rendered)) = &example {
+                div.panel {
+                    h2 { "Body example" }
+                    p.muted { "A " code { (chosen.name) } " event as this webhook receives it (" (rendered.content_type) ")." }
+                    pre #body-example { (pretty(&rendered.body)) }
                 }
             }
             div.panel {
