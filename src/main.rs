@@ -143,6 +143,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The profiles are settings too: a bad one stops every command the same way.
+    if let Err(e) = settings.load_profiles() {
+        say(false, format_args!("error: {e:#}"));
+        return ExitCode::from(2);
+    }
     tocsin::app::telemetry::init(&settings.log);
     let Some(runtime) = runtime() else { return ExitCode::FAILURE };
     match runtime.block_on(run(cli.command, settings)) {

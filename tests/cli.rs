@@ -112,6 +112,8 @@ fn bad_settings_stop_startup_with_one_line() {
         ("TOCSIN_SHUTDOWN_GRACE_SECS", "18446744073709551615", "TOCSIN_SHUTDOWN_GRACE_SECS"),
         ("TOCSIN_RETENTION_DAYS", "106751991167301", "TOCSIN_RETENTION_DAYS"),
         ("TOCSIN_ALLOW_DESTINATIONS", "10.0.0.0/99", "TOCSIN_ALLOW_DESTINATIONS"),
+        ("TOCSIN_PROFILE", "nosuch", "TOCSIN_PROFILE"),
+        ("TOCSIN_PROFILE_DIR", "/nonexistent/profiles", "TOCSIN_PROFILE_DIR"),
     ] {
         let out = tocsin(dir.path()).arg("serve").env(var, value).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{var}");
@@ -184,6 +186,52 @@ fn token_commands_and_migrate() {
     let out = tocsin(dir.path()).args(["token", "create", "--role", "root"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--role"));
+}
+
+#[test]
+fn tenant_profile_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = tocsin(dir.path()).args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, shown, err) = run(&["tenant", "profile", "--tenant", "acme"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(shown.contains("profile tocsin (the deployment's default)"), "{shown}");
+    let (code, set, err) = run(&["tenant", "profile", "--tenant", "acme", "netrecon"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(set.contains("now speaks profile netrecon"), "{set}");
+    assert!(run(&["tenant", "profile", "--tenant", "acme"]).1.contains("profile netrecon (its own)"));
+    assert!(run(&["tenant", "profile", "--tenant", "other"]).1.contains("profile tocsin"), "tenants are apart");
+    let (code, _, err) = run(&["tenant", "profile", "--tenant", "acme", "nosuch"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("no profile named 'nosuch'") && err.contains("netrecon"), "{err}");
+    let (code, cleared, _) = run(&["tenant", "profile", "--tenant", "acme", "--clear"]);
+    assert_eq!(code, Some(0));
+    assert!(cleared.contains("now speaks profile tocsin"), "{cleared}");
+    // The deployment's default, and a profile file with a mistake, named in one line.
+    let out =
+        tocsin(dir.path()).args(["tenant", "profile", "--tenant", "acme", "--profile", "gophish"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("profile gophish (the deployment's default)"));
+    let custom = dir.path().join("profiles/broken");
+    std::fs::create_dir_all(&custom).unwrap();
+    std::fs::write(
+        custom.join("profile.toml"),
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/profiles/gophish/profile.toml"))
+            .unwrap()
+            .replace("name = \"gophish\"", "name = \"broken\"")
+            .replace("sha256=hex", "md5"),
+    )
+    .unwrap();
+    let out =
+        tocsin(dir.path()).args(["serve"]).env("TOCSIN_PROFILE_DIR", dir.path().join("profiles")).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("profile broken") && err.contains("signature.format"), "{err}");
 }
 
 #[test]

@@ -400,3 +400,46 @@ async fn tenant_profile_on(backend: Backend) {
     let (_, back) = app.put("/api/v1/tenant", ADMIN_TOKEN, json!({"profile": null})).await;
     assert_eq!((back["profile"].clone(), back["profile_chosen"].clone()), (json!("tocsin"), json!(false)));
 }
+
+/// A vendor's seventh profile: a copy of a shipped folder, edited, loaded from
+/// `TOCSIN_PROFILE_DIR`, with no code.
+#[tokio::test]
+async fn a_vendor_writes_a_seventh_profile_as_data() {
+    let profiles = tempfile::tempdir().unwrap();
+    let folder = profiles.path().join("acme");
+    std::fs::create_dir_all(&folder).unwrap();
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/profiles/netrecon");
+    let text = std::fs::read_to_string(format!("{shipped}/profile.toml")).unwrap();
+    let text = text
+        .replace("name = \"netrecon\"", "name = \"acme\"")
+        .replace("X-NetRecon-", "X-Acme-")
+        .replace("/api/v1/integrations/webhooks", "/api/v1/acme/hooks")
+        .replace("format = \"sha256=hex\"", "format = \"hex\"");
+    std::fs::write(folder.join("profile.toml"), text).unwrap();
+    std::fs::copy(format!("{shipped}/catalogue.toml"), folder.join("catalogue.toml")).unwrap();
+
+    let dir = profiles.path().to_path_buf();
+    let app = TestApp::delivering(Backend::Sqlite, move |s| {
+        s.profile_dir = Some(dir);
+        s.profile = "acme".into();
+    })
+    .await;
+    let rx = Receiver::start().await;
+    let (status, created) = app
+        .post(
+            "/api/v1/acme/hooks",
+            ADMIN_TOKEN,
+            json!({"url": rx.url(), "secret": "acme-secret-0123456", "events": ["*"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    app.publish("device.offline", json!({"device_ip": "10.0.0.9"}), Some("d-1")).await;
+    let r = rx.wait_for(1, WAIT).await.remove(0);
+    let signature = r.header("x-acme-signature");
+    assert_eq!(signature.len(), 64, "the bare hex digest: {signature}");
+    assert_verified(
+        hmac_sha256_hex_verifies("acme-secret-0123456", &r.body, &format!("sha256={signature}")),
+        "HMAC-SHA256 over the body",
+    );
+    assert_eq!(r.header("x-acme-event"), "device.offline");
+}

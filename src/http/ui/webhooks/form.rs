@@ -1,6 +1,7 @@
 //! The add and edit forms: events by family, format, secret, retries, headers, limits.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -28,6 +29,8 @@ struct FormValues {
     events: Vec<String>,
     secret: String,
     retry_count: String,
+    /// Seconds between tries; empty: the profile's schedule.
+    retry_delay: String,
     timeout_ms: String,
     max_per_second: String,
     owner_email: String,
@@ -44,6 +47,10 @@ impl FormValues {
             events: w.event_types.iter().map(EventTypePattern::as_string).collect(),
             secret: String::new(),
             retry_count: w.retry_count.to_string(),
+            retry_delay: match w.retry_delays_ms.as_deref() {
+                Some([0, delay]) => (delay / 1000).to_string(),
+                _ => String::new(),
+            },
             timeout_ms: w.timeout_ms.to_string(),
             max_per_second: w.max_per_second.map(|m| m.to_string()).unwrap_or_default(),
             owner_email: w.owner_email.clone().unwrap_or_default(),
@@ -62,6 +69,7 @@ impl FormValues {
             events: form.iter().filter(|(k, _)| k == "event_types").map(|(_, v)| v.clone()).collect(),
             secret: f("secret"),
             retry_count: f("retry_count"),
+            retry_delay: f("retry_delay"),
             timeout_ms: f("timeout_ms"),
             max_per_second: f("max_per_second"),
             owner_email: f("owner_email"),
@@ -95,7 +103,9 @@ impl FormValues {
             format: text(&self.format),
             retry_count: number(&self.retry_count, "retry_count")?,
             timeout_ms: number(&self.timeout_ms, "timeout_ms")?,
-            retry_delays_ms: None,
+            // The first attempt is immediate; each retry waits the delay.
+            retry_delays_ms: number(&self.retry_delay, "retry_delays_ms")?
+                .map(|secs| vec![0, secs.saturating_mul(1000)]),
             headers: if editing && headers.is_empty() { None } else { Some(headers) },
             is_active: None,
             description: Some(self.description.trim().to_string()),
@@ -117,6 +127,17 @@ fn field_of(e: &ApiError) -> String {
     }
 }
 
+/// A retry schedule as people read it: `immediately, 30 s, 2 min, …`.
+fn schedule_text(schedule: &[std::time::Duration]) -> String {
+    let step = |d: &std::time::Duration| match d.as_secs() {
+        0 => "immediately".to_string(),
+        s if s % 3600 == 0 => format!("{} h", s / 3600),
+        s if s % 60 == 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    };
+    schedule.iter().map(step).collect::<Vec<_>>().join(", ")
+}
+
 /// The family of an event type: the part before the first dot.
 fn family(name: &str) -> &str {
     name.split_once('.').map_or("other", |(f, _)| f)
@@ -124,7 +145,7 @@ fn family(name: &str) -> &str {
 
 fn webhook_form(
     session: &Session,
-    types: &[EventType],
+    ctx: &FormContext,
     v: &FormValues,
     error: Option<&ApiError>,
     action: &str,
@@ -141,7 +162,7 @@ fn webhook_form(
     let cls = |name: &str| if err_field == name { "field-error" } else { "" };
     let selected: HashSet<&str> = v.events.iter().map(String::as_str).collect();
     let mut families: BTreeMap<&str, Vec<&EventType>> = BTreeMap::new();
-    for t in types.iter().filter(|t| !t.name.starts_with("webhook.") || t.name == "webhook.disabled") {
+    for t in ctx.types.iter().filter(|t| !t.name.starts_with("webhook.") || t.name == "webhook.disabled") {
         families.entry(family(&t.name)).or_default().push(t);
     }
     html! {
@@ -210,18 +231,30 @@ fn webhook_form(
                 div class=(cls("secret")) {
                     label for="secret" { "Signing secret" }
                     input #secret type="text" name="secret" value=(v.secret) autocomplete="off"
-                        placeholder=(if editing { "leave empty to keep the current secret" } else { "leave empty to generate a strong one" });
+                        placeholder=(if editing {
+                            "leave empty to keep the current secret"
+                        } else if ctx.profile.signature.optional {
+                            "optional: leave empty to send deliveries unsigned"
+                        } else {
+                            "leave empty to generate a strong one"
+                        });
                     p.hint { "For splunk_hec this is the HEC token." }
                     (err("secret"))
                 }
                 div class=(cls("retry_count")) {
                     label for="retry_count" { "Retry attempts (0–10)" }
-                    input #retry_count type="number" name="retry_count" min="0" max="10" value=(if v.retry_count.is_empty() { "3" } else { &v.retry_count });
+                    input #retry_count type="number" name="retry_count" min="0" max="10" value=(if v.retry_count.is_empty() { ctx.profile.webhooks.retry_count.to_string() } else { v.retry_count.clone() });
                     (err("retry_count"))
+                }
+                div class=(cls("retry_delays_ms")) {
+                    label for="retry_delay" { "Retry delay (seconds between tries)" }
+                    input #retry_delay type="number" name="retry_delay" min="0" max="86400" value=(v.retry_delay)
+                        placeholder={ "empty: " (schedule_text(&ctx.profile.webhooks.retry_schedule)) };
+                    (err("retry_delays_ms"))
                 }
                 div class=(cls("timeout_ms")) {
                     label for="timeout_ms" { "Timeout (ms, 1000–30000)" }
-                    input #timeout_ms type="number" name="timeout_ms" min="1000" max="30000" value=(if v.timeout_ms.is_empty() { "5000" } else { &v.timeout_ms });
+                    input #timeout_ms type="number" name="timeout_ms" min="1000" max="30000" value=(if v.timeout_ms.is_empty() { ctx.profile.webhooks.timeout_ms.to_string() } else { v.timeout_ms.clone() });
                     (err("timeout_ms"))
                 }
                 div class=(cls("max_per_second")) {
@@ -250,21 +283,29 @@ fn webhook_form(
     }
 }
 
-async fn catalogue_for(state: &AppState, s: &Session) -> Vec<EventType> {
+/// What the form offers: the event types of the tenant's profile and its own, and the profile
+/// (whether a secret is optional, its default schedule).
+struct FormContext {
+    types: Vec<EventType>,
+    profile: Arc<Profile>,
+}
+
+async fn form_context(state: &AppState, s: &Session) -> FormContext {
     let own = state.store.list_event_types(&s.who.tenant).await.unwrap_or_default();
-    state.shown_profile(&s.who.tenant).await.catalogue.merged(own)
+    let profile = state.shown_profile(&s.who.tenant).await;
+    FormContext { types: profile.catalogue.merged(own), profile }
 }
 
 pub async fn new_form(State(state): State<AppState>, session: Session) -> Response {
     if let Err(r) = admin_only(&session) {
         return r;
     }
-    let types = catalogue_for(&state, &session).await;
+    let ctx = form_context(&state, &session).await;
     let v = FormValues::default();
     page(
         "Add webhook",
         &session,
-        html! { h1 { "Add webhook" } div.panel { (webhook_form(&session, &types, &v, None, "/ui/webhooks", false)) } },
+        html! { h1 { "Add webhook" } div.panel { (webhook_form(&session, &ctx, &v, None, "/ui/webhooks", false)) } },
     )
 }
 
@@ -308,11 +349,11 @@ pub async fn create(State(state): State<AppState>, FormPost { session, form }: F
         ),
         Err(e) if e.status == StatusCode::FORBIDDEN => api_error_page(e),
         Err(e) => {
-            let types = catalogue_for(&state, &session).await;
+            let ctx = form_context(&state, &session).await;
             let mut r = page(
                 "Add webhook",
                 &session,
-                html! { h1 { "Add webhook" } div.panel { (webhook_form(&session, &types, &v, Some(&e), "/ui/webhooks", false)) } },
+                html! { h1 { "Add webhook" } div.panel { (webhook_form(&session, &ctx, &v, Some(&e), "/ui/webhooks", false)) } },
             );
             *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
             r
@@ -328,12 +369,12 @@ pub async fn edit_form(State(state): State<AppState>, session: Session, Path(id)
         Ok(w) => w,
         Err(r) => return r,
     };
-    let types = catalogue_for(&state, &session).await;
+    let ctx = form_context(&state, &session).await;
     let action = format!("/ui/webhooks/{}/edit", w.id);
     page(
         "Edit webhook",
         &session,
-        html! { h1 { "Edit " (w.name) } div.panel { (webhook_form(&session, &types, &FormValues::of(&w), None, &action, true)) } },
+        html! { h1 { "Edit " (w.name) } div.panel { (webhook_form(&session, &ctx, &FormValues::of(&w), None, &action, true)) } },
     )
 }
 
@@ -355,12 +396,12 @@ pub async fn edit(
         Ok(w) => Redirect::to(&format!("/ui/webhooks/{}", w.id)).into_response(),
         Err(e) if e.status == StatusCode::FORBIDDEN || e.status == StatusCode::NOT_FOUND => api_error_page(e),
         Err(e) => {
-            let types = catalogue_for(&state, &session).await;
+            let ctx = form_context(&state, &session).await;
             let action = format!("/ui/webhooks/{uuid}/edit");
             let mut r = page(
                 "Edit webhook",
                 &session,
-                html! { h1 { "Edit webhook" } div.panel { (webhook_form(&session, &types, &v, Some(&e), &action, true)) } },
+                html! { h1 { "Edit webhook" } div.panel { (webhook_form(&session, &ctx, &v, Some(&e), &action, true)) } },
             );
             *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
             r
