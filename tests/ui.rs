@@ -431,3 +431,44 @@ async fn dashboard_end_to_end_in_chromium() {
     }
     assert_eq!(processes_mentioning(&profile), Vec::<u32>::new(), "Chromium processes left behind");
 }
+
+/// Under a product's profile the dashboard shows that product's contract: the wizard's optional
+/// secret and retry delay (Selki's), the headers sent and a body example on the overview.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_shows_its_contract_in_the_dashboard() {
+    let Some(b) = Browser::start().await else {
+        assert!(std::env::var("TOCSIN_REQUIRE_CHROMIUM").is_err(), "chromium and chromedriver are required");
+        eprintln!("skipped: chromedriver is not installed (.ci/run installs chromium and chromium-driver)");
+        return;
+    };
+    let app = TestApp::delivering(Backend::Sqlite, |s| s.profile = "selki".into()).await;
+    let rx = Receiver::start().await;
+    b.sign_in(&app, ADMIN_TOKEN).await;
+    b.click("#add-webhook").await;
+    b.find("#webhook-form").await;
+    b.type_into("#name", "Notify Slack on Clicks").await;
+    b.type_into("#url", &rx.url()).await;
+    b.click("input[value='PHISHING_EMAIL_CLICKED']").await;
+    b.click("#webhook-form details summary").await;
+    let placeholder = b.exec("arguments[arguments.length - 1](document.querySelector('#secret').placeholder)").await;
+    assert!(placeholder.as_str().unwrap_or_default().contains("unsigned"), "{placeholder}");
+    b.type_into("#retry_delay", "5").await;
+    b.click("#save").await;
+    b.find("#unsigned").await;
+    b.click("#to-overview").await;
+    let headers = b.text("#headers-sent").await;
+    for name in ["selki-webhook-id", "selki-webhook-call-id", "Selki-Webhook/1.0"] {
+        assert!(headers.contains(name), "{name} missing from {headers}");
+    }
+    assert!(!headers.contains("selki-signature") && !headers.contains("x-tocsin"), "{headers}");
+    assert!(b.text("#profile").await.contains("Selki"));
+    let example = b.text("#body-example").await;
+    assert!(
+        example.contains("\"subscription\": \"PHISHING_EMAIL_CLICKED\"") && example.contains("campaignId"),
+        "{example}"
+    );
+    b.screenshot("20-selki-overview").await;
+    let (_, list) = app.get("/api/v1/webhooks", ADMIN_TOKEN).await;
+    assert_eq!(list["data"][0]["retry_delays_ms"], json!([0, 5000]), "{list}");
+    assert_eq!(list["data"][0]["signed"], false);
+}

@@ -116,11 +116,30 @@ async fn phishnet_on(backend: Backend) {
     assert!(standard_ok(&secret, &r), "the Standard Webhooks headers are sent alongside");
     assert!(r.headers.get("x-tocsin-signature").is_none(), "no Tocsin-named header: {:?}", r.headers);
 
+    // The other event type, with its documented reason.
+    let mut restored = data.clone();
+    restored["reason"] = json!("user_restore");
+    restored["source"] = json!("manual");
+    restored["scan_id"] = json!("9c1f0a2e-1b7d-4a51-8d0f-2f4b7a6c5e11");
+    assert_eq!(
+        app.publish("email.restored", restored, None).await["event_ref"],
+        "9c1f0a2e-1b7d-4a51-8d0f-2f4b7a6c5e11"
+    );
+    let r = rx.wait_for(2, WAIT).await.remove(1);
+    assert_eq!(
+        (r.json()["event"].clone(), r.json()["event_ref"].clone()),
+        (json!("email.restored"), r.json()["data"]["scan_id"].clone())
+    );
+    assert_verified(
+        phishnet_node_verifies(&secret, &r.body, &r.header("x-phishnet-signature")),
+        "PhishNet's Node.js snippet",
+    );
+
     // "Send test event" signs like any other delivery.
     let (status, tested) =
         app.post(&format!("/api/v1/webhooks/{}/test", created["id"].as_str().unwrap()), ADMIN_TOKEN, json!({})).await;
     assert_eq!(status, StatusCode::OK, "{tested}");
-    let test = rx.wait_for(2, WAIT).await.remove(1);
+    let test = rx.wait_for(3, WAIT).await.remove(2);
     assert_verified(
         phishnet_node_verifies(&secret, &test.body, &test.header("x-phishnet-signature")),
         "PhishNet's Node.js snippet (test event)",
@@ -222,34 +241,53 @@ both_backends!(pentest_contract, pentest_on);
 async fn pentest_on(backend: Backend) {
     let app = app_speaking(backend, "pentest").await;
     let rx = Receiver::start().await;
-    // "Create webhook", as printed.
+    // "Create webhook", as printed (a Slack destination: the receiver answers like Slack).
     let created = app
         .create_webhook(json!({
             "name": "Slack - Critical Findings",
             "url": rx.url(),
             "secret": "optional-hmac-secret",
             "event_types": ["critical_finding", "engagement_completed"],
-            "format": "json",
+            "format": "slack",
             "retry_count": 3,
             "timeout_ms": 5000
         }))
         .await;
-    assert_eq!(created["signed"], true);
-    // Without a secret: unsigned, with the documented default event_types.
+    assert_eq!((created["signed"].clone(), created["format"].clone()), (json!(true), json!("slack")));
+    let slack_id = created["id"].as_str().unwrap().to_string();
+    // Without a secret: unsigned, with the documented default event_types and format.
     let plain = app.create_webhook(json!({"name": "Plain", "url": rx.url()})).await;
     assert_eq!(plain["secret"], Value::Null, "{plain}");
-    assert_eq!(plain["signed"], false);
+    assert_eq!((plain["signed"].clone(), plain["format"].clone()), (json!(false), json!("json")));
     assert_eq!(plain["event_types"], json!(["finding_added", "phase_changed", "engagement_completed"]));
+    // "List available event types": the platform's ten.
+    let (_, types) = app.get("/api/v1/event-types", ADMIN_TOKEN).await;
+    let names: Vec<&str> = types["data"].as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
+    for name in [
+        "finding_added",
+        "finding_verified",
+        "phase_changed",
+        "engagement_completed",
+        "engagement_signed",
+        "critical_finding",
+        "retest_completed",
+        "report_ready",
+        "surface_changed",
+        "monitor_alert",
+    ] {
+        assert!(names.contains(&name), "{name} missing: {names:?}");
+    }
+    assert!(!names.contains(&"email.quarantined") && !names.contains(&"alert.created"), "{names:?}");
 
     app.publish("critical_finding", example(&app, "critical_finding").await, Some("f-1")).await;
     let signed = rx.wait_for(1, WAIT).await.remove(0);
+    assert!(signed.json()["blocks"].is_array(), "a Slack Block Kit message");
     let signature = signed.header("x-webhook-signature");
     assert_verified(
         hmac_sha256_hex_verifies("optional-hmac-secret", &signed.body, &signature),
         "HMAC-SHA256 over the body",
     );
     assert!(standard_ok("optional-hmac-secret", &signed));
-    assert_eq!(signed.json()["event"], "critical_finding");
 
     app.publish("finding_added", example(&app, "finding_added").await, Some("f-2")).await;
     let unsigned = rx.wait_for(2, WAIT).await.remove(1);
@@ -257,18 +295,53 @@ async fn pentest_on(backend: Backend) {
     for header in ["x-webhook-signature", "webhook-signature"] {
         assert!(unsigned.headers.get(header).is_none(), "unsigned delivery carries {header}: {:?}", unsigned.headers);
     }
+    // "Update accepts partial payloads"; "Re-enabling a webhook (is_active: true) resets the
+    // failure counter".
+    let (status, off) =
+        app.put(&format!("/api/v1/webhooks/{slack_id}"), ADMIN_TOKEN, json!({"is_active": false})).await;
+    assert_eq!(
+        (status, off["is_active"].clone(), off["name"].clone()),
+        (StatusCode::OK, json!(false), created["name"].clone())
+    );
+    let (_, on) = app.put(&format!("/api/v1/webhooks/{slack_id}"), ADMIN_TOKEN, json!({"is_active": true})).await;
+    assert_eq!((on["is_active"].clone(), on["failure_count"].clone()), (json!(true), json!(0)));
+    // "Test webhook" and "Delivery history".
+    let (status, tested) = app.post(&format!("/api/v1/webhooks/{slack_id}/test"), ADMIN_TOKEN, json!({})).await;
+    assert_eq!((status, tested["success"].clone()), (StatusCode::OK, json!(true)), "{tested}");
+    let (_, history) = app.get(&format!("/api/v1/webhooks/{slack_id}/deliveries"), ADMIN_TOKEN).await;
+    let first = &history["data"][0];
+    assert!(
+        first["http_status"].is_number() && first["success"].is_boolean() && first["attempt_number"].is_number(),
+        "{history}"
+    );
+    // "Pentesters can see that webhooks exist but cannot create, modify, or delete them."
+    let viewer = app.token("default", Role::Viewer).await;
+    assert_eq!(app.get("/api/v1/webhooks", &viewer).await.0, StatusCode::OK);
+    assert_eq!(
+        app.put(&format!("/api/v1/webhooks/{slack_id}"), &viewer, json!({"name": "x"})).await.0,
+        StatusCode::FORBIDDEN
+    );
+
     // Setting a secret later signs from then on.
     let plain_id = plain["id"].as_str().unwrap();
     let (status, rotated) =
         app.post(&format!("/api/v1/webhooks/{plain_id}/rotate-secret"), ADMIN_TOKEN, json!({})).await;
     assert_eq!(status, StatusCode::OK, "{rotated}");
     app.publish("phase_changed", example(&app, "phase_changed").await, Some("f-3")).await;
-    let now_signed = rx.wait_for(3, WAIT).await.remove(2);
+    let now_signed = rx
+        .wait_until(WAIT, "the delivery of f-3", |r| r.iter().any(|x| x.event_ref() == "f-3"))
+        .await
+        .into_iter()
+        .find(|x| x.event_ref() == "f-3")
+        .unwrap();
     let secret = rotated["secret"].as_str().unwrap();
     assert_verified(
         hmac_sha256_hex_verifies(secret, &now_signed.body, &now_signed.header("x-webhook-signature")),
         "HMAC-SHA256 after a secret was set",
     );
+    // "Delete webhook".
+    let (status, _) = app.call(Method::DELETE, &format!("/api/v1/webhooks/{slack_id}"), Some(ADMIN_TOKEN), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
 }
 
 both_backends!(selki_contract, selki_on);
