@@ -157,6 +157,65 @@ pub(crate) async fn publish(api: &Arc<Api>, tag: &str, count: u64) -> anyhow::Re
     Ok(count as f64 / started.elapsed().as_secs_f64())
 }
 
+/// One event as a product publishes it, as a request's body.
+pub(crate) fn single_body(tag: &str, seq: u64, sent_us: i64) -> String {
+    let mut out = String::with_capacity(1100);
+    out.push_str(r#"{"event":"alert.created","event_ref":""#);
+    out.push_str(tag);
+    out.push('-');
+    out.push_str(&seq.to_string());
+    out.push_str(r#"","data":"#);
+    write_bench_data(&mut out, sent_us, seq);
+    out.push('}');
+    out
+}
+
+/// Publishes `count` events one per request from `connections` concurrent keep-alive
+/// connections, spread over the servers' `ports` (as products publish: one event as it happens).
+/// Returns the accept rate in events/s and each request's latency in µs.
+pub(crate) async fn publish_single(
+    ports: &[u16],
+    tag: &str,
+    count: u64,
+    connections: usize,
+) -> anyhow::Result<(f64, Vec<u64>)> {
+    let started = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        // One client per publisher: its own connection, kept alive.
+        let api = Api::new(ports[c % ports.len().max(1)]);
+        let (next, tag) = (next.clone(), tag.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let seq = next.fetch_add(1, Ordering::Relaxed);
+                if seq >= count {
+                    return Ok::<Vec<u64>, anyhow::Error>(latencies);
+                }
+                let body = single_body(&tag, seq, now_us());
+                let sent = Instant::now();
+                let (status, answer) = api.call_raw(Method::POST, "/api/v1/events", Some(Bytes::from(body))).await?;
+                latencies.push(sent.elapsed().as_micros() as u64);
+                anyhow::ensure!(status == 202, "publish: {status} {}", String::from_utf8_lossy(&answer));
+            }
+        }));
+    }
+    let mut latencies = Vec::with_capacity(count as usize);
+    for t in tasks {
+        latencies.extend(t.await??);
+    }
+    Ok((count as f64 / started.elapsed().as_secs_f64(), latencies))
+}
+
+/// p50, p99 and max of latencies in µs, in ms.
+pub(crate) fn latency_summary(mut us: Vec<u64>) -> Value {
+    us.sort_unstable();
+    let at = |q: f64| us.get(((us.len() as f64 * q) as usize).min(us.len().saturating_sub(1))).copied().unwrap_or(0);
+    let ms = |v: u64| (v as f64 / 10.0).round() / 100.0;
+    json!({"p50": ms(at(0.5)), "p99": ms(at(0.99)), "max": ms(us.last().copied().unwrap_or(0))})
+}
+
 /// Waits until the sink saw `expected` distinct events, the bound passes, or nothing arrived for
 /// 60 s; returns its counts (without latencies: see [`sink_latency`]).
 pub(crate) async fn drain(sink: &Api, expected: u64, bound: Duration) -> anyhow::Result<Value> {

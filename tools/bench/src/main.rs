@@ -5,7 +5,9 @@
 //! every delivery landed, then reports throughput, latency, memory, CPU, duplicates and losses.
 //!
 //! Scenarios: (a) one webhook; (b) fan-out to ten; (c) ten, one hanging until its timeout;
-//! (d) a backlog built while the sink is down, drained when it is up; (e) a steady 1000 events/s.
+//! (d) a backlog built while the sink is down, drained when it is up; (e) a steady 1000 events/s;
+//! (f16), (f64) one webhook, events published one per request (as products publish them) from 16
+//! or 64 concurrent connections, with each publish's latency and, on PostgreSQL, the database's CPU.
 //! Loopback only; every scenario is bounded in count and time.
 
 use std::process::{Child, Command, Stdio};
@@ -43,12 +45,15 @@ use scenarios::*;
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "tocsin-bench", version)]
 pub struct BenchArgs {
-    /// Scenarios to run: a, b, c, d, e (comma-separated) or all
+    /// Scenarios to run: a, b, c, d, e, f16 (or f), f64 (comma-separated) or all
     #[arg(long, default_value = "a,b,c,e")]
     pub scenario: String,
     /// Events of scenario (a); (b) and (c) publish a fifth as many to ten webhooks
     #[arg(long, default_value_t = 100_000)]
     pub events: u64,
+    /// Events of scenarios (f16) and (f64), published one per request
+    #[arg(long, default_value_t = 20_000)]
+    pub single_events: u64,
     /// Pending deliveries of scenario (d)
     #[arg(long, default_value_t = 1_000_000)]
     pub backlog: u64,
@@ -110,7 +115,7 @@ fn main() -> std::process::ExitCode {
 
 async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let wanted: Vec<String> = if args.scenario == "all" {
-        ["a", "b", "c", "d", "e"].map(String::from).to_vec()
+        ["a", "b", "c", "d", "e", "f16", "f64"].map(String::from).to_vec()
     } else {
         args.scenario.split(',').map(|s| s.trim().to_string()).collect()
     };
@@ -119,7 +124,7 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
         // The ceiling is measured again right before each scenario that is compared with it:
         // the machine's speed drifts by tens of per cent within minutes, and a ratio to a
         // ceiling taken minutes earlier measured that drift as much as the service.
-        let raw = if matches!(s.as_str(), "a" | "b" | "c" | "d") {
+        let raw = if matches!(s.as_str(), "a" | "b" | "c" | "d" | "f" | "f16" | "f64") {
             let measured = measure_raw_ceiling(&args).await?;
             let raw = measured["requests_per_sec"].as_f64().unwrap_or(1.0);
             results.push(measured);
@@ -130,9 +135,17 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
         eprintln!("scenario {s}…");
         let ticks = machine_ticks();
         let mut r = match s.as_str() {
-            "a" => delivery_scenario(&args, "a", 1, false, args.events, raw).await?,
-            "b" => delivery_scenario(&args, "b", 10, false, args.events / 5, raw).await?,
-            "c" => delivery_scenario(&args, "c", 9, true, args.events / 5, raw).await?,
+            "a" => delivery_scenario(&args, "a", 1, false, args.events, raw, Publishing::Batches).await?,
+            "b" => delivery_scenario(&args, "b", 10, false, args.events / 5, raw, Publishing::Batches).await?,
+            "c" => delivery_scenario(&args, "c", 9, true, args.events / 5, raw, Publishing::Batches).await?,
+            "f" | "f16" => {
+                let single = Publishing::Single { connections: 16 };
+                delivery_scenario(&args, "f16", 1, false, args.single_events, raw, single).await?
+            }
+            "f64" => {
+                let single = Publishing::Single { connections: 64 };
+                delivery_scenario(&args, "f64", 1, false, args.single_events, raw, single).await?
+            }
             "d" => backlog_scenario(&args, raw).await?,
             "e" => steady_scenario(&args).await?,
             other => anyhow::bail!("unknown scenario {other}"),

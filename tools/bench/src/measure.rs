@@ -61,6 +61,17 @@ pub(crate) fn machine_share(before: (u64, u64, u64), after: (u64, u64, u64)) -> 
     json!({"idle_percent": pct(idle), "steal_percent": pct(steal)})
 }
 
+/// CPU seconds of every PostgreSQL process on this machine (its backends, writer, WAL writer…):
+/// what the database spent, when the load test's database is the only one busy.
+pub(crate) fn postgres_cpu() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return 0.0 };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "postgres"))
+        .map(|pid| proc_usage(pid).0)
+        .sum()
+}
+
 pub(crate) fn current_rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()

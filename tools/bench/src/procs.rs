@@ -124,6 +124,8 @@ pub(crate) async fn start_sink(delay_ms: u64) -> anyhow::Result<(Proc, u16, Api)
 pub(crate) struct Server {
     pub(crate) procs: Vec<Proc>,
     pub(crate) api: Api,
+    /// The API port of every server, the first one's first.
+    pub(crate) ports: Vec<u16>,
     pub(crate) _dir: tempfile::TempDir,
     /// The scenario's own PostgreSQL database, if any.
     pub(crate) database: Option<BenchDatabase>,
@@ -193,6 +195,7 @@ pub(crate) async fn start_servers(args: &BenchArgs, extra_env: &[(&str, String)]
     let dir = tempfile::tempdir()?;
     let (db, database) = fresh_database(&args.database, dir.path()).await?;
     let mut procs = Vec::new();
+    let mut ports = Vec::new();
     let mut first_port = 0;
     let per_server = args.concurrency_per_server();
     for i in 0..args.servers.max(1) {
@@ -200,6 +203,7 @@ pub(crate) async fn start_servers(args: &BenchArgs, extra_env: &[(&str, String)]
         if i == 0 {
             first_port = port;
         }
+        ports.push(port);
         let mut cmd = server_command()?;
         cmd.arg("serve")
             .env("TOCSIN_LISTEN", format!("127.0.0.1:{port}"))
@@ -217,5 +221,5 @@ pub(crate) async fn start_servers(args: &BenchArgs, extra_env: &[(&str, String)]
         procs.push(Proc(cmd.spawn()?));
         wait_ready(&Api::new(port), "/readyz").await?;
     }
-    Ok(Server { procs, api: Api::new(first_port), _dir: dir, database })
+    Ok(Server { procs, api: Api::new(first_port), ports, _dir: dir, database })
 }

@@ -2,6 +2,16 @@
 
 use super::*;
 
+/// How a scenario's events are published.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Publishing {
+    /// Batches of 1000 from 4 publishers.
+    Batches,
+    /// One event per request from this many concurrent keep-alive connections, spread over the
+    /// servers.
+    Single { connections: usize },
+}
+
 /// Runs one delivery scenario; returns its report.
 pub(crate) async fn delivery_scenario(
     args: &BenchArgs,
@@ -10,6 +20,7 @@ pub(crate) async fn delivery_scenario(
     hanging: bool,
     events: u64,
     raw: f64,
+    publishing: Publishing,
 ) -> anyhow::Result<Value> {
     let (sink_proc, sink_port, sink) = start_sink(0).await?;
     let slow = if hanging { Some(start_sink(60_000).await?) } else { None };
@@ -23,10 +34,18 @@ pub(crate) async fn delivery_scenario(
     }
     let pids: Vec<u32> = server.procs.iter().map(|p| p.0.id()).collect();
     let cpu_before: f64 = pids.iter().map(|p| proc_usage(*p).0).sum();
+    let on_postgres = server.database.is_some();
+    let db_cpu_before = if on_postgres { postgres_cpu() } else { 0.0 };
     let others_before = OthersCpu::now(sink_proc.0.id());
     let ticks = machine_ticks();
     let started_ms = tocsin::domain::time::now_ms();
-    let accepted = publish(&api, name, events).await?;
+    let (accepted, publish_latency) = match publishing {
+        Publishing::Batches => (publish(&api, name, events).await?, Value::Null),
+        Publishing::Single { connections } => {
+            let (rate, latencies) = publish_single(&server.ports, name, events, connections).await?;
+            (rate, latency_summary(latencies))
+        }
+    };
     let expected = events * webhooks as u64;
     let stats = drain(&sink, events, Duration::from_secs(args.timeout_secs)).await?;
     // Every healthy webhook gets every event: wait for all of their deliveries.
@@ -48,6 +67,7 @@ pub(crate) async fn delivery_scenario(
     let machine = machine_share(ticks, machine_ticks());
     let delivered = stats["requests"].as_u64().unwrap_or(0);
     let cpu_after: f64 = pids.iter().map(|p| proc_usage(*p).0).sum();
+    let db_cpu = if on_postgres { Some(postgres_cpu() - db_cpu_before) } else { None };
     let others = OthersCpu::now(sink_proc.0.id()).since(&others_before);
     let peak_rss_kib = pids.iter().map(|p| proc_usage(*p).1).max().unwrap_or(0);
     let per_sec = delivered as f64 / elapsed;
@@ -63,12 +83,19 @@ pub(crate) async fn delivery_scenario(
         "events": events,
         "deliveries_expected": expected,
         "deliveries_received": delivered,
+        "publishing": match publishing {
+            Publishing::Batches => "batches of 1000 from 4 connections".to_string(),
+            Publishing::Single { connections } => format!("single events from {connections} connections"),
+        },
+        "servers": pids.len(),
         "events_per_sec_accepted": accepted.round(),
+        "publish_latency_ms": publish_latency,
         "deliveries_per_sec": per_sec.round(),
         "ratio_to_raw_ceiling": (per_sec / raw * 1000.0).round() / 1000.0,
         "latency_ms": latency,
         "peak_rss_mib": peak_rss_kib as f64 / 1024.0,
         "cpu_seconds_per_1000_deliveries": per_1000(cpu_after - cpu_before, delivered),
+        "database_cpu_seconds_per_1000_deliveries": db_cpu.map(|c| per_1000(c, delivered)),
         "sink_cpu_seconds_per_1000_deliveries": per_1000(others.sink, delivered),
         "load_test_cpu_seconds_per_1000_deliveries": per_1000(others.load_test, delivered),
         "duplicates": duplicates,
