@@ -129,6 +129,16 @@ impl TestApp {
         app
     }
 
+    /// Stops the server and lets go of everything it held (its database connections close),
+    /// keeping its PostgreSQL database, which is returned.
+    #[allow(dead_code)] // not every test crate that includes these helpers uses it
+    pub async fn stop_keeping_database(mut self) -> Option<TestDatabase> {
+        self.shutdown().await;
+        let database = self.database.take();
+        drop(self);
+        database
+    }
+
     pub async fn shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

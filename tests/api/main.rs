@@ -12,6 +12,7 @@ mod access;
 mod delivery;
 mod event_types;
 mod https;
+mod plans;
 mod profiles;
 mod validation;
 mod webhooks;

@@ -73,7 +73,9 @@ impl Store {
                           at bigint)) \
                           WITH ORDINALITY AS x(event_id, webhook_id, ordering_key, state, lease_until, leased_by, \
                           at, n) \
-                     WHERE EXISTS (SELECT 1 FROM events e WHERE e.id = x.event_id) ORDER BY x.n",
+                     WHERE x.event_id = ANY(ARRAY(SELECT e.id FROM events e WHERE e.id = ANY(ARRAY( \
+                           SELECT r->>'event_id' FROM jsonb_array_elements(CAST($2 AS TEXT)::jsonb) r)))) \
+                     ORDER BY x.n",
                     $returning
                 )
             };
@@ -111,9 +113,12 @@ impl Store {
                 // Inserted only for events inserted above (a repeated event_ref adds nothing), in
                 // publish order: seq orders the deliveries of an ordering key.
                 Stmt::new(insert_deliveries, params![tenant.as_str(), deliveries]),
+                // `= ANY(ARRAY(…))`, not `IN (SELECT …)`: the planner guesses a set-returning
+                // function's row count (100), and against a young, not yet analyzed `events` it
+                // chose a hash join over a sequential scan of the whole table, per publish.
                 Stmt::new(
                     "SELECT id, event_ref, delivery_count FROM events WHERE tenant_id = $1 \
-                     AND event_ref IN (SELECT jsonb_array_elements_text(CAST($2 AS TEXT)::jsonb))",
+                     AND event_ref = ANY(ARRAY(SELECT jsonb_array_elements_text(CAST($2 AS TEXT)::jsonb)))",
                     params![tenant.as_str(), refs],
                 ),
             ])
@@ -204,13 +209,17 @@ impl Store {
                          ON CONFLICT (id) DO NOTHING",
                         params![attempts],
                     ),
+                    // The `ANY(ARRAY(…))` gives the planner an index condition on `seq`: joined
+                    // on the recordset alone it scanned all of a young `deliveries`.
                     Stmt::new(
                         "UPDATE deliveries d SET state = 'succeeded', attempts = d.attempts + 1, \
                          next_attempt_at = x.at, lease_until = NULL, leased_by = NULL, last_status = x.status, \
                          last_error = x.error, updated_at = x.at \
                          FROM jsonb_to_recordset(CAST($1 AS TEXT)::jsonb) AS x(seq bigint, claimer text, at bigint, \
                               status bigint, error text) \
-                         WHERE d.seq = x.seq AND d.leased_by = x.claimer",
+                         WHERE d.seq = x.seq AND d.leased_by = x.claimer \
+                           AND d.seq = ANY(ARRAY(SELECT (e->>'seq')::bigint \
+                                                 FROM jsonb_array_elements(CAST($1 AS TEXT)::jsonb) e))",
                         params![deliveries],
                     ),
                 ],
