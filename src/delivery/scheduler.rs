@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use super::attempt::{self, Endpoint};
-use super::slots::{Queued, Slot, IDLE_RECHECK};
+use super::slots::{Queued, Slot, ASLEEP};
 
 /// A server not seen alive for this long (it says so every second) is taken for dead.
 const HEARTBEAT_STALE_MS: i64 = 5_000;
 use super::{max_per_second, Dispatcher};
 use crate::domain::time::now_ms;
-use crate::store::{ClaimedDelivery, StoreError};
+use crate::store::{ClaimedDelivery, NextStep, StoreError};
 
 impl Dispatcher {
     /// Runs the claim loop until `stop` resolves; then lets attempts in flight finish for up to
@@ -26,8 +26,16 @@ impl Dispatcher {
         let mut start = 0usize;
         loop {
             if refreshed.elapsed() > Duration::from_secs(1) {
-                match self.store.active_webhook_ids().await {
-                    Ok(ids) => webhooks = ids,
+                match self.store.active_webhooks_due(now_ms()).await {
+                    Ok(found) => {
+                        webhooks = found.iter().map(|(id, _)| *id).collect();
+                        // Work nobody told this process about: another server's, a lease that
+                        // expired, a retry scheduled before a restart.
+                        let now = Instant::now();
+                        for (id, _) in found.iter().filter(|(_, due)| *due) {
+                            self.due_at(*id, now);
+                        }
+                    }
                     Err(e) => tracing::warn!(error = %e, "cannot list webhooks; retrying"),
                 }
                 // Leases of a process that died (or stalled) end: their deliveries are due again.
@@ -73,10 +81,14 @@ impl Dispatcher {
                 }
             }
             if !claimed_any {
+                // Until the next webhook is due (a retry, a rate limit's token, a cool-down),
+                // the next look across all of them, or a wake-up.
+                let next_refresh = Duration::from_secs(1).saturating_sub(refreshed.elapsed());
+                let wait = self.next_due_in().min(next_refresh).max(Duration::from_millis(1));
                 tokio::select! {
                     _ = &mut stop => break,
                     _ = self.wake.notified() => {},
-                    _ = tokio::time::sleep(Duration::from_millis(50)) => {},
+                    _ = tokio::time::sleep(wait) => {},
                 }
             } else if futures_poll_ready(&mut stop).await {
                 break;
@@ -155,7 +167,7 @@ impl Dispatcher {
         if claimed.is_empty() && released == 0 {
             if let Ok(mut slots) = self.slots.lock() {
                 if let Some(slot) = slots.get_mut(&id) {
-                    slot.idle_until = Instant::now() + IDLE_RECHECK.min(Duration::from_millis(100));
+                    slot.idle_until = Instant::now() + ASLEEP;
                 }
             }
             return Ok(0);
@@ -177,6 +189,35 @@ impl Dispatcher {
         let n = claimed.len();
         self.enqueue(id, claimed, dest, claimer, lease_until);
         Ok(n)
+    }
+
+    /// Webhook `id` has work at `at` (or now): it is looked at then, and the claim loop, if it
+    /// sleeps past that, is woken to plan again.
+    pub(super) fn due_at(&self, id: Uuid, at: Instant) {
+        let lowered = match self.slots.lock() {
+            Ok(mut slots) => {
+                let slot = slots.entry(id).or_insert_with(Slot::new);
+                let lowered = at < slot.idle_until;
+                if lowered {
+                    slot.idle_until = at;
+                }
+                lowered
+            }
+            Err(_) => false,
+        };
+        if lowered {
+            self.wake.notify_one();
+        }
+    }
+
+    /// How long until the earliest webhook in this process that sleeps may be claimed for
+    /// again. (One that is already due but was passed over, its queue full or its webhook
+    /// gone, is not waited for: the end of an attempt, or the next look, brings it back.)
+    fn next_due_in(&self) -> Duration {
+        let now = Instant::now();
+        let earliest =
+            self.slots.lock().ok().and_then(|slots| slots.values().map(|s| s.idle_until).filter(|at| *at > now).min());
+        earliest.map_or(ASLEEP, |at| at.saturating_duration_since(now))
     }
 
     /// Leaves webhook `id` alone for `wait` (its circuit is open).
@@ -352,6 +393,15 @@ impl Dispatcher {
                     tracing::debug!(webhook = %dest.webhook.id, event_ref = %d.event_ref, attempt = completion.attempt.attempt_no, %error, "attempt failed");
                 }
                 this.record(&completion, &dest.webhook).await;
+                // What the result makes claimable (the next of an ordering key, the rest once a
+                // probe closed the circuit) is looked for now; a retry, at its time.
+                let due = match completion.next {
+                    NextStep::Retry(at) => {
+                        Instant::now() + Duration::from_millis(u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0))
+                    }
+                    _ => Instant::now(),
+                };
+                this.due_at(d.webhook_id, due);
                 if let Ok(mut m) = this.in_flight.lock() {
                     m.remove(&d.seq);
                 }

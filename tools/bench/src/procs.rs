@@ -31,11 +31,21 @@ type Plain = Client<HttpConnector, Full<Bytes>>;
 pub(crate) struct Api {
     pub(crate) client: Plain,
     pub(crate) base: String,
+    token: String,
 }
 
 impl Api {
     pub(crate) fn new(port: u16) -> Self {
-        Self { client: Client::builder(TokioExecutor::new()).build_http(), base: format!("http://127.0.0.1:{port}") }
+        Self::with_token(port, ADMIN)
+    }
+
+    /// An API client that authenticates with `token` (another tenant's).
+    pub(crate) fn with_token(port: u16, token: &str) -> Self {
+        Self {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            base: format!("http://127.0.0.1:{port}"),
+            token: token.to_string(),
+        }
     }
 
     pub(crate) async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<(u16, Value)> {
@@ -52,7 +62,7 @@ impl Api {
         body: Option<Bytes>,
     ) -> anyhow::Result<(u16, Bytes)> {
         let mut req = Request::builder().method(method).uri(format!("{}{path}", self.base));
-        req = req.header("authorization", format!("Bearer {ADMIN}"));
+        req = req.header("authorization", format!("Bearer {}", self.token));
         if body.is_some() {
             req = req.header("content-type", "application/json");
         }
@@ -126,6 +136,9 @@ pub(crate) struct Server {
     pub(crate) api: Api,
     /// The API port of every server, the first one's first.
     pub(crate) ports: Vec<u16>,
+    /// Where the servers keep their data (for `tocsin token create` beside them).
+    pub(crate) data_dir: std::path::PathBuf,
+    pub(crate) database_url: String,
     pub(crate) _dir: tempfile::TempDir,
     /// The scenario's own PostgreSQL database, if any.
     pub(crate) database: Option<BenchDatabase>,
@@ -164,6 +177,28 @@ impl Drop for BenchDatabase {
 }
 
 /// Ends a scenario: stops its servers, then drops its PostgreSQL database.
+/// An admin token of `tenant`, made by `tocsin token create` beside the running servers.
+pub(crate) fn tenant_token(server: &Server, tenant: &str) -> anyhow::Result<String> {
+    let out = Command::new(exe()?)
+        .args(["token", "create", "--tenant", tenant, "--role", "admin", "--name", "bench"])
+        .env("TOCSIN_DATA_DIR", &server.data_dir)
+        .env("TOCSIN_DATABASE_URL", &server.database_url)
+        .env("TOCSIN_MASTER_KEY", "b".repeat(64))
+        .env("TOCSIN_LOG", "warn")
+        .output()?;
+    anyhow::ensure!(out.status.success(), "token create: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Transactions committed so far in the scenario's PostgreSQL database.
+pub(crate) async fn postgres_commits(database: &BenchDatabase) -> anyhow::Result<i64> {
+    let (client, conn) = tokio_postgres::connect(&database.admin_url, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    let row =
+        client.query_one("SELECT xact_commit FROM pg_stat_database WHERE datname = $1", &[&database.name]).await?;
+    Ok(row.get::<_, i64>(0))
+}
+
 pub(crate) async fn finish(procs: Vec<Proc>, database: Option<BenchDatabase>) {
     drop(procs);
     if let Some(db) = database {
@@ -221,5 +256,6 @@ pub(crate) async fn start_servers(args: &BenchArgs, extra_env: &[(&str, String)]
         procs.push(Proc(cmd.spawn()?));
         wait_ready(&Api::new(port), "/readyz").await?;
     }
-    Ok(Server { procs, api: Api::new(first_port), ports, _dir: dir, database })
+    let data_dir = dir.path().to_path_buf();
+    Ok(Server { procs, api: Api::new(first_port), ports, data_dir, database_url: db, _dir: dir, database })
 }

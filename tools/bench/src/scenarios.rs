@@ -231,3 +231,92 @@ pub(crate) async fn measure_raw_ceiling(args: &BenchArgs) -> anyhow::Result<Valu
               "sink_bad_signatures": sink_stats["bad_signatures"],
               "machine_cpu": machine_share(ticks, machine_ticks())}))
 }
+
+/// (g): 5,000 webhooks over 50 tenants (100 each), all pointing at the sink. Idle first: the
+/// server's CPU and, on PostgreSQL, committed transactions a second, with no event flowing.
+/// Then under load: `events` published to the first tenant, whose first 10 webhooks subscribe
+/// (the others, and every other tenant's, wait for another type), for CPU per delivery beside
+/// (b)'s ten webhooks.
+pub(crate) async fn many_webhooks_scenario(args: &BenchArgs, events: u64, raw: f64) -> anyhow::Result<Value> {
+    const TENANTS: usize = 50;
+    const PER_TENANT: usize = 100;
+    const SUBSCRIBED: usize = 10;
+    let (sink_proc, sink_port, sink) = start_sink(0).await?;
+    let server = start_servers(args, &[]).await?;
+    let port = server.ports[0];
+    let created = Instant::now();
+    for t in 0..TENANTS {
+        let api =
+            if t == 0 { Api::new(port) } else { Api::with_token(port, &tenant_token(&server, &format!("t{t}"))?) };
+        let api = Arc::new(api);
+        let mut tasks = tokio::task::JoinSet::new();
+        for w in 0..PER_TENANT {
+            let api = api.clone();
+            let types = if t == 0 && w < SUBSCRIBED { "alert.created" } else { "scan.completed" };
+            tasks.spawn(async move {
+                create_webhook(&api, sink_port, &format!("w{w}"), json!({"event_types": [types]})).await
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done??;
+        }
+    }
+    let setup_secs = created.elapsed().as_secs_f64();
+    let pids: Vec<u32> = server.procs.iter().map(|p| p.0.id()).collect();
+
+    // Idle. PostgreSQL's backends report their counts up to 10 s late once idle: the set-up's
+    // commits must not land in the window.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    const IDLE: Duration = Duration::from_secs(10);
+    let cpu_before: f64 = pids.iter().map(|p| proc_usage(*p).0).sum();
+    let commits_before = match &server.database {
+        Some(db) => Some(postgres_commits(db).await?),
+        None => None,
+    };
+    tokio::time::sleep(IDLE).await;
+    let idle_cpu = pids.iter().map(|p| proc_usage(*p).0).sum::<f64>() - cpu_before;
+    let commits = match (&server.database, commits_before) {
+        (Some(db), Some(before)) => Some((postgres_commits(db).await? - before) as f64 / IDLE.as_secs_f64()),
+        _ => None,
+    };
+
+    // Under load.
+    let api = Arc::new(Api::new(port));
+    let cpu_before: f64 = pids.iter().map(|p| proc_usage(*p).0).sum();
+    let others_before = OthersCpu::now(sink_proc.0.id());
+    let started_ms = tocsin::domain::time::now_ms();
+    let accepted = publish(&api, "g", events).await?;
+    let expected = events * SUBSCRIBED as u64;
+    let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
+    let mut stats = drain(&sink, events, Duration::from_secs(args.timeout_secs)).await?;
+    while stats["requests"].as_u64().unwrap_or(0) < expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stats = sink.call(Method::GET, "/_tocsin/counts", None).await?.1;
+    }
+    let delivered = stats["requests"].as_u64().unwrap_or(0);
+    let elapsed = ((stats["last_ms"].as_i64().unwrap_or(0) - started_ms) as f64 / 1000.0).max(0.001);
+    let cpu = pids.iter().map(|p| proc_usage(*p).0).sum::<f64>() - cpu_before;
+    let others = OthersCpu::now(sink_proc.0.id()).since(&others_before);
+    let per_sec = delivered as f64 / elapsed;
+    finish(server.procs, server.database).await;
+    Ok(json!({
+        "scenario": "g",
+        "webhooks": TENANTS * PER_TENANT,
+        "tenants": TENANTS,
+        "subscribed_webhooks": SUBSCRIBED,
+        "setup_seconds": (setup_secs * 10.0).round() / 10.0,
+        "idle_cpu_percent_of_a_core": (idle_cpu / IDLE.as_secs_f64() * 1000.0).round() / 10.0,
+        "idle_postgres_commits_per_sec": commits.map(|c| (c * 10.0).round() / 10.0),
+        "events": events,
+        "events_per_sec_accepted": accepted.round(),
+        "deliveries_expected": expected,
+        "deliveries_received": delivered,
+        "deliveries_per_sec": per_sec.round(),
+        "ratio_to_raw_ceiling": (per_sec / raw.max(1.0) * 1000.0).round() / 1000.0,
+        "cpu_seconds_per_1000_deliveries": per_1000(cpu, delivered),
+        "sink_cpu_seconds_per_1000_deliveries": per_1000(others.sink, delivered),
+        "duplicates": delivered.saturating_sub(expected),
+        "lost": events.saturating_sub(stats["unique"].as_u64().unwrap_or(0)),
+        "bad_signatures": stats["bad_signatures"],
+    }))
+}
