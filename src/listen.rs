@@ -37,6 +37,10 @@ pub struct ListenArgs {
     /// Prefix of the service's headers
     #[arg(long, default_value = "X-Tocsin")]
     pub header_prefix: String,
+    /// Read the headers a product profile names (phishnet, pentest, netrecon, selki, gophish)
+    /// instead of the X-Tocsin ones
+    #[arg(long)]
+    pub profile: Option<String>,
     /// Print one JSON object per delivery
     #[arg(long)]
     pub json: bool,
@@ -88,6 +92,8 @@ struct Listener {
     /// The secret's signing keys, set up once (each request is checked with both).
     keys: Option<SigningKeys>,
     seed_header: String,
+    /// The header with the attempt's id, if the profile sends one.
+    delivery_header: Option<String>,
     requests: AtomicU64,
     counts: Mutex<Counts>,
     out: Mutex<std::io::BufWriter<std::io::Stdout>>,
@@ -145,7 +151,7 @@ async fn receive(State(l): State<Arc<Listener>>, headers: HeaderMap, body: Bytes
         c.last_ms = arrived_us / 1000;
     }
     if !l.args.quiet {
-        let delivery = header(&format!("{}-delivery", l.args.header_prefix.to_ascii_lowercase())).to_string();
+        let delivery = l.delivery_header.as_deref().map(header).unwrap_or_default().to_string();
         let latency_ms = latency_us.map(|u| u as f64 / 1000.0);
         let line = if l.args.json {
             serde_json::json!({"event": event, "event_ref": event_ref, "delivery": delivery, "latency_ms": latency_ms,
@@ -213,11 +219,27 @@ pub async fn run(args: ListenArgs) -> anyhow::Result<()> {
         .parse()
         .map_err(|_| anyhow::anyhow!("invalid --bind/--port: {}:{}", args.bind, args.port))?;
     let keys = args.secret.as_deref().map(|s| SigningKeys::new(&Secret::from_stored(s.as_bytes().to_vec())));
-    let seed_header = format!("{}-signature", args.header_prefix.to_ascii_lowercase());
+    let (seed_header, delivery_header) = match &args.profile {
+        None => (
+            format!("{}-signature", args.header_prefix.to_ascii_lowercase()),
+            Some(format!("{}-delivery", args.header_prefix.to_ascii_lowercase())),
+        ),
+        Some(name) => {
+            let profiles = crate::profile::Profiles::builtin();
+            let profile = profiles.get(name).ok_or_else(|| {
+                anyhow::anyhow!("--profile: no profile named '{name}' (there are {})", profiles.names().join(", "))
+            })?;
+            (
+                profile.signature.header.as_str().to_string(),
+                profile.headers.delivery.as_ref().map(|h| h.as_str().to_string()),
+            )
+        }
+    };
     let listener = Arc::new(Listener {
         args: args.clone(),
         keys,
         seed_header,
+        delivery_header,
         requests: AtomicU64::new(0),
         counts: Mutex::new(Counts::default()),
         out: Mutex::new(std::io::BufWriter::new(std::io::stdout())),

@@ -320,6 +320,47 @@ fn listen_prints_deliveries_checks_signatures_and_rehearses_failures() {
     assert_eq!(lines[2]["signature"], "BAD");
 }
 
+#[test]
+fn listen_reads_a_profiles_headers() {
+    use hmac::{Hmac, Mac};
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let secret = "your-hmac-secret";
+    let out = tocsin(dir.path()).args(["listen", "--profile", "nosuch"]).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no profile named 'nosuch'"));
+    let mut child = tocsin(dir.path())
+        .args(["listen", "--port", &port.to_string(), "--secret", secret, "--json", "--profile", "netrecon"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "listen did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let body = r#"{"id":"evt-1","event":"alert.created","timestamp":"2026-03-15T10:30:00Z","tenant_id":"t","data":{}}"#;
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let seed = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "content-type: application/json"])
+        .args(["-H", &format!("X-NetRecon-Signature: {seed}"), "-H", "X-NetRecon-Delivery: d-7"])
+        .args(["--data-binary", body])
+        .arg(format!("http://127.0.0.1:{port}/hook"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+    unsafe_kill_term(child.id());
+    let _ = child.wait();
+    let line = BufReader::new(child.stdout.take().unwrap()).lines().next().unwrap().unwrap();
+    let line: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        (line["signature"].clone(), line["delivery"].clone()),
+        (serde_json::json!("ok"), serde_json::json!("d-7"))
+    );
+}
+
 /// A `curl` call: the status, or 0 when the connection closed without an answer.
 fn curl(port: u16, args: &[&str]) -> u16 {
     let out = Command::new("curl")
