@@ -41,6 +41,13 @@ pub trait Backend: Send + Sync + 'static {
     /// Runs a read-only statement.
     async fn query(&self, sql: &'static str, params: Vec<Value>) -> Result<Vec<Row>, StoreError>;
 
+    /// Runs a read-only statement that finds at most a row or two by a unique key in a small
+    /// table (a token by its digest): where a backend can, at once on the caller's thread, since
+    /// handing it to another thread and back costs more than the read. By default, as `query`.
+    async fn point_query(&self, sql: &'static str, params: Vec<Value>) -> Result<Vec<Row>, StoreError> {
+        self.query(sql, params).await
+    }
+
     /// Runs statements in one transaction: all of them take effect, or none.
     async fn write_with(&self, stmts: Vec<Stmt>, durability: Durability) -> Result<Vec<StmtResult>, StoreError>;
 

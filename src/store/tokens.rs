@@ -50,7 +50,7 @@ impl Store {
     pub async fn find_token(&self, digest: [u8; 32]) -> Result<Option<(TokenRecord, Vec<u8>)>, StoreError> {
         const SQL: &str = "SELECT id, tenant_id, role, name, prefix, created_at, revoked_at, digest \
                            FROM api_tokens WHERE digest = $1 AND revoked_at IS NULL";
-        let rows = self.db.query(SQL, params![&digest[..]]).await?;
+        let rows = self.db.point_query(SQL, params![&digest[..]]).await?;
         rows.first().map(|r| Ok((token_from_row(r)?, r.bytes("digest")?))).transpose()
     }
 
