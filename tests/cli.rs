@@ -247,23 +247,26 @@ fn help_and_version() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("TOCSIN_DATABASE_URL"));
 }
 
+/// Starts `tocsin listen --port PORT ARGS…` with its output piped, and waits until it listens.
+fn listen(dir: &std::path::Path, port: u16, args: &[&str]) -> Child {
+    let mut command = tocsin(dir);
+    command.args(["listen", "--port", &port.to_string()]).args(args).stdout(Stdio::piped()).stderr(Stdio::null());
+    let child = command.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "listen did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
 #[test]
 fn listen_prints_deliveries_checks_signatures_and_rehearses_failures() {
     use hmac::{Hmac, Mac};
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    let mut child = tocsin(dir.path())
-        .args(["listen", "--port", &port.to_string(), "--secret", secret, "--json", "--fail-first", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "listen did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut child = listen(dir.path(), port, &["--secret", secret, "--json", "--fail-first", "1"]);
     let body = r#"{"event":"alert.created","emitted_at":"2026-05-08T14:30:45Z","event_ref":"r-1","tenant_id":"default","data":{}}"#;
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body.as_bytes());
@@ -328,17 +331,7 @@ fn listen_reads_a_profiles_headers() {
     let secret = "your-hmac-secret";
     let out = tocsin(dir.path()).args(["listen", "--profile", "nosuch"]).output().unwrap();
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no profile named 'nosuch'"));
-    let mut child = tocsin(dir.path())
-        .args(["listen", "--port", &port.to_string(), "--secret", secret, "--json", "--profile", "netrecon"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "listen did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut child = listen(dir.path(), port, &["--secret", secret, "--json", "--profile", "netrecon"]);
     let body = r#"{"id":"evt-1","event":"alert.created","timestamp":"2026-03-15T10:30:00Z","tenant_id":"t","data":{}}"#;
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body.as_bytes());

@@ -274,13 +274,19 @@ fn seed_signature_ok(secret: &str, body: &[u8], header: &str) -> bool {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes())) == header
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dashboard_end_to_end_in_chromium() {
-    let Some(b) = Browser::start().await else {
+/// A headless Chromium, or none (the test is skipped) where it is not installed and not required.
+async fn browser_or_skip() -> Option<Browser> {
+    let browser = Browser::start().await;
+    if browser.is_none() {
         assert!(std::env::var("TOCSIN_REQUIRE_CHROMIUM").is_err(), "chromium and chromedriver are required");
         eprintln!("skipped: chromedriver is not installed (.ci/run installs chromium and chromium-driver)");
-        return;
-    };
+    }
+    browser
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_end_to_end_in_chromium() {
+    let Some(b) = browser_or_skip().await else { return };
     let app = TestApp::delivering(Backend::Sqlite, |_| {}).await;
     let rx = Receiver::start().await;
 
@@ -436,11 +442,7 @@ async fn dashboard_end_to_end_in_chromium() {
 /// secret and retry delay (Selki's), the headers sent and a body example on the overview.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_profile_shows_its_contract_in_the_dashboard() {
-    let Some(b) = Browser::start().await else {
-        assert!(std::env::var("TOCSIN_REQUIRE_CHROMIUM").is_err(), "chromium and chromedriver are required");
-        eprintln!("skipped: chromedriver is not installed (.ci/run installs chromium and chromium-driver)");
-        return;
-    };
+    let Some(b) = browser_or_skip().await else { return };
     let app = TestApp::delivering(Backend::Sqlite, |s| s.profile = "selki".into()).await;
     let rx = Receiver::start().await;
     b.sign_in(&app, ADMIN_TOKEN).await;
