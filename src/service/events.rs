@@ -123,8 +123,16 @@ pub fn validate(
             ));
         }
         (Some(r), _) => r.clone(),
-        (None, Some((_, v))) if !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()) => v,
-        (None, _) => Uuid::new_v4().to_string(),
+        (None, Some((key, v))) => {
+            if v.is_empty() || v.len() > 128 || !v.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(FieldError::new(
+                    field(&format!("data.{key}")),
+                    "must be 1 to 128 printable characters: it is this event's event_ref",
+                ));
+            }
+            v
+        }
+        (None, None) => Uuid::new_v4().to_string(),
     };
     if let Some(k) = &input.ordering_key {
         if k.is_empty() || k.len() > 256 || k.chars().any(char::is_control) {

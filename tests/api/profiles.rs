@@ -96,6 +96,12 @@ async fn phishnet_on(backend: Backend) {
         .post("/api/v1/events", ADMIN_TOKEN, json!({"event": "email.restored", "event_ref": "other-ref", "data": data}))
         .await;
     assert_field_error(status, &refused, "event_ref");
+    // A scan_id that cannot be an event_ref is refused, not replaced.
+    let mut long = data.clone();
+    long["scan_id"] = json!("x".repeat(200));
+    let (status, refused) =
+        app.post("/api/v1/events", ADMIN_TOKEN, json!({"event": "email.quarantined", "data": long})).await;
+    assert_field_error(status, &refused, "data.scan_id");
 
     let r = rx.wait_for(1, WAIT).await.remove(0);
     let body = r.json();
