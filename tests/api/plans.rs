@@ -74,6 +74,9 @@ async fn single_event_publishes_scan_no_growing_table_on_a_fresh_database() {
         }
     }
     assert_eq!(scans.len(), 3, "{scans:?}");
+    // The load's statistics arrived (else the counts below would prove nothing).
+    let events_index_scans = scans.iter().find(|(t, _, _)| t == "events").and_then(|(_, _, i)| *i).unwrap_or(0);
+    assert!(events_index_scans >= EVENTS as i64, "the statistics did not arrive: {scans:?}");
     for (table, seq, idx) in &scans {
         // Start-up and the hourly prune may scan once or twice, and the first statements on
         // tiny tables; a scan per publish or per record batch would be hundreds.
