@@ -167,7 +167,9 @@ impl Dispatcher {
         if claimed.is_empty() && released == 0 {
             if let Ok(mut slots) = self.slots.lock() {
                 if let Some(slot) = slots.get_mut(&id) {
-                    slot.idle_until = Instant::now() + ASLEEP;
+                    let now = Instant::now();
+                    slot.next_retry = slot.next_retry.filter(|at| *at > now);
+                    slot.idle_until = slot.next_retry.unwrap_or(now + ASLEEP);
                 }
             }
             return Ok(0);
@@ -192,11 +194,15 @@ impl Dispatcher {
     }
 
     /// Webhook `id` has work at `at` (or now): it is looked at then, and the claim loop, if it
-    /// sleeps past that, is woken to plan again.
+    /// sleeps past that, is woken to plan again. A time still to come is kept as the webhook's
+    /// next retry, so that a claim finding nothing due before it does not put it to sleep past it.
     pub(super) fn due_at(&self, id: Uuid, at: Instant) {
         let lowered = match self.slots.lock() {
             Ok(mut slots) => {
                 let slot = slots.entry(id).or_insert_with(Slot::new);
+                if at > Instant::now() {
+                    slot.next_retry = Some(slot.next_retry.map_or(at, |known| known.min(at)));
+                }
                 let lowered = at < slot.idle_until;
                 if lowered {
                     slot.idle_until = at;

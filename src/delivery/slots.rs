@@ -33,6 +33,10 @@ pub(super) struct Slot {
     pub(super) idle_until: Instant,
     /// No held deliveries were left to release (after a re-enable): look again after this.
     pub(super) held_recheck: Instant,
+    /// The earliest retry this process scheduled that has not come yet: a claim that finds
+    /// nothing due sleeps until then rather than [`ASLEEP`]. (Later retries of other deliveries
+    /// are found by the engine's look for due work, within a second of their time.)
+    pub(super) next_retry: Option<Instant>,
     /// Token bucket for `max_per_second`.
     pub(super) tokens: f64,
     pub(super) refilled: Instant,
@@ -59,6 +63,7 @@ impl Slot {
             in_flight: 0,
             idle_until: Instant::now() + ASLEEP,
             held_recheck: Instant::now(),
+            next_retry: None,
             tokens: 1.0,
             refilled: Instant::now(),
             queue: std::collections::VecDeque::new(),

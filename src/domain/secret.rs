@@ -40,7 +40,7 @@ impl Secret {
     }
 
     /// No secret: a webhook whose profile makes signing optional and that was given none. It is
-    /// stored sealed like any other (so every webhook row has the same shape) and signs nothing.
+    /// stored as nothing (see `SealedSecrets::is_unsigned`) and signs nothing.
     pub fn unsigned() -> Self {
         Self(String::new())
     }

@@ -110,7 +110,7 @@ pub fn validate(
     }
     let from_data = known.profile.event_ref_from.as_deref().and_then(|key| Some((key, data_field(raw, key)?)));
     let event_ref = match (&input.event_ref, from_data) {
-        (Some(r), _) if r.is_empty() || r.len() > 128 || !r.bytes().all(|b| b.is_ascii_graphic()) => {
+        (Some(r), _) if !is_event_ref(r) => {
             return Err(FieldError::new(field("event_ref"), "must be 1 to 128 printable characters"));
         }
         (Some(r), Some((key, v))) if *r != v => {
@@ -124,7 +124,7 @@ pub fn validate(
         }
         (Some(r), _) => r.clone(),
         (None, Some((key, v))) => {
-            if v.is_empty() || v.len() > 128 || !v.bytes().all(|b| b.is_ascii_graphic()) {
+            if !is_event_ref(&v) {
                 return Err(FieldError::new(
                     field(&format!("data.{key}")),
                     "must be 1 to 128 printable characters: it is this event's event_ref",
@@ -148,6 +148,11 @@ pub fn validate(
         data: bytes::Bytes::copy_from_slice(raw.as_bytes()),
         created_at: now_ms(),
     })
+}
+
+/// 1 to 128 printable ASCII characters: what an `event_ref` may be.
+fn is_event_ref(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// A scalar field of a `data` object, as text (the profile's source of `event_ref`).

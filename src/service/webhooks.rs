@@ -298,11 +298,13 @@ pub async fn rotate(state: &AppState, who: &Principal, id: Uuid, given: Option<&
         None => Secret::generate(),
     };
     let expires = now + state.settings.secret_grace.as_millis() as i64;
+    // An unsigned webhook's first secret has no predecessor to keep signing.
+    let (previous, previous_expires_at) =
+        if w.secret.is_unsigned() { (None, None) } else { (Some(w.secret.current.clone()), Some(expires)) };
     let sealed = SealedSecrets {
         current: state.cipher.seal(secret.expose().as_bytes(), w.id.as_bytes()),
-        // An unsigned webhook's first secret has no predecessor to keep signing.
-        previous: Some(w.secret.current.clone()).filter(|_| !w.secret.is_unsigned()),
-        previous_expires_at: Some(expires).filter(|_| !w.secret.is_unsigned()),
+        previous,
+        previous_expires_at,
         rotated_at: now,
     };
     let audit = who.audit(

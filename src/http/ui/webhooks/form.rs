@@ -118,12 +118,9 @@ impl FormValues {
 /// Which form field an API error belongs to.
 fn field_of(e: &ApiError) -> String {
     let f = e.field.clone().unwrap_or_default();
-    if f.starts_with("event_types") {
-        "event_types".into()
-    } else if f.starts_with("headers") {
-        "headers".into()
-    } else {
-        f
+    match ["event_types", "headers", "retry_delays_ms"].into_iter().find(|group| f.starts_with(group)) {
+        Some(group) => group.into(),
+        None => f,
     }
 }
 

@@ -132,7 +132,7 @@ async fn overview_page(state: &AppState, session: &Session, w: Webhook, notice: 
                 div.panel {
                     h2 { "Security" }
                     dl.kv {
-                        dt { "Contract" } dd #profile { (profile.product) " (profile " code { (profile.name) } ")" }
+                        dt { "Contract" } dd #profile { (profile.product) " (profile " code { (profile.name) } ")" br; span.muted { (profile.description) } }
                         @if w.secret.is_unsigned() {
                             dt { "Signatures" } dd #unsigned { "none: this webhook has no signing secret (rotate to set one)" }
                         } @else {
