@@ -1,6 +1,7 @@
 //! Events: the atomic publish of events with their deliveries, reading an event's state, and
 //! redelivery. Each backend has its own publish path (`sqlite/publish.rs`,
-//! `postgres/batch.rs`): the statements that make a batch cheap differ between them.
+//! `postgres/batch.rs`): the statements that make a batch cheap differ between them. (SQLite's
+//! writer commits concurrent publishes together already; PostgreSQL combines small ones too.)
 
 use uuid::Uuid;
 
@@ -17,7 +18,7 @@ impl Store {
             return Ok(Vec::new());
         }
         if self.db.dialect() == Dialect::Postgres {
-            return self.publish_batch_pg(events).await;
+            return self.publish_pg(events).await;
         }
         self.publish_sqlite(events).await
     }

@@ -9,6 +9,7 @@
 
 pub mod backend;
 pub mod cache;
+mod coalesce;
 pub mod event_cache;
 pub mod event_types;
 pub mod events;
@@ -34,7 +35,7 @@ pub use sql_store::Store;
 pub use url::DatabaseUrl;
 
 /// Why the store could not do what was asked.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The database cannot be reached or is shutting down: worth retrying later (503).
     #[error("database unavailable: {0}")]

@@ -282,8 +282,11 @@ impl Store {
                         params![id, now],
                     ),
                     Stmt::new(
+                        // The first EXISTS, on no column of deliveries, is checked once: with no
+                        // stale server (nearly always) the deliveries are not looked at.
                         "UPDATE deliveries SET state = 'pending', lease_until = NULL, leased_by = NULL \
-                         WHERE state IN ('pending', 'leased') AND state = 'leased' \
+                         WHERE EXISTS (SELECT 1 FROM servers WHERE seen_at < $1) \
+                           AND state IN ('pending', 'leased') AND state = 'leased' \
                            AND EXISTS (SELECT 1 FROM servers s WHERE s.seen_at < $1 \
                                        AND deliveries.leased_by LIKE s.id || ':%')",
                         params![stale_before],

@@ -2,12 +2,14 @@
 //! the aggregates beside this one (`tokens.rs`, `webhooks.rs`, `events.rs`, `queue.rs`,
 //! `history.rs`, …); each backend's own fast paths live in its folder.
 
+use std::sync::Arc;
+
 use uuid::Uuid;
 
 use super::backend::{Backend, Dialect};
 use super::cache::ReadCache;
 use super::event_cache::EventCache;
-use super::postgres::batch::PendingRecords;
+use super::postgres::batch::PgWrites;
 use super::sql::{Row, Stmt};
 use super::{AuditEntry, StoreError};
 use crate::crypto::Cipher;
@@ -23,7 +25,7 @@ pub(super) const HELD_RELEASE_CHUNK: i64 = 5000;
 
 /// The [`Store`] over any [`Backend`].
 pub struct Store {
-    pub(crate) db: Box<dyn Backend>,
+    pub(crate) db: Arc<dyn Backend>,
     /// Copies of the reads every publish makes (see [`super::cache`]); each method that changes
     /// what they hold drops them once its write is done.
     pub(super) event_types: ReadCache<TenantId, Vec<EventType>>,
@@ -35,8 +37,9 @@ pub struct Store {
     /// `--events 30000`: 7 443 and 8 173 deliveries/s without, 5 986 and 6 118 with, and more of
     /// the server's CPU per delivery), for reasons not found yet.
     pub(super) claimed_events: Option<EventCache>,
-    /// PostgreSQL: records of successful attempts waiting to be written together.
-    pub(super) records: PendingRecords,
+    /// PostgreSQL: the writes of concurrent callers combined into one (small publishes, records
+    /// of successful attempts).
+    pub(super) pg: Option<PgWrites>,
     /// Seals the values of webhooks' custom headers at rest (they often carry credentials);
     /// set once the master key is loaded (`seal_with`).
     pub(super) sealer: std::sync::OnceLock<Cipher>,
@@ -45,14 +48,15 @@ pub struct Store {
 impl Store {
     pub fn new(db: impl Backend) -> Self {
         let sqlite = db.dialect() == Dialect::Sqlite;
+        let db: Arc<dyn Backend> = Arc::new(db);
         Self {
-            db: Box::new(db),
+            pg: (!sqlite).then(|| PgWrites::new(db.clone())),
+            db,
             event_types: ReadCache::new(),
             webhooks: ReadCache::new(),
             tenant_profiles: ReadCache::new(),
             webhooks_by_id: ReadCache::new(),
             claimed_events: sqlite.then(EventCache::new),
-            records: PendingRecords::default(),
             sealer: std::sync::OnceLock::new(),
         }
     }

@@ -849,6 +849,55 @@ async fn published_leased_on(backend: Backend) {
     assert!(rx.received().is_empty());
 }
 
+both_backends!(concurrent_single_publishes_keep_their_own_answers, concurrent_publishes_on);
+async fn concurrent_publishes_on(backend: Backend) {
+    // Single-event publishes arriving together (PostgreSQL writes them as one; SQLite commits them
+    // together): each caller gets its own answer, a repeated event_ref is a repeat only within
+    // its tenant, even when both copies arrive in the same write, and tenants never see each
+    // other's events.
+    use tocsin::domain::token::Role;
+    let app = std::sync::Arc::new(TestApp::delivering(backend, |_| {}).await);
+    let (rx_a, rx_b) = (Receiver::start().await, Receiver::start().await);
+    webhook_to(&app, &rx_a.url(), json!({})).await;
+    let token_b = app.token("tenant-b", Role::Admin).await;
+    let hook = json!({"name": "b", "url": rx_b.url(), "event_types": ["*"]});
+    let (s, b) = app.post("/api/v1/webhooks", &token_b, hook).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let calls = (0..48).map(|i| {
+        let app = app.clone();
+        let token = if i % 3 == 1 { token_b.clone() } else { ADMIN_TOKEN.to_string() };
+        // Every third call: a unique ref of tenant A; the others: "shared" in A or in B.
+        let event_ref = if i % 3 == 2 { format!("unique-{i}") } else { "shared".to_string() };
+        tokio::spawn(async move {
+            let body = json!({"event": "alert.created", "data": {"i": i}, "event_ref": event_ref});
+            let (s, v) = app.post("/api/v1/events", &token, body).await;
+            assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+            (i, v)
+        })
+    });
+    let answers: Vec<(i32, Value)> =
+        futures_util::future::join_all(calls).await.into_iter().map(|r| r.expect("the call ran")).collect();
+    // For each tenant, the one call answered as first is the one whose data was stored.
+    for (tenant, token) in [(0, ADMIN_TOKEN), (1, token_b.as_str())] {
+        let shared: Vec<&(i32, Value)> = answers.iter().filter(|(i, _)| i % 3 == tenant).collect();
+        assert!(shared.iter().all(|(_, v)| v["deliveries"] == 1 && v["event_ref"] == "shared"), "{shared:?}");
+        let firsts: Vec<i32> = shared.iter().filter(|(_, v)| v["duplicate"] == false).map(|(i, _)| *i).collect();
+        assert_eq!(firsts.len(), 1, "one is first: {shared:?}");
+        let (_, stored) = app.get("/api/v1/events/shared", token).await;
+        assert_eq!(stored["data"]["i"], firsts[0], "tenant {tenant}: {stored}");
+        assert_eq!(stored["deliveries"].as_array().map(Vec::len), Some(1), "{stored}");
+    }
+    let unique: Vec<&Value> = answers.iter().filter(|(i, _)| i % 3 == 2).map(|(_, v)| v).collect();
+    assert!(unique.iter().all(|v| v["duplicate"] == false && v["deliveries"] == 1), "{unique:?}");
+    // Delivered: tenant A its 16 unique events and one "shared", tenant B one "shared".
+    assert_eq!(rx_a.wait_for(17, WAIT).await.len(), 17);
+    assert_eq!(rx_b.wait_for(1, WAIT).await.len(), 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!((rx_a.received().len(), rx_b.received().len()), (17, 1), "no repeat delivered");
+    let (s, _) = app.get("/api/v1/events/unique-2", &token_b).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "tenant B does not see tenant A's event");
+}
+
 both_backends!(claims_never_hand_out_a_delivery_twice, claims_on);
 async fn claims_on(backend: Backend) {
     // The store's claims, called directly on an inactive webhook (the dispatcher leaves it
