@@ -3,10 +3,13 @@
 //! `postgres/batch.rs`): the statements that make a batch cheap differ between them. (SQLite's
 //! writer commits concurrent publishes together already; PostgreSQL combines small ones too.)
 
+use std::collections::{HashMap, HashSet};
+
 use uuid::Uuid;
 
-use super::backend::Dialect;
+use super::backend::{Backend, Dialect};
 use super::sql::{Row, Stmt};
+use super::sql_store::corrupt;
 use super::{AuditEntry, DeliveryState, EventRecord, NewEvent, Published, Store, StoreError, Target};
 use crate::domain::tenant::TenantId;
 use crate::domain::time::now_ms;
@@ -108,15 +111,65 @@ impl Store {
     }
 }
 
-/// What a publish reports for event `e`, from its lookup row (id, event_ref, delivery_count): a
-/// different id means the event_ref was already taken.
-pub(super) fn published(row: &Row, e: &NewEvent) -> Result<Published, StoreError> {
-    let id = row.uuid("id")?;
+/// The events first published under the event_refs of `repeats` (events whose insert found their
+/// event_ref taken), by (tenant, event_ref): one read per tenant, by the unique index (a client
+/// retrying a whole batch repeats every event). Read after the publish's commit, which waited for
+/// any write that held the event_ref.
+pub(super) async fn originals<'a>(
+    db: &dyn Backend,
+    repeats: impl Iterator<Item = &'a NewEvent>,
+) -> Result<HashMap<(String, String), Row>, StoreError> {
+    let mut by_tenant: HashMap<&str, Vec<&str>> = HashMap::new();
+    for e in repeats {
+        by_tenant.entry(e.tenant_id.as_str()).or_default().push(e.event_ref.as_str());
+    }
+    let sql = match db.dialect() {
+        Dialect::Sqlite => {
+            "SELECT id, event_ref, delivery_count FROM events WHERE tenant_id = $1 \
+             AND event_ref IN (SELECT value FROM json_each($2))"
+        }
+        Dialect::Postgres => {
+            "SELECT id, event_ref, delivery_count FROM events WHERE tenant_id = $1 \
+             AND event_ref = ANY(ARRAY(SELECT jsonb_array_elements_text(CAST($2 AS TEXT)::jsonb)))"
+        }
+    };
+    let mut originals = HashMap::new();
+    for (tenant, refs) in by_tenant {
+        let refs = serde_json::to_string(&refs).map_err(|e| corrupt("publish", e))?;
+        for row in db.query(sql, params![tenant, refs]).await? {
+            originals.insert((tenant.to_string(), row.text("event_ref")?), row);
+        }
+    }
+    Ok(originals)
+}
+
+/// What a publish answers for event `e`: its own event when it was inserted (with the deliveries
+/// leased to the publisher, taken from `leased`), else the event first published under its
+/// event_ref (from [`originals`]).
+pub(super) fn answer(
+    e: &NewEvent,
+    targets: &[Target],
+    inserted: &HashSet<Uuid>,
+    leased: &mut HashMap<Uuid, Vec<(Uuid, i64)>>,
+    originals: &HashMap<(String, String), Row>,
+) -> Result<Published, StoreError> {
+    if inserted.contains(&e.id) {
+        return Ok(Published {
+            event_id: e.id,
+            event_ref: e.event_ref.clone(),
+            deliveries: targets.len() as u64,
+            duplicate: false,
+            leased: leased.remove(&e.id).unwrap_or_default(),
+        });
+    }
+    let key = (e.tenant_id.as_str().to_string(), e.event_ref.clone());
+    let row =
+        originals.get(&key).ok_or_else(|| corrupt("publish", "the first event of a repeated event_ref is missing"))?;
     Ok(Published {
-        event_id: id,
+        event_id: row.uuid("id")?,
         event_ref: row.text("event_ref")?,
         deliveries: row.int("delivery_count")? as u64,
-        duplicate: id != e.id,
+        duplicate: true,
         leased: Vec::new(),
     })
 }

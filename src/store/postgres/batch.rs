@@ -3,7 +3,7 @@
 //! Every statement costs a PostgreSQL backend tens of µs; these paths are what keep that from
 //! binding.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use uuid::Uuid;
@@ -11,8 +11,8 @@ use uuid::Uuid;
 use crate::params;
 use crate::store::backend::{Backend, Durability};
 use crate::store::coalesce::Coalescer;
-use crate::store::events::{deliveries_by_webhook, published};
-use crate::store::sql::{Row, Stmt, StmtResult};
+use crate::store::events::{answer, deliveries_by_webhook, originals};
+use crate::store::sql::{Stmt, StmtResult};
 use crate::store::sql_store::corrupt;
 use crate::store::{Completion, DeliveryStart, HealthChange, NewEvent, Published, Store, StoreError, Target};
 
@@ -95,15 +95,12 @@ async fn publish(db: &dyn Backend, events: &[(NewEvent, Vec<Target>)]) -> Result
     } else {
         insert_deliveries!("")
     };
-    let mut tenants: Vec<&str> = events.iter().map(|(e, _)| e.tenant_id.as_str()).collect();
-    tenants.sort_unstable();
-    tenants.dedup();
-    let refs: Vec<&str> = events.iter().map(|(e, _)| e.event_ref.as_str()).collect();
     let json = |v: serde_json::Result<String>| v.map_err(|e| corrupt("publish", e));
     let (rows, deliveries) = (json(serde_json::to_string(&rows))?, json(serde_json::to_string(&deliveries))?);
-    let (tenants, refs) = (json(serde_json::to_string(&tenants))?, json(serde_json::to_string(&refs))?);
     let results = db
         .write(by_index(vec![
+            // The ids of the events inserted come back: the others' event_refs were taken (the
+            // repeats, looked up after the commit).
             Stmt::new(
                 "INSERT INTO events (id, tenant_id, event_ref, event_type, ordering_key, data, delivery_count, \
                  created_at) \
@@ -114,45 +111,23 @@ async fn publish(db: &dyn Backend, events: &[(NewEvent, Vec<Target>)]) -> Result
                       created_at bigint)) \
                       WITH ORDINALITY AS x(id, tenant_id, event_ref, event_type, ordering_key, data, \
                       delivery_count, created_at, n) \
-                 ORDER BY x.n ON CONFLICT (tenant_id, event_ref) DO NOTHING",
+                 ORDER BY x.n ON CONFLICT (tenant_id, event_ref) DO NOTHING RETURNING id",
                 params![rows],
             ),
             // Inserted only for events inserted above (a repeated event_ref adds nothing), in
             // publish order: seq orders the deliveries of an ordering key.
             Stmt::new(insert_deliveries, params![deliveries]),
-            // `= ANY(ARRAY(…))`, not `IN (SELECT …)`: the planner guesses a set-returning
-            // function's row count (100), and against a young, not yet analyzed `events` it
-            // chose a hash join over a sequential scan of the whole table, per publish. Rows of
-            // one tenant found under another's event_ref are left out below.
-            Stmt::new(
-                "SELECT id, tenant_id, event_ref, delivery_count FROM events \
-                 WHERE tenant_id = ANY(ARRAY(SELECT jsonb_array_elements_text(CAST($1 AS TEXT)::jsonb))) \
-                 AND event_ref = ANY(ARRAY(SELECT jsonb_array_elements_text(CAST($2 AS TEXT)::jsonb)))",
-                params![tenants, refs],
-            ),
         ]))
         .await
         .map(by_index_results)?;
-    let mut found: HashMap<(String, String), &Row> = HashMap::new();
-    for row in &results[2].rows {
-        found.insert((row.text("tenant_id")?, row.text("event_ref")?), row);
-    }
+    let inserted: HashSet<Uuid> = results[0].rows.iter().map(|r| r.uuid("id")).collect::<Result<_, _>>()?;
     let mut leased: HashMap<Uuid, Vec<(Uuid, i64)>> = HashMap::new();
     for row in results[1].rows.iter().filter(|r| r.text("state").is_ok_and(|s| s == "leased")) {
         leased.entry(row.uuid("event_id")?).or_default().push((row.uuid("webhook_id")?, row.int("seq")?));
     }
-    events
-        .iter()
-        .map(|(e, _)| {
-            let key = (e.tenant_id.as_str().to_string(), e.event_ref.clone());
-            let row = found.get(&key).ok_or_else(|| corrupt("publish", "event row missing"))?;
-            let mut p = published(row, e)?;
-            if !p.duplicate {
-                p.leased = leased.remove(&e.id).unwrap_or_default();
-            }
-            Ok(p)
-        })
-        .collect()
+    let repeats = events.iter().map(|(e, _)| e).filter(|e| !inserted.contains(&e.id));
+    let originals = originals(db, repeats).await?;
+    events.iter().map(|(e, targets)| answer(e, targets, &inserted, &mut leased, &originals)).collect()
 }
 
 impl Store {

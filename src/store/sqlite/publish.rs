@@ -1,14 +1,13 @@
 //! SQLite's publish: one statement per event (its payload bound as it is), then the deliveries
 //! of all of them in multi-row statements.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
 use crate::params;
-use crate::store::events::{deliveries_by_webhook, published};
-use crate::store::sql::{Row, Stmt, Value};
-use crate::store::sql_store::corrupt;
+use crate::store::events::{answer, deliveries_by_webhook, originals};
+use crate::store::sql::{Stmt, Value};
 use crate::store::{NewEvent, Published, Store, StoreError, Target};
 
 /// A SQLite statement over many rows at once: `{values}` in its template stands for
@@ -139,45 +138,10 @@ impl Store {
         for row in rows.filter(|r| r.text("state").is_ok_and(|s| s == "leased")) {
             leased.entry(row.uuid("event_id")?).or_default().push((row.uuid("webhook_id")?, row.int("seq")?));
         }
-        // Repeats answer with the event first published under their event_ref: one read per tenant
-        // for all of them (a client retrying a whole batch repeats every event).
-        let mut repeats: HashMap<&str, Vec<&str>> = HashMap::new();
-        for ((e, _), inserted) in events.iter().zip(&results) {
-            if inserted.affected == 0 {
-                repeats.entry(e.tenant_id.as_str()).or_default().push(e.event_ref.as_str());
-            }
-        }
-        let mut originals: HashMap<(String, String), Row> = HashMap::new();
-        for (tenant, refs) in repeats {
-            let refs = serde_json::to_string(&refs).map_err(|e| corrupt("publish", e))?;
-            let rows = self
-                .db
-                .query(
-                    "SELECT id, event_ref, delivery_count FROM events WHERE tenant_id = $1 \
-                     AND event_ref IN (SELECT value FROM json_each($2))",
-                    params![tenant, refs],
-                )
-                .await?;
-            for row in rows {
-                originals.insert((tenant.to_string(), row.text("event_ref")?), row);
-            }
-        }
-        let mut out = Vec::with_capacity(events.len());
-        for ((e, targets), inserted) in events.iter().zip(&results) {
-            if inserted.affected == 0 {
-                let key = (e.tenant_id.as_str().to_string(), e.event_ref.clone());
-                let row = originals.get(&key).ok_or_else(|| corrupt("publish", "event row missing"))?;
-                out.push(published(row, e)?);
-            } else {
-                out.push(Published {
-                    event_id: e.id,
-                    event_ref: e.event_ref.clone(),
-                    deliveries: targets.len() as u64,
-                    duplicate: false,
-                    leased: leased.remove(&e.id).unwrap_or_default(),
-                });
-            }
-        }
-        Ok(out)
+        let inserted: HashSet<Uuid> =
+            events.iter().zip(&results).filter(|(_, r)| r.affected > 0).map(|((e, _), _)| e.id).collect();
+        let repeats = events.iter().map(|(e, _)| e).filter(|e| !inserted.contains(&e.id));
+        let originals = originals(&*self.db, repeats).await?;
+        events.iter().map(|(e, targets)| answer(e, targets, &inserted, &mut leased, &originals)).collect()
     }
 }
