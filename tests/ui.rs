@@ -209,6 +209,11 @@ impl Browser {
         self.cmd(reqwest::Method::GET, "/source", None).await.as_str().unwrap_or_default().to_string()
     }
 
+    /// Reloads the page, as F5 does.
+    async fn refresh(&self) {
+        self.cmd(reqwest::Method::POST, "/refresh", None).await;
+    }
+
     async fn resize(&self, width: u32, height: u32) {
         self.cmd(reqwest::Method::POST, "/window/rect", Some(json!({"width": width, "height": height}))).await;
     }
@@ -290,8 +295,10 @@ async fn dashboard_end_to_end_in_chromium() {
     let app = TestApp::delivering(Backend::Sqlite, |_| {}).await;
     let rx = Receiver::start().await;
 
-    // Sign in.
-    b.goto(&app.url("/ui/login")).await;
+    // The server's address leads a person to the dashboard's sign-in.
+    b.goto(&app.url("/")).await;
+    b.find("#token").await;
+    assert!(b.exec("arguments[0](location.pathname)").await == "/ui/login");
     b.assert_labelled().await;
     b.screenshot("01-sign-in").await;
     b.type_into("#token", "tsn_wrong_token_000000000000000000").await;
@@ -314,19 +321,30 @@ async fn dashboard_end_to_end_in_chromium() {
     let secret = b.text("#new-secret").await;
     assert!(secret.starts_with("whsec_"), "{secret}");
     assert!(b.text("#secret-panel").await.contains("will not be shown again"));
+    assert!(b.text("#flash").await.contains("created"));
     b.find("#copy-secret").await;
+    b.find("#send-test").await;
     b.screenshot("03-secret-shown-once").await;
 
-    // Overview; send a test event and see the result in place.
-    b.click("#to-overview").await;
+    // F5 on the page the form led to: nothing is created again, and the secret is gone.
+    b.refresh().await;
     b.find("#send-test").await;
     assert!(!b.source().await.contains(&secret), "the secret is never shown again");
+    assert!(b.try_find("#flash").await.is_none(), "the outcome shows once");
+    let (_, hooks) = app.get("/api/v1/webhooks", ADMIN_TOKEN).await;
+    assert_eq!(hooks["data"].as_array().map(Vec::len), Some(1), "F5 created no second webhook: {hooks}");
     b.screenshot("04-overview").await;
+
+    // Send a test event; its outcome shows on the overview the form leads back to.
     b.click("#send-test").await;
-    b.wait_text("#test-result", "delivered").await;
+    b.wait_text("#flash", "delivered").await;
+    b.refresh().await;
+    b.find("#send-test").await;
     let got = rx.wait_for(1, Duration::from_secs(10)).await;
     let r = &got[0];
     assert_eq!(r.header("x-tocsin-event"), "webhook.test");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.received().len(), 1, "F5 after a test sent no second one");
     assert!(seed_signature_ok(&secret, &r.body, &r.header("x-tocsin-signature")), "the copied secret verifies");
     let wh = standardwebhooks::Webhook::new(&secret).unwrap();
     assert!(wh.verify(&r.body, &r.headers).is_ok(), "Standard Webhooks signature verifies");
@@ -359,6 +377,10 @@ async fn dashboard_end_to_end_in_chromium() {
     b.wait_text("main", "both the new and the current secret").await;
     b.click("#confirm-rotate").await;
     b.wait_text("#secret-panel", "will not be shown again").await;
+    let rotated = b.text("#new-secret").await;
+    b.refresh().await;
+    b.find("#send-test").await;
+    assert!(!b.source().await.contains(&rotated), "F5 shows the new secret no more");
     b.goto(&app.url(&format!("/ui/webhooks/{id}/rotate"))).await;
     b.click("#confirm-rotate").await;
     b.wait_text("main", "signs until").await;
@@ -413,8 +435,13 @@ async fn dashboard_end_to_end_in_chromium() {
         .await;
     assert_eq!(status, 403, "a wrong CSRF token is refused");
 
-    // Delete, as the admin, through the confirmation that names the webhook.
+    // Signing out ends the session: its pages lead to the sign-in again.
     b.click("header form button").await;
+    b.find("#token").await;
+    b.goto(&app.url(&format!("/ui/webhooks/{id}"))).await;
+    b.find("#token").await;
+
+    // Delete, as the admin, through the confirmation that names the webhook.
     b.sign_in(&app, ADMIN_TOKEN).await;
     b.goto(&app.url(&format!("/ui/webhooks/{id}"))).await;
     b.click("#delete").await;
@@ -425,6 +452,7 @@ async fn dashboard_end_to_end_in_chromium() {
     b.type_into("#confirm", "SOC quarantine feed").await;
     b.click("#confirm-delete").await;
     b.wait_text("main", "No webhooks yet").await;
+    assert!(b.text("#flash").await.contains("deleted"));
     let (status, _) = app.get(&format!("/api/v1/webhooks/{id}"), ADMIN_TOKEN).await;
     assert_eq!(status, 404);
 
@@ -457,7 +485,6 @@ async fn a_profile_shows_its_contract_in_the_dashboard() {
     b.type_into("#retry_delay", "5").await;
     b.click("#save").await;
     b.find("#unsigned").await;
-    b.click("#to-overview").await;
     let headers = b.text("#headers-sent").await;
     for name in ["selki-webhook-id", "selki-webhook-call-id", "Selki-Webhook/1.0"] {
         assert!(headers.contains(name), "{name} missing from {headers}");

@@ -2,7 +2,9 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
+
+use super::flash::Flash;
 use maud::{html, Markup};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -177,13 +179,17 @@ pub async fn detail(
 pub async fn redeliver(
     State(state): State<AppState>,
     Path((id, attempt)): Path<(String, String)>,
-    FormPost { session, .. }: FormPost,
+    post: FormPost,
 ) -> Response {
     let (Ok(id), Ok(attempt)) = (id.parse::<Uuid>(), attempt.parse::<Uuid>()) else {
         return error_page(StatusCode::NOT_FOUND, "No such delivery.");
     };
-    match deliveries_ops::redeliver_attempt(&state, &session.who, id, attempt).await {
-        Ok((w, _)) => Redirect::to(&format!("/ui/webhooks/{}/deliveries", w.id)).into_response(),
+    match deliveries_ops::redeliver_attempt(&state, &post.session.who, id, attempt).await {
+        Ok((w, _)) => post.done(
+            &state,
+            &format!("/ui/webhooks/{}/deliveries", w.id),
+            Flash::ok("Redelivery queued: the event is sent again shortly; it shows below as a new attempt."),
+        ),
         Err(e) => api_error_page(e),
     }
 }

@@ -9,6 +9,7 @@
 
 mod chart;
 mod deliveries;
+pub mod flash;
 mod pages;
 mod webhooks;
 
@@ -39,6 +40,8 @@ const JS: &str = include_str!("assets/app.js");
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        // Whoever opens the server's address in a browser lands on the dashboard (or its sign-in).
+        .route("/", get(|| async { Redirect::to("/ui/webhooks") }))
         .route("/ui", get(|| async { Redirect::to("/ui/webhooks") }))
         .route("/ui/", get(|| async { Redirect::to("/ui/webhooks") }))
         .route("/ui/assets/app.css", get(|| async { asset(CSS, "text/css; charset=utf-8") }))
@@ -64,10 +67,14 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
     ([(CONTENT_TYPE, content_type), (CACHE_CONTROL, "public, max-age=300")], body).into_response()
 }
 
-/// A signed-in user: the token's principal and the session's CSRF token.
+/// A signed-in user: the token's principal and the session's CSRF token, and what the last form
+/// left to show (see [`flash`]).
 pub struct Session {
     pub who: Principal,
     pub csrf: String,
+    pub flash: Option<flash::Flash>,
+    /// The header that clears the flash, sent by the page that shows it.
+    flash_clear: Option<HeaderValue>,
 }
 
 impl Session {
@@ -123,7 +130,11 @@ impl FromRequestParts<AppState> for Session {
             error_page(e.status, &e.message)
         })?;
         let (token, csrf) = found.ok_or_else(to_login)?;
-        Ok(Session { who: Principal { token_id: token.id, tenant: token.tenant_id, role: token.role }, csrf })
+        let who = Principal { token_id: token.id, tenant: token.tenant_id, role: token.role };
+        let mut session = Session { who, csrf, flash: None, flash_clear: None };
+        session.flash = flash::pending(state, &parts.headers, &session);
+        session.flash_clear = session.flash.is_some().then(|| flash::cleared(&parts.headers));
+        Ok(session)
     }
 }
 
@@ -132,6 +143,14 @@ impl FromRequestParts<AppState> for Session {
 pub struct FormPost {
     pub session: Session,
     pub form: Vec<(String, String)>,
+    pub headers: HeaderMap,
+}
+
+impl FormPost {
+    /// The answer to a form that did what it asked: a redirect to `to`, whose page shows `flash`.
+    pub fn done(&self, state: &AppState, to: &str, flash: flash::Flash) -> Response {
+        flash::redirect_with(state, &self.headers, &self.session, to, flash)
+    }
 }
 
 impl FromRequest<AppState> for FormPost {
@@ -140,6 +159,7 @@ impl FromRequest<AppState> for FormPost {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (mut parts, body) = req.into_parts();
         let session = Session::from_request_parts(&mut parts, state).await?;
+        let headers = parts.headers.clone();
         // A form that trickles in holds a connection: it has the request timeout to arrive.
         let reading = Form::<Vec<(String, String)>>::from_request(Request::from_parts(parts, body), state);
         let Form(form) = tokio::time::timeout(state.settings.request_timeout, reading)
@@ -147,7 +167,7 @@ impl FromRequest<AppState> for FormPost {
             .map_err(|_| error_page(StatusCode::REQUEST_TIMEOUT, "The form did not arrive in time."))?
             .map_err(|e| error_page(StatusCode::BAD_REQUEST, &e.body_text()))?;
         session.check_csrf(&form)?;
-        Ok(Self { session, form })
+        Ok(Self { session, form, headers })
     }
 }
 
@@ -204,9 +224,14 @@ pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
     }
 }
 
+/// A signed-in page, with what the last form left to show above it (once).
 pub fn page(title: &str, session: &Session, body: Markup) -> Response {
+    let body = html! { @if let Some(f) = &session.flash { (f.markup()) } (body) };
     let mut r = layout(title, Some(session), body).into_response();
     r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(clear) = &session.flash_clear {
+        r.headers_mut().append(SET_COOKIE, clear.clone());
+    }
     r
 }
 

@@ -17,7 +17,7 @@ function fallbackCopy(text, done) {
   t.value = text; document.body.appendChild(t); t.select();
   try { document.execCommand("copy"); done(); } finally { t.remove(); }
 }
-// "Send test event": show the result in place.
+// "Send test event": show the result in place (the outcome the redirected page shows once).
 document.addEventListener("submit", async (e) => {
   const form = e.target;
   if (!form.matches("form[data-inplace]")) return;
@@ -29,8 +29,8 @@ document.addEventListener("submit", async (e) => {
     const resp = await fetch(form.action, { method: "POST", body: new URLSearchParams(new FormData(form)), credentials: "same-origin" });
     const html = await resp.text();
     const doc = new DOMParser().parseFromString(html, "text/html");
-    const part = doc.getElementById(form.dataset.inplace);
-    target.innerHTML = part ? part.innerHTML : "The request failed (" + resp.status + ").";
+    const part = doc.getElementById("flash");
+    target.innerHTML = part ? part.outerHTML : "The request failed (" + resp.status + ").";
   } catch (err) {
     target.textContent = "The request failed: " + err;
   } finally {

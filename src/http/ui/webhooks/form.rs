@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use maud::{html, Markup};
 
+use super::super::flash::{Flash, ShownSecret};
 use super::super::{api_error_page, csrf_input, field, page, FormPost, Session};
 use super::{admin_only, load, parse_id};
 use crate::destinations;
@@ -306,51 +307,44 @@ pub async fn new_form(State(state): State<AppState>, session: Session) -> Respon
     )
 }
 
-pub(super) fn secret_panel(secret: &Secret, heading: &str, profile: &Profile) -> Markup {
-    html! {
-        div.panel #secret-panel {
-            h2 { (heading) }
-            @if secret.is_unsigned() {
-                p #unsigned { "No signing secret was given: deliveries are sent unsigned. Rotate the secret on the "
-                    "webhook's page to start signing them." }
-            } @else {
-                div.notice role="alert" { strong { "Copy this signing secret now." } " It will not be shown again." }
-                div.secret {
-                    code #new-secret { (secret.expose()) }
-                    button #copy-secret type="button" data-copy="new-secret" { "Copy" }
-                }
-                p.hint { "Verify " code { (profile.signature.header.as_str()) } " (HMAC-SHA256 of the body)"
-                    @if profile.headers.standard_webhooks { " or the Standard Webhooks " code { "webhook-signature" } " header" }
-                    " with it." }
-            }
-        }
+/// A signing secret as the next page shows it, once.
+pub(super) fn shown_secret(secret: &Secret, heading: &str, profile: &Profile, note: Option<String>) -> ShownSecret {
+    let mut hint = format!("Verify {} (HMAC-SHA256 of the body)", profile.signature.header.as_str());
+    if profile.headers.standard_webhooks {
+        hint.push_str(" or the Standard Webhooks webhook-signature header");
+    }
+    hint.push_str(" with it.");
+    ShownSecret {
+        heading: heading.to_string(),
+        value: if secret.is_unsigned() { String::new() } else { secret.expose().to_string() },
+        hint,
+        note,
     }
 }
 
-pub async fn create(State(state): State<AppState>, FormPost { session, form }: FormPost) -> Response {
-    let v = FormValues::from_form(&form);
+pub async fn create(State(state): State<AppState>, post: FormPost) -> Response {
+    let (session, v) = (&post.session, FormValues::from_form(&post.form));
     let result = match v.to_input(false) {
         Ok(input) => webhook_ops::create(&state, &session.who, input).await.map_err(ApiError::from),
         Err(e) => Err(e),
     };
     let profile = state.shown_profile(&session.who.tenant).await;
     match result {
-        Ok((w, secret)) => page(
-            "Webhook created",
-            &session,
-            html! {
-                h1 { "Webhook created" }
-                (secret_panel(&secret, &format!("{} is ready", w.name), &profile))
-                p { a.btn.primary #to-overview href={ "/ui/webhooks/" (w.id) } { "Go to the webhook" } }
-            },
-        ),
+        Ok((w, secret)) => {
+            let shown = shown_secret(&secret, &format!("{} is ready", w.name), &profile, None);
+            post.done(
+                &state,
+                &format!("/ui/webhooks/{}", w.id),
+                Flash::ok(format!("Webhook {} created.", w.name)).with_secret(shown),
+            )
+        }
         Err(e) if e.status == StatusCode::FORBIDDEN => api_error_page(e),
         Err(e) => {
-            let ctx = form_context(&state, &session).await;
+            let ctx = form_context(&state, session).await;
             let mut r = page(
                 "Add webhook",
-                &session,
-                html! { h1 { "Add webhook" } div.panel { (webhook_form(&session, &ctx, &v, Some(&e), "/ui/webhooks", false)) } },
+                session,
+                html! { h1 { "Add webhook" } div.panel { (webhook_form(session, &ctx, &v, Some(&e), "/ui/webhooks", false)) } },
             );
             *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
             r
@@ -375,30 +369,26 @@ pub async fn edit_form(State(state): State<AppState>, session: Session, Path(id)
     )
 }
 
-pub async fn edit(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    FormPost { session, form }: FormPost,
-) -> Response {
+pub async fn edit(State(state): State<AppState>, Path(id): Path<String>, post: FormPost) -> Response {
     let uuid = match parse_id(&id) {
         Ok(u) => u,
         Err(r) => return r,
     };
-    let v = FormValues::from_form(&form);
+    let (session, v) = (&post.session, FormValues::from_form(&post.form));
     let result = match v.to_input(true) {
         Ok(input) => webhook_ops::update(&state, &session.who, uuid, input).await.map_err(ApiError::from),
         Err(e) => Err(e),
     };
     match result {
-        Ok(w) => Redirect::to(&format!("/ui/webhooks/{}", w.id)).into_response(),
+        Ok(w) => post.done(&state, &format!("/ui/webhooks/{}", w.id), Flash::ok("Changes saved.")),
         Err(e) if e.status == StatusCode::FORBIDDEN || e.status == StatusCode::NOT_FOUND => api_error_page(e),
         Err(e) => {
-            let ctx = form_context(&state, &session).await;
+            let ctx = form_context(&state, session).await;
             let action = format!("/ui/webhooks/{uuid}/edit");
             let mut r = page(
                 "Edit webhook",
-                &session,
-                html! { h1 { "Edit webhook" } div.panel { (webhook_form(&session, &ctx, &v, Some(&e), &action, true)) } },
+                session,
+                html! { h1 { "Edit webhook" } div.panel { (webhook_form(session, &ctx, &v, Some(&e), &action, true)) } },
             );
             *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
             r

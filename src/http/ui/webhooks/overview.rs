@@ -3,44 +3,37 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
-use maud::{html, Markup};
+use axum::response::Response;
+use maud::html;
 
+use super::super::flash::Flash;
 use super::super::{ago, api_error_page, csrf_input, field, page, url_markup, FormPost, Session};
-use super::form::secret_panel;
+use super::form::shown_secret;
 use super::{admin_only, load, parse_id, rate, shown_url, status_badge, DAY_MS};
 use crate::domain::page::Page;
-use crate::domain::secret::Secret;
 use crate::domain::time::{now_ms, rfc3339_secs};
 use crate::domain::webhook::Webhook;
 use crate::http::api::error::ApiError;
 use crate::profile::Profile;
 use crate::service::deliveries as deliveries_ops;
 use crate::service::webhooks::{self as webhook_ops, WebhookInput};
-use crate::service::{AppState, ServiceError};
+use crate::service::AppState;
 use crate::store::AttemptRecord;
 
-/// What an action on the overview left to show.
-enum Notice {
-    None,
-    Test(Box<AttemptRecord>),
-    Secret(Secret, i64),
-}
-
-fn test_result(a: &AttemptRecord) -> Markup {
-    html! {
-        @if a.success {
-            div.flash-ok role="status" {
-                strong { "Test event delivered." } " HTTP " (a.http_status.map(|s| s.to_string()).unwrap_or_else(|| "–".into()))
-                " in " (a.response_ms) " ms."
-            }
-        } @else {
-            div.flash-bad role="status" {
-                strong { "Test event failed." } " "
-                @if let Some(s) = a.http_status { "HTTP " (s) ". " }
-                (a.error.clone().unwrap_or_default())
-            }
+/// A test's outcome, as the overview shows it after the redirect.
+fn test_flash(a: &AttemptRecord) -> Flash {
+    let status = a.http_status.map(|s| format!("HTTP {s}"));
+    if a.success {
+        Flash::ok(format!("Test event delivered. {} in {} ms.", status.unwrap_or_else(|| "Sent".into()), a.response_ms))
+    } else {
+        let mut text = "Test event failed.".to_string();
+        if let Some(s) = status {
+            text.push_str(&format!(" {s}."));
         }
+        if let Some(e) = &a.error {
+            text.push_str(&format!(" {e}"));
+        }
+        Flash::bad(text)
     }
 }
 
@@ -79,7 +72,7 @@ fn pretty(body: &[u8]) -> String {
         .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned())
 }
 
-async fn overview_page(state: &AppState, session: &Session, w: Webhook, notice: Notice) -> Response {
+async fn overview_page(state: &AppState, session: &Session, w: Webhook) -> Response {
     let tenant = &session.who.tenant;
     let since = now_ms() - DAY_MS;
     let stats = state.store.webhook_stats(tenant, w.id, since).await.unwrap_or_default();
@@ -108,10 +101,6 @@ async fn overview_page(state: &AppState, session: &Session, w: Webhook, notice: 
                         }
                     }
                 }
-            }
-            @if let Notice::Secret(secret, until) = &notice {
-                (secret_panel(secret, "New signing secret", &profile))
-                p.hint { "The previous secret keeps signing until " (rfc3339_secs(*until)) "." }
             }
             div.grid {
                 div.panel {
@@ -190,7 +179,6 @@ async fn overview_page(state: &AppState, session: &Session, w: Webhook, notice: 
                         button.primary #send-test type="submit" { "Send test event" }
                     }
                     div #test-result aria-live="polite" {
-                        @if let Notice::Test(a) = &notice { (test_result(a)) }
                     }
                 }
                 div.panel.danger-zone {
@@ -205,23 +193,22 @@ async fn overview_page(state: &AppState, session: &Session, w: Webhook, notice: 
 
 pub async fn overview(State(state): State<AppState>, session: Session, Path(id): Path<String>) -> Response {
     match load(&state, &session, &id).await {
-        Ok(w) => overview_page(&state, &session, w, Notice::None).await,
+        Ok(w) => overview_page(&state, &session, w).await,
         Err(r) => r,
     }
 }
 
-pub async fn toggle(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    FormPost { session, .. }: FormPost,
-) -> Response {
-    let w = match load(&state, &session, &id).await {
+pub async fn toggle(State(state): State<AppState>, Path(id): Path<String>, post: FormPost) -> Response {
+    let w = match load(&state, &post.session, &id).await {
         Ok(w) => w,
         Err(r) => return r,
     };
     let input = WebhookInput { is_active: Some(!w.is_active), ..Default::default() };
-    match webhook_ops::update(&state, &session.who, w.id, input).await {
-        Ok(_) => Redirect::to(&format!("/ui/webhooks/{}", w.id)).into_response(),
+    match webhook_ops::update(&state, &post.session.who, w.id, input).await {
+        Ok(_) => {
+            let done = if w.is_active { "disabled: events wait for it (held)" } else { "enabled" };
+            post.done(&state, &format!("/ui/webhooks/{}", w.id), Flash::ok(format!("Webhook {} {done}.", w.name)))
+        }
         Err(e) => api_error_page(e),
     }
 }
@@ -242,30 +229,37 @@ enum Action {
     Rotate,
 }
 
-/// Runs an action on webhook `id`, then shows its overview with what the action left to show.
+/// Runs an action on webhook `id`, then leads back to its overview, which shows the outcome.
 async fn act_and_show(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    FormPost { session, .. }: FormPost,
+    post: FormPost,
     action: Action,
 ) -> Response {
     let uuid = match parse_id(&id) {
         Ok(u) => u,
         Err(r) => return r,
     };
-    let done: Result<Notice, ServiceError> = match action {
-        Action::Test => deliveries_ops::send_test(&state, &session.who, uuid).await.map(|a| Notice::Test(Box::new(a))),
-        Action::Rotate => {
-            webhook_ops::rotate(&state, &session.who, uuid, None).await.map(|(s, until)| Notice::Secret(s, until))
-        }
+    let who = &post.session.who;
+    let flash = match action {
+        Action::Test => deliveries_ops::send_test(&state, who, uuid).await.map(|a| test_flash(&a)),
+        Action::Rotate => match webhook_ops::rotate(&state, who, uuid, None).await {
+            Ok((secret, until)) => {
+                let profile = state.shown_profile(&who.tenant).await;
+                let note = format!("The previous secret keeps signing until {} (UTC).", rfc3339_secs(until));
+                Ok(Flash::ok("The signing secret was rotated.").with_secret(shown_secret(
+                    &secret,
+                    "New signing secret",
+                    &profile,
+                    Some(note),
+                )))
+            }
+            Err(e) => Err(e),
+        },
     };
-    let notice = match done {
-        Ok(notice) => notice,
-        Err(e) => return api_error_page(e),
-    };
-    match load(&state, &session, &id).await {
-        Ok(w) => overview_page(&state, &session, w, notice).await,
-        Err(r) => r,
+    match flash {
+        Ok(flash) => post.done(&state, &format!("/ui/webhooks/{uuid}"), flash),
+        Err(e) => api_error_page(e),
     }
 }
 
@@ -337,25 +331,22 @@ fn delete_page(session: &Session, w: &Webhook, error: Option<&str>) -> Response 
     )
 }
 
-pub async fn delete(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    FormPost { session, form }: FormPost,
-) -> Response {
-    let w = match load(&state, &session, &id).await {
+pub async fn delete(State(state): State<AppState>, Path(id): Path<String>, post: FormPost) -> Response {
+    let (session, form) = (&post.session, &post.form);
+    let w = match load(&state, session, &id).await {
         Ok(w) => w,
         Err(r) => return r,
     };
     if !session.is_admin() {
         return api_error_page(ApiError::forbidden("admin"));
     }
-    if field(&form, "confirm").map(str::trim) != Some(w.name.as_str()) {
-        let mut r = delete_page(&session, &w, Some("The name does not match; nothing was deleted."));
+    if field(form, "confirm").map(str::trim) != Some(w.name.as_str()) {
+        let mut r = delete_page(session, &w, Some("The name does not match; nothing was deleted."));
         *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
         return r;
     }
     match webhook_ops::delete(&state, &session.who, w.id).await {
-        Ok(()) => Redirect::to("/ui/webhooks").into_response(),
+        Ok(()) => post.done(&state, "/ui/webhooks", Flash::ok(format!("Webhook {} deleted.", w.name))),
         Err(e) => api_error_page(e),
     }
 }
