@@ -192,7 +192,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<Result<(), 
 }
 
 async fn token_command(action: TokenAction, settings: Settings) -> anyhow::Result<Result<(), UsageError>> {
-    let store = app::open_store(&settings).await?;
+    let store = match app::open_existing_store(&settings).await? {
+        Ok(store) => store,
+        Err(msg) => return Ok(Err(UsageError(msg))),
+    };
     let tenant_of = |t: &str| TenantId::parse(t).map_err(|e| UsageError(format!("--tenant: {}", e.message)));
     let usage = |e: ServiceError| match e {
         ServiceError::Store(e) => Err(anyhow::Error::from(e)),
@@ -272,7 +275,10 @@ async fn tenant_command(action: TenantAction, settings: Settings) -> anyhow::Res
         Err(e) => return Ok(Err(UsageError(format!("--tenant: {}", e.message)))),
     };
     let profiles = settings.load_profiles()?;
-    let store = app::open_store(&settings).await?;
+    let store = match app::open_existing_store(&settings).await? {
+        Ok(store) => store,
+        Err(msg) => return Ok(Err(UsageError(msg))),
+    };
     if name.is_none() && !clear {
         let chosen = store.tenant_profile(&tenant).await?;
         let profile = profiles.resolve(chosen.as_deref());

@@ -186,11 +186,30 @@ fn token_commands_and_migrate() {
     let out = tocsin(dir.path()).args(["token", "create", "--role", "root"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--role"));
+
+    // From another directory the server's data is not found: nothing is created, and the
+    // message says how to point at it; with --data-dir it works from anywhere.
+    let elsewhere = tempfile::tempdir().unwrap();
+    for args in [&["token", "create", "--role", "viewer"][..], &["token", "list"], &["tenant", "profile"]] {
+        let out = tocsin(elsewhere.path()).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("no Tocsin database at") && err.contains("--data-dir"), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}: no token printed");
+    }
+    assert!(!elsewhere.path().join("tocsin-data").exists(), "no empty store was made");
+    let data_dir = dir.path().join("tocsin-data");
+    let out = tocsin(elsewhere.path())
+        .args(["token", "create", "--role", "viewer", "--data-dir", data_dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
 fn tenant_profile_command() {
     let dir = tempfile::tempdir().unwrap();
+    assert!(tocsin(dir.path()).arg("migrate").output().unwrap().status.success());
     let run = |args: &[&str]| {
         let out = tocsin(dir.path()).args(args).output().unwrap();
         (

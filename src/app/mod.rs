@@ -26,6 +26,23 @@ use supervise::Supervisor;
 const KEY_CHECK: &str = "master_key_check";
 
 /// Opens the store and applies pending migrations.
+/// For the commands that manage a server's data (`token`, `tenant`): the store `serve` made. A
+/// SQLite file that does not exist is not created: the command was pointed elsewhere than the
+/// server's data (another working directory, a missing `--data-dir`), and a token made in a new
+/// empty store would be one the server rejects.
+pub async fn open_existing_store(settings: &Settings) -> anyhow::Result<Result<Arc<Store>, String>> {
+    if let store::DatabaseUrl::Sqlite(path) = &settings.database {
+        if !path.exists() {
+            return Ok(Err(format!(
+                "no Tocsin database at {}: pass the server's data directory (--data-dir or TOCSIN_DATA_DIR), \
+                 its --database-url or its --config; `tocsin serve` creates the database on its first start",
+                path.display()
+            )));
+        }
+    }
+    open_store(settings).await.map(Ok)
+}
+
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<Store>> {
     let store = store::open(&settings.database)
         .await
