@@ -1,6 +1,10 @@
 //! `tocsin listen`: a local webhook receiver for people testing their integration, and the sink
-//! of the load test. It prints each delivery (event, event_ref, attempt id, latency) and whether
-//! both signatures verify, and can rehearse failures (`--status`, `--fail-first`, `--delay-ms`).
+//! of the load test. It prints each delivery (event, event_ref, attempt id, latency, the status it
+//! answered, whether both signatures verify, with the current or the previous secret) and its
+//! payload, indented; it can pass deliveries on to a local app (`--forward`, answering with that
+//! app's answer) and rehearse failures (`--status`, `--fail-first`, `--delay-ms`). Every format
+//! sent over HTTP is understood: the event and event_ref come from the envelope, or from the
+//! headers for bodies without one (Slack, Teams, CEF, Splunk HEC, a product's own shape).
 //! With `--quiet` it only counts, and serves its counts at `GET /_tocsin/stats` (with latency
 //! percentiles) and `GET /_tocsin/counts` (without: cheap to poll).
 
@@ -13,10 +17,11 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use http_body_util::{BodyExt, Full};
 use serde::Deserialize;
 
 use crate::domain::secret::Secret;
@@ -41,9 +46,16 @@ pub struct ListenArgs {
     /// instead of the X-Tocsin ones
     #[arg(long)]
     pub profile: Option<String>,
-    /// Print one JSON object per delivery
+    /// Print one JSON object per delivery (with its payload)
     #[arg(long)]
     pub json: bool,
+    /// Print only the one-line summary of each delivery, not its payload
+    #[arg(long)]
+    pub no_payload: bool,
+    /// Pass every delivery on to this URL (a local app: http://127.0.0.1:3000/hook) and answer
+    /// with its answer
+    #[arg(long)]
+    pub forward: Option<String>,
     /// Print nothing; count (see GET /_tocsin/stats)
     #[arg(long)]
     pub quiet: bool,
@@ -92,8 +104,15 @@ struct Listener {
     /// The secret's signing keys, set up once (each request is checked with both).
     keys: Option<SigningKeys>,
     seed_header: String,
-    /// The header with the attempt's id, if the profile sends one.
+    /// During a rotation: the header signed with the previous secret.
+    previous_header: Option<String>,
+    /// The headers with the event type and the attempt's id, if the profile sends them.
+    event_header: Option<String>,
     delivery_header: Option<String>,
+    forward: Option<Forward>,
+    /// Whether deliveries carry the Standard Webhooks headers (Tocsin's own do): then one
+    /// without them counts as a bad signature.
+    expects_standard: bool,
     requests: AtomicU64,
     counts: Mutex<Counts>,
     out: Mutex<std::io::BufWriter<std::io::Stdout>>,
@@ -116,21 +135,61 @@ fn percentile(sorted: &[u32], q: f64) -> Option<f64> {
     Some(sorted[i] as f64 / 1000.0)
 }
 
-async fn receive(State(l): State<Arc<Listener>>, headers: HeaderMap, body: Bytes) -> Response {
+/// How a signature checked: with the secret given, with it in the previous-secret header (the
+/// webhook's secret was rotated since), not at all (no `--secret`), or not.
+fn seed_check(l: &Listener, keys: &SigningKeys, body: &[u8], headers: &HeaderMap) -> &'static str {
+    // A profile may send the hex digest without the `sha256=` prefix.
+    let verifies = |value: &str| {
+        !value.is_empty() && (verify_seed(keys, body, value) || verify_seed(keys, body, &format!("sha256={value}")))
+    };
+    if verifies(header_of(headers, &l.seed_header)) {
+        "ok"
+    } else if l.previous_header.as_deref().is_some_and(|h| verifies(header_of(headers, h))) {
+        "ok (previous secret)"
+    } else {
+        "BAD"
+    }
+}
+
+/// A header's value as text ("" when absent or not text).
+fn header_of<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+    headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+}
+
+async fn receive(
+    State(l): State<Arc<Listener>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let arrived_us = now_us();
     let n = l.requests.fetch_add(1, Ordering::Relaxed);
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let header = |name: &str| header_of(&headers, name);
     let env: Option<Envelope> = serde_json::from_slice(&body).ok();
     let (sig, std_sig) = match &l.keys {
         None => ("unchecked", "unchecked"),
         Some(keys) => {
-            let seed = verify_seed(keys, &body, header(&l.seed_header));
             let ts = header("webhook-timestamp").parse::<i64>().unwrap_or_default();
             let standard = verify_standard(keys, header("webhook-id"), ts, &body, header("webhook-signature"));
-            (if seed { "ok" } else { "BAD" }, if standard { "ok" } else { "BAD" })
+            let standard = if header("webhook-signature").is_empty() && !l.expects_standard {
+                "absent"
+            } else if standard {
+                "ok"
+            } else {
+                "BAD"
+            };
+            (seed_check(&l, keys, &body, &headers), standard)
         }
     };
-    let (event, event_ref) = env.as_ref().map(|e| (e.event.as_str(), e.event_ref.as_str())).unwrap_or(("?", "?"));
+    // The envelope's, else the headers' (a body in another shape: Slack, Teams, CEF, HEC).
+    let from_env = |f: fn(&Envelope) -> &str| env.as_ref().map(f).filter(|v| !v.is_empty()).map(str::to_string);
+    let event = from_env(|e| &e.event)
+        .or_else(|| l.event_header.as_deref().map(header).filter(|v| !v.is_empty()).map(str::to_string))
+        .unwrap_or_else(|| "?".into());
+    let event_ref = from_env(|e| &e.event_ref)
+        .or_else(|| Some(header("webhook-id")).filter(|v| !v.is_empty()).map(str::to_string))
+        .unwrap_or_else(|| "?".into());
     let sent_us = env
         .as_ref()
         .and_then(|e| e.data.as_ref().and_then(|d| d.bench_sent_us))
@@ -138,7 +197,7 @@ async fn receive(State(l): State<Arc<Listener>>, headers: HeaderMap, body: Bytes
     let latency_us = sent_us.map(|s| (arrived_us - s).max(0));
     {
         let mut c = l.counts.lock().expect("counts");
-        if !c.seen.insert(event_ref.to_string()) {
+        if !c.seen.insert(event_ref.clone()) {
             c.duplicates += 1;
         }
         if let Some(us) = latency_us {
@@ -150,30 +209,129 @@ async fn receive(State(l): State<Arc<Listener>>, headers: HeaderMap, body: Bytes
         c.first_ms.get_or_insert(arrived_us / 1000);
         c.last_ms = arrived_us / 1000;
     }
-    if !l.args.quiet {
-        let delivery = l.delivery_header.as_deref().map(header).unwrap_or_default().to_string();
-        let latency_ms = latency_us.map(|u| u as f64 / 1000.0);
-        let line = if l.args.json {
-            serde_json::json!({"event": event, "event_ref": event_ref, "delivery": delivery, "latency_ms": latency_ms,
-                               "signature": sig, "standard_signature": std_sig, "bytes": body.len()})
-            .to_string()
-        } else {
-            format!(
-                "{}  {event:<24} ref={event_ref}  delivery={delivery}  latency={}  signature={sig}  webhook-signature={std_sig}",
-                crate::domain::time::rfc3339_ms(now_ms()),
-                latency_ms.map(|m| format!("{m:.1}ms")).unwrap_or_else(|| "?".into()),
-            )
-        };
-        if let Ok(mut out) = l.out.lock() {
-            writeln!(out, "{line}").ok();
-            out.flush().ok();
-        }
-    }
     if l.args.delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(l.args.delay_ms)).await;
     }
-    let status = if n < l.args.fail_first { 500 } else { l.args.status };
-    (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), "ok").into_response()
+    let answer = match &l.forward {
+        Some(f) => f.send(method, &uri, &headers, body.clone()).await,
+        None => {
+            let status = if n < l.args.fail_first { 500 } else { l.args.status };
+            Answer {
+                status: StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+                body: Bytes::from_static(b"ok"),
+                note: None,
+            }
+        }
+    };
+    if !l.args.quiet {
+        let delivery = l.delivery_header.as_deref().map(header).unwrap_or_default();
+        let latency_ms = latency_us.map(|u| u as f64 / 1000.0);
+        let payload = || -> serde_json::Value {
+            serde_json::from_slice(&body).unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned().into())
+        };
+        let mut text = if l.args.json {
+            let mut line = serde_json::json!({"event": event, "event_ref": event_ref, "delivery": delivery,
+                "latency_ms": latency_ms, "signature": sig, "standard_signature": std_sig, "bytes": body.len(),
+                "status": answer.status.as_u16()});
+            if !l.args.no_payload {
+                line["payload"] = payload();
+            }
+            if let Some(note) = &answer.note {
+                line["forward_error"] = note.as_str().into();
+            }
+            line.to_string()
+        } else {
+            let mut line = format!(
+                "{}  {event:<24} ref={event_ref}  delivery={delivery}  latency={}  answered={}  signature={sig}  \
+                 webhook-signature={std_sig}",
+                crate::domain::time::rfc3339_ms(now_ms()),
+                latency_ms.map(|m| format!("{m:.1}ms")).unwrap_or_else(|| "?".into()),
+                answer.status.as_u16(),
+            );
+            if let Some(note) = &answer.note {
+                line.push_str(&format!("  ({note})"));
+            }
+            if !l.args.no_payload {
+                let shown = match payload() {
+                    serde_json::Value::String(text) => text,
+                    v => serde_json::to_string_pretty(&v).unwrap_or_default(),
+                };
+                for l in shown.lines() {
+                    line.push_str("\n    ");
+                    line.push_str(l);
+                }
+            }
+            line
+        };
+        text.push('\n');
+        if let Ok(mut out) = l.out.lock() {
+            out.write_all(text.as_bytes()).ok();
+            out.flush().ok();
+        }
+    }
+    (answer.status, answer.body).into_response()
+}
+
+/// What `listen` answered a delivery.
+struct Answer {
+    status: StatusCode,
+    body: Bytes,
+    /// Why a forward failed, if it did.
+    note: Option<String>,
+}
+
+/// Passes deliveries on to a local app, as they came (method, path and query appended to its
+/// URL's, headers but the connection's own, body).
+struct Forward {
+    to: Uri,
+    client: hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+}
+
+impl Forward {
+    fn new(url: &str) -> anyhow::Result<Self> {
+        let to: Uri = url.parse().map_err(|e| anyhow::anyhow!("--forward: {url} is not a URL: {e}"))?;
+        if to.scheme_str() != Some("http") || to.host().is_none() {
+            anyhow::bail!("--forward: give an http:// URL of a local app, e.g. http://127.0.0.1:3000/hook");
+        }
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(hyper_util::client::legacy::connect::HttpConnector::new());
+        Ok(Self { to, client })
+    }
+
+    async fn send(&self, method: Method, uri: &Uri, headers: &HeaderMap, body: Bytes) -> Answer {
+        let base = self.to.path().trim_end_matches('/');
+        let extra = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let path = if extra == "/" && !base.is_empty() { base.to_string() } else { format!("{base}{extra}") };
+        let target = format!("http://{}{}", self.to.authority().map(|a| a.as_str()).unwrap_or_default(), path);
+        let mut request = match hyper::Request::builder().method(method).uri(&target).body(Full::new(body)) {
+            Ok(r) => r,
+            Err(e) => return Answer::failed(format!("cannot forward to {target}: {e}")),
+        };
+        for (name, value) in headers {
+            if !matches!(name.as_str(), "host" | "connection" | "content-length" | "transfer-encoding" | "keep-alive") {
+                request.headers_mut().append(name.clone(), value.clone());
+            }
+        }
+        let sent = tokio::time::timeout(Duration::from_secs(30), self.client.request(request)).await;
+        match sent {
+            Ok(Ok(response)) => {
+                let status = response.status();
+                match response.into_body().collect().await {
+                    Ok(body) => Answer { status, body: body.to_bytes(), note: None },
+                    Err(e) => Answer::failed(format!("{target} answered {status} but its body broke off: {e}")),
+                }
+            }
+            Ok(Err(e)) => Answer::failed(format!("cannot forward to {target}: {}", crate::transport::error_chain(&e))),
+            Err(_) => Answer::failed(format!("{target} did not answer within 30 s")),
+        }
+    }
+}
+
+impl Answer {
+    /// The app could not be reached: the sender sees 502 and retries, as it would for any endpoint.
+    fn failed(note: String) -> Self {
+        Self { status: StatusCode::BAD_GATEWAY, body: Bytes::from(note.clone()), note: Some(note) }
+    }
 }
 
 /// The counts so far, without the latency percentiles.
@@ -219,19 +377,27 @@ pub async fn run(args: ListenArgs) -> anyhow::Result<()> {
         .parse()
         .map_err(|_| anyhow::anyhow!("invalid --bind/--port: {}:{}", args.bind, args.port))?;
     let keys = args.secret.as_deref().map(|s| SigningKeys::new(&Secret::from_stored(s.as_bytes().to_vec())));
-    let (seed_header, delivery_header) = match &args.profile {
+    let prefix = args.header_prefix.to_ascii_lowercase();
+    let (seed_header, previous_header, event_header, delivery_header, expects_standard) = match &args.profile {
         None => (
-            format!("{}-signature", args.header_prefix.to_ascii_lowercase()),
-            Some(format!("{}-delivery", args.header_prefix.to_ascii_lowercase())),
+            format!("{prefix}-signature"),
+            Some(format!("{prefix}-signature-previous")),
+            Some(format!("{prefix}-event")),
+            Some(format!("{prefix}-delivery")),
+            true,
         ),
         Some(name) => {
             let profiles = crate::profile::Profiles::builtin();
             let profile = profiles.get(name).ok_or_else(|| {
                 anyhow::anyhow!("--profile: no profile named '{name}' (there are {})", profiles.names().join(", "))
             })?;
+            let name = |h: &Option<axum::http::HeaderName>| h.as_ref().map(|h| h.as_str().to_string());
             (
                 profile.signature.header.as_str().to_string(),
-                profile.headers.delivery.as_ref().map(|h| h.as_str().to_string()),
+                name(&profile.signature.previous_header),
+                name(&profile.headers.event),
+                name(&profile.headers.delivery),
+                profile.headers.standard_webhooks,
             )
         }
     };
@@ -239,7 +405,11 @@ pub async fn run(args: ListenArgs) -> anyhow::Result<()> {
         args: args.clone(),
         keys,
         seed_header,
+        previous_header,
+        event_header,
         delivery_header,
+        forward: args.forward.as_deref().map(Forward::new).transpose()?,
+        expects_standard,
         requests: AtomicU64::new(0),
         counts: Mutex::new(Counts::default()),
         out: Mutex::new(std::io::BufWriter::new(std::io::stdout())),
@@ -253,8 +423,9 @@ pub async fn run(args: ListenArgs) -> anyhow::Result<()> {
     let tcp = tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
     if !args.quiet {
         eprintln!(
-            "tocsin listen: receiving on http://{addr}/ (any path){}",
-            if args.secret.is_some() { ", checking signatures" } else { "" }
+            "tocsin listen: receiving on http://{addr}/ (any path){}{}",
+            if args.secret.is_some() { ", checking signatures" } else { "" },
+            args.forward.as_deref().map(|f| format!(", passing deliveries on to {f}")).unwrap_or_default()
         );
     }
     axum::serve(tcp, app).with_graceful_shutdown(crate::app::shutdown_signal()).await?;

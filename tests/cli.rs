@@ -342,6 +342,67 @@ fn listen_prints_deliveries_checks_signatures_and_rehearses_failures() {
     assert_eq!(lines[2]["signature"], "BAD");
 }
 
+/// What a person testing an integration sees: the payload and the status answered; a body
+/// without the envelope (Slack's) named by its headers; a delivery signed during a rotation
+/// checked against the previous-secret header; deliveries passed on to a local app, whose answer
+/// is the answer; an app that is down answered with 502, saying why.
+#[test]
+fn listen_shows_payloads_forwards_and_knows_rotations() {
+    use hmac::{Hmac, Mac};
+    let dir = tempfile::tempdir().unwrap();
+    let (app_port, port, text_port, closed) = (free_port(), free_port(), free_port(), free_port());
+    let mut app = listen(dir.path(), app_port, &["--json", "--status", "201"]);
+    let forward = format!("http://127.0.0.1:{app_port}/app");
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let mut child = listen(dir.path(), port, &["--secret", secret, "--json", "--forward", &forward]);
+    let body = r#"{"text":"[HIGH] Email quarantined","blocks":[]}"#;
+    let sign = |key: &str| {
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+        mac.update(body.as_bytes());
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    };
+    let post = |port: u16| {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "content-type: application/json"])
+            .args(["-H", "X-Tocsin-Event: email.quarantined", "-H", "webhook-id: ref-9"])
+            .args(["-H", &format!("X-Tocsin-Signature: {}", sign("whsec_the_new_secret_after_rotation"))])
+            .args(["-H", &format!("X-Tocsin-Signature-Previous: {}", sign(secret)), "--data-binary", body])
+            .arg(format!("http://127.0.0.1:{port}/hook"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert_eq!(post(port), "201", "the local app's answer is the answer");
+    unsafe_kill_term(child.id());
+    let _ = child.wait();
+    unsafe_kill_term(app.id());
+    let _ = app.wait();
+    let line = BufReader::new(child.stdout.take().unwrap()).lines().next().unwrap().unwrap();
+    let line: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(line["event"], "email.quarantined", "{line}");
+    assert_eq!(line["event_ref"], "ref-9", "{line}");
+    assert_eq!(line["status"], 201, "{line}");
+    assert_eq!(line["signature"], "ok (previous secret)", "{line}");
+    assert_eq!(line["payload"]["text"], "[HIGH] Email quarantined", "{line}");
+    let passed = BufReader::new(app.stdout.take().unwrap()).lines().next().unwrap().unwrap();
+    let passed: serde_json::Value = serde_json::from_str(&passed).unwrap();
+    assert_eq!(passed["payload"]["text"], "[HIGH] Email quarantined", "the app got the body: {passed}");
+    assert_eq!(passed["event_ref"], "ref-9", "and the headers: {passed}");
+
+    // Printed for people: the summary line with the status, then the payload indented; an app
+    // that is down is a 502 that says why.
+    let down = format!("http://127.0.0.1:{closed}/");
+    let mut text = listen(dir.path(), text_port, &["--secret", secret, "--forward", &down]);
+    assert_eq!(post(text_port), "502");
+    unsafe_kill_term(text.id());
+    let _ = text.wait();
+    let mut printed = String::new();
+    std::io::Read::read_to_string(&mut text.stdout.take().unwrap(), &mut printed).unwrap();
+    assert!(printed.contains("email.quarantined") && printed.contains("ref=ref-9"), "{printed}");
+    assert!(printed.contains("answered=502") && printed.contains("cannot forward"), "{printed}");
+    assert!(printed.contains("\n    {\n      \"blocks\": []"), "the payload, indented: {printed}");
+}
+
 #[test]
 fn listen_reads_a_profiles_headers() {
     use hmac::{Hmac, Mac};

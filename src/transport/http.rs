@@ -313,18 +313,13 @@ impl HttpTransport {
 /// by the peer, TLS, DNS…).
 fn classify(e: hyper_util::client::legacy::Error) -> SendError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-    let mut parts = Vec::new();
     while let Some(err) = source {
         if let Some(ConnectError::Refused(why)) = err.downcast_ref::<ConnectError>() {
             return SendError::Refused(why.clone());
         }
-        let text = err.to_string();
-        if !parts.contains(&text) {
-            parts.push(text);
-        }
         source = err.source();
     }
-    SendError::Failed(parts.join(": "))
+    SendError::Failed(super::error_chain(&e))
 }
 
 #[cfg(test)]
