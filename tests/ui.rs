@@ -501,3 +501,56 @@ async fn a_profile_shows_its_contract_in_the_dashboard() {
     assert_eq!(list["data"][0]["retry_delays_ms"], json!([0, 5000]), "{list}");
     assert_eq!(list["data"][0]["signed"], false);
 }
+
+/// A form with several mistakes names them all at once, in plain words, each beside its field and
+/// listed at the top (a problem in "Advanced settings" opens it); an edit that unchecks every
+/// event says so instead of keeping the old subscription; custom headers can be removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forms_report_every_problem_and_edits_do_what_they_say() {
+    let Some(b) = browser_or_skip().await else { return };
+    let app = TestApp::delivering(Backend::Sqlite, |_| {}).await;
+    let rx = Receiver::start().await;
+    b.sign_in(&app, ADMIN_TOKEN).await;
+    b.goto(&app.url("/ui/webhooks/new")).await;
+    b.find("#webhook-form").await;
+    b.type_into("#url", "ftp://nowhere").await;
+    b.exec("arguments[0](document.querySelector('#format').value = 'splunk_hec')").await;
+    b.click("#save").await;
+    let summary = b.wait_text("#problems", "Some things to fix").await;
+    for label in ["Webhook name", "Endpoint URL", "Signing secret"] {
+        assert!(summary.contains(label), "{label} missing from {summary}");
+    }
+    assert!(!summary.contains("name: must") && !summary.contains("url: "), "plain words, not the API's: {summary}");
+    assert!(summary.contains("Enter a name"), "{summary}");
+    for field in ["name", "url", "secret"] {
+        let text = b.text(&format!("#err-{field}")).await;
+        assert!(!text.is_empty(), "no problem shown beside {field}");
+    }
+    let open = b.exec("arguments[0](document.querySelector('#webhook-form details').open)").await;
+    assert_eq!(open, true, "the problem in Advanced settings opens it");
+    b.screenshot("11-form-problems").await;
+    let (_, hooks) = app.get("/api/v1/webhooks", ADMIN_TOKEN).await;
+    assert_eq!(hooks["data"].as_array().map(Vec::len), Some(0));
+
+    // An edit: every event unchecked is pointed out; custom headers can be removed.
+    let created = app
+        .create_webhook(json!({"name": "hdrs", "url": rx.url(), "event_types": ["alert.created"],
+                               "headers": {"X-Api-Key": "k-1", "X-Team": "soc"}}))
+        .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    b.goto(&app.url(&format!("/ui/webhooks/{id}/edit"))).await;
+    b.find("#webhook-form").await;
+    b.click("input[value='alert.created']").await;
+    b.click("#save").await;
+    b.wait_text("#err-event_types", "event").await;
+    let (_, kept) = app.get(&format!("/api/v1/webhooks/{id}"), ADMIN_TOKEN).await;
+    assert_eq!(kept["event_types"], json!(["alert.created"]));
+    b.click("input[value='alert.created']").await;
+    b.click("#webhook-form details summary").await;
+    assert!(b.text("#webhook-form").await.contains("X-Api-Key"), "the names of the headers set are shown");
+    b.click("#clear_headers").await;
+    b.click("#save").await;
+    b.wait_text("#flash", "saved").await;
+    let (_, after) = app.get(&format!("/api/v1/webhooks/{id}"), ADMIN_TOKEN).await;
+    assert_eq!(after["headers"], json!({}), "{after}");
+}

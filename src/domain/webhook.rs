@@ -283,7 +283,10 @@ pub fn parse_max_per_second(v: i64) -> Result<u32, FieldError> {
 
 pub fn parse_name(v: &str) -> Result<String, FieldError> {
     let v = v.trim();
-    if v.is_empty() || v.chars().count() > 200 || v.chars().any(char::is_control) {
+    if v.is_empty() {
+        return Err(FieldError::new("name", "enter a name (up to 200 characters)"));
+    }
+    if v.chars().count() > 200 || v.chars().any(char::is_control) {
         return Err(FieldError::new("name", "must be 1 to 200 characters without control characters"));
     }
     Ok(v.to_string())

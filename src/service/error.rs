@@ -25,6 +25,10 @@ pub enum ServiceError {
     /// The caller's role may not do this; names the roles that may.
     #[error("this token's role may not do this (requires {0})")]
     Forbidden(String),
+    /// Several values given are not acceptable (a form's fields, all reported at once); each
+    /// is `Invalid` or `Missing`, the first one first.
+    #[error("{}", .0.first().map(ToString::to_string).unwrap_or_default())]
+    Fields(Vec<ServiceError>),
     /// The request conflicts with the object's state; says why and what to do instead.
     #[error("{0}")]
     Conflict(String),
@@ -45,6 +49,44 @@ impl ServiceError {
 
     pub fn bad_parameter(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::BadParameter(FieldError::new(field, message))
+    }
+}
+
+/// Field errors gathered while a whole input is checked, so that all of them are reported at once
+/// (a form shows each beside its field); any other error ends the check.
+#[derive(Default)]
+pub struct Gathered {
+    fields: Vec<ServiceError>,
+}
+
+impl Gathered {
+    /// The value, or `None` with its field error kept; another kind of error is returned.
+    pub fn take<T, E: Into<ServiceError>>(&mut self, result: Result<T, E>) -> ServiceResult<Option<T>> {
+        match result.map_err(Into::into) {
+            Ok(v) => Ok(Some(v)),
+            Err(e @ (ServiceError::Invalid(_) | ServiceError::Missing(_))) => {
+                self.fields.push(e);
+                Ok(None)
+            }
+            Err(ServiceError::Fields(more)) => {
+                self.fields.extend(more);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// `Ok` when nothing was wrong; else the one error, or all of them.
+    pub fn finish(mut self) -> ServiceResult<()> {
+        match self.fields.len() {
+            0 => Ok(()),
+            1 => Err(self.fields.remove(0)),
+            _ => Err(ServiceError::Fields(self.fields)),
+        }
     }
 }
 

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::error::Gathered;
 use super::{AppState, Principal, ServiceError, ServiceResult};
 use crate::destinations;
 use crate::domain::event_type::EventTypePattern;
@@ -81,71 +82,104 @@ impl AppState {
 }
 
 /// Validates the fields given and applies them to `w`. Returns the names of the changed fields.
+/// Every field is checked, and all the field errors are reported together (`found`: those the
+/// caller found already).
 async fn apply(
     state: &AppState,
     who: &Principal,
     w: &mut Webhook,
     input: WebhookInput,
+    mut found: Gathered,
 ) -> ServiceResult<Vec<&'static str>> {
     let mut changed = Vec::new();
     if let Some(v) = input.name {
-        w.name = wh::parse_name(&v)?;
-        changed.push("name");
+        if let Some(name) = found.take(wh::parse_name(&v))? {
+            w.name = name;
+            changed.push("name");
+        }
     }
     if let Some(v) = input.url {
-        let url = WebhookUrl::parse(&v, "url")?;
-        if let Some(ip) = url.literal_ip() {
-            state.address_policy.check(ip).map_err(|why| ServiceError::invalid("url", why))?;
+        let url = WebhookUrl::parse(&v, "url").map_err(ServiceError::from).and_then(|url| {
+            match url.literal_ip().map(|ip| state.address_policy.check(ip)) {
+                Some(Err(why)) => Err(ServiceError::invalid("url", why)),
+                _ => Ok(url),
+            }
+        });
+        if let Some(url) = found.take(url)? {
+            w.url = url;
+            changed.push("url");
         }
-        w.url = url;
-        changed.push("url");
     }
     if let Some(v) = input.event_types {
-        w.event_types = state.parse_patterns(&who.tenant, &v).await?;
-        changed.push("event_types");
+        if let Some(patterns) = found.take(state.parse_patterns(&who.tenant, &v).await)? {
+            w.event_types = patterns;
+            changed.push("event_types");
+        }
     }
     if let Some(v) = input.format {
-        w.format = destinations::parse_format(&v, "format")?;
-        changed.push("format");
+        if let Some(format) = found.take(destinations::parse_format(&v, "format"))? {
+            w.format = format;
+            changed.push("format");
+        }
     }
     if let Some(v) = input.retry_count {
-        w.retry_count = wh::parse_retry_count(v)?;
-        changed.push("retry_count");
+        if let Some(n) = found.take(wh::parse_retry_count(v))? {
+            w.retry_count = n;
+            changed.push("retry_count");
+        }
     }
     if let Some(v) = input.timeout_ms {
-        w.timeout_ms = wh::parse_timeout_ms(v)?;
-        changed.push("timeout_ms");
+        if let Some(n) = found.take(wh::parse_timeout_ms(v))? {
+            w.timeout_ms = n;
+            changed.push("timeout_ms");
+        }
     }
     if let Some(v) = input.retry_delays_ms {
-        w.retry_delays_ms = Some(wh::parse_retry_delays(&v)?);
-        changed.push("retry_delays_ms");
+        if let Some(delays) = found.take(wh::parse_retry_delays(&v))? {
+            w.retry_delays_ms = Some(delays);
+            changed.push("retry_delays_ms");
+        }
     }
     if let Some(v) = input.headers {
         let profile = state.profile_of(&who.tenant).await?;
-        w.headers = CustomHeaders::parse(&v, &state.settings.header_prefix, |lower| {
+        let headers = CustomHeaders::parse(&v, &state.settings.header_prefix, |lower| {
             profile.headers.reserves(&profile.signature, lower)
-        })?;
-        changed.push("headers");
+        });
+        if let Some(headers) = found.take(headers)? {
+            w.headers = headers;
+            changed.push("headers");
+        }
     }
     if let Some(v) = input.description {
-        w.description = Some(wh::parse_description(&v)?).filter(|d| !d.is_empty());
-        changed.push("description");
+        if let Some(d) = found.take(wh::parse_description(&v))? {
+            w.description = Some(d).filter(|d| !d.is_empty());
+            changed.push("description");
+        }
     }
     if let Some(v) = input.max_per_second {
-        w.max_per_second = Some(wh::parse_max_per_second(v)?);
-        changed.push("max_per_second");
+        if let Some(m) = found.take(wh::parse_max_per_second(v))? {
+            w.max_per_second = Some(m);
+            changed.push("max_per_second");
+        }
     }
     if let Some(v) = input.owner_email {
-        w.owner_email = if v.is_empty() { None } else { Some(wh::parse_owner_email(&v)?) };
-        changed.push("owner_email");
+        let email = if v.is_empty() { Ok(None) } else { wh::parse_owner_email(&v).map(Some) };
+        if let Some(email) = found.take(email)? {
+            w.owner_email = email;
+            changed.push("owner_email");
+        }
     }
-    let format = destinations::of(w.format);
-    format.check(w)?;
-    if w.url.transport().is_syslog() && !format.carried_by_syslog() {
-        let field = if changed.contains(&"format") { "format" } else { "url" };
-        let message = format!("a syslog destination takes format {}", destinations::syslog_formats());
-        return Err(ServiceError::invalid(field, message));
+    // The checks across fields, once each field is known good.
+    if found.is_empty() {
+        let format = destinations::of(w.format);
+        found.take(format.check(w))?;
+        if w.url.transport().is_syslog() && !format.carried_by_syslog() {
+            let field = if changed.contains(&"format") { "format" } else { "url" };
+            let message = format!("a syslog destination takes format {}", destinations::syslog_formats());
+            found.take::<(), _>(Err(ServiceError::invalid(field, message)))?;
+        }
     }
+    found.finish()?;
     Ok(changed)
 }
 
@@ -154,25 +188,28 @@ pub async fn create(state: &AppState, who: &Principal, mut input: WebhookInput) 
     who.admin()?;
     let profile = state.profile_of(&who.tenant).await?;
     let defaults = &profile.webhooks;
-    let url = input.url.clone().ok_or_else(|| ServiceError::missing("url", "url is required"))?;
-    let name = match input.name.clone() {
-        Some(name) => name,
+    let mut found = Gathered::default();
+    let url = found.take(input.url.clone().ok_or_else(|| ServiceError::missing("url", "url is required")))?;
+    let name = match input.name.take() {
+        Some(name) => found.take(wh::parse_name(&name))?,
         // The profile's documented create call names no webhook: its URL's host does.
-        None if !defaults.name_required => WebhookUrl::parse(&url, "url")?.host().to_string(),
-        None => return Err(ServiceError::missing("name", "name is required")),
+        None if !defaults.name_required => {
+            url.as_deref().and_then(|u| WebhookUrl::parse(u, "url").ok()).map(|u| u.host().chars().take(200).collect())
+        }
+        None => found.take::<String, _>(Err(ServiceError::missing("name", "name is required")))?,
     };
     if input.format.is_none() {
         input.format = defaults.format.clone();
     }
     let secret = match input.secret.take() {
-        Some(s) => Secret::parse(&s, "secret")?,
+        Some(s) => found.take(Secret::parse(&s, "secret"))?,
         None => {
-            let format = input.format.as_deref().map(|f| destinations::parse_format(f, "format")).transpose()?;
+            let format = input.format.as_deref().and_then(|f| destinations::parse_format(f, "format").ok());
             match format.and_then(|f| destinations::of(f).secret_required()) {
-                Some(why) => return Err(ServiceError::missing("secret", why)),
+                Some(why) => found.take::<Secret, _>(Err(ServiceError::missing("secret", why)))?,
                 // The profile signs only webhooks given a secret.
-                None if profile.signature.optional => Secret::unsigned(),
-                None => Secret::generate(),
+                None if profile.signature.optional => Some(Secret::unsigned()),
+                None => Some(Secret::generate()),
             }
         }
     };
@@ -181,11 +218,14 @@ pub async fn create(state: &AppState, who: &Principal, mut input: WebhookInput) 
     }
     let now = now_ms();
     let id = Uuid::now_v7();
+    // Placeholders where a value was not acceptable: `apply` reports every error, and nothing is
+    // stored unless there is none.
+    let placeholder_url = || WebhookUrl::parse("https://invalid.example/", "url").expect("a valid URL");
     let mut w = Webhook {
         id,
         tenant_id: who.tenant.clone(),
-        name: wh::parse_name(&name)?,
-        url: WebhookUrl::parse(&url, "url")?,
+        name: name.unwrap_or_default(),
+        url: placeholder_url(),
         description: None,
         event_types: Vec::new(),
         format: destinations::default_format(),
@@ -202,10 +242,9 @@ pub async fn create(state: &AppState, who: &Principal, mut input: WebhookInput) 
         max_per_second: None,
         owner_email: None,
         secret: SealedSecrets {
-            current: if secret.is_unsigned() {
-                Vec::new()
-            } else {
-                state.cipher.seal(secret.expose().as_bytes(), id.as_bytes())
+            current: match &secret {
+                Some(s) if !s.is_unsigned() => state.cipher.seal(s.expose().as_bytes(), id.as_bytes()),
+                _ => Vec::new(),
             },
             previous: None,
             previous_expires_at: None,
@@ -217,7 +256,10 @@ pub async fn create(state: &AppState, who: &Principal, mut input: WebhookInput) 
     if !w.is_active {
         w.disabled_reason = Some(wh::disabled_reason::MANUAL.to_string());
     }
-    apply(state, who, &mut w, input).await?;
+    input.url = url;
+    apply(state, who, &mut w, input, found).await?;
+    // (A secret that was not acceptable made `apply` report it above.)
+    let secret = secret.ok_or_else(|| ServiceError::invalid("secret", "not acceptable"))?;
     let audit = who.audit(
         "webhook.create",
         format!("webhook:{id}"),
@@ -238,7 +280,7 @@ pub async fn update(state: &AppState, who: &Principal, id: Uuid, mut input: Webh
         Some(false) if w.is_active => Activation::Disable,
         _ => Activation::Unchanged,
     };
-    let mut changed = apply(state, who, &mut w, input).await?;
+    let mut changed = apply(state, who, &mut w, input, Gathered::default()).await?;
     if activation != Activation::Unchanged {
         changed.push("is_active");
     }

@@ -85,6 +85,21 @@ async fn webhook_validation_on(backend: Backend) {
         assert_field_error(s, &b, field);
         assert_eq!(b["error"]["code"], "missing_field");
     }
+    // Several mistakes at once: the first in `field`, every one in `errors` (a form shows them
+    // all); a message that names its field is not prefixed with it twice.
+    let body = json!({"name": "", "url": "ftp://nowhere", "format": "splunk_hec", "retry_count": 99});
+    let (s, b) = app.post("/api/v1/webhooks", ADMIN_TOKEN, body).await;
+    assert_field_error(s, &b, "name");
+    let fields: Vec<&str> =
+        b["error"]["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    for f in ["name", "url", "secret", "retry_count"] {
+        assert!(fields.contains(&f), "{f} missing: {b}");
+    }
+    let secret = b["error"]["errors"].as_array().unwrap().iter().find(|e| e["field"] == "secret").unwrap();
+    assert_eq!(secret["code"], "missing_field", "{b}");
+    let (_, b) = app.post("/api/v1/webhooks", ADMIN_TOKEN, json!({"url": "https://example.com/"})).await;
+    assert_eq!(b["error"]["message"], "name is required", "{b}");
+    assert!(b["error"].get("errors").is_none(), "one mistake: no list: {b}");
     // Nothing was created and the existing webhook did not change.
     let (_, list) = app.get("/api/v1/webhooks", ADMIN_TOKEN).await;
     assert_eq!(list["total"], 1);

@@ -23,6 +23,16 @@ pub struct ErrorDetail {
     /// The offending field (a JSON path such as `headers.X-Api-Key`), when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// When several fields are wrong: each of them (the first is the one above).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldProblem>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct FieldProblem {
+    pub code: &'static str,
+    pub field: String,
+    pub message: String,
 }
 
 #[derive(Debug)]
@@ -31,11 +41,25 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
+    /// Every field's problem when there are several.
+    pub errors: Vec<FieldProblem>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), field: None }
+        Self { status, code, message: message.into(), field: None, errors: Vec::new() }
+    }
+
+    /// Each field's problem, the field's own text without its name (for a form, beside the
+    /// field); one for an error about a single field.
+    pub fn problems(&self) -> Vec<FieldProblem> {
+        if !self.errors.is_empty() {
+            return self.errors.clone();
+        }
+        match &self.field {
+            Some(f) => vec![FieldProblem { code: self.code, field: f.clone(), message: self.message.clone() }],
+            None => Vec::new(),
+        }
     }
 
     pub fn field(mut self, field: impl Into<String>) -> Self {
@@ -72,7 +96,12 @@ impl ApiError {
 
 impl From<FieldError> for ApiError {
     fn from(e: FieldError) -> Self {
-        let message = format!("{}: {}", e.field, e.message);
+        // Prefixed with the field's name, unless the message already begins with it.
+        let message = if e.message.starts_with(&format!("{} ", e.field)) {
+            e.message
+        } else {
+            format!("{}: {}", e.field, e.message)
+        };
         Self::invalid(e.field, message)
     }
 }
@@ -99,6 +128,19 @@ impl From<ServiceError> for ApiError {
         match e {
             ServiceError::Invalid(e) => e.into(),
             ServiceError::Missing(e) => ApiError::from(e).missing(),
+            ServiceError::Fields(all) => {
+                let all: Vec<ApiError> = all.into_iter().map(ApiError::from).collect();
+                let errors = all
+                    .iter()
+                    .map(|e| FieldProblem {
+                        code: e.code,
+                        field: e.field.clone().unwrap_or_default(),
+                        message: e.message.clone(),
+                    })
+                    .collect();
+                let first = all.into_iter().next().unwrap_or_else(|| Self::invalid("", "invalid input"));
+                Self { errors, ..first }
+            }
             ServiceError::BadParameter(e) => {
                 Self::new(StatusCode::BAD_REQUEST, "invalid_parameter", e.message.clone()).field(e.field)
             }
@@ -118,7 +160,9 @@ impl From<ServiceError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message, field: self.field } };
+        let body = ErrorBody {
+            error: ErrorDetail { code: self.code, message: self.message, field: self.field, errors: self.errors },
+        };
         let mut response = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             // An outage of the store: worth retrying soon (publishes are idempotent by event_ref).

@@ -36,6 +36,10 @@ struct FormValues {
     max_per_second: String,
     owner_email: String,
     headers: String,
+    /// Editing: the names of the custom headers set (their values are never shown again).
+    header_names: Vec<String>,
+    /// Editing: remove every custom header.
+    clear_headers: bool,
 }
 
 impl FormValues {
@@ -57,6 +61,8 @@ impl FormValues {
             owner_email: w.owner_email.clone().unwrap_or_default(),
             // Header values are never shown again; keep the names so people see what is set.
             headers: String::new(),
+            header_names: w.headers.iter().map(|(k, _)| k.clone()).collect(),
+            clear_headers: false,
         }
     }
 
@@ -75,6 +81,8 @@ impl FormValues {
             max_per_second: f("max_per_second"),
             owner_email: f("owner_email"),
             headers: f("headers"),
+            header_names: form.iter().filter(|(k, _)| k == "header_name").map(|(_, v)| v.clone()).collect(),
+            clear_headers: field(form, "clear_headers").is_some(),
         }
     }
 
@@ -99,15 +107,16 @@ impl FormValues {
             name: if editing { text(&self.name) } else { Some(self.name.trim().to_string()) },
             url: if editing { text(&self.url) } else { Some(self.url.trim().to_string()) },
             secret: text(&self.secret),
-            // Nothing checked: the configured default subscription (normally all events).
-            event_types: (!self.events.is_empty()).then(|| self.events.clone()),
+            // Nothing checked: on a new webhook, the configured default subscription (normally all
+            // events); on an edit, a mistake to point out (not a silent "keep what was there").
+            event_types: (editing || !self.events.is_empty()).then(|| self.events.clone()),
             format: text(&self.format),
             retry_count: number(&self.retry_count, "retry_count")?,
             timeout_ms: number(&self.timeout_ms, "timeout_ms")?,
             // The first attempt is immediate; each retry waits the delay.
             retry_delays_ms: number(&self.retry_delay, "retry_delays_ms")?
                 .map(|secs| vec![0, secs.saturating_mul(1000)]),
-            headers: if editing && headers.is_empty() { None } else { Some(headers) },
+            headers: if editing && headers.is_empty() && !self.clear_headers { None } else { Some(headers) },
             is_active: None,
             description: Some(self.description.trim().to_string()),
             max_per_second: number(&self.max_per_second, "max_per_second")?,
@@ -116,14 +125,67 @@ impl FormValues {
     }
 }
 
-/// Which form field an API error belongs to.
-fn field_of(e: &ApiError) -> String {
-    let f = e.field.clone().unwrap_or_default();
-    match ["event_types", "headers", "retry_delays_ms"].into_iter().find(|group| f.starts_with(group)) {
+/// Which form field a problem belongs to (`event_types[2]` is the events fieldset's).
+fn field_of(field: &str) -> String {
+    match ["event_types", "headers", "retry_delays_ms"].into_iter().find(|group| field.starts_with(group)) {
         Some(group) => group.into(),
-        None => f,
+        None => field.to_string(),
     }
 }
+
+/// A problem as a form says it beside its field: without the field's name in front, as a
+/// sentence.
+fn human(field: &str, message: &str) -> String {
+    let text = message.strip_prefix(&format!("{field}: ")).unwrap_or(message);
+    // A sentence that begins with a name as written (`splunk_hec needs…`) keeps it.
+    let first_word = text.split(' ').next().unwrap_or_default();
+    if first_word.contains(['_', '.', '*']) {
+        return if text.ends_with('.') { text.to_string() } else { format!("{text}.") };
+    }
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => {
+            let mut out: String = first.to_uppercase().collect();
+            out.push_str(chars.as_str());
+            if !out.ends_with('.') {
+                out.push('.');
+            }
+            out
+        }
+        None => String::new(),
+    }
+}
+
+/// The form's label of a field, for the list of problems at the top.
+fn label_of(field: &str) -> &'static str {
+    match field {
+        "name" => "Webhook name",
+        "url" => "Endpoint URL",
+        "format" => "Format",
+        "description" => "Description",
+        "event_types" => "Events",
+        "secret" => "Signing secret (the HEC token for splunk_hec)",
+        "retry_count" => "Retry attempts",
+        "retry_delays_ms" => "Retry delay",
+        "timeout_ms" => "Timeout",
+        "max_per_second" => "Rate limit",
+        "owner_email" => "Owner email",
+        "headers" => "Custom headers",
+        _ => "Webhook",
+    }
+}
+
+/// The element a problem's link leads to.
+fn anchor_of(field: &str) -> &str {
+    match field {
+        "retry_delays_ms" => "retry_delay",
+        f => f,
+    }
+}
+
+/// Fields of the collapsed "Advanced settings": a problem there opens it.
+const ADVANCED: [&str; 7] =
+    ["secret", "retry_count", "retry_delays_ms", "timeout_ms", "max_per_second", "owner_email", "headers"];
 
 /// A retry schedule as people read it: `immediately, 30 s, 2 min, …`.
 fn schedule_text(schedule: &[std::time::Duration]) -> String {
@@ -149,15 +211,36 @@ fn webhook_form(
     action: &str,
     editing: bool,
 ) -> Markup {
-    let err_field = error.map(field_of).unwrap_or_default();
-    let err = |name: &str| -> Markup {
-        html! {
-            @if err_field == name {
-                @if let Some(e) = error { p.error id={ "err-" (name) } role="alert" { (e.message) } }
-            }
+    // Every problem, by form field (the first one for a field that has several).
+    let mut problems: Vec<(String, String)> = Vec::new();
+    for p in error.map(ApiError::problems).unwrap_or_default() {
+        let field = field_of(&p.field);
+        if !problems.iter().any(|(f, _)| *f == field) {
+            problems.push((field, human(&p.field, &p.message)));
         }
+    }
+    // In the order of the form.
+    const ORDER: [&str; 12] = [
+        "name",
+        "url",
+        "format",
+        "description",
+        "event_types",
+        "secret",
+        "retry_count",
+        "retry_delays_ms",
+        "timeout_ms",
+        "max_per_second",
+        "owner_email",
+        "headers",
+    ];
+    problems.sort_by_key(|(f, _)| ORDER.iter().position(|o| o == f).unwrap_or(ORDER.len()));
+    let problem = |name: &str| problems.iter().find(|(f, _)| f == name).map(|(_, m)| m.clone());
+    let err = |name: &str| -> Markup {
+        html! { @if let Some(m) = problem(name) { p.error id={ "err-" (name) } role="alert" { (m) } } }
     };
-    let cls = |name: &str| if err_field == name { "field-error" } else { "" };
+    let cls = |name: &str| if problem(name).is_some() { "field-error" } else { "" };
+    let advanced_open = problems.iter().any(|(f, _)| ADVANCED.contains(&f.as_str()));
     let selected: HashSet<&str> = v.events.iter().map(String::as_str).collect();
     let mut families: BTreeMap<&str, Vec<&EventType>> = BTreeMap::new();
     for t in ctx.types.iter().filter(|t| !t.name.starts_with("webhook.") || t.name == "webhook.disabled") {
@@ -165,7 +248,18 @@ fn webhook_form(
     }
     html! {
         @if let Some(e) = error {
-            @if err_field.is_empty() { div.flash-bad role="alert" { (e.message) } }
+            @if problems.is_empty() {
+                div.flash-bad role="alert" { (e.message) }
+            } @else {
+                div.flash-bad #problems role="alert" {
+                    strong { (if problems.len() == 1 { "One thing to fix:" } else { "Some things to fix:" }) }
+                    ul {
+                        @for (field, message) in &problems {
+                            li { a href={ "#" (anchor_of(field)) } { (label_of(field)) } ": " (message) }
+                        }
+                    }
+                }
+            }
         }
         form #webhook-form method="post" action=(action) novalidate {
             (csrf_input(session))
@@ -197,10 +291,14 @@ fn webhook_form(
                     (err("description"))
                 }
             }
-            fieldset class=(cls("event_types")) {
+            fieldset #event_types class=(cls("event_types")) {
                 legend { "Events" }
                 (err("event_types"))
-                p.hint { "Leave everything unchecked for the deployment's default subscription (all events unless configured otherwise)." }
+                @if editing {
+                    p.hint { "Check at least one event, or All events." }
+                } @else {
+                    p.hint { "Leave everything unchecked for the deployment's default subscription (all events unless configured otherwise)." }
+                }
                 label.check {
                     input #ev-all type="checkbox" name="event_types" value="*" checked[selected.contains("*")];
                     span { strong { "All events" } " " span.muted { "(*) including types added later" } }
@@ -224,7 +322,7 @@ fn webhook_form(
                     }
                 }
             }
-            details open[!err_field.is_empty() && !["name", "url", "format", "event_types", "description"].contains(&err_field.as_str())] {
+            details open[advanced_open] {
                 summary { "Advanced settings" }
                 div class=(cls("secret")) {
                     label for="secret" { "Signing secret" }
@@ -268,7 +366,17 @@ fn webhook_form(
                 div class=(cls("headers")) {
                     label for="headers" { "Custom headers (one per line: Name: value)" }
                     textarea #headers name="headers" placeholder="Authorization: Bearer …" { (v.headers) }
-                    @if editing { p.hint { "Leave empty to keep the headers already set; their values are never shown again." } }
+                    @if editing && !v.header_names.is_empty() {
+                        p.hint { "Set now: " @for (i, n) in v.header_names.iter().enumerate() { @if i > 0 { ", " } code { (n) } }
+                            ". Their values are never shown again; lines written here replace them all." }
+                        @for n in &v.header_names { input type="hidden" name="header_name" value=(n); }
+                        label.check {
+                            input #clear_headers type="checkbox" name="clear_headers" value="1" checked[v.clear_headers];
+                            span { "Remove every custom header" }
+                        }
+                    } @else if editing {
+                        p.hint { "No custom headers are set." }
+                    }
                     (err("headers"))
                 }
             }
