@@ -514,3 +514,20 @@ fn debug_logs_never_show_statement_parameters() {
     }
     drop(database);
 }
+
+/// A wrong PostgreSQL password is said as PostgreSQL says it (not "db error"), without the
+/// password.
+#[test]
+#[cfg_attr(not(pg_tests), ignore = "PostgreSQL: set TOCSIN_TEST_DATABASE_URL")]
+fn a_wrong_postgres_password_is_named() {
+    let Some(url) = pg::pg_server_url() else { return };
+    let (user, rest) = url.split_once("://").unwrap().1.split_once('@').unwrap();
+    let user = user.split(':').next().unwrap();
+    let wrong = format!("postgres://{user}:not-the-password-42@{rest}");
+    let dir = tempfile::tempdir().unwrap();
+    let out = tocsin(dir.path()).args(["migrate", "--database", &wrong]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("password authentication failed"), "{err}");
+    assert!(!err.contains("not-the-password-42") && !err.contains("db error"), "{err}");
+}

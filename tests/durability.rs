@@ -110,7 +110,7 @@ async fn publish_all(port: u16) {
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.status(), 202);
         let body: serde_json::Value = resp.json().await.unwrap();
         assert_eq!(body["accepted"], 100, "{body}");
     }

@@ -333,6 +333,7 @@ async fn dashboard_end_to_end_in_chromium() {
     assert!(b.try_find("#flash").await.is_none(), "the outcome shows once");
     let (_, hooks) = app.get("/api/v1/webhooks", ADMIN_TOKEN).await;
     assert_eq!(hooks["data"].as_array().map(Vec::len), Some(1), "F5 created no second webhook: {hooks}");
+    assert_eq!(b.text("#chart-caption").await, "No calls in the last 24 hours.");
     b.screenshot("04-overview").await;
 
     // Send a test event; its outcome shows on the overview the form leads back to.
@@ -340,6 +341,7 @@ async fn dashboard_end_to_end_in_chromium() {
     b.wait_text("#flash", "delivered").await;
     b.refresh().await;
     b.find("#send-test").await;
+    assert!(b.text("#chart-caption").await.contains("(up to 1 call)"), "one call, in words");
     let got = rx.wait_for(1, Duration::from_secs(10)).await;
     let r = &got[0];
     assert_eq!(r.header("x-tocsin-event"), "webhook.test");
@@ -400,8 +402,16 @@ async fn dashboard_end_to_end_in_chromium() {
     b.find("#webhooks").await;
     b.assert_fits(1280).await;
     b.screenshot("09-list").await;
+    // The audit log names tokens and webhooks, wraps its details, and fits a phone.
     b.goto(&app.url("/ui/audit")).await;
-    b.wait_text("main", "webhook.create").await;
+    let audit = b.wait_text("#audit", "webhook.create").await;
+    assert!(audit.contains("webhook “SOC quarantine feed”") && audit.contains("by token “"), "{audit}");
+    assert!(!audit.contains("webhook:") && !audit.contains("token:"), "names, not ids: {audit}");
+    assert!(audit.contains("UTC"), "times say their zone: {audit}");
+    b.resize(390, 844).await;
+    b.assert_fits(390).await;
+    b.screenshot("12-audit-390px").await;
+    b.resize(1280, 900).await;
     b.goto(&app.url("/ui/event-types")).await;
     b.wait_text("main", "email.quarantined").await;
 

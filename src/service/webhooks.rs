@@ -205,10 +205,14 @@ pub async fn create(state: &AppState, who: &Principal, mut input: WebhookInput) 
         Some(s) => found.take(Secret::parse(&s, "secret"))?,
         None => {
             let format = input.format.as_deref().and_then(|f| destinations::parse_format(f, "format").ok());
+            let over_syslog = url
+                .as_deref()
+                .and_then(|u| WebhookUrl::parse(u, "url").ok())
+                .is_some_and(|u| u.transport().is_syslog());
             match format.and_then(|f| destinations::of(f).secret_required()) {
                 Some(why) => found.take::<Secret, _>(Err(ServiceError::missing("secret", why)))?,
-                // The profile signs only webhooks given a secret.
-                None if profile.signature.optional => Some(Secret::unsigned()),
+                // The profile signs only webhooks given a secret; syslog carries no signature.
+                None if profile.signature.optional || over_syslog => Some(Secret::unsigned()),
                 None => Some(Secret::generate()),
             }
         }

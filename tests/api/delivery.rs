@@ -418,7 +418,7 @@ async fn isolation_on(backend: Backend) {
                 .map(|i| json!({"event": "alert.created", "data": {"i": i}, "event_ref": format!("{tag}-{i}")}))
                 .collect();
             let (s, b) = app.post("/api/v1/events/batch", ADMIN_TOKEN, json!({"events": events})).await;
-            assert_eq!(s, StatusCode::OK, "{b}");
+            assert_eq!(s, StatusCode::ACCEPTED, "{b}");
         }
     };
     // Alone.
@@ -524,7 +524,7 @@ async fn publish_on(backend: Backend) {
         {"event": "alert.created", "data": {"n": 4}, "event_ref": "same-ref"}
     ]);
     let (s, b) = app.post("/api/v1/events/batch", ADMIN_TOKEN, json!({"events": events})).await;
-    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
     assert_eq!(b["accepted"], 3);
     assert_eq!(b["rejected"], 2);
     let statuses: Vec<&str> = b["results"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
@@ -539,7 +539,7 @@ async fn publish_on(backend: Backend) {
         {"event": "alert.created", "data": {"n": 2}, "event_ref": "twin"}
     ]);
     let (s, b) = app.post("/api/v1/events/batch", ADMIN_TOKEN, json!({"events": twins})).await;
-    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
     let statuses: Vec<&str> = b["results"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["accepted", "duplicate"]);
     let (_, twin) = app.get("/api/v1/events/twin", ADMIN_TOKEN).await;
@@ -552,7 +552,7 @@ async fn publish_on(backend: Backend) {
         {"event": "email.quarantined", "data": {"n": 9}, "event_ref": "same-ref"}
     ]);
     let (s, b) = app.post("/api/v1/events/batch", ADMIN_TOKEN, json!({"events": retry})).await;
-    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
     let results = b["results"].as_array().unwrap();
     assert!(results.iter().all(|r| r["status"] == "duplicate"), "{b}");
     let refs: Vec<&str> = results.iter().map(|r| r["event_ref"].as_str().unwrap()).collect();
@@ -632,7 +632,7 @@ async fn fan_out_through_claims_on(backend: Backend) {
     let events: Vec<Value> =
         (0..40).map(|n| json!({"event": "alert.created", "data": {"n": n}, "event_ref": format!("fan-{n}")})).collect();
     let (s, b) = app.post("/api/v1/events/batch", ADMIN_TOKEN, json!({"events": events})).await;
-    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
     assert!(b["results"].as_array().unwrap().iter().all(|r| r["deliveries"] == 3), "{b}");
     for (_, id, _) in &hooks {
         app.patch(&format!("/api/v1/webhooks/{id}"), ADMIN_TOKEN, json!({"is_active": true})).await;
@@ -760,7 +760,7 @@ async fn prefix_on(backend: Backend) {
     let t = Instant::now();
     let events: Vec<Value> = (0..10).map(|i| json!({"event": "alert.created", "data": {"i": i}})).collect();
     let (s, _) = app.post("/api/v1/events/batch", ADMIN_TOKEN, json!({"events": events})).await;
-    assert_eq!(s, StatusCode::OK);
+    assert_eq!(s, StatusCode::ACCEPTED);
     let got = rx.wait_for(10, WAIT).await;
     let took = t.elapsed();
     assert!(took >= Duration::from_millis(900), "10 deliveries at 5/s take about a second or more, took {took:?}");
@@ -1163,7 +1163,7 @@ async fn burst_on(backend: Backend) {
         .map(|i| json!({"event": "alert.created", "data": {"i": i}, "event_ref": format!("burst-{i}")}))
         .collect();
     let (s, body) = app.post("/api/v1/events/batch", ADMIN_TOKEN, json!({"events": events})).await;
-    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
     let got = rx.wait_for(2 * N, WAIT).await;
     let ids: std::collections::HashSet<String> = got.iter().map(|r| r.header("x-tocsin-delivery")).collect();
     assert_eq!(ids.len(), 2 * N, "one attempt per delivery");

@@ -130,8 +130,11 @@ async fn rsyslog_on(backend: Backend) {
         ("tls", format!("syslog+tls://localhost:{}", rsyslog.tls), "syslog"),
     ];
     for (name, url, format) in &hooks {
-        app.create_webhook(json!({"name": name, "url": url, "format": format, "event_types": ["email.quarantined"]}))
+        let created = app
+            .create_webhook(json!({"name": name, "url": url, "format": format, "event_types": ["email.quarantined"]}))
             .await;
+        // Syslog carries no signature: no secret is made up for it.
+        assert_eq!((&created["secret"], &created["signed"]), (&json!(null), &json!(false)), "{created}");
     }
     // An event_ref with the characters SD-PARAM values must escape, and data CEF must escape.
     let event_ref = r#"ref"with]back\slash"#;

@@ -76,15 +76,16 @@ pub async fn publish_event(
     Ok((StatusCode::ACCEPTED, Json(published.remove(0).into())))
 }
 
-/// Publishes up to 1000 events; one result per event, in order.
+/// Publishes up to 1000 events; one result per event, in order. Answered 202, as a single
+/// publish is: the events accepted are stored and will be delivered.
 #[utoipa::path(post, path = "/events/batch", tag = "events", request_body = BatchInput,
-    responses((status = 200, body = BatchResult), (status = 422, body = ErrorBody)),
+    responses((status = 202, body = BatchResult), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn publish_batch(
     State(state): State<AppState>,
     who: Principal,
     ApiJson(input): ApiJson<BatchInput>,
-) -> ApiResult<Json<BatchResult>> {
+) -> ApiResult<(StatusCode, Json<BatchResult>)> {
     if input.events.is_empty() || input.events.len() > MAX_BATCH {
         return Err(ApiError::invalid("events", format!("events must hold 1 to {MAX_BATCH} events")));
     }
@@ -126,7 +127,7 @@ pub async fn publish_batch(
         }
     }
     let rejected = results.iter().filter(|r| r.status == "rejected").count();
-    Ok(Json(BatchResult { accepted: results.len() - rejected, rejected, results }))
+    Ok((StatusCode::ACCEPTED, Json(BatchResult { accepted: results.len() - rejected, rejected, results })))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

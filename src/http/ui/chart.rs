@@ -1,5 +1,7 @@
 //! A small inline SVG of the last 24 hours: deliveries per hour (succeeded and failed, stacked)
-//! and the mean response time as a line. Rendered on the server; no script, no library.
+//! and the mean response time as a line. Rendered on the server; no script, no library. Its
+//! words (scale, time axis) are HTML beside it ([`caption`]), so they stay readable when the
+//! drawing shrinks to a phone's width.
 
 /// `buckets`: (hour start ms, attempts, successes, mean response ms).
 pub fn svg(buckets: &[(i64, u64, u64, i64)], since: i64) -> String {
@@ -54,16 +56,25 @@ pub fn svg(buckets: &[(i64, u64, u64, i64)], since: i64) -> String {
             points.join(" ")
         ));
     }
-    out.push_str(&format!(
-        "<text x=\"{PAD}\" y=\"14\" font-size=\"11\" fill=\"currentColor\" fill-opacity=\"0.7\">max {} calls/h · mean response up to {} ms</text>",
-        max_n as u64, max_ms as i64
-    ));
-    out.push_str(&format!(
-        "<text x=\"{PAD}\" y=\"{}\" font-size=\"11\" fill=\"currentColor\" fill-opacity=\"0.7\">24 h ago</text><text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"currentColor\" fill-opacity=\"0.7\" text-anchor=\"end\">now</text>",
-        H - 6.0,
-        W - PAD,
-        H - 6.0
-    ));
     out.push_str("</svg>");
     out
+}
+
+/// What the chart shows, in words: its scale, or that there is nothing to show.
+pub fn caption(buckets: &[(i64, u64, u64, i64)]) -> String {
+    let max_n = buckets.iter().map(|b| b.1).max().unwrap_or(0);
+    let max_ms = buckets.iter().map(|b| b.3).max().unwrap_or(0);
+    if max_n == 0 {
+        return "No calls in the last 24 hours.".into();
+    }
+    format!("Calls per hour over the last 24 hours (up to {}); mean response up to {max_ms} ms.", plural(max_n, "call"))
+}
+
+/// "1 call", "2 calls".
+pub fn plural(n: u64, one: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {one}s")
+    }
 }

@@ -1,5 +1,7 @@
 //! Sign-in and sign-out, the event-type catalogue, the audit log.
 
+use std::collections::HashMap;
+
 use axum::extract::State;
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
@@ -131,10 +133,32 @@ pub async fn audit(State(state): State<AppState>, session: Session) -> Response 
     if !session.is_admin() {
         return error_page(StatusCode::FORBIDDEN, "The audit log is for admins.");
     }
+    let tenant = &session.who.tenant;
     let page_req = Page { page: 1, per_page: 100 };
-    let (records, total) = match state.store.list_audit(&session.who.tenant, page_req).await {
+    let (records, total) = match state.store.list_audit(tenant, page_req).await {
         Ok(r) => r,
         Err(e) => return super::api_error_page(e),
+    };
+    // Names for the ids the log keeps: tokens, webhooks (a deleted one by the name it was created
+    // with).
+    let mut names: HashMap<String, String> = HashMap::new();
+    for t in state.store.list_tokens(tenant).await.unwrap_or_default() {
+        names.insert(format!("token:{}", t.id), format!("token “{}” ({})", t.name, t.role.as_str()));
+    }
+    for r in records.iter().filter(|r| r.entry.action == "webhook.create") {
+        if let Some(name) = r.entry.details.get("name").and_then(|n| n.as_str()) {
+            names.insert(r.entry.target.clone(), format!("webhook “{name}”"));
+        }
+    }
+    let (hooks, _) = state.store.list_webhooks(tenant, Page { page: 1, per_page: 1000 }).await.unwrap_or_default();
+    for w in hooks {
+        names.insert(format!("webhook:{}", w.id), format!("webhook “{}”", w.name));
+    }
+    let named = |raw: &str| -> maud::Markup {
+        match names.get(raw) {
+            Some(name) => html! { span title=(raw) { (name) } },
+            None => html! { code { (raw) } },
+        }
     };
     page(
         "Audit log",
@@ -142,21 +166,29 @@ pub async fn audit(State(state): State<AppState>, session: Session) -> Response 
         html! {
             h1 { "Audit log" }
             div.panel {
-                p.muted { "Every change of configuration, newest first (" (records.len()) " of " (total) ")." }
-                div.table-wrap { table {
-                    thead { tr { th { "When" } th { "Who" } th { "What" } th { "Target" } th.hide-narrow { "Details" } } }
-                    tbody {
-                        @for r in &records {
-                            tr {
-                                td { (rfc3339_secs(r.entry.at)) }
-                                td { code { (r.entry.actor) } }
-                                td { (r.entry.action) }
-                                td { code { (r.entry.target) } }
-                                td.hide-narrow { code { (r.entry.details.to_string()) } }
+                p.muted { "Every change of configuration, newest first (" (records.len()) " of " (total) "). Times are UTC." }
+                ol.audit #audit {
+                    @for r in &records {
+                        li {
+                            div.audit-head {
+                                strong { (r.entry.action) }
+                                " · " (named(&r.entry.target))
+                                span.muted.audit-when title=(rfc3339_secs(r.entry.at)) {
+                                    (rfc3339_secs(r.entry.at).replace('T', " ").replace('Z', " UTC"))
+                                }
+                            }
+                            div.muted { "by " (named(&r.entry.actor)) }
+                            @if let Some(fields) = r.entry.details.as_object().filter(|f| !f.is_empty()) {
+                                dl.audit-details {
+                                    @for (k, v) in fields {
+                                        dt { (k) }
+                                        dd { @match v { serde_json::Value::String(text) => (text), other => (other.to_string()) } }
+                                    }
+                                }
                             }
                         }
                     }
-                } }
+                }
             }
         },
     )

@@ -115,11 +115,21 @@ fn pg_err(e: tokio_postgres::Error) -> StoreError {
         }
         return StoreError::Database(format!("{code}: {}", db.message()));
     }
-    StoreError::Unavailable(e.to_string())
+    StoreError::Unavailable(crate::transport::error_chain(&e))
 }
 
+/// A connection that could not be had: PostgreSQL's own reason (a wrong password, a database
+/// that does not exist) rather than the pool's "error creating a new object: db error".
 fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
-    StoreError::Unavailable(format!("PostgreSQL pool: {e}"))
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => match pg_err(e) {
+            StoreError::Database(why) | StoreError::Unavailable(why) => {
+                StoreError::Unavailable(format!("cannot connect to PostgreSQL: {why}"))
+            }
+            other => other,
+        },
+        other => StoreError::Unavailable(format!("PostgreSQL pool: {}", crate::transport::error_chain(&other))),
+    }
 }
 
 impl ToSql for Value {

@@ -144,7 +144,7 @@ pub(crate) async fn publish(api: &Arc<Api>, tag: &str, count: u64) -> anyhow::Re
                 }
                 let rejected = serde_json::from_slice::<Answer>(&answer).map(|a| a.rejected).ok();
                 anyhow::ensure!(
-                    status == 200 && rejected == Some(0),
+                    (200..300).contains(&status) && rejected == Some(0),
                     "batch publish: {status} {}",
                     String::from_utf8_lossy(&answer)
                 );

@@ -95,7 +95,7 @@ pub async fn list(State(state): State<AppState>, session: Session) -> Response {
                                         @for p in &w.event_types { span.chip { (p.as_string()) } }
                                     }
                                     td { (status_badge(w)) }
-                                    td { (rate(s)) span.muted { " · " (s.attempts) " calls" } }
+                                    td { (rate(s)) span.muted { " · " (super::chart::plural(s.attempts, "call")) } }
                                     td.hide-narrow {
                                         @match s.last_success_at.max(s.last_failure_at) {
                                             Some(t) => span title=(rfc3339_secs(t)) { (ago(t)) },
@@ -136,5 +136,5 @@ pub fn shown_url(w: &Webhook, session: &Session) -> String {
 
 /// The time of an attempt, for tables.
 pub fn when(ms: i64) -> Markup {
-    html! { span title=(rfc3339_ms(ms)) { (rfc3339_secs(ms).replace('T', " ").trim_end_matches('Z')) } }
+    html! { span title=(rfc3339_ms(ms)) { (rfc3339_secs(ms).replace('T', " ").replace('Z', " UTC")) } }
 }

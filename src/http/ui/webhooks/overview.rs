@@ -155,13 +155,16 @@ async fn overview_page(state: &AppState, session: &Session, w: Webhook) -> Respo
                 h2 { "Last 24 hours" }
                 div.stats {
                     div.stat { div.v #success-rate { (rate(&stats)) } div.k { "success rate" } }
-                    div.stat { div.v { (stats.attempts) } div.k { "calls" } }
+                    div.stat { div.v { (stats.attempts) } div.k { (if stats.attempts == 1 { "call" } else { "calls" }) } }
                     div.stat { div.v { (stats.failures) } div.k { "failures" } }
                     div.stat { div.v { (stats.p50_ms.map(|m| format!("{m} ms")).unwrap_or_else(|| "–".into())) } div.k { "p50 response" } }
                     div.stat { div.v { (stats.p95_ms.map(|m| format!("{m} ms")).unwrap_or_else(|| "–".into())) } div.k { "p95 response" } }
                     div.stat { div.v { (stats.last_success_at.map(ago).unwrap_or_else(|| "never".into())) } div.k { "last success" } }
                 }
-                div.chart { (super::super::raw(super::super::chart::svg(&buckets, since))) }
+                figure.chart {
+                    (super::super::raw(super::super::chart::svg(&buckets, since)))
+                    figcaption.muted { span { "24 h ago" } span #chart-caption { (super::super::chart::caption(&buckets)) } span { "now" } }
+                }
             }
             div.panel {
                 div.toolbar {
