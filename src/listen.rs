@@ -321,7 +321,9 @@ impl Forward {
                     Err(e) => Answer::failed(format!("{target} answered {status} but its body broke off: {e}")),
                 }
             }
-            Ok(Err(e)) => Answer::failed(format!("cannot forward to {target}: {}", crate::transport::error_chain(&e))),
+            Ok(Err(e)) => {
+                Answer::failed(format!("cannot forward to {target}: {}", crate::domain::text::error_chain(&e)))
+            }
             Err(_) => Answer::failed(format!("{target} did not answer within 30 s")),
         }
     }

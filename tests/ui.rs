@@ -564,3 +564,86 @@ async fn forms_report_every_problem_and_edits_do_what_they_say() {
     let (_, after) = app.get(&format!("/api/v1/webhooks/{id}"), ADMIN_TOKEN).await;
     assert_eq!(after["headers"], json!({}), "{after}");
 }
+
+/// What users of Svix's portal and GitHub's settings expect: tokens managed by name (the value
+/// shown once), an event found by its event_ref with each webhook's delivery of it and a manual
+/// redelivery, and a list that searches and filters, failing webhooks marked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_events_and_the_list_filter() {
+    let Some(b) = browser_or_skip().await else { return };
+    let app = TestApp::delivering(Backend::Sqlite, |_| {}).await;
+    let rx = Receiver::start().await;
+    let down = Receiver::with_plan(|_, _| receiver::Reply::Status(503)).await;
+    b.sign_in(&app, ADMIN_TOKEN).await;
+
+    // Tokens: created by name, its value shown once; revoked, it is refused.
+    b.click("a[href='/ui/tokens']").await;
+    b.type_into("#token-name", "PhishNet publisher").await;
+    b.click("#create-token").await;
+    let token = b.text("#new-secret").await;
+    assert!(token.starts_with("tsn_"), "{token}");
+    assert!(b.text("#secret-panel").await.contains("Copy this token now"));
+    assert!(b.text("#tokens").await.contains("PhishNet publisher"));
+    b.screenshot("13-token-created").await;
+    b.refresh().await;
+    b.find("#tokens").await;
+    assert!(!b.source().await.contains(&token), "the token is shown once");
+    let (s, _) = app.post("/api/v1/events", &token, json!({"event": "alert.created", "data": {"n": 1}})).await;
+    assert_eq!(s, reqwest::StatusCode::ACCEPTED, "a publisher token publishes");
+    let row = b.exec("arguments[0]([...document.querySelectorAll('#tokens tr')].find(r => r.textContent.includes('PhishNet publisher')).dataset.token)").await;
+    b.goto(&app.url(&format!("/ui/tokens/{}/revoke", row.as_str().unwrap()))).await;
+    b.click("#confirm-revoke").await;
+    b.wait_text("#flash", "revoked").await;
+    let (s, _) = app.post("/api/v1/events", &token, json!({"event": "alert.created", "data": {"n": 2}})).await;
+    assert_eq!(s, reqwest::StatusCode::UNAUTHORIZED, "a revoked token is refused");
+
+    // Events: found by event_ref, each webhook's delivery with where it stands, redelivered.
+    app.create_webhook(json!({"name": "SIEM", "url": rx.url(), "event_types": ["*"]})).await;
+    app.create_webhook(json!({"name": "Flaky", "url": down.url(), "event_types": ["*"], "retry_count": 0})).await;
+    app.publish("alert.created", json!({"severity": "high"}), Some("alert-ref-77")).await;
+    rx.wait_for(1, Duration::from_secs(10)).await;
+    down.wait_for(1, Duration::from_secs(10)).await;
+    b.click("a[href='/ui/events']").await;
+    b.type_into("#ref", "alert-ref-77").await;
+    b.click("#event-search button").await;
+    let table = b.wait_text("#event-deliveries", "Gave up").await;
+    assert!(table.contains("SIEM") && table.contains("Delivered") && table.contains("Flaky"), "{table}");
+    assert!(b.text("#event").await.contains("\"severity\": \"high\""), "the event's data");
+    b.screenshot("14-event").await;
+    b.click("#event-deliveries button").await;
+    b.wait_text("#flash", "queued").await;
+    rx.wait_for(2, Duration::from_secs(10)).await;
+    b.type_into("#ref", "no-such-ref").await;
+    b.click("#event-search button").await;
+    b.wait_text("#no-event", "No event").await;
+
+    // "Retry all failed" on a webhook's deliveries: the one that gave up goes once more.
+    let before = down.received().len();
+    b.goto(&app.url("/ui/webhooks?q=flaky")).await;
+    b.click("#webhooks tbody a").await;
+    b.click("#all-deliveries").await;
+    b.click("#retry-failed").await;
+    b.wait_text("#flash", "1 failed delivery queued").await;
+    down.wait_for(before + 1, Duration::from_secs(10)).await;
+    b.refresh().await;
+    b.find("#retry-failed").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(down.received().len(), before + 1, "F5 retried nothing again");
+
+    // The list: failing webhooks marked; search and filter by state.
+    b.goto(&app.url("/ui/webhooks")).await;
+    let failing = b
+        .exec("arguments[0]([...document.querySelectorAll('#webhooks tr.state-failing')].map(r => r.textContent))")
+        .await;
+    assert!(failing.to_string().contains("Flaky") && !failing.to_string().contains("SIEM"), "{failing}");
+    b.type_into("#q", "siem").await;
+    b.click("#webhook-filter button").await;
+    let listed = b.wait_text("#webhooks", "SIEM").await;
+    assert!(!listed.contains("Flaky"), "{listed}");
+    b.goto(&app.url("/ui/webhooks?state=failing")).await;
+    let listed = b.wait_text("#webhooks", "Flaky").await;
+    assert!(!listed.contains("SIEM"), "{listed}");
+    b.goto(&app.url("/ui/webhooks?q=nothing-like-this")).await;
+    b.find("#no-match").await;
+    b.screenshot("15-list-filtered").await;
+}

@@ -1,4 +1,5 @@
-//! Text helpers every renderer uses: truncating visibly on character boundaries.
+//! Text helpers: truncating visibly on character boundaries (every renderer), and an error with
+//! its causes said once (transports, the store, `listen`).
 
 /// At most `max` characters; a cut string ends with `…` so the reader sees it was cut.
 pub fn clip_chars(s: &str, max: usize) -> String {
@@ -23,6 +24,23 @@ pub fn clip_bytes(s: &str, max: usize) -> &str {
     s.get(..end).unwrap_or_default()
 }
 
+/// An error and its causes in one line, each said once: clients wrap the OS error in layers that
+/// repeat it ("Connection refused (os error 111): Connection refused (os error 111)").
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut source = Some(e);
+    while let Some(err) = source {
+        let text = err.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            // A cause that already says all its wrapper said replaces it.
+            parts.retain(|p| !text.contains(p.as_str()));
+            parts.push(text);
+        }
+        source = err.source();
+    }
+    parts.join(": ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -33,5 +51,20 @@ mod tests {
         assert_eq!(clip_chars("héllo", 3), "hé…");
         assert_eq!(clip_bytes("héllo", 2), "h");
         assert_eq!(clip_bytes("héllo", 3), "hé");
+    }
+}
+
+#[cfg(test)]
+mod error_chain_tests {
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    struct Layer(String, #[source] Option<Box<Layer>>);
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let os = Layer("Connection refused (os error 111)".into(), None);
+        let io = Layer("Connection refused (os error 111)".into(), Some(Box::new(os)));
+        let top = Layer("client error (Connect)".into(), Some(Box::new(io)));
+        assert_eq!(super::error_chain(&top), "client error (Connect): Connection refused (os error 111)");
     }
 }

@@ -83,24 +83,50 @@ pub async fn redeliver_attempt(
     attempt_id: Uuid,
 ) -> ServiceResult<(Webhook, String)> {
     who.admin()?;
-    let w = state.store.get_webhook(&who.tenant, id).await?.ok_or(ServiceError::NotFound("webhook"))?;
     let attempt = state
         .store
-        .get_attempt(&who.tenant, w.id, attempt_id)
+        .get_attempt(&who.tenant, id, attempt_id)
         .await?
         .ok_or(ServiceError::NotFound("delivery attempt"))?;
-    let audit = who.audit(
-        "delivery.redeliver",
-        format!("webhook:{}", w.id),
-        serde_json::json!({"event_ref": attempt.event_ref, "attempt_id": attempt_id}),
-    );
-    state
-        .store
-        .redeliver(&who.tenant, w.id, &attempt.event_ref, audit)
-        .await?
-        .ok_or(ServiceError::NotFound("event of this attempt"))?;
-    state.dispatcher.wake([w.id]);
+    let w = redeliver_event(state, who, id, &attempt.event_ref, Some(attempt_id)).await?;
     Ok((w, attempt.event_ref))
+}
+
+/// Queues event `event_ref` for delivery to webhook `id` again (a manual redelivery, audited);
+/// `attempt` names the attempt it was asked from, if any.
+pub async fn redeliver_event(
+    state: &AppState,
+    who: &Principal,
+    id: Uuid,
+    event_ref: &str,
+    attempt: Option<Uuid>,
+) -> ServiceResult<Webhook> {
+    who.admin()?;
+    let w = state.store.get_webhook(&who.tenant, id).await?.ok_or(ServiceError::NotFound("webhook"))?;
+    let mut details = serde_json::json!({"event_ref": event_ref});
+    if let Some(a) = attempt {
+        details["attempt_id"] = serde_json::json!(a);
+    }
+    let audit = who.audit("delivery.redeliver", format!("webhook:{}", w.id), details);
+    state.store.redeliver(&who.tenant, w.id, event_ref, audit).await?.ok_or(ServiceError::NotFound("event"))?;
+    state.dispatcher.wake([w.id]);
+    Ok(w)
+}
+
+/// Most failed deliveries one "retry all failed" queues again.
+pub const RETRY_FAILED_LIMIT: i64 = 10_000;
+
+/// Queues a webhook's failed deliveries (retries exhausted) again, oldest first, each for one
+/// more attempt; returns how many (at most [`RETRY_FAILED_LIMIT`]; ask again for more).
+pub async fn retry_failed(state: &AppState, who: &Principal, id: Uuid) -> ServiceResult<u64> {
+    who.admin()?;
+    let w = state.store.get_webhook(&who.tenant, id).await?.ok_or(ServiceError::NotFound("webhook"))?;
+    let audit = who.audit("delivery.retry_failed", format!("webhook:{}", w.id), serde_json::json!({}));
+    let n = state.store.retry_failed(&who.tenant, w.id, RETRY_FAILED_LIMIT, now_ms(), audit).await?;
+    if n > 0 {
+        state.dispatcher.wake([w.id]);
+    }
+    Ok(n)
 }
 
 /// The longest statistics window.

@@ -9,8 +9,8 @@ use uuid::Uuid;
 use super::backend::{Dialect, Durability};
 use super::event_cache::EventBody;
 use super::sql::{self, Stmt};
-use super::sql_store::{corrupt, HELD_RELEASE_CHUNK};
-use super::{AttemptRecord, ClaimedDelivery, Completion, HealthChange, NextStep, Store, StoreError};
+use super::sql_store::{audit_stmt, corrupt, HELD_RELEASE_CHUNK};
+use super::{AttemptRecord, AuditEntry, ClaimedDelivery, Completion, HealthChange, NextStep, Store, StoreError};
 use crate::domain::tenant::TenantId;
 use crate::domain::time::now_ms;
 use crate::domain::webhook::disabled_reason;
@@ -233,6 +233,31 @@ impl Store {
                 .await?;
         }
         Ok(HealthChange { opened, disabled })
+    }
+
+    /// Makes up to `limit` of the webhook's failed deliveries (retries exhausted) pending again,
+    /// oldest first, each for one more attempt; audited. Returns how many.
+    pub async fn retry_failed(
+        &self,
+        tenant: &TenantId,
+        webhook: Uuid,
+        limit: i64,
+        now: i64,
+        audit: AuditEntry,
+    ) -> Result<u64, StoreError> {
+        let r = self
+            .db
+            .write(vec![
+                Stmt::new(
+                    "UPDATE deliveries SET state = 'pending', next_attempt_at = $1, updated_at = $1 \
+                     WHERE seq IN (SELECT seq FROM deliveries WHERE tenant_id = $2 AND webhook_id = $3 \
+                                   AND state = 'failed' ORDER BY seq LIMIT $4)",
+                    params![now, tenant.as_str(), webhook, limit],
+                ),
+                audit_stmt(&audit),
+            ])
+            .await?;
+        Ok(r[0].affected)
     }
 
     pub async fn release_held(&self, webhook: Uuid, now: i64) -> Result<u64, StoreError> {

@@ -319,7 +319,7 @@ fn classify(e: hyper_util::client::legacy::Error) -> SendError {
         }
         source = err.source();
     }
-    SendError::Failed(super::error_chain(&e))
+    SendError::Failed(crate::domain::text::error_chain(&e))
 }
 
 #[cfg(test)]

@@ -198,6 +198,25 @@ pub async fn redeliver(
     ))
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RetriedFailed {
+    /// Failed deliveries queued again, each for one more attempt (at most 10,000 a call).
+    pub queued: u64,
+}
+
+/// Queues the webhook's failed deliveries (retries exhausted) again, oldest first.
+#[utoipa::path(post, path = "/webhooks/{id}/deliveries/retry-failed", tag = "deliveries",
+    params(("id" = Uuid, Path)),
+    responses((status = 202, body = RetriedFailed), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn retry_failed(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<RetriedFailed>)> {
+    let queued = ops::retry_failed(&state, &who, parse_id(&id)?).await?;
+    Ok((StatusCode::ACCEPTED, Json(RetriedFailed { queued })))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StatsQuery {

@@ -62,6 +62,7 @@ pub fn api_routes(max_event_bytes: usize) -> (Router<AppState>, utoipa::openapi:
         .routes(routes!(deliveries::recent_deliveries))
         .routes(routes!(deliveries::test_webhook))
         .routes(routes!(deliveries::redeliver))
+        .routes(routes!(deliveries::retry_failed))
         .routes(routes!(deliveries::webhook_stats))
         .routes(routes!(deliveries::preview))
         .routes(routes!(webhooks::list_webhooks, webhooks::create_webhook))

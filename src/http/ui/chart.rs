@@ -70,11 +70,15 @@ pub fn caption(buckets: &[(i64, u64, u64, i64)]) -> String {
     format!("Calls per hour over the last 24 hours (up to {}); mean response up to {max_ms} ms.", plural(max_n, "call"))
 }
 
-/// "1 call", "2 calls".
+/// "1 call", "2 calls" (`many`: the plural when it is not `one` + "s").
 pub fn plural(n: u64, one: &str) -> String {
+    plural_of(n, one, &format!("{one}s"))
+}
+
+pub fn plural_of(n: u64, one: &str, many: &str) -> String {
     if n == 1 {
         format!("1 {one}")
     } else {
-        format!("{n} {one}s")
+        format!("{n} {many}")
     }
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::webhooks::{attempt_status, when};
-use super::{api_error_page, csrf_input, error_page, page, pre, FormPost, Session};
+use super::{api_error_page, csrf_input, error_page, page, pre, pretty_json, FormPost, Session};
 use crate::domain::page::Page;
 use crate::domain::webhook::Webhook;
 use crate::service::deliveries as deliveries_ops;
@@ -95,7 +95,15 @@ pub async fn list(
         &session,
         html! {
             p { a href={ "/ui/webhooks/" (w.id) } { "← " (w.name) } }
-            h1 { "Deliveries" }
+            div.toolbar {
+                h1 { "Deliveries" }
+                @if session.is_admin() {
+                    form.inline method="post" action={ "/ui/webhooks/" (w.id) "/deliveries/retry-failed" } {
+                        (csrf_input(&session))
+                        button #retry-failed type="submit" title="Queue every delivery that gave up for one more attempt" { "Retry all failed" }
+                    }
+                }
+            }
             div.panel {
                 div.filters aria-label="Filter by status" {
                     @for (key, label) in [("all", "All"), ("success", "Succeeded"), ("failed", "Failed")] {
@@ -131,10 +139,7 @@ pub async fn detail(
     let headers: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(&a.request_headers).unwrap_or_default();
     let body = deliveries_ops::request_body(&state, &w, &a).await.unwrap_or_default();
-    let pretty = serde_json::from_str::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| serde_json::to_string_pretty(&v).ok())
-        .unwrap_or(body);
+    let pretty = pretty_json(body.as_bytes());
     page(
         "Delivery",
         &session,
@@ -167,13 +172,37 @@ pub async fn detail(
                     dl.kv { @for (k, v) in &headers { dt { code { (k) } } dd { code { (v.as_str().unwrap_or_default()) } } } }
                 }
                 div.panel {
-                    h2 { "Response (first 4 KiB)" }
+                    h2 { "Response body (first 4 KiB, as received)" }
                     (pre(&String::from_utf8_lossy(&a.response_body)))
                 }
             }
-            div.panel { h2 { "Request body" } (pre(&pretty)) }
+            div.panel {
+                h2 { "Request body" }
+                (pre(&pretty))
+                details #exact-body {
+                    summary { "Exact bytes sent (" (body.len()) " bytes, what the signature covers)" }
+                    (pre(&body))
+                }
+            }
         },
     )
+}
+
+pub async fn retry_failed(State(state): State<AppState>, Path(id): Path<String>, post: FormPost) -> Response {
+    let Ok(id) = id.parse::<Uuid>() else { return error_page(StatusCode::NOT_FOUND, "No such webhook.") };
+    let back = format!("/ui/webhooks/{id}/deliveries");
+    match deliveries_ops::retry_failed(&state, &post.session.who, id).await {
+        Ok(0) => post.done(&state, &back, Flash::ok("No delivery had given up: nothing to retry.")),
+        Ok(n) => post.done(
+            &state,
+            &back,
+            Flash::ok(format!(
+                "{} queued for one more attempt.",
+                super::chart::plural_of(n, "failed delivery", "failed deliveries")
+            )),
+        ),
+        Err(e) => api_error_page(e),
+    }
 }
 
 pub async fn redeliver(

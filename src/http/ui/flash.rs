@@ -32,6 +32,8 @@ pub struct Flash {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ShownSecret {
+    /// What it is, in words: "signing secret", "token".
+    pub what: String,
     pub heading: String,
     /// Empty: the webhook sends unsigned deliveries.
     pub value: String,
@@ -66,7 +68,7 @@ impl Flash {
                         p #unsigned { "No signing secret was given: deliveries are sent unsigned. Rotate the secret on "
                             "the webhook's page to start signing them." }
                     } @else {
-                        div.notice role="alert" { strong { "Copy this signing secret now." } " It will not be shown again." }
+                        div.notice role="alert" { strong { "Copy this " (s.what) " now." } " It will not be shown again." }
                         div.secret {
                             code #new-secret { (s.value) }
                             button #copy-secret type="button" data-copy="new-secret" { "Copy" }

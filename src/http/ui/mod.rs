@@ -9,8 +9,10 @@
 
 mod chart;
 mod deliveries;
+mod events;
 pub mod flash;
 mod pages;
+mod tokens;
 mod webhooks;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -57,10 +59,15 @@ pub fn router() -> Router<AppState> {
         .route("/ui/webhooks/{id}/rotate", get(webhooks::rotate_confirm).post(webhooks::rotate))
         .route("/ui/webhooks/{id}/delete", get(webhooks::delete_confirm).post(webhooks::delete))
         .route("/ui/webhooks/{id}/deliveries", get(deliveries::list))
+        .route("/ui/webhooks/{id}/deliveries/retry-failed", post(deliveries::retry_failed))
         .route("/ui/webhooks/{id}/deliveries/{attempt}", get(deliveries::detail))
         .route("/ui/webhooks/{id}/deliveries/{attempt}/redeliver", post(deliveries::redeliver))
         .route("/ui/event-types", get(pages::event_types))
         .route("/ui/audit", get(pages::audit))
+        .route("/ui/events", get(events::search))
+        .route("/ui/events/redeliver", post(events::redeliver))
+        .route("/ui/tokens", get(tokens::list).post(tokens::create))
+        .route("/ui/tokens/{id}/revoke", get(tokens::revoke_confirm).post(tokens::revoke))
 }
 
 fn asset(body: &'static str, content_type: &'static str) -> Response {
@@ -206,8 +213,9 @@ pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
                     @if let Some(s) = session {
                         nav aria-label="Main" {
                             a href="/ui/webhooks" { "Webhooks" }
+                            a href="/ui/events" { "Events" }
                             a href="/ui/event-types" { "Event types" }
-                            @if s.is_admin() { a href="/ui/audit" { "Audit log" } }
+                            @if s.is_admin() { a href="/ui/tokens" { "API tokens" } a href="/ui/audit" { "Audit log" } }
                         }
                         div.who {
                             span { "Tenant " strong { (s.who.tenant) } " · " (s.who.role.as_str()) }
@@ -268,6 +276,14 @@ pub fn url_markup(url: &str) -> Markup {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
     let (host, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
     html! { span.url { (scheme) "://" strong { (host) } (path) } }
+}
+
+/// A JSON body indented for reading; anything else as it is.
+pub fn pretty_json(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned())
 }
 
 pub fn pre(text: &str) -> Markup {

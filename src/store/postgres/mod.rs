@@ -115,7 +115,7 @@ fn pg_err(e: tokio_postgres::Error) -> StoreError {
         }
         return StoreError::Database(format!("{code}: {}", db.message()));
     }
-    StoreError::Unavailable(crate::transport::error_chain(&e))
+    StoreError::Unavailable(crate::domain::text::error_chain(&e))
 }
 
 /// A connection that could not be had: PostgreSQL's own reason (a wrong password, a database
@@ -128,7 +128,7 @@ fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
             }
             other => other,
         },
-        other => StoreError::Unavailable(format!("PostgreSQL pool: {}", crate::transport::error_chain(&other))),
+        other => StoreError::Unavailable(format!("PostgreSQL pool: {}", crate::domain::text::error_chain(&other))),
     }
 }
 

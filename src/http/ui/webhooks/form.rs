@@ -423,6 +423,7 @@ pub(super) fn shown_secret(secret: &Secret, heading: &str, profile: &Profile, no
     }
     hint.push_str(" with it.");
     ShownSecret {
+        what: "signing secret".into(),
         heading: heading.to_string(),
         value: if secret.is_unsigned() { String::new() } else { secret.expose().to_string() },
         hint,

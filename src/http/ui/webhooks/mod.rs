@@ -38,14 +38,17 @@ async fn load(state: &AppState, s: &Session, id: &str) -> Result<Webhook, Respon
 
 pub fn status_badge(w: &Webhook) -> Markup {
     html! {
-        @if w.is_active && w.circuit_open_until.is_some() {
-            span.badge.warn title="Its circuit is open: deliveries wait and are probed" { "Failing" }
-        }
-        @else if w.is_active { span.badge.ok { "Active" } }
-        @else {
-            span.badge.bad title="Disabled" {
-                "Disabled" @if let Some(r) = &w.disabled_reason { " (" (r.replace('_', " ")) ")" }
+        @match state_of(w) {
+            "failing" if w.circuit_open_until.is_some() => {
+                span.badge.warn title="Its circuit is open: deliveries wait and are probed" { "Failing" }
             }
+            "failing" => span.badge.warn title="Its last attempts failed; they are retried" {
+                "Failing (" (w.failure_count) " in a row)"
+            },
+            "active" => span.badge.ok { "Active" },
+            _ => span.badge.bad title="Disabled" {
+                "Disabled" @if let Some(r) = &w.disabled_reason { " (" (r.replace('_', " ")) ")" }
+            },
         }
     }
 }
@@ -58,13 +61,43 @@ fn rate(stats: &WebhookStats) -> String {
     }
 }
 
-pub async fn list(State(state): State<AppState>, session: Session) -> Response {
-    let (hooks, total) = match state.store.list_webhooks(&session.who.tenant, Page { page: 1, per_page: 100 }).await {
+/// The list's search: words in the name, URL or format, and a state.
+#[derive(Default, serde::Deserialize)]
+pub struct ListFilter {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    state: String,
+}
+
+/// A webhook's state as the list filters and colours it.
+fn state_of(w: &Webhook) -> &'static str {
+    if !w.is_active {
+        "disabled"
+    } else if w.circuit_open_until.is_some() || w.failure_count > 0 {
+        "failing"
+    } else {
+        "active"
+    }
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    session: Session,
+    axum::extract::Query(filter): axum::extract::Query<ListFilter>,
+) -> Response {
+    let (hooks, total) = match state.store.list_webhooks(&session.who.tenant, Page { page: 1, per_page: 1000 }).await {
         Ok(r) => r,
         Err(e) => return api_error_page(e),
     };
+    let words = filter.q.trim().to_lowercase();
+    let shown = hooks.into_iter().filter(|w| {
+        let text = format!("{} {} {}", w.name, shown_url(w, &session), w.format.as_str()).to_lowercase();
+        (words.is_empty() || words.split_whitespace().all(|word| text.contains(word)))
+            && (filter.state.is_empty() || filter.state == state_of(w))
+    });
     let mut rows = Vec::new();
-    for w in hooks {
+    for w in shown {
         let stats = state.store.webhook_stats(&session.who.tenant, w.id, now_ms() - DAY_MS).await.unwrap_or_default();
         rows.push((w, stats));
     }
@@ -76,9 +109,26 @@ pub async fn list(State(state): State<AppState>, session: Session) -> Response {
                 h1 { "Webhooks" }
                 @if session.is_admin() { a.btn.primary #add-webhook href="/ui/webhooks/new" { "Add webhook" } }
             }
+            @if total > 0 {
+                form.panel.filters #webhook-filter method="get" action="/ui/webhooks" {
+                    div.search {
+                        label.visually-hidden for="q" { "Search webhooks" }
+                        input #q type="search" name="q" value=(filter.q) placeholder="Search by name, URL or format";
+                        label.visually-hidden for="state" { "State" }
+                        select #state name="state" {
+                            @for (value, label) in [("", "Any state"), ("active", "Active"), ("failing", "Failing"), ("disabled", "Disabled")] {
+                                option value=(value) selected[filter.state == value] { (label) }
+                            }
+                        }
+                        button type="submit" { "Filter" }
+                    }
+                }
+            }
             div.panel {
-                @if rows.is_empty() {
+                @if total == 0 {
                     p.muted { "No webhooks yet." @if session.is_admin() { " Add one to start delivering events." } }
+                } @else if rows.is_empty() {
+                    p.muted #no-match { "No webhook matches. " a href="/ui/webhooks" { "Show all" } }
                 } @else {
                     div.table-wrap { table #webhooks {
                         thead { tr {
@@ -87,7 +137,7 @@ pub async fn list(State(state): State<AppState>, session: Session) -> Response {
                         } }
                         tbody {
                             @for (w, s) in &rows {
-                                tr data-webhook=(w.id) {
+                                tr data-webhook=(w.id) data-state=(state_of(w)) class={ "state-" (state_of(w)) } {
                                     td { a href={ "/ui/webhooks/" (w.id) } { (w.name) } }
                                     td { (url_markup(&shown_url(w, &session))) }
                                     td.hide-narrow { (w.format.as_str()) }
@@ -106,7 +156,7 @@ pub async fn list(State(state): State<AppState>, session: Session) -> Response {
                             }
                         }
                     } }
-                    p.muted { (total) " webhooks" }
+                    p.muted { (rows.len()) " of " (super::chart::plural(total, "webhook")) }
                 }
             }
         },

@@ -7,7 +7,7 @@ use axum::response::Response;
 use maud::html;
 
 use super::super::flash::Flash;
-use super::super::{ago, api_error_page, csrf_input, field, page, url_markup, FormPost, Session};
+use super::super::{ago, api_error_page, csrf_input, field, page, pretty_json, url_markup, FormPost, Session};
 use super::form::shown_secret;
 use super::{admin_only, load, parse_id, rate, shown_url, status_badge, DAY_MS};
 use crate::domain::page::Page;
@@ -62,14 +62,6 @@ fn headers_sent(profile: &Profile, w: &Webhook) -> Vec<(String, &'static str)> {
         }
     }
     out
-}
-
-/// A JSON body indented for reading; anything else as it is.
-fn pretty(body: &[u8]) -> String {
-    serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| serde_json::to_string_pretty(&v).ok())
-        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned())
 }
 
 async fn overview_page(state: &AppState, session: &Session, w: Webhook) -> Response {
@@ -148,7 +140,7 @@ async fn overview_page(state: &AppState, session: &Session, w: Webhook) -> Respo
                 div.panel {
                     h2 { "Body example" }
                     p.muted { "A " code { (chosen.name) } " event as this webhook receives it (" (rendered.content_type) ")." }
-                    pre #body-example { (pretty(&rendered.body)) }
+                    pre #body-example { (pretty_json(&rendered.body)) }
                 }
             }
             div.panel {
