@@ -14,5 +14,6 @@ mod event_types;
 mod https;
 mod plans;
 mod profiles;
+mod readme;
 mod validation;
 mod webhooks;

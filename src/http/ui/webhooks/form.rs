@@ -183,10 +183,6 @@ fn anchor_of(field: &str) -> &str {
     }
 }
 
-/// Fields of the collapsed "Advanced settings": a problem there opens it.
-const ADVANCED: [&str; 7] =
-    ["secret", "retry_count", "retry_delays_ms", "timeout_ms", "max_per_second", "owner_email", "headers"];
-
 /// A retry schedule as people read it: `immediately, 30 s, 2 min, …`.
 fn schedule_text(schedule: &[std::time::Duration]) -> String {
     let step = |d: &std::time::Duration| match d.as_secs() {
@@ -240,7 +236,6 @@ fn webhook_form(
         html! { @if let Some(m) = problem(name) { p.error id={ "err-" (name) } role="alert" { (m) } } }
     };
     let cls = |name: &str| if problem(name).is_some() { "field-error" } else { "" };
-    let advanced_open = problems.iter().any(|(f, _)| ADVANCED.contains(&f.as_str()));
     let selected: HashSet<&str> = v.events.iter().map(String::as_str).collect();
     let mut families: BTreeMap<&str, Vec<&EventType>> = BTreeMap::new();
     for t in ctx.types.iter().filter(|t| !t.name.starts_with("webhook.") || t.name == "webhook.disabled") {
@@ -261,9 +256,11 @@ fn webhook_form(
                 }
             }
         }
-        form #webhook-form method="post" action=(action) novalidate {
+        // Five steps (endpoint → events → format and delivery → security and headers → review).
+        // Without the script they are one page; with it (`app.js`) one step shows at a time.
+        form #webhook-form method="post" action=(action) novalidate data-wizard data-editing[editing] {
             (csrf_input(session))
-            fieldset {
+            fieldset.step #step-endpoint {
                 legend { "Endpoint" }
                 div class=(cls("name")) {
                     label for="name" { "Webhook name" }
@@ -276,28 +273,23 @@ fn webhook_form(
                     p.hint { "http(s)://…, or syslog+udp://, syslog+tcp://, syslog+tls:// host:port for a syslog receiver." }
                     (err("url"))
                 }
-                div class=(cls("format")) {
-                    label for="format" { "Format" }
-                    select #format name="format" {
-                        @for f in destinations::formats() {
-                            option value=(f.as_str()) selected[v.format == f.as_str() || (v.format.is_empty() && f == destinations::default_format())] { (f.as_str()) }
-                        }
-                    }
-                    (err("format"))
-                }
                 div class=(cls("description")) {
                     label for="description" { "Description" }
                     input #description type="text" name="description" value=(v.description);
                     (err("description"))
                 }
             }
-            fieldset #event_types class=(cls("event_types")) {
+            fieldset.step #event_types class=(cls("event_types")) {
                 legend { "Events" }
                 (err("event_types"))
                 @if editing {
                     p.hint { "Check at least one event, or All events." }
                 } @else {
                     p.hint { "Leave everything unchecked for the deployment's default subscription (all events unless configured otherwise)." }
+                }
+                div.event-search hidden {
+                    label for="event-filter" { "Find an event type" }
+                    input #event-filter type="search" placeholder="quarantined, alert, finding…" autocomplete="off";
                 }
                 label.check {
                     input #ev-all type="checkbox" name="event_types" value="*" checked[selected.contains("*")];
@@ -322,20 +314,17 @@ fn webhook_form(
                     }
                 }
             }
-            details open[advanced_open] {
-                summary { "Advanced settings" }
-                div class=(cls("secret")) {
-                    label for="secret" { "Signing secret" }
-                    input #secret type="text" name="secret" value=(v.secret) autocomplete="off"
-                        placeholder=(if editing {
-                            "leave empty to keep the current secret"
-                        } else if ctx.profile.signature.optional {
-                            "optional: leave empty to send deliveries unsigned"
-                        } else {
-                            "leave empty to generate a strong one"
-                        });
-                    p.hint { "For splunk_hec this is the HEC token." }
-                    (err("secret"))
+            fieldset.step #step-delivery {
+                legend { "Format and delivery" }
+                div class=(cls("format")) {
+                    label for="format" { "Format" }
+                    select #format name="format" {
+                        @for f in destinations::formats() {
+                            option value=(f.as_str()) selected[v.format == f.as_str() || (v.format.is_empty() && f == destinations::default_format())] { (f.as_str()) }
+                        }
+                    }
+                    p.hint { "json: signed JSON webhooks · slack, teams: chat messages · cef, syslog: SIEMs (over syslog+… URLs or HTTP) · splunk_hec: Splunk's HTTP Event Collector." }
+                    (err("format"))
                 }
                 div class=(cls("retry_count")) {
                     label for="retry_count" { "Retry attempts (0–10)" }
@@ -358,10 +347,21 @@ fn webhook_form(
                     input #max_per_second type="number" name="max_per_second" min="1" value=(v.max_per_second);
                     (err("max_per_second"))
                 }
-                div class=(cls("owner_email")) {
-                    label for="owner_email" { "Owner email (told when the webhook is disabled)" }
-                    input #owner_email type="email" name="owner_email" value=(v.owner_email);
-                    (err("owner_email"))
+            }
+            fieldset.step #step-security {
+                legend { "Security and headers" }
+                div class=(cls("secret")) {
+                    label for="secret" { "Signing secret (the HEC token for splunk_hec)" }
+                    input #secret type="text" name="secret" value=(v.secret) autocomplete="off"
+                        placeholder=(if editing {
+                            "leave empty to keep the current secret"
+                        } else if ctx.profile.signature.optional {
+                            "optional: leave empty to send deliveries unsigned"
+                        } else {
+                            "leave empty to generate a strong one"
+                        });
+                    p.hint { "Webhooks are signed with it; syslog destinations carry no signature. splunk_hec needs its HEC token here." }
+                    (err("secret"))
                 }
                 div class=(cls("headers")) {
                     label for="headers" { "Custom headers (one per line: Name: value)" }
@@ -379,11 +379,21 @@ fn webhook_form(
                     }
                     (err("headers"))
                 }
+                div class=(cls("owner_email")) {
+                    label for="owner_email" { "Owner email (told when the webhook is disabled)" }
+                    input #owner_email type="email" name="owner_email" value=(v.owner_email);
+                    (err("owner_email"))
+                }
             }
-            p {
-                button.primary #save type="submit" { (if editing { "Save changes" } else { "Create webhook" }) }
-                " "
-                a.btn href="/ui/webhooks" { "Cancel" }
+            fieldset.step #step-review {
+                legend { "Review" }
+                dl.kv #review {}
+                p.hint.no-script { "Check the values above, then save." }
+                p {
+                    button.primary #save type="submit" { (if editing { "Save changes" } else { "Create webhook" }) }
+                    " "
+                    a.btn href="/ui/webhooks" { "Cancel" }
+                }
             }
         }
     }
