@@ -662,6 +662,7 @@ async fn tokens_events_and_the_list_filter() {
     b.goto(&app.url("/ui/webhooks?q=flaky")).await;
     b.click("#webhooks tbody a").await;
     b.click("#all-deliveries").await;
+    assert!(b.text("table.deliveries").await.contains("gave up"), "a delivery that gave up is marked");
     b.click("#retry-failed").await;
     b.wait_text("#flash", "1 failed delivery queued").await;
     down.wait_for(before + 1, Duration::from_secs(10)).await;

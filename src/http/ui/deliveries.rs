@@ -20,6 +20,19 @@ use crate::store::AttemptRecord;
 pub const PER_PAGE: u32 = 50;
 
 /// The attempts table of the overview and the log page.
+/// What follows a failed attempt: the next try's time, or that the delivery gave up (a test
+/// event is never retried).
+fn marker(a: &AttemptRecord) -> Markup {
+    html! {
+        @if !a.success && a.event_type != "webhook.test" {
+            @match a.next_attempt_at {
+                Some(at) => { " " span.muted.marker { "retry at " (when(at)) } }
+                None => { " " span.muted.marker { "gave up" } }
+            }
+        }
+    }
+}
+
 pub fn attempts_table(w: &Webhook, attempts: &[AttemptRecord]) -> Markup {
     html! {
         @if attempts.is_empty() {
@@ -35,7 +48,7 @@ pub fn attempts_table(w: &Webhook, attempts: &[AttemptRecord]) -> Markup {
                         tr data-attempt=(a.id) {
                             td { a href={ "/ui/webhooks/" (w.id) "/deliveries/" (a.id) } { (when(a.created_at)) } }
                             td { code { (a.event_type) } }
-                            td { (attempt_status(a)) }
+                            td { (attempt_status(a)) (marker(a)) }
                             td.http { (a.http_status.map(|s| s.to_string()).unwrap_or_else(|| "–".into())) }
                             td.hide-narrow { (a.response_ms) " ms" }
                             td.hide-narrow { "#" (a.attempt_no) }
