@@ -160,6 +160,7 @@ fn claim_and_complete_100_sqlite(b: Bencher) {
                         request_headers: "{}".into(),
                         dispatched_at: now_ms(),
                         response_body: b"ok".to_vec(),
+                        response_headers: r#"{"content-length":"2"}"#.to_string(),
                         next_attempt_at: None,
                         created_at: now_ms(),
                     },

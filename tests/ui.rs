@@ -387,6 +387,7 @@ async fn dashboard_end_to_end_in_chromium() {
     b.screenshot("05-deliveries").await;
     b.click("table.deliveries tbody tr td a").await;
     b.wait_text("main", "Request headers").await;
+    assert!(b.text("#response").await.contains("content-type"), "the response's headers are shown");
     assert!(b.text("main").await.contains("\"event\": \"webhook.test\""), "the request body is shown");
     assert!(b.text("main").await.contains("x-tocsin-signature"));
     b.screenshot("06-delivery-detail").await;

@@ -139,6 +139,7 @@ pub async fn attempt(
     let response_ms = started.elapsed().as_millis() as i64;
 
     let attempt_no = d.attempts + 1;
+    let mut response_headers = String::new();
     let (verdict, http_status, error, retry_after, response_body) = match result {
         // A syslog write has no answer: written is delivered; a message cut to fit one UDP
         // datagram is delivered too, and the log says so.
@@ -154,6 +155,7 @@ pub async fn attempt(
                 None
             };
             let error = (v != Verdict::Success).then(|| format.describe(resp.status, &resp.body_excerpt));
+            response_headers = resp.headers;
             (v, Some(resp.status), error, retry_after, resp.body_excerpt)
         }
         Err(SendError::Timeout(ms)) => {
@@ -217,6 +219,7 @@ pub async fn attempt(
             request_headers: logged,
             dispatched_at: now,
             response_body,
+            response_headers,
             next_attempt_at,
             created_at: now_ms(),
         },

@@ -13,8 +13,8 @@ macro_rules! attempt_select {
     ($rest:literal) => {
         concat!(
             "SELECT id, delivery_seq, tenant_id, webhook_id, event_ref, event_type, attempt_no, success, http_status, \
-             error, response_ms, request_headers, dispatched_at, response_body, next_attempt_at, created_at, format \
-             FROM attempts ",
+             error, response_ms, request_headers, dispatched_at, response_body, next_attempt_at, created_at, format, \
+             response_headers FROM attempts ",
             $rest
         )
     };
@@ -219,6 +219,7 @@ fn attempt_from_row(r: &Row) -> Result<AttemptRecord, StoreError> {
         request_headers: r.text("request_headers")?,
         dispatched_at: r.int("dispatched_at")?,
         response_body: r.opt_bytes("response_body")?.unwrap_or_default(),
+        response_headers: r.opt_text("response_headers")?.unwrap_or_default(),
         next_attempt_at: r.opt_int("next_attempt_at")?,
         created_at: r.int("created_at")?,
         format: crate::destinations::parse_format(&r.text("format")?, "format").map_err(|e| corrupt("format", e))?,

@@ -133,7 +133,8 @@ impl Store {
         let mut stmts = vec![Stmt::new(
             "INSERT INTO attempts (id, delivery_seq, tenant_id, webhook_id, event_ref, event_type, attempt_no, success, \
              http_status, error, response_ms, request_headers, dispatched_at, response_body, next_attempt_at, \
-             created_at, format) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+             created_at, format, response_headers) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
             attempt_row(a),
         )];
         let mut disable_at = None;
@@ -402,6 +403,7 @@ fn attempt_row(a: &AttemptRecord) -> Vec<sql::Value> {
         a.response_body.clone(),
         a.next_attempt_at,
         a.created_at,
-        a.format.as_str()
+        a.format.as_str(),
+        (!a.response_headers.is_empty()).then(|| a.response_headers.clone())
     ]
 }

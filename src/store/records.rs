@@ -151,6 +151,8 @@ pub struct AttemptRecord {
     /// from the event for display rather than stored.
     pub dispatched_at: i64,
     pub response_body: Vec<u8>,
+    /// JSON object of the response's headers (capped; cookies masked); empty without a response.
+    pub response_headers: String,
     pub next_attempt_at: Option<i64>,
     pub created_at: i64,
 }

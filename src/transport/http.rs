@@ -198,6 +198,38 @@ pub struct HttpResponse {
     pub status: u16,
     pub retry_after: Option<String>,
     pub body_excerpt: Vec<u8>,
+    /// The response's headers as a JSON object (see [`headers_json`]).
+    pub headers: String,
+}
+
+/// Response headers kept per attempt, at most.
+const RESPONSE_HEADERS_KEPT: usize = 32;
+/// ... and at most this many bytes of each value.
+const RESPONSE_HEADER_VALUE_BYTES: usize = 256;
+
+/// A response's headers as a JSON object for the delivery log: the first
+/// [`RESPONSE_HEADERS_KEPT`], values cut to [`RESPONSE_HEADER_VALUE_BYTES`], cookies masked (a
+/// receiver's session is none of the log's readers' business).
+pub fn headers_json(headers: &axum::http::HeaderMap) -> String {
+    let mut map = serde_json::Map::new();
+    for (name, value) in headers.iter().take(RESPONSE_HEADERS_KEPT) {
+        let shown = if name == axum::http::header::SET_COOKIE {
+            "…".to_string()
+        } else {
+            let text = String::from_utf8_lossy(value.as_bytes());
+            crate::domain::text::clip_chars(&text, RESPONSE_HEADER_VALUE_BYTES)
+        };
+        match map.get_mut(name.as_str()) {
+            Some(serde_json::Value::String(existing)) => {
+                existing.push_str(", ");
+                existing.push_str(&shown);
+            }
+            _ => {
+                map.insert(name.as_str().to_string(), serde_json::Value::String(shown));
+            }
+        }
+    }
+    serde_json::Value::Object(map).to_string()
 }
 
 /// Why an exchange produced no response.
@@ -294,13 +326,14 @@ impl HttpTransport {
                 .get(axum::http::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
+            let headers = headers_json(response.headers());
             let body = Limited::new(response.into_body(), RESPONSE_READ_LIMIT);
             let mut excerpt = match body.collect().await {
                 Ok(collected) => collected.to_bytes().to_vec(),
                 Err(_) => Vec::new(),
             };
             excerpt.truncate(RESPONSE_EXCERPT);
-            Ok(HttpResponse { status, retry_after, body_excerpt: excerpt })
+            Ok(HttpResponse { status, retry_after, body_excerpt: excerpt, headers })
         };
         match tokio::time::timeout(timeout, exchange).await {
             Ok(result) => result,
@@ -325,6 +358,27 @@ fn classify(e: hyper_util::client::legacy::Error) -> SendError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn response_headers_are_kept_capped_with_cookies_masked() {
+        let mut h = axum::http::HeaderMap::new();
+        h.insert("content-type", "application/json".parse().unwrap());
+        h.append("set-cookie", "session=s3cr3t; HttpOnly".parse().unwrap());
+        h.append("vary", "accept".parse().unwrap());
+        h.append("vary", "origin".parse().unwrap());
+        h.insert("x-long", "a".repeat(1000).parse().unwrap());
+        let kept: serde_json::Value = serde_json::from_str(&headers_json(&h)).unwrap();
+        assert_eq!(kept["content-type"], "application/json");
+        assert_eq!(kept["set-cookie"], "…");
+        assert_eq!(kept["vary"], "accept, origin");
+        assert_eq!(kept["x-long"].as_str().unwrap().chars().count(), RESPONSE_HEADER_VALUE_BYTES);
+        for i in 0..100 {
+            h.insert(axum::http::HeaderName::try_from(format!("x-h{i}")).unwrap(), "v".parse().unwrap());
+        }
+        let kept: serde_json::Value = serde_json::from_str(&headers_json(&h)).unwrap();
+        assert!(kept.as_object().unwrap().len() <= RESPONSE_HEADERS_KEPT);
+        assert!(!headers_json(&h).contains("s3cr3t"));
+    }
 
     /// Maps every name to one address, as a hostile DNS server would.
     struct FixedResolver(IpAddr);

@@ -93,6 +93,7 @@ async fn headers_on(backend: Backend) {
     assert_eq!(a["request_headers"]["x-tocsin-signature"], r.header("x-tocsin-signature"));
     assert_eq!(a["request_headers"]["X-Api-Key"], "********");
     assert_eq!(a["response_body"], "ok");
+    assert!(a["response_headers"]["content-type"].as_str().is_some_and(|t| t.starts_with("text/plain")), "{a}");
     assert!(!log.to_string().contains(&secret));
     // One attempt in detail: its body is rendered again, byte for byte what was sent.
     let (status, detail) =
@@ -953,6 +954,7 @@ async fn claims_on(backend: Backend) {
             request_headers: "{}".into(),
             dispatched_at: now_ms(),
             response_body: Vec::new(),
+            response_headers: String::new(),
             next_attempt_at: None,
             created_at: now_ms(),
         },

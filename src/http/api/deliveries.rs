@@ -35,6 +35,9 @@ pub struct AttemptView {
     pub request_headers: serde_json::Value,
     /// The first 4 KiB of the response body.
     pub response_body: String,
+    /// The response's headers (the first 32; cookies masked); empty without an HTTP response.
+    #[schema(value_type = Object)]
+    pub response_headers: serde_json::Value,
 }
 
 impl AttemptView {
@@ -53,6 +56,7 @@ impl AttemptView {
             next_attempt_at: a.next_attempt_at.map(rfc3339_ms),
             request_headers: serde_json::from_str(&a.request_headers).unwrap_or_default(),
             response_body: String::from_utf8_lossy(&a.response_body).into_owned(),
+            response_headers: serde_json::from_str(&a.response_headers).unwrap_or_else(|_| serde_json::json!({})),
         }
     }
 }

@@ -151,6 +151,8 @@ pub async fn detail(
     };
     let headers: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(&a.request_headers).unwrap_or_default();
+    let response_headers: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&a.response_headers).unwrap_or_default();
     let body = deliveries_ops::request_body(&state, &w, &a).await.unwrap_or_default();
     let pretty = pretty_json(body.as_bytes());
     page(
@@ -184,7 +186,13 @@ pub async fn detail(
                     h2 { "Request headers" }
                     dl.kv { @for (k, v) in &headers { dt { code { (k) } } dd { code { (v.as_str().unwrap_or_default()) } } } }
                 }
-                div.panel {
+                div.panel #response {
+                    h2 { "Response headers" }
+                    @if response_headers.is_empty() {
+                        p.muted { "None recorded (no HTTP response, or an attempt from before they were kept)." }
+                    } @else {
+                        dl.kv { @for (k, v) in &response_headers { dt { code { (k) } } dd { code { (v.as_str().unwrap_or_default()) } } } }
+                    }
                     h2 { "Response body (first 4 KiB, as received)" }
                     (pre(&String::from_utf8_lossy(&a.response_body)))
                 }

@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("0006_servers.sql")),
     (7, include_str!("0007_tenants.sql")),
     (8, include_str!("0008_tenant_profile.sql")),
+    (9, include_str!("0009_response_headers.sql")),
 ];
 
 /// PostgreSQL's migrations: as written.

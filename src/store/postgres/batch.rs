@@ -157,6 +157,7 @@ impl Store {
             "error": a.error, "response_ms": a.response_ms, "request_headers": a.request_headers,
             "dispatched_at": a.dispatched_at,
             "response_body": base64::engine::general_purpose::STANDARD.encode(&a.response_body),
+            "response_headers": (!a.response_headers.is_empty()).then_some(&a.response_headers),
             "next_attempt_at": a.next_attempt_at, "created_at": a.created_at, "format": a.format.as_str(),
         });
         let delivery = serde_json::json!({
@@ -250,16 +251,16 @@ async fn write_records(db: &dyn Backend, batch: &[(serde_json::Value, serde_json
             Stmt::new(
                 "INSERT INTO attempts (id, delivery_seq, tenant_id, webhook_id, event_ref, event_type, \
                          attempt_no, success, http_status, error, response_ms, request_headers, dispatched_at, \
-                         response_body, next_attempt_at, created_at, format) \
+                         response_body, next_attempt_at, created_at, format, response_headers) \
                          SELECT x.id, x.delivery_seq, x.tenant_id, x.webhook_id, x.event_ref, x.event_type, \
                                 x.attempt_no, x.success, x.http_status, x.error, x.response_ms, x.request_headers, \
                                 x.dispatched_at, decode(x.response_body, 'base64'), x.next_attempt_at, x.created_at, \
-                                x.format \
+                                x.format, x.response_headers \
                          FROM jsonb_to_recordset(CAST($1 AS TEXT)::jsonb) AS x(id text, delivery_seq bigint, \
                               tenant_id text, webhook_id text, event_ref text, event_type text, attempt_no bigint, \
                               success bigint, http_status bigint, error text, response_ms bigint, \
                               request_headers text, dispatched_at bigint, response_body text, \
-                              next_attempt_at bigint, created_at bigint, format text) \
+                              next_attempt_at bigint, created_at bigint, format text, response_headers text) \
                          ON CONFLICT (id) DO NOTHING",
                 params![attempts],
             ),
