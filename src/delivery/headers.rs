@@ -7,6 +7,7 @@ use axum::http::{HeaderName, HeaderValue};
 use bytes::Bytes;
 use uuid::Uuid;
 
+use crate::domain::text::push_json_string;
 use crate::domain::webhook::CustomHeaders;
 use crate::profile::{Profile, SignatureFormat};
 use crate::signing::{seed_signature_bytes, standard_signature_bytes, SigningKeys};
@@ -44,18 +45,6 @@ pub fn logged_headers(
     }
     out.push('}');
     out
-}
-
-/// Appends `s` as a JSON string: as it is when nothing in it needs escaping (header names never
-/// do, nor most values; an event_ref may), else through serde_json.
-fn push_json_string(out: &mut String, s: &str) {
-    if s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\') {
-        out.push('"');
-        out.push_str(s);
-        out.push('"');
-    } else {
-        out.push_str(&serde_json::Value::from(s).to_string());
-    }
 }
 
 /// What the service's own headers of one request are made from.

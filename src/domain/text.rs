@@ -41,6 +41,18 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
+/// Appends `s` as a JSON string: as it is when nothing in it needs escaping (header names never
+/// do, nor most values; an event_ref may), else through serde_json.
+pub fn push_json_string(out: &mut String, s: &str) {
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::Value::from(s).to_string());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
