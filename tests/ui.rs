@@ -654,6 +654,7 @@ async fn tokens_events_and_the_list_filter() {
     b.click("#event-deliveries button").await;
     b.wait_text("#flash", "queued").await;
     rx.wait_for(2, Duration::from_secs(10)).await;
+    b.wait_text("#event-deliveries", "manual redelivery").await;
     b.type_into("#ref", "no-such-ref").await;
     b.click("#event-search button").await;
     b.wait_text("#no-event", "No event").await;

@@ -44,10 +44,17 @@ pub fn attempts_table(w: &Webhook, attempts: &[AttemptRecord]) -> Markup {
                     th.hide-narrow { "Attempt" } th.hide-narrow { "Error" }
                 } }
                 tbody {
-                    @for a in attempts {
+                    @for (i, a) in attempts.iter().enumerate() {
                         tr data-attempt=(a.id) {
                             td { a href={ "/ui/webhooks/" (w.id) "/deliveries/" (a.id) } { (when(a.created_at)) } }
-                            td { code { (a.event_type) } }
+                            td {
+                                code { (a.event_type) }
+                                // Newest first: a first attempt of an event already attempted before
+                                // (further down this page) is a redelivery.
+                                @if a.attempt_no == 1 && attempts[i + 1..].iter().any(|o| o.event_ref == a.event_ref && o.delivery_seq != a.delivery_seq) {
+                                    " " span.badge.neutral.redelivery { "redelivery" }
+                                }
+                            }
                             td { (attempt_status(a)) (marker(a)) }
                             td.http { (a.http_status.map(|s| s.to_string()).unwrap_or_else(|| "–".into())) }
                             td.hide-narrow { (a.response_ms) " ms" }

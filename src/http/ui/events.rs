@@ -94,10 +94,16 @@ pub async fn search(State(state): State<AppState>, session: Session, Query(q): Q
                             div.table-wrap { table #event-deliveries {
                                 thead { tr { th { "Webhook" } th { "State" } th { "Attempts" } th.hide-narrow { "Last answer" } th {} } }
                                 tbody {
-                                    @for d in &e.deliveries {
+                                    @for (i, d) in e.deliveries.iter().enumerate() {
                                         tr {
                                             td { a href={ "/ui/webhooks/" (d.webhook_id) "/deliveries" } {
-                                                (names.get(&d.webhook_id).cloned().unwrap_or_else(|| "(deleted webhook)".into())) } }
+                                                (names.get(&d.webhook_id).cloned().unwrap_or_else(|| "(deleted webhook)".into())) }
+                                                // Deliveries are in the order made: a later one to the same
+                                                // webhook was asked for by hand.
+                                                @if e.deliveries[..i].iter().any(|p| p.webhook_id == d.webhook_id) {
+                                                    " " span.badge.neutral.redelivery { "manual redelivery" }
+                                                }
+                                            }
                                             td { (marker(d)) }
                                             td { (d.attempts) }
                                             td.hide-narrow {
