@@ -19,17 +19,55 @@ fn mac(key: &[u8]) -> HmacSha256 {
 }
 
 /// A secret's two HMAC keys, set up once per webhook rather than per request: each setup hashes
-/// two key blocks, and the Standard Webhooks key is first decoded from base64.
+/// two key blocks, and the Standard Webhooks key is first decoded from base64. For an Ed25519
+/// private key (`whsk_…`), its key pair instead: deliveries then carry only the Standard
+/// Webhooks `v1a` signature (a receiver holds no shared secret to check the others with).
 #[derive(Clone)]
 pub struct SigningKeys {
     seed: HmacSha256,
     standard: HmacSha256,
+    ed25519: Option<std::sync::Arc<ring::signature::Ed25519KeyPair>>,
 }
 
 impl SigningKeys {
     pub fn new(secret: &Secret) -> Self {
-        Self { seed: mac(secret.hex_scheme_key()), standard: mac(&secret.standard_scheme_key()) }
+        let ed25519 = secret
+            .ed25519_seed()
+            .and_then(|seed| ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed).ok())
+            .map(std::sync::Arc::new);
+        Self { seed: mac(secret.hex_scheme_key()), standard: mac(&secret.standard_scheme_key()), ed25519 }
     }
+
+    /// Whether these sign with Ed25519 (`v1a`) rather than HMAC.
+    pub fn is_ed25519(&self) -> bool {
+        self.ed25519.is_some()
+    }
+}
+
+/// The length of one Standard Webhooks asymmetric signature: `v1a,` and 88 base64 characters.
+pub const ED25519_SIGNATURE_LEN: usize = 4 + 88;
+
+/// `v1a,<base64>`: Ed25519 over `{msg_id}.{timestamp}.{body}`, when `keys` are Ed25519.
+pub fn ed25519_signature_bytes(
+    keys: &SigningKeys,
+    msg_id: &str,
+    timestamp_digits: &[u8],
+    body: &[u8],
+) -> Option<[u8; ED25519_SIGNATURE_LEN]> {
+    let pair = keys.ed25519.as_ref()?;
+    let mut message = Vec::with_capacity(msg_id.len() + timestamp_digits.len() + body.len() + 2);
+    message.extend_from_slice(msg_id.as_bytes());
+    message.push(b'.');
+    message.extend_from_slice(timestamp_digits);
+    message.push(b'.');
+    message.extend_from_slice(body);
+    let signature = pair.sign(&message);
+    let mut out = [0u8; ED25519_SIGNATURE_LEN];
+    out[..4].copy_from_slice(b"v1a,");
+    base64::engine::general_purpose::STANDARD
+        .encode_slice(signature.as_ref(), &mut out[4..])
+        .expect("88 base64 characters for 64 bytes");
+    Some(out)
 }
 
 impl std::fmt::Debug for SigningKeys {

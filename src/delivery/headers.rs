@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::domain::text::push_json_string;
 use crate::domain::webhook::CustomHeaders;
 use crate::profile::{Profile, SignatureFormat};
-use crate::signing::{seed_signature_bytes, standard_signature_bytes, SigningKeys};
+use crate::signing::{ed25519_signature_bytes, seed_signature_bytes, standard_signature_bytes, SigningKeys};
 
 pub fn value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
@@ -102,24 +102,29 @@ pub fn signed_headers(profile: &Profile, s: &Signed<'_>) -> Vec<(HeaderName, Hea
     if let Some(name) = &n.webhook_id {
         put(&mut buf, name.clone(), s.webhook_id.hyphenated().encode_lower(&mut webhook_id).as_bytes());
     }
-    if let Some(keys) = s.keys {
+    // Ed25519 keys sign only the Standard Webhooks way (`v1a`), whatever the profile says: the
+    // seed-style scheme needs a secret the receiver shares.
+    let ed25519 = s.keys.is_some_and(SigningKeys::is_ed25519);
+    if let Some(keys) = s.keys.filter(|_| !ed25519) {
         put(&mut buf, sig.header.clone(), &seed_signature_bytes(keys, s.body)[skip..]);
         if let (Some(prev), Some(name)) = (s.previous, &sig.previous_header) {
             put(&mut buf, name.clone(), &seed_signature_bytes(prev, s.body)[skip..]);
         }
     }
-    if n.standard_webhooks {
+    if n.standard_webhooks || ed25519 {
         put(&mut buf, HeaderName::from_static("webhook-id"), s.event_ref.as_bytes());
         put(&mut buf, HeaderName::from_static("webhook-timestamp"), digits);
+        let sign =
+            |buf: &mut Vec<u8>, keys: &SigningKeys| match ed25519_signature_bytes(keys, s.event_ref, digits, s.body) {
+                Some(v1a) => buf.extend_from_slice(&v1a),
+                None => buf.extend_from_slice(&standard_signature_bytes(keys, s.event_ref, digits, s.body)),
+            };
         if let Some(keys) = s.keys {
-            put(
-                &mut buf,
-                HeaderName::from_static("webhook-signature"),
-                &standard_signature_bytes(keys, s.event_ref, digits, s.body),
-            );
+            put(&mut buf, HeaderName::from_static("webhook-signature"), &[]);
+            sign(&mut buf, keys);
             if let Some(prev) = s.previous {
                 buf.push(b' ');
-                buf.extend_from_slice(&standard_signature_bytes(prev, s.event_ref, digits, s.body));
+                sign(&mut buf, prev);
             }
         }
     }

@@ -6,6 +6,10 @@ use super::FieldError;
 use crate::crypto;
 
 const WHSEC: &str = "whsec_";
+/// An Ed25519 private key (its 32-byte seed, base64): never shown, only sealed at rest.
+const WHSK: &str = "whsk_";
+/// An Ed25519 public key (32 bytes, base64), as the API shows it.
+pub const WHPK: &str = "whpk_";
 
 /// A signing secret in plaintext. Its `Debug` never prints it; it leaves the process only in the
 /// response that creates or rotates it, and sealed by the master key.
@@ -16,6 +20,13 @@ impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secret(***)")
     }
+}
+
+/// The public half of the Ed25519 key with this seed.
+pub fn ed25519_public_key(seed: &[u8; 32]) -> Option<[u8; 32]> {
+    use ring::signature::KeyPair as _;
+    let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(seed).ok()?;
+    pair.public_key().as_ref().try_into().ok()
 }
 
 impl Secret {
@@ -30,6 +41,9 @@ impl Secret {
         if raw.len() < 16 || raw.len() > 512 || !raw.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(FieldError::new(field, "must be 16 to 512 printable characters without spaces"));
         }
+        if raw.starts_with(WHSK) || raw.starts_with(WHPK) {
+            return Err(FieldError::new(field, "whsk_ and whpk_ are Ed25519 keys, which Tocsin makes itself"));
+        }
         if let Some(b64) = raw.strip_prefix(WHSEC) {
             match base64::engine::general_purpose::STANDARD.decode(b64) {
                 Ok(key) if (24..=64).contains(&key.len()) => {}
@@ -37,6 +51,23 @@ impl Secret {
             }
         }
         Ok(Self(raw.to_string()))
+    }
+
+    /// A new Ed25519 private key (`whsk_` + base64 of its 32-byte seed).
+    pub fn generate_ed25519() -> Self {
+        Self(format!("{WHSK}{}", base64::engine::general_purpose::STANDARD.encode(crypto::random_bytes::<32>())))
+    }
+
+    /// The Ed25519 seed, when this is an Ed25519 private key.
+    pub fn ed25519_seed(&self) -> Option<[u8; 32]> {
+        let b64 = self.0.strip_prefix(WHSK)?;
+        base64::engine::general_purpose::STANDARD.decode(b64).ok()?.try_into().ok()
+    }
+
+    /// The public half of an Ed25519 private key, as the API shows it (`whpk_…`).
+    pub fn ed25519_public_key(&self) -> Option<String> {
+        let raw = ed25519_public_key(&self.ed25519_seed()?)?;
+        Some(format!("{WHPK}{}", base64::engine::general_purpose::STANDARD.encode(raw)))
     }
 
     /// No secret: a webhook whose profile makes signing optional and that was given none. It is

@@ -344,9 +344,40 @@ pub struct Webhook {
     pub failing_since: Option<i64>,
     pub max_per_second: Option<u32>,
     pub owner_email: Option<String>,
+    /// How deliveries are signed: with the shared secret (HMAC), or with a private key whose
+    /// public half receivers hold (Ed25519). Chosen at creation.
+    pub signing_algorithm: SigningAlgorithm,
     pub secret: SealedSecrets,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// How a webhook's deliveries are signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SigningAlgorithm {
+    /// HMAC-SHA256 with the shared secret: the seed-style header and Standard Webhooks `v1`.
+    #[default]
+    HmacSha256,
+    /// Ed25519 with a private key only Tocsin holds: Standard Webhooks `v1a`, verified with the
+    /// public key (`whpk_…`) anyone may have.
+    Ed25519,
+}
+
+impl SigningAlgorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HmacSha256 => "hmac-sha256",
+            Self::Ed25519 => "ed25519",
+        }
+    }
+
+    pub fn parse(raw: &str, field: &str) -> Result<Self, FieldError> {
+        match raw {
+            "hmac-sha256" => Ok(Self::HmacSha256),
+            "ed25519" => Ok(Self::Ed25519),
+            _ => Err(FieldError::new(field, "must be hmac-sha256 or ed25519")),
+        }
+    }
 }
 
 /// The current secret and, during a rotation's grace period, the previous one.
@@ -358,6 +389,9 @@ pub struct SealedSecrets {
     pub previous_expires_at: Option<i64>,
     /// Unix ms when `current` was set.
     pub rotated_at: i64,
+    /// Ed25519: the current key's public half (`whpk_…`), kept beside the sealed private key so
+    /// that reads need not unseal it.
+    pub public_key: Option<String>,
 }
 
 impl SealedSecrets {

@@ -13,7 +13,7 @@ use crate::domain::event_type::EventTypePattern;
 use crate::domain::secret::Secret;
 use crate::domain::tenant::TenantId;
 use crate::domain::time::{now_ms, rfc3339_ms};
-use crate::domain::webhook::{self as wh, CustomHeaders, SealedSecrets, Webhook, WebhookUrl};
+use crate::domain::webhook::{self as wh, CustomHeaders, SealedSecrets, SigningAlgorithm, Webhook, WebhookUrl};
 use crate::store::Activation;
 
 /// The writable fields of a webhook. On create, `name` and `url` are required; on update
@@ -45,6 +45,9 @@ pub struct WebhookInput {
     pub max_per_second: Option<i64>,
     /// Who is told when the circuit breaker disables the webhook.
     pub owner_email: Option<String>,
+    /// `hmac-sha256` (default: a shared secret) or `ed25519` (Tocsin keeps the private key and
+    /// shows the public one, `public_key`). Chosen at creation.
+    pub signing_algorithm: Option<String>,
 }
 
 /// A webhook of the caller's tenant, by id as given (a malformed id is simply not found).
@@ -173,6 +176,12 @@ async fn apply(
     if found.is_empty() {
         let format = destinations::of(w.format);
         found.take(format.check(w))?;
+        if w.signing_algorithm == SigningAlgorithm::Ed25519
+            && (w.url.transport().is_syslog() || format.secret_required().is_some())
+        {
+            let message = "ed25519 signs HTTP webhooks: syslog carries no signature, and splunk_hec sends its token";
+            found.take::<(), _>(Err(ServiceError::invalid("signing_algorithm", message)))?;
+        }
         if w.url.transport().is_syslog() && !format.carried_by_syslog() {
             let field = if changed.contains(&"format") { "format" } else { "url" };
             let message = format!("a syslog destination takes format {}", destinations::syslog_formats());
@@ -201,7 +210,16 @@ pub async fn create(state: &AppState, who: &Principal, mut input: WebhookInput) 
     if input.format.is_none() {
         input.format = defaults.format.clone();
     }
+    let algorithm = match input.signing_algorithm.take() {
+        Some(raw) => found.take(SigningAlgorithm::parse(&raw, "signing_algorithm"))?.unwrap_or_default(),
+        None => SigningAlgorithm::default(),
+    };
     let secret = match input.secret.take() {
+        Some(_) if algorithm == SigningAlgorithm::Ed25519 => found.take::<Secret, _>(Err(ServiceError::invalid(
+            "secret",
+            "an ed25519 webhook's key is made by Tocsin: leave secret out (receivers verify with its public_key)",
+        )))?,
+        None if algorithm == SigningAlgorithm::Ed25519 => Some(Secret::generate_ed25519()),
         Some(s) => found.take(Secret::parse(&s, "secret"))?,
         None => {
             let format = input.format.as_deref().and_then(|f| destinations::parse_format(f, "format").ok());
@@ -245,6 +263,7 @@ pub async fn create(state: &AppState, who: &Principal, mut input: WebhookInput) 
         failing_since: None,
         max_per_second: None,
         owner_email: None,
+        signing_algorithm: algorithm,
         secret: SealedSecrets {
             current: match &secret {
                 Some(s) if !s.is_unsigned() => state.cipher.seal(s.expose().as_bytes(), id.as_bytes()),
@@ -253,6 +272,7 @@ pub async fn create(state: &AppState, who: &Principal, mut input: WebhookInput) 
             previous: None,
             previous_expires_at: None,
             rotated_at: now,
+            public_key: secret.as_ref().and_then(Secret::ed25519_public_key),
         },
         created_at: now,
         updated_at: now,
@@ -278,6 +298,17 @@ pub async fn create(state: &AppState, who: &Principal, mut input: WebhookInput) 
 pub async fn update(state: &AppState, who: &Principal, id: Uuid, mut input: WebhookInput) -> ServiceResult<Webhook> {
     who.admin()?;
     let mut w = state.store.get_webhook(&who.tenant, id).await?.ok_or(ServiceError::NotFound("webhook"))?;
+    if let Some(raw) = input.signing_algorithm.take() {
+        if SigningAlgorithm::parse(&raw, "signing_algorithm")? != w.signing_algorithm {
+            return Err(ServiceError::invalid(
+                "signing_algorithm",
+                "is chosen when the webhook is created: create another webhook to sign the other way",
+            ));
+        }
+    }
+    if input.secret.is_some() && w.signing_algorithm == SigningAlgorithm::Ed25519 {
+        return Err(ServiceError::invalid("secret", "an ed25519 webhook's key is made by Tocsin: rotate it instead"));
+    }
     let new_secret = input.secret.take().map(|s| Secret::parse(&s, "secret")).transpose()?;
     let activation = match input.is_active.take() {
         Some(true) if !w.is_active => Activation::Enable,
@@ -300,6 +331,7 @@ pub async fn update(state: &AppState, who: &Principal, id: Uuid, mut input: Webh
             previous: None,
             previous_expires_at: None,
             rotated_at: now_ms(),
+            public_key: None,
         };
         let audit = who.audit("webhook.secret_set", format!("webhook:{}", w.id), serde_json::json!({}));
         state.store.update_secrets(&who.tenant, w.id, &sealed, audit).await?;
@@ -339,9 +371,13 @@ pub async fn rotate(state: &AppState, who: &Principal, id: Uuid, given: Option<&
             )));
         }
     }
-    let secret = match given {
-        Some(raw) => Secret::parse(raw, "secret")?,
-        None => Secret::generate(),
+    let secret = match (given, w.signing_algorithm) {
+        (Some(_), SigningAlgorithm::Ed25519) => {
+            return Err(ServiceError::invalid("secret", "an ed25519 webhook's key is made by Tocsin: leave secret out"))
+        }
+        (Some(raw), _) => Secret::parse(raw, "secret")?,
+        (None, SigningAlgorithm::Ed25519) => Secret::generate_ed25519(),
+        (None, SigningAlgorithm::HmacSha256) => Secret::generate(),
     };
     let expires = now + state.settings.secret_grace.as_millis() as i64;
     // An unsigned webhook's first secret has no predecessor to keep signing.
@@ -352,6 +388,7 @@ pub async fn rotate(state: &AppState, who: &Principal, id: Uuid, given: Option<&
         previous,
         previous_expires_at,
         rotated_at: now,
+        public_key: secret.ed25519_public_key(),
     };
     let audit = who.audit(
         "webhook.rotate_secret",
@@ -362,4 +399,36 @@ pub async fn rotate(state: &AppState, who: &Principal, id: Uuid, given: Option<&
         return Err(ServiceError::NotFound("webhook"));
     }
     Ok((secret, expires))
+}
+
+/// An ed25519 webhook's public keys: the current one, and the previous one while it still signs
+/// (with until when). A webhook that signs with a shared secret has none.
+pub async fn public_keys(
+    state: &AppState,
+    who: &Principal,
+    id: &str,
+) -> ServiceResult<Vec<([u8; 32], &'static str, Option<i64>)>> {
+    who.reader()?;
+    let w = get(state, who, id).await?;
+    if w.signing_algorithm != SigningAlgorithm::Ed25519 {
+        return Err(ServiceError::Conflict(
+            "this webhook signs with a shared secret (hmac-sha256): it has no public key".into(),
+        ));
+    }
+    let public = |sealed: &[u8]| -> ServiceResult<Option<[u8; 32]>> {
+        let opened = state.cipher.open(sealed, w.id.as_bytes()).map_err(|e| ServiceError::Conflict(e.to_string()))?;
+        Ok(Secret::from_stored(opened).ed25519_seed().and_then(|seed| crate::domain::secret::ed25519_public_key(&seed)))
+    };
+    let mut keys = Vec::new();
+    if let Some(k) = public(&w.secret.current)? {
+        keys.push((k, "current", None));
+    }
+    if let (Some(prev), Some(until)) = (&w.secret.previous, w.secret.previous_expires_at) {
+        if until > now_ms() {
+            if let Some(k) = public(prev)? {
+                keys.push((k, "previous", Some(until)));
+            }
+        }
+    }
+    Ok(keys)
 }

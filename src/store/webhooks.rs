@@ -11,7 +11,7 @@ use crate::domain::event_type::EventTypePattern;
 use crate::domain::page::Page;
 use crate::domain::tenant::TenantId;
 use crate::domain::time::now_ms;
-use crate::domain::webhook::{disabled_reason, CustomHeaders, SealedSecrets, Webhook, WebhookUrl};
+use crate::domain::webhook::{disabled_reason, CustomHeaders, SealedSecrets, SigningAlgorithm, Webhook, WebhookUrl};
 use crate::params;
 
 macro_rules! webhook_select {
@@ -20,7 +20,7 @@ macro_rules! webhook_select {
             "SELECT id, tenant_id, name, url, description, event_types, format, retry_count, timeout_ms, \
              retry_delays_ms, headers, is_active, failure_count, disabled_reason, max_per_second, owner_email, \
              secret, previous_secret, previous_expires_at, secret_rotated_at, created_at, updated_at, \
-             circuit_open_until, circuit_opens, failing_since FROM webhooks "
+             circuit_open_until, circuit_opens, failing_since, signing_algorithm, public_key FROM webhooks "
             $(, $rest)*
         )
     };
@@ -39,7 +39,9 @@ impl Store {
             w.secret.previous_expires_at,
             w.secret.rotated_at,
             w.created_at,
-            w.updated_at
+            w.updated_at,
+            w.signing_algorithm.as_str(),
+            w.secret.public_key.clone()
         ];
         let values = [params![w.id, w.tenant_id.as_str()], self.configuration(w), state].concat();
         let r = self
@@ -49,9 +51,9 @@ impl Store {
                     "INSERT INTO webhooks (id, tenant_id, name, url, description, event_types, format, retry_count, \
                      timeout_ms, retry_delays_ms, headers, is_active, failure_count, disabled_reason, \
                      max_per_second, owner_email, secret, previous_secret, previous_expires_at, \
-                     secret_rotated_at, created_at, updated_at) VALUES \
+                     secret_rotated_at, created_at, updated_at, signing_algorithm, public_key) VALUES \
                      ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
-                     $21, $22)",
+                     $21, $22, $23, $24)",
                     values,
                 ),
                 audit_stmt(&audit),
@@ -160,7 +162,7 @@ impl Store {
             .write(vec![
                 Stmt::new(
                     "UPDATE webhooks SET secret = $1, previous_secret = $2, previous_expires_at = $3, \
-                     secret_rotated_at = $4, updated_at = $5 WHERE tenant_id = $6 AND id = $7",
+                     secret_rotated_at = $4, updated_at = $5, public_key = $8 WHERE tenant_id = $6 AND id = $7",
                     params![
                         s.current.clone(),
                         s.previous.clone(),
@@ -168,7 +170,8 @@ impl Store {
                         s.rotated_at,
                         now_ms(),
                         tenant.as_str(),
-                        id
+                        id,
+                        s.public_key.clone()
                     ],
                 ),
                 audit_stmt(&audit),
@@ -322,11 +325,14 @@ fn webhook_from_row(r: &Row, sealer: Option<&Cipher>) -> Result<Webhook, StoreEr
         failing_since: r.opt_int("failing_since")?,
         max_per_second: r.opt_int("max_per_second")?.map(|v| v as u32),
         owner_email: r.opt_text("owner_email")?,
+        signing_algorithm: SigningAlgorithm::parse(&r.text("signing_algorithm")?, "signing_algorithm")
+            .map_err(|e| corrupt("signing_algorithm", e))?,
         secret: SealedSecrets {
             current: r.bytes("secret")?,
             previous: r.opt_bytes("previous_secret")?,
             previous_expires_at: r.opt_int("previous_expires_at")?,
             rotated_at: r.int("secret_rotated_at")?,
+            public_key: r.opt_text("public_key")?,
         },
         created_at: r.int("created_at")?,
         updated_at: r.int("updated_at")?,

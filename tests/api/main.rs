@@ -10,6 +10,7 @@ mod smtp;
 
 mod access;
 mod delivery;
+mod ed25519;
 mod event_types;
 mod https;
 mod plans;

@@ -31,7 +31,7 @@ pub fn snippet(marker: &str, after: &str, before: &str) -> String {
 }
 
 /// Runs `program` with `interpreter` (`node -e`, `python3 -c`); false when it exits non-zero.
-fn run(interpreter: &str, flag: &str, program: &str) -> Option<bool> {
+pub fn run(interpreter: &str, flag: &str, program: &str) -> Option<bool> {
     match Command::new(interpreter).arg(flag).arg(program).output() {
         Ok(out) => {
             if !out.status.success() {

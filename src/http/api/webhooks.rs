@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::error::{ApiResult, ErrorBody};
 use super::extract::{page_params, parse_json, ApiJson, ApiQuery};
 use crate::domain::event_type::EventTypePattern;
+use crate::domain::secret::Secret;
 use crate::domain::time::{now_ms, rfc3339_ms};
 use crate::domain::webhook::{Format, Health, Webhook};
 use crate::service::webhooks::{self as ops, parse_id, WebhookInput};
@@ -43,6 +44,12 @@ pub struct WebhookView {
     /// Whether deliveries are signed: false only for a webhook created without a secret where
     /// the tenant's profile makes signing optional.
     pub signed: bool,
+    /// `hmac-sha256` (a shared secret) or `ed25519`.
+    pub signing_algorithm: &'static str,
+    /// Ed25519 only: the current public key (`whpk_` + base64 of 32 bytes). It is public: give it
+    /// to receivers, or let them fetch `GET /webhooks/{id}/public-keys`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
     /// When the current secret was set.
     pub secret_rotated_at: String,
     /// Until when the previous secret still signs, during a rotation.
@@ -73,6 +80,8 @@ impl WebhookView {
             max_per_second: w.max_per_second,
             owner_email: w.owner_email.clone(),
             signed: !w.secret.is_unsigned(),
+            signing_algorithm: w.signing_algorithm.as_str(),
+            public_key: w.secret.public_key.clone(),
             secret_rotated_at: rfc3339_ms(w.secret.rotated_at),
             previous_secret_expires_at: w
                 .secret
@@ -85,13 +94,19 @@ impl WebhookView {
     }
 }
 
+/// A secret as an answer may show it: a shared secret, once; never an Ed25519 private key.
+fn shared_secret(secret: &Secret) -> Option<String> {
+    (!secret.is_unsigned() && secret.ed25519_seed().is_none()).then(|| secret.expose().to_string())
+}
+
 /// The answer to create: the only one that carries the secret.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedWebhook {
     #[serde(flatten)]
     pub webhook: WebhookView,
     /// The signing secret. Shown once: store it now. Null when the webhook signs nothing (no
-    /// secret was given and the tenant's profile makes signing optional).
+    /// secret was given and the tenant's profile makes signing optional, or a syslog
+    /// destination), and for ed25519, whose private key never leaves Tocsin (see `public_key`).
     pub secret: Option<String>,
 }
 
@@ -114,8 +129,11 @@ pub struct RotateInput {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RotatedSecret {
     pub id: Uuid,
-    /// The new signing secret. Shown once.
-    pub secret: String,
+    /// The new signing secret. Shown once. Null for ed25519, whose private key never leaves
+    /// Tocsin: its new `public_key` is given instead.
+    pub secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
     /// Until then deliveries carry signatures with both the old and the new secret.
     pub previous_secret_expires_at: String,
 }
@@ -158,10 +176,7 @@ pub async fn create_webhook(
     let (w, secret) = ops::create(&state, &who, input).await?;
     Ok((
         StatusCode::CREATED,
-        Json(CreatedWebhook {
-            webhook: WebhookView::of(&w, &who),
-            secret: (!secret.is_unsigned()).then(|| secret.expose().to_string()),
-        }),
+        Json(CreatedWebhook { webhook: WebhookView::of(&w, &who), secret: shared_secret(&secret) }),
     ))
 }
 
@@ -235,7 +250,68 @@ pub async fn rotate_secret(
     let (secret, expires) = ops::rotate(&state, &who, parse_id(&id)?, input.secret.as_deref()).await?;
     Ok(Json(RotatedSecret {
         id: parse_id(&id)?,
-        secret: secret.expose().to_string(),
+        secret: shared_secret(&secret),
+        public_key: secret.ed25519_public_key(),
         previous_secret_expires_at: rfc3339_ms(expires),
     }))
+}
+
+/// A JSON Web Key Set of an ed25519 webhook's public keys: the current one, and the previous one
+/// while a rotation's grace period lasts (deliveries carry a `v1a` signature by each).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublicKeySet {
+    pub keys: Vec<PublicJwk>,
+}
+
+/// One Ed25519 public key as a JWK (RFC 8037).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublicJwk {
+    /// `OKP`
+    pub kty: &'static str,
+    /// `Ed25519`
+    pub crv: &'static str,
+    /// The public key, base64url without padding.
+    pub x: String,
+    /// `current` or `previous`.
+    pub kid: &'static str,
+    /// `sig`
+    #[serde(rename = "use")]
+    pub use_: &'static str,
+    /// `EdDSA`
+    pub alg: &'static str,
+    /// The same key as the API shows it (`whpk_…`).
+    pub public_key: String,
+    /// The previous key: until when it still signs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+#[utoipa::path(get, path = "/webhooks/{id}/public-keys", tag = "webhooks",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = PublicKeySet), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn public_keys(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PublicKeySet>> {
+    let keys = ops::public_keys(&state, &who, &id).await?;
+    let jwk = |(raw, kid, expires): ([u8; 32], &'static str, Option<i64>)| {
+        use base64::Engine as _;
+        PublicJwk {
+            kty: "OKP",
+            crv: "Ed25519",
+            x: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw),
+            kid,
+            use_: "sig",
+            alg: "EdDSA",
+            public_key: format!(
+                "{}{}",
+                crate::domain::secret::WHPK,
+                base64::engine::general_purpose::STANDARD.encode(raw)
+            ),
+            expires_at: expires.map(rfc3339_ms),
+        }
+    };
+    Ok(Json(PublicKeySet { keys: keys.into_iter().map(jwk).collect() }))
 }

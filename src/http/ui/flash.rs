@@ -32,8 +32,11 @@ pub struct Flash {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ShownSecret {
-    /// What it is, in words: "signing secret", "token".
+    /// What it is, in words: "signing secret", "token", "public key".
     pub what: String,
+    /// Whether it is shown only this once (a secret), or may be seen again (a public key).
+    #[serde(default = "shown_once")]
+    pub once: bool,
     pub heading: String,
     /// Empty: the webhook sends unsigned deliveries.
     pub value: String,
@@ -68,7 +71,11 @@ impl Flash {
                         p #unsigned { "No signing secret was given: deliveries are sent unsigned. Rotate the secret on "
                             "the webhook's page to start signing them." }
                     } @else {
-                        div.notice role="alert" { strong { "Copy this " (s.what) " now." } " It will not be shown again." }
+                        @if s.once {
+                            div.notice role="alert" { strong { "Copy this " (s.what) " now." } " It will not be shown again." }
+                        } @else {
+                            div.notice { strong { "Give this " (s.what) " to your receivers." } " It is not a secret." }
+                        }
                         div.secret {
                             code #new-secret { (s.value) }
                             button #copy-secret type="button" data-copy="new-secret" { "Copy" }
@@ -80,6 +87,10 @@ impl Flash {
             }
         }
     }
+}
+
+fn shown_once() -> bool {
+    true
 }
 
 /// The session a flash is bound to: its CSRF token is known only to it and the server.

@@ -104,6 +104,7 @@ pub async fn create(State(state): State<AppState>, post: FormPost) -> Response {
         Ok((record, plain)) => {
             let shown = ShownSecret {
                 what: "token".into(),
+                once: true,
                 heading: format!("Token “{}” ({})", record.name, role.as_str()),
                 value: plain.expose().to_string(),
                 hint: "Send it as Authorization: Bearer <token>.".into(),

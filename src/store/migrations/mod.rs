@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("0007_tenants.sql")),
     (8, include_str!("0008_tenant_profile.sql")),
     (9, include_str!("0009_response_headers.sql")),
+    (10, include_str!("0010_ed25519.sql")),
 ];
 
 /// PostgreSQL's migrations: as written.

@@ -35,6 +35,8 @@ struct FormValues {
     timeout_ms: String,
     max_per_second: String,
     owner_email: String,
+    /// `hmac-sha256` or `ed25519` (chosen at creation).
+    signing_algorithm: String,
     headers: String,
     /// Editing: the names of the custom headers set (their values are never shown again).
     header_names: Vec<String>,
@@ -59,6 +61,7 @@ impl FormValues {
             timeout_ms: w.timeout_ms.to_string(),
             max_per_second: w.max_per_second.map(|m| m.to_string()).unwrap_or_default(),
             owner_email: w.owner_email.clone().unwrap_or_default(),
+            signing_algorithm: w.signing_algorithm.as_str().into(),
             // Header values are never shown again; keep the names so people see what is set.
             headers: String::new(),
             header_names: w.headers.iter().map(|(k, _)| k.clone()).collect(),
@@ -80,6 +83,7 @@ impl FormValues {
             timeout_ms: f("timeout_ms"),
             max_per_second: f("max_per_second"),
             owner_email: f("owner_email"),
+            signing_algorithm: f("signing_algorithm"),
             headers: f("headers"),
             header_names: form.iter().filter(|(k, _)| k == "header_name").map(|(_, v)| v.clone()).collect(),
             clear_headers: field(form, "clear_headers").is_some(),
@@ -121,6 +125,7 @@ impl FormValues {
             description: Some(self.description.trim().to_string()),
             max_per_second: number(&self.max_per_second, "max_per_second")?,
             owner_email: Some(self.owner_email.trim().to_string()),
+            signing_algorithm: if editing { None } else { text(&self.signing_algorithm) },
         })
     }
 }
@@ -165,6 +170,7 @@ fn label_of(field: &str) -> &'static str {
         "description" => "Description",
         "event_types" => "Events",
         "secret" => "Signing secret (the HEC token for splunk_hec)",
+        "signing_algorithm" => "Signature",
         "retry_count" => "Retry attempts",
         "retry_delays_ms" => "Retry delay",
         "timeout_ms" => "Timeout",
@@ -215,20 +221,21 @@ fn webhook_form(
             problems.push((field, human(&p.field, &p.message)));
         }
     }
-    // In the order of the form.
-    const ORDER: [&str; 12] = [
+    // In the order of the wizard's steps.
+    const ORDER: [&str; 13] = [
         "name",
         "url",
-        "format",
         "description",
         "event_types",
-        "secret",
+        "format",
         "retry_count",
         "retry_delays_ms",
         "timeout_ms",
         "max_per_second",
-        "owner_email",
+        "signing_algorithm",
+        "secret",
         "headers",
+        "owner_email",
     ];
     problems.sort_by_key(|(f, _)| ORDER.iter().position(|o| o == f).unwrap_or(ORDER.len()));
     let problem = |name: &str| problems.iter().find(|(f, _)| f == name).map(|(_, m)| m.clone());
@@ -350,6 +357,19 @@ fn webhook_form(
             }
             fieldset.step #step-security {
                 legend { "Security and headers" }
+                div class=(cls("signing_algorithm")) {
+                    label for="signing_algorithm" { "Signature" }
+                    @if editing {
+                        input #signing_algorithm type="text" value=(v.signing_algorithm) disabled;
+                        p.hint { "Chosen when the webhook was created." }
+                    } @else {
+                        select #signing_algorithm name="signing_algorithm" {
+                            option value="hmac-sha256" selected[v.signing_algorithm != "ed25519"] { "HMAC-SHA256 with a shared secret (seed style and Standard Webhooks v1)" }
+                            option value="ed25519" selected[v.signing_algorithm == "ed25519"] { "Ed25519: Tocsin keeps the private key, receivers verify with the public key (Standard Webhooks v1a)" }
+                        }
+                    }
+                    (err("signing_algorithm"))
+                }
                 div class=(cls("secret")) {
                     label for="secret" { "Signing secret (the HEC token for splunk_hec)" }
                     input #secret type="text" name="secret" value=(v.secret) autocomplete="off"
@@ -432,8 +452,21 @@ pub(super) fn shown_secret(secret: &Secret, heading: &str, profile: &Profile, no
         hint.push_str(" or the Standard Webhooks webhook-signature header");
     }
     hint.push_str(" with it.");
+    if let Some(public) = secret.ed25519_public_key() {
+        return ShownSecret {
+            what: "public key".into(),
+            once: false,
+            heading: heading.to_string(),
+            value: public,
+            hint: "Deliveries carry webhook-signature: v1a,… (Ed25519 over id.timestamp.body); receivers verify it \
+                   with this key. It also shows on the webhook's page and at GET /api/v1/webhooks/{id}/public-keys."
+                .into(),
+            note,
+        };
+    }
     ShownSecret {
         what: "signing secret".into(),
+        once: true,
         heading: heading.to_string(),
         value: if secret.is_unsigned() { String::new() } else { secret.expose().to_string() },
         hint,

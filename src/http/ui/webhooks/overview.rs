@@ -116,6 +116,15 @@ async fn overview_page(state: &AppState, session: &Session, w: Webhook) -> Respo
                         dt { "Contract" } dd #profile { (profile.product) " (profile " code { (profile.name) } ")" br; span.muted { (profile.description) } }
                         @if w.secret.is_unsigned() {
                             dt { "Signatures" } dd #unsigned { "none: this webhook has no signing secret (rotate to set one)" }
+                        } @else if let Some(public) = &w.secret.public_key {
+                            dt { "Signatures" }
+                            dd { "Ed25519: Standard Webhooks " code { "webhook-signature" } " (v1a) over " code { "id.timestamp.body" } }
+                            dt { "Public key" }
+                            dd #public-key {
+                                code { (public) }
+                                br; span.muted { "Not a secret. Also at " code { "GET /api/v1/webhooks/" (w.id) "/public-keys" } " (JWKS)." }
+                            }
+                            dt { "Key" } dd { "made " (secret_age) @if let Some(t) = grace { " · previous key signs until " (rfc3339_secs(t)) } }
                         } @else {
                             dt { "Signatures" }
                             dd {
