@@ -96,6 +96,7 @@ fn events(tenant: &TenantId, webhooks: &[uuid::Uuid], n: usize) -> Vec<(NewEvent
                     ordering_key: None,
                     data: json!({"pad": "x".repeat(900)}).to_string().into_bytes().into(),
                     created_at: now_ms(),
+                    filtered: Vec::new(),
                 },
                 webhooks.iter().map(|&webhook_id| Target { webhook_id, start: DeliveryStart::Pending }).collect(),
             )

@@ -11,6 +11,8 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
+use crate::domain::filter::FilterInput;
+use crate::domain::severity::Severity;
 use crate::domain::tenant::TenantId;
 use crate::domain::webhook::Webhook;
 use crate::store::{ClaimedDelivery, DeliveryStart, NewEvent, Published, Store, StoreError, Target};
@@ -28,8 +30,14 @@ pub trait HandOver: Send + Sync {
     async fn adopt(&self, webhook: Webhook, start: DeliveryStart, deliveries: Vec<ClaimedDelivery>, count: usize);
 }
 
-/// Stores events with one delivery per subscribed webhook (held for inactive ones). Returns the
-/// answers and the active webhooks that got new work in the store's queue.
+/// An event's severity from its type and data (by the type's presentation settings): what
+/// `min_severity` and filters compare. Asked only for events some webhook filters.
+pub type SeverityOf<'a> = &'a (dyn Fn(&str, &serde_json::Value) -> Severity + Sync);
+
+/// Stores events with one delivery per subscribed webhook (held for inactive ones), but none for
+/// a webhook whose payload filter (`min_severity`, `filter`) leaves the event out: that webhook
+/// is kept with the event instead (`NewEvent::filtered`). Returns the answers and the active
+/// webhooks that got new work in the store's queue.
 ///
 /// With `handoff`, deliveries the dispatcher has room for are stored already leased to it and
 /// handed over in memory once committed: no claim, no event read, the shortest path to the
@@ -38,14 +46,44 @@ pub trait HandOver: Send + Sync {
 pub async fn commit(
     store: &Store,
     tenant: &TenantId,
-    events: Vec<NewEvent>,
+    mut events: Vec<NewEvent>,
     handoff: Option<&dyn HandOver>,
+    severity_of: SeverityOf<'_>,
 ) -> Result<(Vec<Published>, Vec<Uuid>), StoreError> {
     let webhooks = store.tenant_webhooks(tenant).await?;
+    // Which subscribed webhook each event goes to: all of them, but for payload filters.
+    let mut receivers: Vec<Vec<usize>> = Vec::with_capacity(events.len());
+    for e in &mut events {
+        let subscribed = webhooks.iter().enumerate().filter(|(_, w)| w.subscribes_to(&e.event_type));
+        if !webhooks.iter().any(Webhook::filters) {
+            receivers.push(subscribed.map(|(i, _)| i).collect());
+            continue;
+        }
+        // Parsed and graded once per event, and only when a webhook filters.
+        let data: serde_json::Value = serde_json::from_slice(&e.data).unwrap_or(serde_json::Value::Null);
+        let severity = std::cell::OnceCell::new();
+        let mut to = Vec::new();
+        for (i, w) in subscribed {
+            if !w.filters() {
+                to.push(i);
+                continue;
+            }
+            let level = *severity.get_or_init(|| severity_of(&e.event_type, &data));
+            let input =
+                FilterInput { event: &e.event_type, severity: level.name(), tenant_id: tenant.as_str(), data: &data };
+            if w.accepts(level, &input) {
+                to.push(i);
+            } else {
+                e.filtered.push(w.id);
+            }
+        }
+        receivers.push(to);
+    }
     let mut offers: HashMap<Uuid, (DeliveryStart, usize)> = HashMap::new();
     if let Some(dispatcher) = handoff {
         for w in &webhooks {
             let n = events.iter().filter(|e| e.ordering_key.is_none() && w.subscribes_to(&e.event_type)).count();
+            // (Counted before the filters: an offer may be larger than what it is used for.)
             if let Some(start) = dispatcher.offer(w, n) {
                 offers.insert(w.id, (start, n));
             }
@@ -56,10 +94,11 @@ pub async fn commit(
     let mut woken = Vec::new();
     let batch = events
         .into_iter()
-        .map(|e| {
-            let targets: Vec<Target> = webhooks
-                .iter()
-                .filter(|w| w.subscribes_to(&e.event_type))
+        .zip(receivers)
+        .map(|(e, to)| {
+            let targets: Vec<Target> = to
+                .into_iter()
+                .map(|i| &webhooks[i])
                 .map(|w| {
                     let start = match offers.get(&w.id) {
                         _ if !w.is_active => DeliveryStart::Held,

@@ -333,7 +333,7 @@ async fn dashboard_end_to_end_in_chromium() {
         "{shown}"
     );
     b.click("input[value='email.quarantined']").await;
-    b.step(4).await;
+    b.step(5).await;
     let review = b.text("#review").await;
     assert!(
         review.contains("email.quarantined") && review.contains(&rx.url()),
@@ -344,7 +344,7 @@ async fn dashboard_end_to_end_in_chromium() {
     let err = b.text("#err-name").await;
     assert!(err.contains("name"), "the wizard opens on the step with the problem: {err}");
     b.type_into("#name", "SOC quarantine feed").await;
-    b.step(4).await;
+    b.step(5).await;
     b.click("#save").await;
     let secret = b.text("#new-secret").await;
     assert!(secret.starts_with("whsec_"), "{secret}");
@@ -521,9 +521,9 @@ async fn a_profile_shows_its_contract_in_the_dashboard() {
     b.click("input[value='PHISHING_EMAIL_CLICKED']").await;
     let placeholder = b.exec("arguments[arguments.length - 1](document.querySelector('#secret').placeholder)").await;
     assert!(placeholder.as_str().unwrap_or_default().contains("unsigned"), "{placeholder}");
-    b.step(2).await;
+    b.step(3).await;
     b.type_into("#retry_delay", "5").await;
-    b.step(4).await;
+    b.step(5).await;
     b.click("#save").await;
     b.find("#unsigned").await;
     let headers = b.text("#headers-sent").await;
@@ -555,9 +555,9 @@ async fn forms_report_every_problem_and_edits_do_what_they_say() {
     b.goto(&app.url("/ui/webhooks/new")).await;
     b.find("#webhook-form").await;
     b.type_into("#url", "ftp://nowhere").await;
-    b.step(2).await;
+    b.step(3).await;
     b.exec("arguments[0](document.querySelector('#format').value = 'splunk_hec')").await;
-    b.step(4).await;
+    b.step(5).await;
     b.click("#save").await;
     let summary = b.wait_text("#problems", "Some things to fix").await;
     for label in ["Webhook name", "Endpoint URL", "Signing secret"] {
@@ -590,16 +590,16 @@ async fn forms_report_every_problem_and_edits_do_what_they_say() {
     b.find("#webhook-form").await;
     b.step(1).await;
     b.click("input[value='alert.created']").await;
-    b.step(4).await;
+    b.step(5).await;
     b.click("#save").await;
     b.wait_text("#err-event_types", "event").await;
     let (_, kept) = app.get(&format!("/api/v1/webhooks/{id}"), ADMIN_TOKEN).await;
     assert_eq!(kept["event_types"], json!(["alert.created"]));
     b.click("input[value='alert.created']").await;
-    b.step(3).await;
+    b.step(4).await;
     assert!(b.text("#webhook-form").await.contains("X-Api-Key"), "the names of the headers set are shown");
     b.click("#clear_headers").await;
-    b.step(4).await;
+    b.step(5).await;
     b.click("#save").await;
     b.wait_text("#flash", "saved").await;
     let (_, after) = app.get(&format!("/api/v1/webhooks/{id}"), ADMIN_TOKEN).await;
@@ -718,6 +718,7 @@ async fn the_wizard_end_to_end_for_each_format() {
         b.click("#step-endpoint .step-next").await;
         b.click("#ev-all").await;
         b.click("#event_types .step-next").await;
+        b.click("#step-filters .step-next").await;
         b.exec(&format!("arguments[0](document.querySelector('#format').value = '{format}')")).await;
         b.click("#step-delivery .step-next").await;
         if !secret.is_empty() {

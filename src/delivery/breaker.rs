@@ -117,8 +117,12 @@ async fn publish_system_event(
         ordering_key: None,
         data: data.to_string().into_bytes().into(),
         created_at: now_ms(),
+        filtered: Vec::new(),
     };
-    let (_, woken) = crate::fanout::commit(dispatcher.store.as_ref(), tenant, vec![event], None).await?;
+    let (_, woken) = crate::fanout::commit(dispatcher.store.as_ref(), tenant, vec![event], None, &|_, data| {
+        crate::destinations::presentation::severity_of(data, None)
+    })
+    .await?;
     dispatcher.wake(woken);
     Ok(())
 }

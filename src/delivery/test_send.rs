@@ -19,6 +19,7 @@ impl Dispatcher {
             ordering_key: None,
             data: data.to_string().into_bytes().into(),
             created_at: now_ms(),
+            filtered: Vec::new(),
         };
         let published = self.store.publish(vec![(event.clone(), Vec::new())]).await?;
         let claimer = format!("test:{}", Uuid::new_v4().simple());

@@ -15,61 +15,7 @@ use serde_json::Value;
 
 use super::EventView;
 
-/// One scale every format maps from, so a "high" is high everywhere.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Severity {
-    Info,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Severity {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Info => "info",
-            Self::Low => "low",
-            Self::Medium => "medium",
-            Self::High => "high",
-            Self::Critical => "critical",
-        }
-    }
-
-    /// A named level, as the seeds write them (`high`, `CRITICAL`, `Very-High`, `warning`…).
-    pub fn from_name(raw: &str) -> Option<Self> {
-        Some(match raw.trim().to_ascii_lowercase().replace(['_', ' '], "-").as_str() {
-            "info" | "informational" | "none" | "debug" | "notice" => Self::Info,
-            "low" | "minor" => Self::Low,
-            "medium" | "moderate" | "warning" | "warn" => Self::Medium,
-            "high" | "major" | "error" | "severe" => Self::High,
-            "critical" | "very-high" | "veryhigh" | "crit" | "emergency" | "alert" | "fatal" => Self::Critical,
-            _ => return None,
-        })
-    }
-
-    /// A 0–100 score (e.g. `phish_score`).
-    pub fn from_score(score: f64) -> Self {
-        match score {
-            s if s >= 90.0 => Self::Critical,
-            s if s >= 70.0 => Self::High,
-            s if s >= 40.0 => Self::Medium,
-            s if s > 0.0 => Self::Low,
-            _ => Self::Info,
-        }
-    }
-
-    /// A 0–10 score (CVSS, CEF).
-    pub fn from_cvss(score: f64) -> Self {
-        match score {
-            s if s >= 9.0 => Self::Critical,
-            s if s >= 7.0 => Self::High,
-            s if s >= 4.0 => Self::Medium,
-            s if s > 0.0 => Self::Low,
-            _ => Self::Info,
-        }
-    }
-}
+pub use crate::domain::severity::Severity;
 
 /// What every non-JSON format shows.
 #[derive(Debug, Clone, PartialEq)]
@@ -127,6 +73,12 @@ pub fn fill_template(template: &str, data: &Value) -> String {
         }
     }
     out
+}
+
+/// The severity of an event of this type with this data, by its type's `presentation` settings
+/// (`config`): what `min_severity` and filters compare, and what every format shows.
+pub fn severity_of(data: &Value, config: Option<&Value>) -> Severity {
+    severity_from(config.and_then(Value::as_object).and_then(|c| c.get("severity")), data)
 }
 
 fn severity_from(config: Option<&Value>, data: &Value) -> Severity {

@@ -2,8 +2,10 @@
 //! the program never sees an unchecked name, URL, header or secret. No I/O here.
 
 pub mod event_type;
+pub mod filter;
 pub mod page;
 pub mod secret;
+pub mod severity;
 pub mod tenant;
 pub mod text;
 pub mod time;

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::event_type::EventTypePattern;
+use super::filter::{EventFilter, FilterInput};
+use super::severity::Severity;
 use super::tenant::TenantId;
 use super::FieldError;
 
@@ -344,6 +346,10 @@ pub struct Webhook {
     pub failing_since: Option<i64>,
     pub max_per_second: Option<u32>,
     pub owner_email: Option<String>,
+    /// Events less severe than this are not delivered to it.
+    pub min_severity: Option<Severity>,
+    /// Only events this expression accepts are delivered to it.
+    pub filter: Option<EventFilter>,
     /// How deliveries are signed: with the shared secret (HMAC), or with a private key whose
     /// public half receivers hold (Ed25519). Chosen at creation.
     pub signing_algorithm: SigningAlgorithm,
@@ -442,6 +448,17 @@ impl Webhook {
 
     pub fn subscribes_to(&self, event: &str) -> bool {
         self.event_types.iter().any(|p| p.matches(event))
+    }
+
+    /// Whether it has a payload filter (`min_severity` or `filter`): then each event it
+    /// subscribes to is checked with [`Webhook::accepts`].
+    pub fn filters(&self) -> bool {
+        self.min_severity.is_some() || self.filter.is_some()
+    }
+
+    /// Whether an event it subscribes to passes its payload filters.
+    pub fn accepts(&self, severity: Severity, input: &FilterInput<'_>) -> bool {
+        self.min_severity.is_none_or(|min| severity >= min) && self.filter.as_ref().is_none_or(|f| f.matches(input))
     }
 }
 

@@ -147,6 +147,7 @@ pub fn validate(
         ordering_key: input.ordering_key.clone(),
         data: bytes::Bytes::copy_from_slice(raw.as_bytes()),
         created_at: now_ms(),
+        filtered: Vec::new(),
     })
 }
 
@@ -176,7 +177,20 @@ pub async fn known_types(state: &AppState, who: &Principal) -> ServiceResult<Kno
 /// the delivery engine. Returns when everything is durable.
 pub async fn publish(state: &AppState, tenant: &TenantId, events: Vec<NewEvent>) -> ServiceResult<Vec<Published>> {
     let handover: &dyn fanout::HandOver = &state.dispatcher;
-    let (published, woken) = fanout::commit(state.store.as_ref(), tenant, events, Some(handover)).await?;
+    // Needed only when a webhook filters: the profile and the tenant's types are cached reads.
+    let profile = state.profile_of(tenant).await?;
+    let own = state.store.list_event_types(tenant).await?;
+    let severity_of = |event_type: &str, data: &serde_json::Value| {
+        // The deployment's catalogue first, as for publishing (a tenant's type of the same name
+        // is not used).
+        let config = profile
+            .catalogue
+            .get(event_type)
+            .or_else(|| own.iter().find(|t| t.name == event_type))
+            .and_then(|t| t.presentation.as_ref());
+        crate::destinations::presentation::severity_of(data, config)
+    };
+    let (published, woken) = fanout::commit(state.store.as_ref(), tenant, events, Some(handover), &severity_of).await?;
     state.dispatcher.wake(woken);
     Ok(published)
 }

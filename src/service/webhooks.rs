@@ -10,7 +10,9 @@ use super::error::Gathered;
 use super::{AppState, Principal, ServiceError, ServiceResult};
 use crate::destinations;
 use crate::domain::event_type::EventTypePattern;
+use crate::domain::filter::EventFilter;
 use crate::domain::secret::Secret;
+use crate::domain::severity::Severity;
 use crate::domain::tenant::TenantId;
 use crate::domain::time::{now_ms, rfc3339_ms};
 use crate::domain::webhook::{self as wh, CustomHeaders, SealedSecrets, SigningAlgorithm, Webhook, WebhookUrl};
@@ -45,6 +47,13 @@ pub struct WebhookInput {
     pub max_per_second: Option<i64>,
     /// Who is told when the circuit breaker disables the webhook.
     pub owner_email: Option<String>,
+    /// Only events at least this severe are delivered: info, low, medium, high or critical (the
+    /// severity the formats show). "" removes it.
+    pub min_severity: Option<String>,
+    /// Only events this CEL expression accepts are delivered, e.g.
+    /// `data.phish_score >= 90 && data.source == "auto"` (variables: event, severity, tenant_id,
+    /// data). "" removes it.
+    pub filter: Option<String>,
     /// `hmac-sha256` (default: a shared secret) or `ed25519` (Tocsin keeps the private key and
     /// shows the public one, `public_key`). Chosen at creation.
     pub signing_algorithm: Option<String>,
@@ -165,6 +174,20 @@ async fn apply(
             changed.push("max_per_second");
         }
     }
+    if let Some(v) = input.min_severity {
+        let level = if v.trim().is_empty() { Ok(None) } else { Severity::parse(v.trim(), "min_severity").map(Some) };
+        if let Some(level) = found.take(level)? {
+            w.min_severity = level;
+            changed.push("min_severity");
+        }
+    }
+    if let Some(v) = input.filter {
+        let filter = if v.trim().is_empty() { Ok(None) } else { EventFilter::parse(&v, "filter").map(Some) };
+        if let Some(filter) = found.take(filter)? {
+            w.filter = filter;
+            changed.push("filter");
+        }
+    }
     if let Some(v) = input.owner_email {
         let email = if v.is_empty() { Ok(None) } else { wh::parse_owner_email(&v).map(Some) };
         if let Some(email) = found.take(email)? {
@@ -263,6 +286,8 @@ pub async fn create(state: &AppState, who: &Principal, mut input: WebhookInput) 
         failing_since: None,
         max_per_second: None,
         owner_email: None,
+        min_severity: None,
+        filter: None,
         signing_algorithm: algorithm,
         secret: SealedSecrets {
             current: match &secret {

@@ -70,7 +70,7 @@ impl Store {
         let rows = self
             .db
             .query(
-                "SELECT id, event_ref, event_type, ordering_key, data, created_at FROM events \
+                "SELECT id, event_ref, event_type, ordering_key, data, created_at, filtered FROM events \
                  WHERE tenant_id = $1 AND event_ref = $2",
                 params![tenant.as_str(), event_ref],
             )
@@ -107,6 +107,10 @@ impl Store {
             data: row.bytes("data")?,
             created_at: row.int("created_at")?,
             deliveries,
+            filtered: match row.opt_text("filtered")? {
+                Some(t) => serde_json::from_str(&t).map_err(|e| corrupt("filtered", e))?,
+                None => Vec::new(),
+            },
         }))
     }
 }
@@ -172,6 +176,12 @@ pub(super) fn answer(
         duplicate: true,
         leased: Vec::new(),
     })
+}
+
+/// The webhooks whose filter left event `e` out, as stored (`NULL` when none: nearly always).
+pub(super) fn filtered_json(e: &NewEvent) -> Option<String> {
+    (!e.filtered.is_empty())
+        .then(|| serde_json::Value::from(e.filtered.iter().map(Uuid::to_string).collect::<Vec<_>>()).to_string())
 }
 
 /// A batch's deliveries in the order they are stored: webhook by webhook, each webhook's in publish

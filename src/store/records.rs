@@ -62,6 +62,9 @@ pub struct NewEvent {
     /// over at publish).
     pub data: bytes::Bytes,
     pub created_at: i64,
+    /// The webhooks subscribed to it whose payload filter left it out (no delivery): kept with
+    /// the event, so its detail shows them.
+    pub filtered: Vec<Uuid>,
 }
 
 /// One webhook an event fans out to.
@@ -213,6 +216,8 @@ pub struct EventRecord {
     pub data: Vec<u8>,
     pub created_at: i64,
     pub deliveries: Vec<DeliveryState>,
+    /// The webhooks subscribed to it whose payload filter left it out.
+    pub filtered: Vec<Uuid>,
 }
 
 #[derive(Debug, Clone)]

@@ -8,7 +8,9 @@ use super::sql_store::{audit_stmt, corrupt, count, HELD_RELEASE_CHUNK};
 use super::{Activation, AuditEntry, Store, StoreError};
 use crate::crypto::Cipher;
 use crate::domain::event_type::EventTypePattern;
+use crate::domain::filter::EventFilter;
 use crate::domain::page::Page;
+use crate::domain::severity::Severity;
 use crate::domain::tenant::TenantId;
 use crate::domain::time::now_ms;
 use crate::domain::webhook::{disabled_reason, CustomHeaders, SealedSecrets, SigningAlgorithm, Webhook, WebhookUrl};
@@ -20,7 +22,8 @@ macro_rules! webhook_select {
             "SELECT id, tenant_id, name, url, description, event_types, format, retry_count, timeout_ms, \
              retry_delays_ms, headers, is_active, failure_count, disabled_reason, max_per_second, owner_email, \
              secret, previous_secret, previous_expires_at, secret_rotated_at, created_at, updated_at, \
-             circuit_open_until, circuit_opens, failing_since, signing_algorithm, public_key FROM webhooks "
+             circuit_open_until, circuit_opens, failing_since, signing_algorithm, public_key, min_severity, filter \
+             FROM webhooks "
             $(, $rest)*
         )
     };
@@ -49,11 +52,11 @@ impl Store {
             .write(vec![
                 Stmt::new(
                     "INSERT INTO webhooks (id, tenant_id, name, url, description, event_types, format, retry_count, \
-                     timeout_ms, retry_delays_ms, headers, is_active, failure_count, disabled_reason, \
-                     max_per_second, owner_email, secret, previous_secret, previous_expires_at, \
+                     timeout_ms, retry_delays_ms, headers, min_severity, filter, is_active, failure_count, \
+                     disabled_reason, max_per_second, owner_email, secret, previous_secret, previous_expires_at, \
                      secret_rotated_at, created_at, updated_at, signing_algorithm, public_key) VALUES \
                      ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
-                     $21, $22, $23, $24)",
+                     $21, $22, $23, $24, $25, $26)",
                     values,
                 ),
                 audit_stmt(&audit),
@@ -101,18 +104,18 @@ impl Store {
             .write(vec![
                 Stmt::new(
                     "UPDATE webhooks SET name = $1, url = $2, description = $3, event_types = $4, format = $5, \
-                     retry_count = $6, timeout_ms = $7, retry_delays_ms = $8, headers = $9, max_per_second = $10, \
-                     owner_email = $11, updated_at = $12, \
-                     failure_count = CASE WHEN CAST($13 AS BIGINT) = 1 AND is_active = 0 THEN 0 \
+                     retry_count = $6, timeout_ms = $7, retry_delays_ms = $8, headers = $9, min_severity = $10, \
+                     filter = $11, max_per_second = $12, owner_email = $13, updated_at = $14, \
+                     failure_count = CASE WHEN CAST($15 AS BIGINT) = 1 AND is_active = 0 THEN 0 \
                                           ELSE failure_count END, \
-                     disabled_reason = CASE WHEN CAST($13 AS BIGINT) = 1 THEN NULL \
-                                            WHEN CAST($13 AS BIGINT) = 0 AND is_active = 1 THEN $14 \
+                     disabled_reason = CASE WHEN CAST($15 AS BIGINT) = 1 THEN NULL \
+                                            WHEN CAST($15 AS BIGINT) = 0 AND is_active = 1 THEN $16 \
                                             ELSE disabled_reason END, \
-                     circuit_open_until = CASE WHEN CAST($13 AS BIGINT) = 1 THEN NULL ELSE circuit_open_until END, \
-                     circuit_opens = CASE WHEN CAST($13 AS BIGINT) = 1 THEN 0 ELSE circuit_opens END, \
-                     failing_since = CASE WHEN CAST($13 AS BIGINT) = 1 THEN NULL ELSE failing_since END, \
-                     is_active = COALESCE(CAST($13 AS BIGINT), is_active) \
-                     WHERE tenant_id = $15 AND id = $16",
+                     circuit_open_until = CASE WHEN CAST($15 AS BIGINT) = 1 THEN NULL ELSE circuit_open_until END, \
+                     circuit_opens = CASE WHEN CAST($15 AS BIGINT) = 1 THEN 0 ELSE circuit_opens END, \
+                     failing_since = CASE WHEN CAST($15 AS BIGINT) = 1 THEN NULL ELSE failing_since END, \
+                     is_active = COALESCE(CAST($15 AS BIGINT), is_active) \
+                     WHERE tenant_id = $17 AND id = $18",
                     [
                         self.configuration(w),
                         params![
@@ -325,6 +328,16 @@ fn webhook_from_row(r: &Row, sealer: Option<&Cipher>) -> Result<Webhook, StoreEr
         failing_since: r.opt_int("failing_since")?,
         max_per_second: r.opt_int("max_per_second")?.map(|v| v as u32),
         owner_email: r.opt_text("owner_email")?,
+        min_severity: r
+            .opt_text("min_severity")?
+            .map(|s| Severity::parse(&s, "min_severity"))
+            .transpose()
+            .map_err(|e| corrupt("min_severity", e))?,
+        filter: r
+            .opt_text("filter")?
+            .map(|s| EventFilter::parse(&s, "filter"))
+            .transpose()
+            .map_err(|e| corrupt("filter", e))?,
         signing_algorithm: SigningAlgorithm::parse(&r.text("signing_algorithm")?, "signing_algorithm")
             .map_err(|e| corrupt("signing_algorithm", e))?,
         secret: SealedSecrets {
@@ -352,6 +365,8 @@ fn configuration(w: &Webhook, sealer: Option<&Cipher>) -> Vec<super::sql::Value>
         w.timeout_ms,
         delays_json(w),
         headers_json(w, sealer),
+        w.min_severity.map(Severity::name),
+        w.filter.as_ref().map(|f| f.source().to_string()),
     ]
 }
 

@@ -797,6 +797,7 @@ async fn published_leased_on(backend: Backend) {
         ordering_key: None,
         data: br#"{"n":1}"#.to_vec().into(),
         created_at: tocsin::domain::time::now_ms(),
+        filtered: Vec::new(),
     };
     let leased =
         || vec![Target { webhook_id: webhook, start: DeliveryStart::Leased { claimer: "test:1".into(), lease_until } }];
@@ -922,6 +923,7 @@ async fn claims_on(backend: Backend) {
                 ordering_key: None,
                 data: br#"{"n":1}"#.to_vec().into(),
                 created_at: now_ms(),
+                filtered: Vec::new(),
             };
             (event, vec![Target { webhook_id: webhook, start: DeliveryStart::Pending }])
         })

@@ -12,6 +12,7 @@ mod access;
 mod delivery;
 mod ed25519;
 mod event_types;
+mod filters;
 mod https;
 mod plans;
 mod profiles;

@@ -151,6 +151,16 @@ pub struct EventView {
     pub data: Box<serde_json::value::RawValue>,
     pub created_at: String,
     pub deliveries: Vec<DeliveryStateView>,
+    /// The subscribed webhooks whose payload filter (`min_severity`, `filter`) left this event
+    /// out: no delivery was made for them.
+    pub filtered: Vec<FilteredView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FilteredView {
+    pub webhook_id: Uuid,
+    /// Always `filtered`.
+    pub state: &'static str,
 }
 
 #[utoipa::path(get, path = "/events/{event_ref}", tag = "events", params(("event_ref" = String, Path)),
@@ -184,5 +194,6 @@ pub async fn get_event(
                 updated_at: rfc3339_ms(d.updated_at),
             })
             .collect(),
+        filtered: e.filtered.into_iter().map(|webhook_id| FilteredView { webhook_id, state: "filtered" }).collect(),
     }))
 }

@@ -44,6 +44,10 @@ pub struct WebhookView {
     /// Whether deliveries are signed: false only for a webhook created without a secret where
     /// the tenant's profile makes signing optional.
     pub signed: bool,
+    /// Events less severe are not delivered (info, low, medium, high, critical).
+    pub min_severity: Option<&'static str>,
+    /// The CEL expression events must pass to be delivered.
+    pub filter: Option<String>,
     /// `hmac-sha256` (a shared secret) or `ed25519`.
     pub signing_algorithm: &'static str,
     /// Ed25519 only: the current public key (`whpk_` + base64 of 32 bytes). It is public: give it
@@ -80,6 +84,8 @@ impl WebhookView {
             max_per_second: w.max_per_second,
             owner_email: w.owner_email.clone(),
             signed: !w.secret.is_unsigned(),
+            min_severity: w.min_severity.map(|s| s.name()),
+            filter: w.filter.as_ref().map(|f| f.source().to_string()),
             signing_algorithm: w.signing_algorithm.as_str(),
             public_key: w.secret.public_key.clone(),
             secret_rotated_at: rfc3339_ms(w.secret.rotated_at),

@@ -88,12 +88,19 @@ pub async fn search(State(state): State<AppState>, session: Session, Query(q): Q
                             dt { "Deliveries" } dd { (e.deliveries.len()) }
                         }
                         h2 style="margin-top:1rem" { "Deliveries" }
-                        @if e.deliveries.is_empty() {
+                        @if e.deliveries.is_empty() && e.filtered.is_empty() {
                             p.muted { "No webhook was subscribed to this event when it was published." }
                         } @else {
                             div.table-wrap { table #event-deliveries {
                                 thead { tr { th { "Webhook" } th { "State" } th { "Attempts" } th.hide-narrow { "Last answer" } th {} } }
                                 tbody {
+                                    @for id in &e.filtered {
+                                        tr.filtered {
+                                            td { a href={ "/ui/webhooks/" (id) } { (names.get(id).cloned().unwrap_or_else(|| "(deleted webhook)".into())) } }
+                                            td { span.badge.neutral { "Filtered out" } " " span.muted { "its filter left this event out" } }
+                                            td { "0" } td.hide-narrow {} td {}
+                                        }
+                                    }
                                     @for (i, d) in e.deliveries.iter().enumerate() {
                                         tr {
                                             td { a href={ "/ui/webhooks/" (d.webhook_id) "/deliveries" } {

@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("0008_tenant_profile.sql")),
     (9, include_str!("0009_response_headers.sql")),
     (10, include_str!("0010_ed25519.sql")),
+    (11, include_str!("0011_filters.sql")),
 ];
 
 /// PostgreSQL's migrations: as written.

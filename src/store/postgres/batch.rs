@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::params;
 use crate::store::backend::{Backend, Durability};
 use crate::store::coalesce::Coalescer;
-use crate::store::events::{answer, deliveries_by_webhook, originals};
+use crate::store::events::{answer, deliveries_by_webhook, filtered_json, originals};
 use crate::store::sql::{Stmt, StmtResult};
 use crate::store::sql_store::corrupt;
 use crate::store::{Completion, DeliveryStart, HealthChange, NewEvent, Published, Store, StoreError, Target};
@@ -53,7 +53,7 @@ async fn publish(db: &dyn Backend, events: &[(NewEvent, Vec<Target>)]) -> Result
             serde_json::json!({
                 "id": e.id.to_string(), "tenant_id": e.tenant_id.as_str(), "event_ref": e.event_ref,
                 "event_type": e.event_type, "ordering_key": e.ordering_key, "data": b64.encode(&e.data),
-                "delivery_count": targets.len(), "created_at": e.created_at,
+                "delivery_count": targets.len(), "created_at": e.created_at, "filtered": filtered_json(e),
             })
         })
         .collect();
@@ -103,14 +103,14 @@ async fn publish(db: &dyn Backend, events: &[(NewEvent, Vec<Target>)]) -> Result
             // repeats, looked up after the commit).
             Stmt::new(
                 "INSERT INTO events (id, tenant_id, event_ref, event_type, ordering_key, data, delivery_count, \
-                 created_at) \
+                 created_at, filtered) \
                  SELECT x.id, x.tenant_id, x.event_ref, x.event_type, x.ordering_key, decode(x.data, 'base64'), \
-                        x.delivery_count, x.created_at \
+                        x.delivery_count, x.created_at, x.filtered \
                  FROM ROWS FROM (jsonb_to_recordset(CAST($1 AS TEXT)::jsonb) AS (id text, tenant_id text, \
                       event_ref text, event_type text, ordering_key text, data text, delivery_count bigint, \
-                      created_at bigint)) \
+                      created_at bigint, filtered text)) \
                       WITH ORDINALITY AS x(id, tenant_id, event_ref, event_type, ordering_key, data, \
-                      delivery_count, created_at, n) \
+                      delivery_count, created_at, filtered, n) \
                  ORDER BY x.n ON CONFLICT (tenant_id, event_ref) DO NOTHING RETURNING id",
                 params![rows],
             ),

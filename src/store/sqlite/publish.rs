@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 use crate::params;
-use crate::store::events::{answer, deliveries_by_webhook, originals};
+use crate::store::events::{answer, deliveries_by_webhook, filtered_json, originals};
 use crate::store::sql::{Stmt, Value};
 use crate::store::{NewEvent, Published, Store, StoreError, Target};
 
@@ -96,7 +96,8 @@ impl Store {
             // A repeated event_ref adds nothing (and changes no row).
             stmts.push(Stmt::new(
                 "INSERT INTO events (id, tenant_id, event_ref, event_type, ordering_key, data, delivery_count, \
-                 created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, event_ref) DO NOTHING",
+                 created_at, filtered) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 ON CONFLICT (tenant_id, event_ref) DO NOTHING",
                 params![
                     e.id,
                     e.tenant_id.as_str(),
@@ -105,7 +106,8 @@ impl Store {
                     e.ordering_key.clone(),
                     e.data.to_vec(),
                     targets.len() as i64,
-                    e.created_at
+                    e.created_at,
+                    filtered_json(e)
                 ],
             ));
         }

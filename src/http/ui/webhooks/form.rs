@@ -37,6 +37,10 @@ struct FormValues {
     owner_email: String,
     /// `hmac-sha256` or `ed25519` (chosen at creation).
     signing_algorithm: String,
+    /// empty, or info … critical.
+    min_severity: String,
+    /// A CEL expression, or empty.
+    filter: String,
     headers: String,
     /// Editing: the names of the custom headers set (their values are never shown again).
     header_names: Vec<String>,
@@ -62,6 +66,8 @@ impl FormValues {
             max_per_second: w.max_per_second.map(|m| m.to_string()).unwrap_or_default(),
             owner_email: w.owner_email.clone().unwrap_or_default(),
             signing_algorithm: w.signing_algorithm.as_str().into(),
+            min_severity: w.min_severity.map(|s| s.name().to_string()).unwrap_or_default(),
+            filter: w.filter.as_ref().map(|f| f.source().to_string()).unwrap_or_default(),
             // Header values are never shown again; keep the names so people see what is set.
             headers: String::new(),
             header_names: w.headers.iter().map(|(k, _)| k.clone()).collect(),
@@ -84,6 +90,8 @@ impl FormValues {
             max_per_second: f("max_per_second"),
             owner_email: f("owner_email"),
             signing_algorithm: f("signing_algorithm"),
+            min_severity: f("min_severity"),
+            filter: f("filter"),
             headers: f("headers"),
             header_names: form.iter().filter(|(k, _)| k == "header_name").map(|(_, v)| v.clone()).collect(),
             clear_headers: field(form, "clear_headers").is_some(),
@@ -126,6 +134,9 @@ impl FormValues {
             max_per_second: number(&self.max_per_second, "max_per_second")?,
             owner_email: Some(self.owner_email.trim().to_string()),
             signing_algorithm: if editing { None } else { text(&self.signing_algorithm) },
+            // Empty clears them on an edit.
+            min_severity: Some(self.min_severity.trim().to_string()),
+            filter: Some(self.filter.trim().to_string()),
         })
     }
 }
@@ -171,6 +182,8 @@ fn label_of(field: &str) -> &'static str {
         "event_types" => "Events",
         "secret" => "Signing secret (the HEC token for splunk_hec)",
         "signing_algorithm" => "Signature",
+        "min_severity" => "Minimum severity",
+        "filter" => "Filter expression",
         "retry_count" => "Retry attempts",
         "retry_delays_ms" => "Retry delay",
         "timeout_ms" => "Timeout",
@@ -222,11 +235,13 @@ fn webhook_form(
         }
     }
     // In the order of the wizard's steps.
-    const ORDER: [&str; 13] = [
+    const ORDER: [&str; 15] = [
         "name",
         "url",
         "description",
         "event_types",
+        "min_severity",
+        "filter",
         "format",
         "retry_count",
         "retry_delays_ms",
@@ -319,6 +334,29 @@ fn webhook_form(
                             }
                         }
                     }
+                }
+            }
+            fieldset.step #step-filters {
+                legend { "Filters" }
+                p.hint { "Optional: deliver only the subscribed events that pass both." }
+                div class=(cls("min_severity")) {
+                    label for="min_severity" { "Minimum severity" }
+                    select #min_severity name="min_severity" {
+                        option value="" selected[v.min_severity.is_empty()] { "any severity" }
+                        @for level in ["low", "medium", "high", "critical"] {
+                            option value=(level) selected[v.min_severity == level] { (level) " and above" }
+                        }
+                    }
+                    p.hint { "The severity the formats show (Slack, Teams, CEF), derived from the event's data by its type." }
+                    (err("min_severity"))
+                }
+                div class=(cls("filter")) {
+                    label for="filter" { "Filter expression (CEL)" }
+                    textarea #filter name="filter" rows="2" placeholder=r#"data.phish_score >= 90 && data.source == "auto""# { (v.filter) }
+                    p.hint { "Over " code { "event" } ", " code { "severity" } ", " code { "tenant_id" } " and " code { "data" }
+                        ". An event the expression cannot be evaluated for (a missing field) is not delivered." }
+                    (err("filter"))
+                    div #filter-try {}
                 }
             }
             fieldset.step #step-delivery {
