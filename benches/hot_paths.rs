@@ -41,6 +41,54 @@ fn sign_standard_webhooks_1k(b: Bencher) {
     });
 }
 
+/// A webhook's payload filter as the publish checks it: the event's data parsed and graded once
+/// (shared by every filtering webhook), then the expression evaluated.
+#[divan::bench]
+fn filter_one_event(b: Bencher) {
+    use tocsin::domain::filter::{EventFilter, FilterContext, FilterInput};
+    let filter = EventFilter::parse(r#"data.phish_score >= 90 && data.source == "auto""#, "filter").unwrap();
+    let raw =
+        br#"{"subject":"Invoice","sender_email":"a@example.com","phish_score":95,"source":"auto","reason":"policy"}"#;
+    let config = serde_json::json!({"severity": {"field": "phish_score", "scale": "score"}});
+    b.bench(|| {
+        let data: serde_json::Value = serde_json::from_slice(black_box(raw)).unwrap();
+        let severity = tocsin::destinations::presentation::severity_of(&data, Some(&config));
+        let input =
+            FilterInput { event: "email.quarantined", severity: severity.name(), tenant_id: "default", data: &data };
+        filter.matches(&FilterContext::new(black_box(&input)))
+    });
+}
+
+/// The expression alone, its event's context made already (each further filtering webhook).
+#[divan::bench]
+fn filter_one_more_webhook(b: Bencher) {
+    use tocsin::domain::filter::{EventFilter, FilterContext, FilterInput};
+    let filter = EventFilter::parse(r#"data.phish_score >= 90 && data.source == "auto""#, "filter").unwrap();
+    let data = serde_json::json!({"subject": "Invoice", "phish_score": 95, "source": "auto"});
+    let context = FilterContext::new(&FilterInput {
+        event: "email.quarantined",
+        severity: "critical",
+        tenant_id: "t",
+        data: &data,
+    });
+    b.bench(|| filter.matches(black_box(&context)));
+}
+
+/// An Ed25519 (`v1a`) signature of a 1 KiB body, as an ed25519 webhook's deliveries carry.
+#[divan::bench]
+fn sign_ed25519_1k(b: Bencher) {
+    let keys = SigningKeys::new(&Secret::generate_ed25519());
+    let body = body_1k();
+    b.bench(|| {
+        tocsin::signing::ed25519_signature_bytes(
+            black_box(&keys),
+            "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+            b"1778250645",
+            &body,
+        )
+    });
+}
+
 /// As the dispatcher signs: the keys set up once per webhook.
 #[divan::bench]
 fn sign_both_schemes_1k_keyed(b: Bencher) {

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use crate::domain::filter::FilterInput;
+use crate::domain::filter::{FilterContext, FilterInput};
 use crate::domain::severity::Severity;
 use crate::domain::tenant::TenantId;
 use crate::domain::webhook::Webhook;
@@ -61,17 +61,24 @@ pub async fn commit(
         }
         // Parsed and graded once per event, and only when a webhook filters.
         let data: serde_json::Value = serde_json::from_slice(&e.data).unwrap_or(serde_json::Value::Null);
-        let severity = std::cell::OnceCell::new();
+        let graded = std::cell::OnceCell::new();
         let mut to = Vec::new();
         for (i, w) in subscribed {
             if !w.filters() {
                 to.push(i);
                 continue;
             }
-            let level = *severity.get_or_init(|| severity_of(&e.event_type, &data));
-            let input =
-                FilterInput { event: &e.event_type, severity: level.name(), tenant_id: tenant.as_str(), data: &data };
-            if w.accepts(level, &input) {
+            let (level, context) = graded.get_or_init(|| {
+                let level = severity_of(&e.event_type, &data);
+                let input = FilterInput {
+                    event: &e.event_type,
+                    severity: level.name(),
+                    tenant_id: tenant.as_str(),
+                    data: &data,
+                };
+                (level, FilterContext::new(&input))
+            });
+            if w.accepts(*level, context) {
                 to.push(i);
             } else {
                 e.filtered.push(w.id);

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::event_type::EventTypePattern;
-use super::filter::{EventFilter, FilterInput};
+use super::filter::{EventFilter, FilterContext};
 use super::severity::Severity;
 use super::tenant::TenantId;
 use super::FieldError;
@@ -457,8 +457,8 @@ impl Webhook {
     }
 
     /// Whether an event it subscribes to passes its payload filters.
-    pub fn accepts(&self, severity: Severity, input: &FilterInput<'_>) -> bool {
-        self.min_severity.is_none_or(|min| severity >= min) && self.filter.as_ref().is_none_or(|f| f.matches(input))
+    pub fn accepts(&self, severity: Severity, context: &FilterContext) -> bool {
+        self.min_severity.is_none_or(|min| severity >= min) && self.filter.as_ref().is_none_or(|f| f.matches(context))
     }
 }
 
