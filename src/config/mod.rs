@@ -93,6 +93,8 @@ pub struct Settings {
     pub default_event_types: Vec<String>,
     /// How long a rotated-out secret keeps signing alongside the new one.
     pub secret_grace: Duration,
+    /// Every new webhook's endpoint must prove it is its owner's before deliveries flow.
+    pub verify_endpoints: bool,
     pub log: String,
     /// Prefix of the service's own headers (`X-Tocsin-Signature`, …).
     pub header_prefix: String,
@@ -308,6 +310,11 @@ impl Settings {
             default_event_types: r.value(&DEFAULT_EVENT_TYPES, non_empty_list)?,
             secret_grace: r
                 .value(&SECRET_GRACE_SECS, duration_in(0, 30 * 86_400, Duration::from_secs(1), "seconds"))?,
+            verify_endpoints: r.value(&VERIFY_ENDPOINTS, |s| match s {
+                "true" | "1" | "yes" => Ok(true),
+                "false" | "0" | "no" => Ok(false),
+                _ => Err("must be true or false".to_string()),
+            })?,
             log: r.value(&LOG, |s| {
                 tracing_subscriber::EnvFilter::try_new(s)
                     .map(|_| s.to_string())

@@ -16,6 +16,7 @@ pub mod retry;
 mod scheduler;
 mod slots;
 mod test_send;
+mod verification;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -350,6 +350,8 @@ pub struct Webhook {
     pub min_severity: Option<Severity>,
     /// Only events this expression accepts are delivered to it.
     pub filter: Option<EventFilter>,
+    /// Whether its endpoint proved to be its owner's (see [`Verification`]).
+    pub verification: Verification,
     /// How deliveries are signed: with the shared secret (HMAC), or with a private key whose
     /// public half receivers hold (Ed25519). Chosen at creation.
     pub signing_algorithm: SigningAlgorithm,
@@ -357,6 +359,44 @@ pub struct Webhook {
     pub created_at: i64,
     pub updated_at: i64,
 }
+
+/// Endpoint ownership: a webhook that must prove it (`TOCSIN_VERIFY_ENDPOINTS`, or `"verify":
+/// true`) gets a signed challenge, which its endpoint answers; until then it is `Pending` and its
+/// deliveries are held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Verification {
+    /// Not asked for.
+    #[default]
+    NotRequired,
+    /// Asked for, not answered yet: deliveries are held.
+    Pending,
+    Verified,
+    /// A SIEM transport (syslog, Splunk HEC), which cannot answer a challenge.
+    Exempt,
+}
+
+impl Verification {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotRequired => "not_required",
+            Self::Pending => "pending",
+            Self::Verified => "verified",
+            Self::Exempt => "exempt",
+        }
+    }
+
+    pub fn from_stored(raw: &str) -> Self {
+        match raw {
+            "pending" => Self::Pending,
+            "verified" => Self::Verified,
+            "exempt" => Self::Exempt,
+            _ => Self::NotRequired,
+        }
+    }
+}
+
+/// Why a webhook is inactive when its endpoint has not proved its ownership yet.
+pub const UNVERIFIED: &str = "unverified";
 
 /// How a webhook's deliveries are signed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

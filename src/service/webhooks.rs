@@ -15,7 +15,9 @@ use crate::domain::secret::Secret;
 use crate::domain::severity::Severity;
 use crate::domain::tenant::TenantId;
 use crate::domain::time::{now_ms, rfc3339_ms};
-use crate::domain::webhook::{self as wh, CustomHeaders, SealedSecrets, SigningAlgorithm, Webhook, WebhookUrl};
+use crate::domain::webhook::{
+    self as wh, CustomHeaders, SealedSecrets, SigningAlgorithm, Verification, Webhook, WebhookUrl,
+};
 use crate::store::Activation;
 
 /// The writable fields of a webhook. On create, `name` and `url` are required; on update
@@ -54,6 +56,9 @@ pub struct WebhookInput {
     /// `data.phish_score >= 90 && data.source == "auto"` (variables: event, severity, tenant_id,
     /// data). "" removes it.
     pub filter: Option<String>,
+    /// Ask the endpoint to prove it is its owner's before deliveries flow (on create and on every
+    /// URL change), as `TOCSIN_VERIFY_ENDPOINTS` does for every webhook.
+    pub verify: Option<bool>,
     /// `hmac-sha256` (default: a shared secret) or `ed25519` (Tocsin keeps the private key and
     /// shows the public one, `public_key`). Chosen at creation.
     pub signing_algorithm: Option<String>,
@@ -288,6 +293,7 @@ pub async fn create(state: &AppState, who: &Principal, mut input: WebhookInput) 
         owner_email: None,
         min_severity: None,
         filter: None,
+        verification: Verification::NotRequired,
         signing_algorithm: algorithm,
         secret: SealedSecrets {
             current: match &secret {
@@ -306,7 +312,14 @@ pub async fn create(state: &AppState, who: &Principal, mut input: WebhookInput) 
         w.disabled_reason = Some(wh::disabled_reason::MANUAL.to_string());
     }
     input.url = url;
+    let verify_asked = input.verify.take();
     apply(state, who, &mut w, input, found).await?;
+    w.verification = verification_asked(state, &w, verify_asked);
+    if w.verification == Verification::Pending {
+        // Held until the endpoint answers the challenge below (or a later `verify`).
+        w.is_active = false;
+        w.disabled_reason = Some(wh::UNVERIFIED.to_string());
+    }
     // (A secret that was not acceptable made `apply` report it above.)
     let secret = secret.ok_or_else(|| ServiceError::invalid("secret", "not acceptable"))?;
     let audit = who.audit(
@@ -316,6 +329,12 @@ pub async fn create(state: &AppState, who: &Principal, mut input: WebhookInput) 
     );
     state.store.insert_webhook(&w, audit).await?;
     tracing::info!(webhook = %id, tenant = %who.tenant, "webhook created");
+    if w.verification == Verification::Pending {
+        // Its answer is in the webhook's `verification`: a failed check leaves it pending.
+        if let Ok(verified) = verify(state, who, w.id).await {
+            w = verified;
+        }
+    }
     Ok((w, secret))
 }
 
@@ -335,12 +354,37 @@ pub async fn update(state: &AppState, who: &Principal, id: Uuid, mut input: Webh
         return Err(ServiceError::invalid("secret", "an ed25519 webhook's key is made by Tocsin: rotate it instead"));
     }
     let new_secret = input.secret.take().map(|s| Secret::parse(&s, "secret")).transpose()?;
+    let verify_asked = input.verify.take();
+    if input.is_active == Some(true) && w.verification == Verification::Pending && input.url.is_none() {
+        return Err(ServiceError::Conflict(
+            "the endpoint has not proved its ownership yet: POST /webhooks/{id}/verify (its deliveries are held \
+             until then)"
+                .into(),
+        ));
+    }
     let activation = match input.is_active.take() {
         Some(true) if !w.is_active => Activation::Enable,
         Some(false) if w.is_active => Activation::Disable,
         _ => Activation::Unchanged,
     };
     let mut changed = apply(state, who, &mut w, input, Gathered::default()).await?;
+    // A new URL must prove itself again (as must one whose webhook now asks for it).
+    let was = w.verification;
+    let asks = verify_asked == Some(true) || matches!(was, Verification::Pending | Verification::Verified);
+    let activation = if changed.contains(&"url") || (verify_asked == Some(true) && was == Verification::NotRequired) {
+        w.verification = verification_asked(state, &w, asks.then_some(true));
+        if w.verification == Verification::Pending && w.is_active {
+            w.disabled_reason = Some(wh::UNVERIFIED.to_string());
+            Activation::Disable
+        } else {
+            activation
+        }
+    } else {
+        activation
+    };
+    if w.verification != was {
+        changed.push("verification");
+    }
     if activation != Activation::Unchanged {
         changed.push("is_active");
     }
@@ -361,7 +405,51 @@ pub async fn update(state: &AppState, who: &Principal, id: Uuid, mut input: Webh
         let audit = who.audit("webhook.secret_set", format!("webhook:{}", w.id), serde_json::json!({}));
         state.store.update_secrets(&who.tenant, w.id, &sealed, audit).await?;
     }
+    if w.verification != was {
+        state.store.set_verification(&who.tenant, w.id, w.verification).await?;
+    }
     if activation == Activation::Enable {
+        state.dispatcher.wake([w.id]);
+    }
+    if w.verification == Verification::Pending && was != Verification::Pending {
+        if let Ok(verified) = verify(state, who, w.id).await {
+            return Ok(verified);
+        }
+    }
+    state.store.get_webhook(&who.tenant, id).await?.ok_or(ServiceError::NotFound("webhook"))
+}
+
+/// Whether a webhook must prove its endpoint's ownership: asked for (`verify`, or the
+/// deployment's `TOCSIN_VERIFY_ENDPOINTS`), unless its transport cannot answer (syslog, HEC).
+fn verification_asked(state: &AppState, w: &Webhook, verify: Option<bool>) -> Verification {
+    if !verify.unwrap_or(state.settings.verify_endpoints) {
+        Verification::NotRequired
+    } else if w.url.transport().is_syslog() || destinations::of(w.format).secret_required().is_some() {
+        Verification::Exempt
+    } else {
+        Verification::Pending
+    }
+}
+
+/// Challenges a webhook's endpoint now: once it answers, the webhook is `verified` and its held
+/// deliveries flow. Answers the webhook as stored; a failed check is a conflict that says why
+/// (the webhook stays pending).
+pub async fn verify(state: &AppState, who: &Principal, id: Uuid) -> ServiceResult<Webhook> {
+    who.admin()?;
+    let w = state.store.get_webhook(&who.tenant, id).await?.ok_or(ServiceError::NotFound("webhook"))?;
+    match w.verification {
+        Verification::NotRequired | Verification::Exempt | Verification::Verified => return Ok(w),
+        Verification::Pending => {}
+    }
+    if let Err(why) = state.dispatcher.verify_endpoint(w.clone()).await {
+        return Err(ServiceError::Conflict(format!("the endpoint did not prove its ownership: {why}")));
+    }
+    state.store.set_verification(&who.tenant, w.id, Verification::Verified).await?;
+    let audit = who.audit("webhook.verified", format!("webhook:{}", w.id), serde_json::json!({}));
+    if !w.is_active && w.disabled_reason.as_deref() == Some(wh::UNVERIFIED) {
+        let mut enabled = w.clone();
+        enabled.updated_at = now_ms();
+        state.store.update_webhook(&enabled, Activation::Enable, audit).await?;
         state.dispatcher.wake([w.id]);
     }
     state.store.get_webhook(&who.tenant, id).await?.ok_or(ServiceError::NotFound("webhook"))

@@ -13,7 +13,9 @@ use crate::domain::page::Page;
 use crate::domain::severity::Severity;
 use crate::domain::tenant::TenantId;
 use crate::domain::time::now_ms;
-use crate::domain::webhook::{disabled_reason, CustomHeaders, SealedSecrets, SigningAlgorithm, Webhook, WebhookUrl};
+use crate::domain::webhook::{
+    disabled_reason, CustomHeaders, SealedSecrets, SigningAlgorithm, Verification, Webhook, WebhookUrl,
+};
 use crate::params;
 
 macro_rules! webhook_select {
@@ -22,8 +24,8 @@ macro_rules! webhook_select {
             "SELECT id, tenant_id, name, url, description, event_types, format, retry_count, timeout_ms, \
              retry_delays_ms, headers, is_active, failure_count, disabled_reason, max_per_second, owner_email, \
              secret, previous_secret, previous_expires_at, secret_rotated_at, created_at, updated_at, \
-             circuit_open_until, circuit_opens, failing_since, signing_algorithm, public_key, min_severity, filter \
-             FROM webhooks "
+             circuit_open_until, circuit_opens, failing_since, signing_algorithm, public_key, min_severity, filter, \
+             verification FROM webhooks "
             $(, $rest)*
         )
     };
@@ -44,7 +46,8 @@ impl Store {
             w.created_at,
             w.updated_at,
             w.signing_algorithm.as_str(),
-            w.secret.public_key.clone()
+            w.secret.public_key.clone(),
+            w.verification.as_str()
         ];
         let values = [params![w.id, w.tenant_id.as_str()], self.configuration(w), state].concat();
         let r = self
@@ -54,9 +57,9 @@ impl Store {
                     "INSERT INTO webhooks (id, tenant_id, name, url, description, event_types, format, retry_count, \
                      timeout_ms, retry_delays_ms, headers, min_severity, filter, is_active, failure_count, \
                      disabled_reason, max_per_second, owner_email, secret, previous_secret, previous_expires_at, \
-                     secret_rotated_at, created_at, updated_at, signing_algorithm, public_key) VALUES \
+                     secret_rotated_at, created_at, updated_at, signing_algorithm, public_key, verification) VALUES \
                      ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
-                     $21, $22, $23, $24, $25, $26)",
+                     $21, $22, $23, $24, $25, $26, $27)",
                     values,
                 ),
                 audit_stmt(&audit),
@@ -151,6 +154,19 @@ impl Store {
         self.webhooks_changed();
         let r = r?;
         Ok(r[0].affected == 1)
+    }
+
+    /// Sets a webhook's endpoint verification state.
+    pub async fn set_verification(&self, tenant: &TenantId, id: Uuid, v: Verification) -> Result<bool, StoreError> {
+        let r = self
+            .db
+            .write(vec![Stmt::new(
+                "UPDATE webhooks SET verification = $1 WHERE tenant_id = $2 AND id = $3",
+                params![v.as_str(), tenant.as_str(), id],
+            )])
+            .await;
+        self.webhooks_changed();
+        Ok(r?[0].affected == 1)
     }
 
     pub async fn update_secrets(
@@ -333,6 +349,7 @@ fn webhook_from_row(r: &Row, sealer: Option<&Cipher>) -> Result<Webhook, StoreEr
             .map(|s| Severity::parse(&s, "min_severity"))
             .transpose()
             .map_err(|e| corrupt("min_severity", e))?,
+        verification: Verification::from_stored(&r.text("verification")?),
         filter: r
             .opt_text("filter")?
             .map(|s| EventFilter::parse(&s, "filter"))

@@ -18,4 +18,5 @@ mod plans;
 mod profiles;
 mod readme;
 mod validation;
+mod verification;
 mod webhooks;

@@ -17,6 +17,8 @@ pub enum Reply {
     Status(u16),
     RetryAfter(u16, String),
     Hang(Duration),
+    /// 200 with this body.
+    Body(String),
 }
 
 type Plan = Arc<dyn Fn(usize, &Received) -> Reply + Send + Sync>;
@@ -68,6 +70,7 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         Reply::RetryAfter(s, after) => {
             (StatusCode::from_u16(s).unwrap(), [("retry-after", after)], "slow down").into_response()
         }
+        Reply::Body(text) => (StatusCode::OK, text).into_response(),
         Reply::Hang(d) => {
             tokio::time::sleep(d).await;
             (StatusCode::OK, "late").into_response()

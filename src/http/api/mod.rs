@@ -74,6 +74,7 @@ pub fn api_routes(max_event_bytes: usize) -> (Router<AppState>, utoipa::openapi:
         ))
         .routes(routes!(webhooks::rotate_secret))
         .routes(routes!(webhooks::public_keys))
+        .routes(routes!(webhooks::verify_endpoint))
         .routes(routes!(event_types::list_event_types))
         .routes(routes!(event_types::put_event_type, event_types::post_event_type, event_types::delete_event_type))
         .routes(routes!(tokens::list_tokens, tokens::create_token))

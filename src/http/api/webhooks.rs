@@ -48,6 +48,9 @@ pub struct WebhookView {
     pub min_severity: Option<&'static str>,
     /// The CEL expression events must pass to be delivered.
     pub filter: Option<String>,
+    /// Endpoint ownership: not_required, pending (deliveries held until the endpoint answers a
+    /// challenge: `POST /webhooks/{id}/verify`), verified, or exempt (syslog, Splunk HEC).
+    pub verification: &'static str,
     /// `hmac-sha256` (a shared secret) or `ed25519`.
     pub signing_algorithm: &'static str,
     /// Ed25519 only: the current public key (`whpk_` + base64 of 32 bytes). It is public: give it
@@ -86,6 +89,7 @@ impl WebhookView {
             signed: !w.secret.is_unsigned(),
             min_severity: w.min_severity.map(|s| s.name()),
             filter: w.filter.as_ref().map(|f| f.source().to_string()),
+            verification: w.verification.as_str(),
             signing_algorithm: w.signing_algorithm.as_str(),
             public_key: w.secret.public_key.clone(),
             secret_rotated_at: rfc3339_ms(w.secret.rotated_at),
@@ -320,4 +324,19 @@ pub async fn public_keys(
         }
     };
     Ok(Json(PublicKeySet { keys: keys.into_iter().map(jwk).collect() }))
+}
+
+/// Challenges the endpoint again: 200 with the webhook once it proved its ownership (its held
+/// deliveries then flow), 409 saying why not.
+#[utoipa::path(post, path = "/webhooks/{id}/verify", tag = "webhooks",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = WebhookView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn verify_endpoint(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<WebhookView>> {
+    let w = ops::verify(&state, &who, parse_id(&id)?).await?;
+    Ok(Json(WebhookView::of(&w, &who)))
 }

@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("0009_response_headers.sql")),
     (10, include_str!("0010_ed25519.sql")),
     (11, include_str!("0011_filters.sql")),
+    (12, include_str!("0012_verification.sql")),
 ];
 
 /// PostgreSQL's migrations: as written.

@@ -134,6 +134,7 @@ impl FormValues {
             max_per_second: number(&self.max_per_second, "max_per_second")?,
             owner_email: Some(self.owner_email.trim().to_string()),
             signing_algorithm: if editing { None } else { text(&self.signing_algorithm) },
+            verify: None,
             // Empty clears them on an edit.
             min_severity: Some(self.min_severity.trim().to_string()),
             filter: Some(self.filter.trim().to_string()),
