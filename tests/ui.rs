@@ -747,3 +747,40 @@ async fn the_wizard_end_to_end_for_each_format() {
         assert_eq!(made.map(|w| w["format"].clone()), Some(json!(format)), "{hooks}");
     }
 }
+
+/// The wizard's Filters step: "Try it" shows which of the latest events a filter lets through,
+/// and names a mistake in the expression; a webhook saved with it delivers only what passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filter_is_tried_on_the_latest_events_then_saved() {
+    let Some(b) = browser_or_skip().await else { return };
+    let app = TestApp::delivering(Backend::Sqlite, |_| {}).await;
+    let rx = Receiver::start().await;
+    for (i, score) in [95, 40, 97].iter().enumerate() {
+        let data = json!({"subject": "s", "phish_score": score, "source": "auto"});
+        app.publish("email.quarantined", data, Some(&format!("try-{i}"))).await;
+    }
+    b.sign_in(&app, ADMIN_TOKEN).await;
+    b.goto(&app.url("/ui/webhooks/new")).await;
+    b.type_into("#name", "critical only").await;
+    b.type_into("#url", &rx.url()).await;
+    b.step(1).await;
+    b.click("#ev-all").await;
+    b.step(2).await;
+    b.type_into("#filter", "data.phish_score >=").await;
+    b.click("#try-filter").await;
+    b.wait_text("#filter-try", "Not a valid CEL expression: at 1:20").await;
+    b.exec("arguments[0](document.querySelector('#filter').value = 'data.phish_score >= 90')").await;
+    b.click("#try-filter").await;
+    let tried = b.wait_text("#filter-try", "2 of the last 3 events pass").await;
+    assert!(tried.contains("try-1") && tried.contains("filtered out"), "{tried}");
+    b.screenshot("17-filter-tried").await;
+    b.step(5).await;
+    b.click("#save").await;
+    b.wait_text("#flash", "created").await;
+    app.publish("email.quarantined", json!({"subject": "s", "phish_score": 10}), Some("try-low")).await;
+    app.publish("email.quarantined", json!({"subject": "s", "phish_score": 99}), Some("try-high")).await;
+    let got = rx.wait_for(1, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.received().len(), 1, "only what passes");
+    assert_eq!(got[0].event_ref(), "try-high");
+}

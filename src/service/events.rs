@@ -173,6 +173,20 @@ pub async fn known_types(state: &AppState, who: &Principal) -> ServiceResult<Kno
     Ok(KnownTypes::new(state.profile_of(&who.tenant).await?, own))
 }
 
+/// An event type's presentation settings: the deployment's catalogue first, as for publishing (a
+/// tenant's type of the same name is not used), then the tenant's own types.
+pub fn presentation_of<'a>(
+    profile: &'a Profile,
+    own: &'a [EventType],
+    event_type: &str,
+) -> Option<&'a serde_json::Value> {
+    profile
+        .catalogue
+        .get(event_type)
+        .or_else(|| own.iter().find(|t| t.name == event_type))
+        .and_then(|t| t.presentation.as_ref())
+}
+
 /// Fans the events out to the tenant's webhooks, commits them with their deliveries, and wakes
 /// the delivery engine. Returns when everything is durable.
 pub async fn publish(state: &AppState, tenant: &TenantId, events: Vec<NewEvent>) -> ServiceResult<Vec<Published>> {
@@ -181,14 +195,7 @@ pub async fn publish(state: &AppState, tenant: &TenantId, events: Vec<NewEvent>)
     let profile = state.profile_of(tenant).await?;
     let own = state.store.list_event_types(tenant).await?;
     let severity_of = |event_type: &str, data: &serde_json::Value| {
-        // The deployment's catalogue first, as for publishing (a tenant's type of the same name
-        // is not used).
-        let config = profile
-            .catalogue
-            .get(event_type)
-            .or_else(|| own.iter().find(|t| t.name == event_type))
-            .and_then(|t| t.presentation.as_ref());
-        crate::destinations::presentation::severity_of(data, config)
+        crate::destinations::presentation::severity_of(data, presentation_of(&profile, &own, event_type))
     };
     let (published, woken) = fanout::commit(state.store.as_ref(), tenant, events, Some(handover), &severity_of).await?;
     state.dispatcher.wake(woken);

@@ -545,3 +545,49 @@ pub async fn public_keys(
     }
     Ok(keys)
 }
+
+/// How a payload filter would have treated one of the tenant's latest events.
+pub struct FilterTrial {
+    pub event_ref: String,
+    pub event_type: String,
+    pub severity: &'static str,
+    pub passes: bool,
+}
+
+/// Tries `min_severity` and `filter` (as a webhook would have them) on the tenant's latest
+/// `limit` events, without changing anything.
+pub async fn try_filter(
+    state: &AppState,
+    who: &Principal,
+    min_severity: &str,
+    filter: &str,
+    limit: i64,
+) -> ServiceResult<Vec<FilterTrial>> {
+    who.reader()?;
+    let mut found = Gathered::default();
+    let min = if min_severity.trim().is_empty() {
+        None
+    } else {
+        found.take(Severity::parse(min_severity.trim(), "min_severity"))?
+    };
+    let filter = if filter.trim().is_empty() { None } else { found.take(EventFilter::parse(filter, "filter"))? };
+    found.finish()?;
+    let profile = state.profile_of(&who.tenant).await?;
+    let own = state.store.list_event_types(&who.tenant).await?;
+    let mut out = Vec::new();
+    for (event_ref, event_type, raw) in state.store.recent_events(&who.tenant, limit).await? {
+        let data: serde_json::Value = serde_json::from_slice(&raw).unwrap_or(serde_json::Value::Null);
+        let config = super::events::presentation_of(&profile, &own, &event_type);
+        let severity = crate::destinations::presentation::severity_of(&data, config);
+        let input = crate::domain::filter::FilterInput {
+            event: &event_type,
+            severity: severity.name(),
+            tenant_id: who.tenant.as_str(),
+            data: &data,
+        };
+        let context = crate::domain::filter::FilterContext::new(&input);
+        let passes = min.is_none_or(|m| severity >= m) && filter.as_ref().is_none_or(|f| f.matches(&context));
+        out.push(FilterTrial { event_ref, event_type, severity: severity.name(), passes });
+    }
+    Ok(out)
+}

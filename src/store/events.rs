@@ -66,6 +66,23 @@ impl Store {
         r[1].rows.first().map(|row| row.opt_int("seq")).transpose().map(Option::flatten)
     }
 
+    /// The tenant's latest events (event_ref, type, data), newest first: what a filter is tried on.
+    pub async fn recent_events(
+        &self,
+        tenant: &TenantId,
+        limit: i64,
+    ) -> Result<Vec<(String, String, Vec<u8>)>, StoreError> {
+        let rows = self
+            .db
+            .query(
+                "SELECT event_ref, event_type, data FROM events WHERE tenant_id = $1 \
+                 ORDER BY created_at DESC LIMIT $2",
+                params![tenant.as_str(), limit],
+            )
+            .await?;
+        rows.iter().map(|r| Ok((r.text("event_ref")?, r.text("event_type")?, r.bytes("data")?))).collect()
+    }
+
     pub async fn get_event(&self, tenant: &TenantId, event_ref: &str) -> Result<Option<EventRecord>, StoreError> {
         let rows = self
             .db

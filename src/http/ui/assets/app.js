@@ -152,6 +152,28 @@ document.querySelectorAll("form[data-wizard]").forEach((form) => {
     // Enter in the search does not submit the form.
     input.addEventListener("keydown", (e) => { if (e.key === "Enter") e.preventDefault(); });
   }
+  // "Try it": the filter as it stands, on the latest events (nothing is saved).
+  const tryButton = form.querySelector("#try-filter");
+  if (tryButton) {
+    tryButton.hidden = false;
+    tryButton.addEventListener("click", async () => {
+      const out = form.querySelector("#filter-try");
+      out.textContent = "Trying…";
+      const body = new URLSearchParams({
+        csrf: form.querySelector("input[name=csrf]").value,
+        min_severity: form.querySelector("#min_severity").value,
+        filter: form.querySelector("#filter").value,
+      });
+      try {
+        const resp = await fetch(tryButton.dataset.action, { method: "POST", body, credentials: "same-origin" });
+        const doc = new DOMParser().parseFromString(await resp.text(), "text/html");
+        const part = doc.getElementById("filter-try-result");
+        out.innerHTML = part ? part.outerHTML : "The request failed (" + resp.status + ").";
+      } catch (err) {
+        out.textContent = "The request failed: " + err;
+      }
+    });
+  }
   const firstProblem = steps.findIndex((s) => s.querySelector(".error, .field-error"));
   show(firstProblem >= 0 ? firstProblem : 0);
 });

@@ -357,7 +357,8 @@ fn webhook_form(
                     p.hint { "Over " code { "event" } ", " code { "severity" } ", " code { "tenant_id" } " and " code { "data" }
                         ". An event the expression cannot be evaluated for (a missing field) is not delivered." }
                     (err("filter"))
-                    div #filter-try {}
+                    p { button #try-filter type="button" hidden data-action="/ui/webhooks/try-filter" { "Try it on the last 20 events" } }
+                    div #filter-try aria-live="polite" {}
                 }
             }
             fieldset.step #step-delivery {
@@ -585,4 +586,43 @@ pub async fn edit(State(state): State<AppState>, Path(id): Path<String>, post: F
             r
         }
     }
+}
+
+/// "Try it": the filter fields as they stand, tried on the tenant's latest 20 events (nothing is
+/// saved). Answers a page whose `#filter-try-result` the wizard shows in place.
+pub async fn try_filter(State(state): State<AppState>, post: FormPost) -> Response {
+    let (min, filter) =
+        (field(&post.form, "min_severity").unwrap_or_default(), field(&post.form, "filter").unwrap_or_default());
+    let result = webhook_ops::try_filter(&state, &post.session.who, min, filter, 20).await.map_err(ApiError::from);
+    page(
+        "Try the filter",
+        &post.session,
+        html! {
+            div #filter-try-result {
+                @match &result {
+                    Err(e) => {
+                        @for p in e.problems() { p.error role="alert" { (human(&p.field, &p.message)) } }
+                        @if e.problems().is_empty() { p.error role="alert" { (e.message) } }
+                    }
+                    Ok(trials) if trials.is_empty() => p.muted { "No events yet to try it on." },
+                    Ok(trials) => {
+                        p { strong { (trials.iter().filter(|t| t.passes).count()) " of the last " (trials.len()) " events pass" } }
+                        div.table-wrap { table {
+                            thead { tr { th { "Event" } th { "event_ref" } th { "Severity" } th { "Delivered?" } } }
+                            tbody {
+                                @for t in trials {
+                                    tr {
+                                        td { code { (t.event_type) } }
+                                        td { (t.event_ref) }
+                                        td { (t.severity) }
+                                        td { @if t.passes { span.badge.ok { "passes" } } @else { span.badge.neutral { "filtered out" } } }
+                                    }
+                                }
+                            }
+                        } }
+                    }
+                }
+            }
+        },
+    )
 }

@@ -4,8 +4,8 @@
 mod form;
 mod overview;
 
-pub use form::{create, edit, edit_form, new_form};
-pub use overview::{delete, delete_confirm, overview, rotate, rotate_confirm, send_test, toggle};
+pub use form::{create, edit, edit_form, new_form, try_filter};
+pub use overview::{delete, delete_confirm, overview, rotate, rotate_confirm, send_test, toggle, verify};
 
 use axum::extract::State;
 use axum::http::StatusCode;

@@ -102,6 +102,23 @@ async fn overview_page(state: &AppState, session: &Session, w: Webhook) -> Respo
                         dt { "Format" } dd { (w.format.as_str()) }
                         dt { "Retries" } dd { (w.retry_count) " · timeout " (w.timeout_ms) " ms" }
                         @if let Some(m) = w.max_per_second { dt { "Rate limit" } dd { (m) " / s" } }
+                        @if let Some(min) = w.min_severity { dt { "Minimum severity" } dd { (min.name()) } }
+                        @if let Some(f) = &w.filter { dt { "Filter" } dd { code { (f.source()) } } }
+                        @if w.verification != crate::domain::webhook::Verification::NotRequired {
+                            dt { "Ownership" }
+                            dd #verification {
+                                (w.verification.as_str())
+                                @if w.verification == crate::domain::webhook::Verification::Pending {
+                                    " · deliveries are held until the endpoint answers the challenge"
+                                    @if admin {
+                                        form.inline method="post" action={ "/ui/webhooks/" (w.id) "/verify" } {
+                                            (csrf_input(session))
+                                            " " button #verify type="submit" { "Verify now" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
                         @if let Some(r) = &w.disabled_reason { dt { "Disabled because" } dd { (r.replace('_', " ")) } }
                         dt { "Failures in a row" } dd { (w.failure_count) }
                         @if let Some(o) = &w.owner_email { dt { "Owner" } dd { (o) } }
@@ -353,4 +370,17 @@ pub async fn delete(State(state): State<AppState>, Path(id): Path<String>, post:
         Ok(()) => post.done(&state, "/ui/webhooks", Flash::ok(format!("Webhook {} deleted.", w.name))),
         Err(e) => api_error_page(e),
     }
+}
+
+/// "Verify now": challenges the endpoint again; back to the overview with the outcome.
+pub async fn verify(State(state): State<AppState>, Path(id): Path<String>, post: FormPost) -> Response {
+    let uuid = match parse_id(&id) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let flash = match webhook_ops::verify(&state, &post.session.who, uuid).await {
+        Ok(_) => Flash::ok("The endpoint proved its ownership: deliveries flow."),
+        Err(e) => Flash::bad(ApiError::from(e).message),
+    };
+    post.done(&state, &format!("/ui/webhooks/{uuid}"), flash)
 }
