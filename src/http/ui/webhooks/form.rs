@@ -10,6 +10,7 @@ use maud::{html, Markup};
 
 use super::super::flash::{Flash, ShownSecret};
 use super::super::{api_error_page, csrf_input, field, page, FormPost, Session};
+use super::problems::{anchor_of, field_of, human, label_of};
 use super::{admin_only, load, parse_id};
 use crate::destinations;
 use crate::domain::event_type::{EventType, EventTypePattern};
@@ -139,67 +140,6 @@ impl FormValues {
             min_severity: Some(self.min_severity.trim().to_string()),
             filter: Some(self.filter.trim().to_string()),
         })
-    }
-}
-
-/// Which form field a problem belongs to (`event_types[2]` is the events fieldset's).
-fn field_of(field: &str) -> String {
-    match ["event_types", "headers", "retry_delays_ms"].into_iter().find(|group| field.starts_with(group)) {
-        Some(group) => group.into(),
-        None => field.to_string(),
-    }
-}
-
-/// A problem as a form says it beside its field: without the field's name in front, as a
-/// sentence.
-fn human(field: &str, message: &str) -> String {
-    let text = message.strip_prefix(&format!("{field}: ")).unwrap_or(message);
-    // A sentence that begins with a name as written (`splunk_hec needs…`) keeps it.
-    let first_word = text.split(' ').next().unwrap_or_default();
-    if first_word.contains(['_', '.', '*']) {
-        return if text.ends_with('.') { text.to_string() } else { format!("{text}.") };
-    }
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => {
-            let mut out: String = first.to_uppercase().collect();
-            out.push_str(chars.as_str());
-            if !out.ends_with('.') {
-                out.push('.');
-            }
-            out
-        }
-        None => String::new(),
-    }
-}
-
-/// The form's label of a field, for the list of problems at the top.
-fn label_of(field: &str) -> &'static str {
-    match field {
-        "name" => "Webhook name",
-        "url" => "Endpoint URL",
-        "format" => "Format",
-        "description" => "Description",
-        "event_types" => "Events",
-        "secret" => "Signing secret (the HEC token for splunk_hec)",
-        "signing_algorithm" => "Signature",
-        "min_severity" => "Minimum severity",
-        "filter" => "Filter expression",
-        "retry_count" => "Retry attempts",
-        "retry_delays_ms" => "Retry delay",
-        "timeout_ms" => "Timeout",
-        "max_per_second" => "Rate limit",
-        "owner_email" => "Owner email",
-        "headers" => "Custom headers",
-        _ => "Webhook",
-    }
-}
-
-/// The element a problem's link leads to.
-fn anchor_of(field: &str) -> &str {
-    match field {
-        "retry_delays_ms" => "retry_delay",
-        f => f,
     }
 }
 
@@ -586,43 +526,4 @@ pub async fn edit(State(state): State<AppState>, Path(id): Path<String>, post: F
             r
         }
     }
-}
-
-/// "Try it": the filter fields as they stand, tried on the tenant's latest 20 events (nothing is
-/// saved). Answers a page whose `#filter-try-result` the wizard shows in place.
-pub async fn try_filter(State(state): State<AppState>, post: FormPost) -> Response {
-    let (min, filter) =
-        (field(&post.form, "min_severity").unwrap_or_default(), field(&post.form, "filter").unwrap_or_default());
-    let result = webhook_ops::try_filter(&state, &post.session.who, min, filter, 20).await.map_err(ApiError::from);
-    page(
-        "Try the filter",
-        &post.session,
-        html! {
-            div #filter-try-result {
-                @match &result {
-                    Err(e) => {
-                        @for p in e.problems() { p.error role="alert" { (human(&p.field, &p.message)) } }
-                        @if e.problems().is_empty() { p.error role="alert" { (e.message) } }
-                    }
-                    Ok(trials) if trials.is_empty() => p.muted { "No events yet to try it on." },
-                    Ok(trials) => {
-                        p { strong { (trials.iter().filter(|t| t.passes).count()) " of the last " (trials.len()) " events pass" } }
-                        div.table-wrap { table {
-                            thead { tr { th { "Event" } th { "event_ref" } th { "Severity" } th { "Delivered?" } } }
-                            tbody {
-                                @for t in trials {
-                                    tr {
-                                        td { code { (t.event_type) } }
-                                        td { (t.event_ref) }
-                                        td { (t.severity) }
-                                        td { @if t.passes { span.badge.ok { "passes" } } @else { span.badge.neutral { "filtered out" } } }
-                                    }
-                                }
-                            }
-                        } }
-                    }
-                }
-            }
-        },
-    )
 }

@@ -3,9 +3,12 @@
 
 mod form;
 mod overview;
+mod problems;
+mod try_filter;
 
-pub use form::{create, edit, edit_form, new_form, try_filter};
+pub use form::{create, edit, edit_form, new_form};
 pub use overview::{delete, delete_confirm, overview, rotate, rotate_confirm, send_test, toggle, verify};
+pub use try_filter::try_filter;
 
 use axum::extract::State;
 use axum::http::StatusCode;
