@@ -42,6 +42,9 @@ pub struct ListenArgs {
     /// Prefix of the service's headers
     #[arg(long, default_value = "X-Tocsin")]
     pub header_prefix: String,
+    /// An ed25519 webhook's public key (whpk_…): check its `webhook-signature: v1a,…` signatures
+    #[arg(long)]
+    pub public_key: Option<String>,
     /// Read the headers a product profile names (phishnet, pentest, netrecon, selki, gophish)
     /// instead of the X-Tocsin ones
     #[arg(long)]
@@ -110,6 +113,8 @@ struct Listener {
     event_header: Option<String>,
     delivery_header: Option<String>,
     forward: Option<Forward>,
+    /// `--public-key`, decoded: the 32 bytes of an Ed25519 public key.
+    public_key: Option<Vec<u8>>,
     /// Whether deliveries carry the Standard Webhooks headers (Tocsin's own do): then one
     /// without them counts as a bad signature.
     expects_standard: bool,
@@ -151,6 +156,36 @@ fn seed_check(l: &Listener, keys: &SigningKeys, body: &[u8], headers: &HeaderMap
     }
 }
 
+/// `whpk_` + base64 of 32 bytes, as the API shows an ed25519 webhook's key.
+fn parse_public_key(raw: &str) -> anyhow::Result<Vec<u8>> {
+    use base64::Engine as _;
+    let key = raw
+        .strip_prefix(crate::domain::secret::WHPK)
+        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+        .filter(|k| k.len() == 32);
+    key.ok_or_else(|| anyhow::anyhow!("--public-key: give the webhook's public_key as the API shows it (whpk_…)"))
+}
+
+/// Whether a `v1a,…` signature in `webhook-signature` verifies with `key` over
+/// `{webhook-id}.{webhook-timestamp}.{body}` (during a rotation the header carries two).
+fn verify_v1a(key: &[u8], headers: &HeaderMap, body: &[u8]) -> bool {
+    use base64::Engine as _;
+    let message = [
+        header_of(headers, "webhook-id").as_bytes(),
+        b".",
+        header_of(headers, "webhook-timestamp").as_bytes(),
+        b".",
+        body,
+    ]
+    .concat();
+    let public = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, key);
+    header_of(headers, "webhook-signature")
+        .split(' ')
+        .filter_map(|s| s.strip_prefix("v1a,"))
+        .filter_map(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+        .any(|sig| public.verify(&message, &sig).is_ok())
+}
+
 /// A header's value as text ("" when absent or not text).
 fn header_of<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
     headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
@@ -168,6 +203,10 @@ async fn receive(
     let header = |name: &str| header_of(&headers, name);
     let env: Option<Envelope> = serde_json::from_slice(&body).ok();
     let (sig, std_sig) = match &l.keys {
+        None if l.public_key.is_some() => {
+            let ok = verify_v1a(l.public_key.as_deref().unwrap_or_default(), &headers, &body);
+            ("absent", if ok { "ok" } else { "BAD" })
+        }
         None => ("unchecked", "unchecked"),
         Some(keys) => {
             let ts = header("webhook-timestamp").parse::<i64>().unwrap_or_default();
@@ -411,6 +450,7 @@ pub async fn run(args: ListenArgs) -> anyhow::Result<()> {
         event_header,
         delivery_header,
         forward: args.forward.as_deref().map(Forward::new).transpose()?,
+        public_key: args.public_key.as_deref().map(parse_public_key).transpose()?,
         expects_standard,
         requests: AtomicU64::new(0),
         counts: Mutex::new(Counts::default()),

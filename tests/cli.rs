@@ -531,3 +531,40 @@ fn a_wrong_postgres_password_is_named() {
     assert!(err.contains("password authentication failed"), "{err}");
     assert!(!err.contains("not-the-password-42") && !err.contains("db error"), "{err}");
 }
+
+/// `tocsin listen --public-key whpk_…` checks an ed25519 webhook's `v1a` signatures.
+#[test]
+fn listen_checks_ed25519_signatures_with_the_public_key() {
+    use tocsin::domain::secret::Secret;
+    use tocsin::signing::{ed25519_signature_bytes, SigningKeys};
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let secret = Secret::generate_ed25519();
+    let public = secret.ed25519_public_key().unwrap();
+    let out = tocsin(dir.path()).args(["listen", "--public-key", "whpk_nope"]).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--public-key"));
+    let mut child = listen(dir.path(), port, &["--public-key", &public, "--json", "--no-payload"]);
+    let body = r#"{"event":"alert.created","event_ref":"r-9","data":{}}"#;
+    let keys = SigningKeys::new(&secret);
+    let good = ed25519_signature_bytes(&keys, "r-9", b"1778250645", body.as_bytes()).unwrap();
+    let other =
+        ed25519_signature_bytes(&SigningKeys::new(&Secret::generate_ed25519()), "r-9", b"1778250645", body.as_bytes())
+            .unwrap();
+    for sig in [good, other] {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-H", "webhook-id: r-9", "-H", "webhook-timestamp: 1778250645"])
+            .args(["-H", &format!("webhook-signature: {}", String::from_utf8_lossy(&sig)), "--data-binary", body])
+            .arg(format!("http://127.0.0.1:{port}/hook"))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    }
+    unsafe_kill_term(child.id());
+    let _ = child.wait();
+    let lines: Vec<serde_json::Value> = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect();
+    assert_eq!(lines[0]["standard_signature"], "ok", "{lines:?}");
+    assert_eq!(lines[1]["standard_signature"], "BAD", "another key's signature: {lines:?}");
+}
