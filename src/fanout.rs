@@ -53,9 +53,10 @@ pub async fn commit(
     let webhooks = store.tenant_webhooks(tenant).await?;
     // Which subscribed webhook each event goes to: all of them, but for payload filters.
     let mut receivers: Vec<Vec<usize>> = Vec::with_capacity(events.len());
+    let any_filters = webhooks.iter().any(Webhook::filters);
     for e in &mut events {
         let subscribed = webhooks.iter().enumerate().filter(|(_, w)| w.subscribes_to(&e.event_type));
-        if !webhooks.iter().any(Webhook::filters) {
+        if !any_filters {
             receivers.push(subscribed.map(|(i, _)| i).collect());
             continue;
         }

@@ -5,11 +5,10 @@ use std::time::{Duration, Instant, SystemTime};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::http::{HeaderName, HeaderValue};
 use bytes::Bytes;
 use uuid::Uuid;
 
-use super::headers::{logged_headers, signed_headers, value, Signed};
+use super::headers::{logged_headers, push_custom, signed_headers, value, Signed};
 use super::retry::{delay_before_retry, jitter, parse_retry_after};
 use crate::destinations::{self, EventView, RenderSettings, Verdict};
 use crate::domain::secret::Secret;
@@ -120,11 +119,7 @@ pub async fn attempt(
     let auth_scheme = format.auth_scheme();
     let logged =
         if transport.is_syslog() { "{}".to_string() } else { logged_headers(&headers, &w.headers, auth_scheme) };
-    for (k, v) in w.headers.iter() {
-        if let (Ok(name), Ok(val)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
-            headers.push((name, val));
-        }
-    }
+    push_custom(&mut headers, &w.headers);
     if let Some(credentials) = destinations::authorization(format, &dest.secret) {
         headers.push((axum::http::header::AUTHORIZATION, value(&credentials)));
     }

@@ -47,6 +47,15 @@ pub fn logged_headers(
     out
 }
 
+/// Adds a webhook's custom headers (validated when they were stored) after the service's own.
+pub fn push_custom(headers: &mut Vec<(HeaderName, HeaderValue)>, custom: &CustomHeaders) {
+    for (k, v) in custom.iter() {
+        if let (Ok(name), Ok(val)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+            headers.push((name, val));
+        }
+    }
+}
+
 /// What the service's own headers of one request are made from.
 pub struct Signed<'a> {
     pub content_type: &'static str,

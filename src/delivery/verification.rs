@@ -4,11 +4,10 @@
 
 use std::time::Duration;
 
-use axum::http::{HeaderName, HeaderValue};
 use bytes::Bytes;
 use uuid::Uuid;
 
-use super::headers::{signed_headers, Signed};
+use super::headers::{push_custom, signed_headers, Signed};
 use super::Dispatcher;
 use crate::crypto::{b64url, random_bytes};
 use crate::domain::time::{now_ms, rfc3339_ms};
@@ -40,11 +39,7 @@ impl Dispatcher {
                 body: body.as_bytes(),
             },
         );
-        for (k, v) in w.headers.iter() {
-            if let (Ok(name), Ok(val)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
-                headers.push((name, val));
-            }
-        }
+        push_custom(&mut headers, &w.headers);
         let timeout = Duration::from_millis(w.timeout_ms as u64);
         let answer =
             self.http.post(w.url.uri(), headers, Bytes::from(body), timeout).await.map_err(|e| e.to_string())?;

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use super::severity::Severity;
 use super::FieldError;
 
 /// Longest expression accepted.
@@ -27,6 +28,19 @@ impl std::fmt::Debug for EventFilter {
 impl PartialEq for EventFilter {
     fn eq(&self, other: &Self) -> bool {
         self.source == other.source
+    }
+}
+
+/// A webhook's payload filters together: an event passes when it is at least `min_severity` and
+/// `filter` accepts it (each when set).
+pub struct PayloadFilter<'a> {
+    pub min_severity: Option<Severity>,
+    pub filter: Option<&'a EventFilter>,
+}
+
+impl PayloadFilter<'_> {
+    pub fn passes(&self, severity: Severity, context: &FilterContext) -> bool {
+        self.min_severity.is_none_or(|min| severity >= min) && self.filter.is_none_or(|f| f.matches(context))
     }
 }
 

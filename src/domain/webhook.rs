@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::event_type::EventTypePattern;
-use super::filter::{EventFilter, FilterContext};
+use super::filter::{EventFilter, FilterContext, PayloadFilter};
 use super::severity::Severity;
 use super::tenant::TenantId;
 use super::FieldError;
@@ -498,7 +498,7 @@ impl Webhook {
 
     /// Whether an event it subscribes to passes its payload filters.
     pub fn accepts(&self, severity: Severity, context: &FilterContext) -> bool {
-        self.min_severity.is_none_or(|min| severity >= min) && self.filter.as_ref().is_none_or(|f| f.matches(context))
+        PayloadFilter { min_severity: self.min_severity, filter: self.filter.as_ref() }.passes(severity, context)
     }
 }
 

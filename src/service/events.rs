@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::{AppState, Principal, ServiceResult};
 use crate::domain::event_type::EventType;
 use crate::domain::event_type::{EventTypeName, SYSTEM_EVENT_TYPES};
+use crate::domain::severity::Severity;
 use crate::domain::tenant::TenantId;
 use crate::domain::time::now_ms;
 use crate::domain::token::Role;
@@ -35,10 +36,17 @@ pub struct EventInput {
 }
 
 /// The event types a tenant may publish: its profile's catalogue (schemas compiled at load)
-/// plus the tenant's own types; and the profile's rule for `event_ref`.
+/// plus the tenant's own types (their schemas and presentation settings); and the profile's rule
+/// for `event_ref`. Read once per publish request, for validating and for grading severity.
 pub struct KnownTypes {
     profile: Arc<Profile>,
-    own: HashMap<String, Option<Arc<jsonschema::Validator>>>,
+    own: HashMap<String, OwnType>,
+}
+
+/// A tenant's own event type, as publishing needs it.
+struct OwnType {
+    validator: Option<Arc<jsonschema::Validator>>,
+    presentation: Option<serde_json::Value>,
 }
 
 impl KnownTypes {
@@ -49,8 +57,8 @@ impl KnownTypes {
             .filter(|et| !catalogue.contains(&et.name))
             .map(|et| {
                 // Tenant schemas were checked to compile when they were stored.
-                let v = et.schema.as_ref().and_then(|s| jsonschema::validator_for(s).ok()).map(Arc::new);
-                (et.name, v)
+                let validator = et.schema.as_ref().and_then(|s| jsonschema::validator_for(s).ok()).map(Arc::new);
+                (et.name, OwnType { validator, presentation: et.presentation })
             })
             .collect();
         Self { profile, own }
@@ -61,8 +69,18 @@ impl KnownTypes {
         if self.profile.catalogue.contains(name) {
             Some(self.profile.catalogue.validator(name))
         } else {
-            self.own.get(name).cloned()
+            self.own.get(name).map(|t| t.validator.clone())
         }
+    }
+
+    /// The severity of an event of this type with this data, by the type's presentation
+    /// settings (the deployment's catalogue first, as for publishing).
+    pub fn severity_of(&self, event_type: &str, data: &serde_json::Value) -> Severity {
+        let config = match self.profile.catalogue.get(event_type) {
+            Some(t) => t.presentation.as_ref(),
+            None => self.own.get(event_type).and_then(|t| t.presentation.as_ref()),
+        };
+        crate::destinations::presentation::severity_of(data, config)
     }
 }
 
@@ -173,30 +191,17 @@ pub async fn known_types(state: &AppState, who: &Principal) -> ServiceResult<Kno
     Ok(KnownTypes::new(state.profile_of(&who.tenant).await?, own))
 }
 
-/// An event type's presentation settings: the deployment's catalogue first, as for publishing (a
-/// tenant's type of the same name is not used), then the tenant's own types.
-pub fn presentation_of<'a>(
-    profile: &'a Profile,
-    own: &'a [EventType],
-    event_type: &str,
-) -> Option<&'a serde_json::Value> {
-    profile
-        .catalogue
-        .get(event_type)
-        .or_else(|| own.iter().find(|t| t.name == event_type))
-        .and_then(|t| t.presentation.as_ref())
-}
-
 /// Fans the events out to the tenant's webhooks, commits them with their deliveries, and wakes
 /// the delivery engine. Returns when everything is durable.
-pub async fn publish(state: &AppState, tenant: &TenantId, events: Vec<NewEvent>) -> ServiceResult<Vec<Published>> {
+/// `known`: the tenant's types as validation read them (they also grade severity for filters).
+pub async fn publish(
+    state: &AppState,
+    known: &KnownTypes,
+    tenant: &TenantId,
+    events: Vec<NewEvent>,
+) -> ServiceResult<Vec<Published>> {
     let handover: &dyn fanout::HandOver = &state.dispatcher;
-    // Needed only when a webhook filters: the profile and the tenant's types are cached reads.
-    let profile = state.profile_of(tenant).await?;
-    let own = state.store.list_event_types(tenant).await?;
-    let severity_of = |event_type: &str, data: &serde_json::Value| {
-        crate::destinations::presentation::severity_of(data, presentation_of(&profile, &own, event_type))
-    };
+    let severity_of = |event_type: &str, data: &serde_json::Value| known.severity_of(event_type, data);
     let (published, woken) = fanout::commit(state.store.as_ref(), tenant, events, Some(handover), &severity_of).await?;
     state.dispatcher.wake(woken);
     Ok(published)

@@ -10,7 +10,7 @@ use super::error::Gathered;
 use super::{AppState, Principal, ServiceError, ServiceResult};
 use crate::destinations;
 use crate::domain::event_type::EventTypePattern;
-use crate::domain::filter::EventFilter;
+use crate::domain::filter::{EventFilter, FilterContext, FilterInput, PayloadFilter};
 use crate::domain::secret::Secret;
 use crate::domain::severity::Severity;
 use crate::domain::tenant::TenantId;
@@ -572,21 +572,16 @@ pub async fn try_filter(
     };
     let filter = if filter.trim().is_empty() { None } else { found.take(EventFilter::parse(filter, "filter"))? };
     found.finish()?;
-    let profile = state.profile_of(&who.tenant).await?;
     let own = state.store.list_event_types(&who.tenant).await?;
+    let known = super::events::KnownTypes::new(state.profile_of(&who.tenant).await?, own);
+    let payload_filter = PayloadFilter { min_severity: min, filter: filter.as_ref() };
     let mut out = Vec::new();
     for (event_ref, event_type, raw) in state.store.recent_events(&who.tenant, limit).await? {
         let data: serde_json::Value = serde_json::from_slice(&raw).unwrap_or(serde_json::Value::Null);
-        let config = super::events::presentation_of(&profile, &own, &event_type);
-        let severity = crate::destinations::presentation::severity_of(&data, config);
-        let input = crate::domain::filter::FilterInput {
-            event: &event_type,
-            severity: severity.name(),
-            tenant_id: who.tenant.as_str(),
-            data: &data,
-        };
-        let context = crate::domain::filter::FilterContext::new(&input);
-        let passes = min.is_none_or(|m| severity >= m) && filter.as_ref().is_none_or(|f| f.matches(&context));
+        let severity = known.severity_of(&event_type, &data);
+        let input =
+            FilterInput { event: &event_type, severity: severity.name(), tenant_id: who.tenant.as_str(), data: &data };
+        let passes = payload_filter.passes(severity, &FilterContext::new(&input));
         out.push(FilterTrial { event_ref, event_type, severity: severity.name(), passes });
     }
     Ok(out)

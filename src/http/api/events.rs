@@ -72,7 +72,7 @@ pub async fn publish_event(
 ) -> ApiResult<(StatusCode, Json<PublishResult>)> {
     let known = ops::known_types(&state, &who).await?;
     let event = ops::validate(&input, "", &who.tenant, &known, state.settings.max_event_bytes)?;
-    let mut published = ops::publish(&state, &who.tenant, vec![event]).await?;
+    let mut published = ops::publish(&state, &known, &who.tenant, vec![event]).await?;
     Ok((StatusCode::ACCEPTED, Json(published.remove(0).into())))
 }
 
@@ -118,7 +118,7 @@ pub async fn publish_batch(
         }
     }
     if !valid.is_empty() {
-        let published = ops::publish(&state, &who.tenant, valid).await?;
+        let published = ops::publish(&state, &known, &who.tenant, valid).await?;
         for (i, p) in slots.into_iter().zip(published) {
             let item = &mut results[i];
             item.status = if p.duplicate { "duplicate" } else { "accepted" };

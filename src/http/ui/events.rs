@@ -147,7 +147,7 @@ pub async fn search(State(state): State<AppState>, session: Session, Query(q): Q
 
 pub async fn redeliver(State(state): State<AppState>, post: FormPost) -> Response {
     let event_ref = field(&post.form, "ref").unwrap_or_default().to_string();
-    let back = format!("/ui/events?ref={}", form_urlencoded(&event_ref));
+    let back = format!("/ui/events?{}", serde_urlencoded::to_string([("ref", &event_ref)]).unwrap_or_default());
     let Ok(webhook) = field(&post.form, "webhook").unwrap_or_default().parse() else {
         return post.done(&state, &back, Flash::bad("No such webhook."));
     };
@@ -157,15 +157,4 @@ pub async fn redeliver(State(state): State<AppState>, post: FormPost) -> Respons
         }
         Err(e) => api_error_page(e),
     }
-}
-
-/// `value` for a query string.
-fn form_urlencoded(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

@@ -20,8 +20,9 @@ const FLASH_COOKIE: &str = "tocsin_flash";
 /// Long enough for the redirect; a page left open does not show it again.
 const FLASH_SECS: i64 = 120;
 
-/// The outcome of a form, shown once at the top of the next page.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// The outcome of a form, shown once at the top of the next page. No `Debug`: it may carry a
+/// new secret, which must never reach a log.
+#[derive(Clone, Default, Serialize, Deserialize)]
 pub struct Flash {
     /// Whether it went as asked (green) or not (red).
     pub ok: bool,
@@ -30,7 +31,7 @@ pub struct Flash {
     pub secret: Option<ShownSecret>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct ShownSecret {
     /// What it is, in words: "signing secret", "token", "public key".
     pub what: String,
