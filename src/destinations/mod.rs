@@ -1,13 +1,15 @@
 //! Destination formats: how an event is turned into the bytes a receiver expects, and how the
 //! receiver's answer is read. Each format is a folder beside this file with one type that
-//! implements [`Destination`], registered by one line in [`registry!`] below; nothing else in
+//! implements [`Destination`] (a folder may hold a family: `ocsf` and `splunk_hec_ocsf`),
+//! registered by one line in [`registry!`] below; nothing else in
 //! the program names a format. The delivery engine signs and sends whatever a format rendered,
 //! over whichever transport the webhook's URL names.
 //!
-//! Shared by the formats: the JSON [`envelope`], the RFC 5424 frame ([`rfc5424`]) and the
-//! [`presentation`] of an event (title, severity, summary, facts).
+//! Shared by the formats: the JSON [`envelope`], the RFC 5424 frame ([`rfc5424`]), the Splunk
+//! HEC frame ([`hec`]) and the [`presentation`] of an event (title, severity, summary, facts).
 
 pub mod envelope;
+pub mod hec;
 pub mod presentation;
 pub mod rfc5424;
 
@@ -16,13 +18,14 @@ use crate::domain::webhook::{Format, Webhook};
 use crate::domain::FieldError;
 use crate::profile::BodyShape;
 
-/// Declares the formats: their modules, and the list every lookup goes through.
+/// Declares the formats: their modules, and the list every lookup goes through. A folder may
+/// hold a family of formats that share their rendering (`ocsf::Ocsf + SplunkHecOcsf`).
 macro_rules! registry {
-    ($($module:ident::$kind:ident),+ $(,)?) => {
+    ($($module:ident::$kind:ident $(+ $more:ident)*),+ $(,)?) => {
         $(pub mod $module;)+
 
         /// Every format, the default (the first) first.
-        static ALL: &[&dyn Destination] = &[$(&$module::$kind),+];
+        static ALL: &[&dyn Destination] = &[$(&$module::$kind $(, &$module::$more)*),+];
     };
 }
 
@@ -33,6 +36,7 @@ registry! {
     cef::Cef,
     syslog::Syslog,
     splunk_hec::SplunkHec,
+    ocsf::Ocsf + SplunkHecOcsf,
 }
 
 /// What a renderer needs to know about one event.

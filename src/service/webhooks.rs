@@ -33,7 +33,7 @@ pub struct WebhookInput {
     pub secret: Option<String>,
     /// Event types: exact names, `family.*`, or `*` for all.
     pub event_types: Option<Vec<String>>,
-    /// json, slack, teams, cef, syslog or splunk_hec.
+    /// json, slack, teams, cef, syslog, splunk_hec, ocsf or splunk_hec_ocsf.
     pub format: Option<String>,
     /// Retries after the first attempt, 0–10 (default 3).
     pub retry_count: Option<i64>,

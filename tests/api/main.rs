@@ -3,6 +3,8 @@
 #![allow(clippy::let_underscore_must_use, clippy::string_slice)] // tests: no untrusted input reaches them
 
 mod helpers;
+#[path = "../support/ocsf.rs"]
+mod ocsf;
 mod receiver;
 mod seeds;
 mod siem;

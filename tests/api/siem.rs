@@ -39,6 +39,17 @@ impl Drop for Rsyslog {
 }
 
 impl Rsyslog {
+    /// [`Rsyslog::start`], or None with a note when rsyslogd is not installed (a failure when
+    /// `TOCSIN_REQUIRE_RSYSLOG` is set, as in CI).
+    fn start_or_skip(dir: &Path) -> Option<Self> {
+        let started = Self::start(dir);
+        if started.is_none() {
+            assert!(std::env::var("TOCSIN_REQUIRE_RSYSLOG").is_err(), "rsyslogd is required but not installed");
+            eprintln!("skipped: rsyslogd is not installed (.ci/run installs it)");
+        }
+        started
+    }
+
     /// Starts rsyslogd in the foreground with its own configuration; None when not installed.
     fn start(dir: &Path) -> Option<Self> {
         if Command::new("rsyslogd").arg("-v").output().is_err() {
@@ -114,11 +125,7 @@ both_backends!(syslog_over_udp_tcp_and_tls_into_rsyslog, rsyslog_on);
 async fn rsyslog_on(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let ca = make_certs(dir.path());
-    let Some(rsyslog) = Rsyslog::start(dir.path()) else {
-        assert!(std::env::var("TOCSIN_REQUIRE_RSYSLOG").is_err(), "rsyslogd is required but not installed");
-        eprintln!("skipped: rsyslogd is not installed (.ci/run installs it)");
-        return;
-    };
+    let Some(rsyslog) = Rsyslog::start_or_skip(dir.path()) else { return };
     let app = TestApp::delivering(backend, |s| {
         s.extra_ca_file = Some(ca.clone());
         s.render.hostname = "tocsin-test-host".into();
@@ -213,6 +220,18 @@ struct Hec {
     received: Arc<Mutex<Vec<(String, String, Value)>>>,
 }
 
+impl Hec {
+    /// A HEC-compatible receiver on a free port of 127.0.0.1.
+    async fn start() -> (Self, u16) {
+        let hec = Self::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let router = axum::Router::new().fallback(hec_handler).with_state(hec.clone());
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        (hec, port)
+    }
+}
+
 async fn hec_handler(
     axum::extract::State(hec): axum::extract::State<Hec>,
     uri: axum::http::Uri,
@@ -242,11 +261,7 @@ async fn hec_handler(
 
 both_backends!(splunk_hec_receiver, hec_on);
 async fn hec_on(backend: Backend) {
-    let hec = Hec::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let router = axum::Router::new().fallback(hec_handler).with_state(hec.clone());
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let (hec, port) = Hec::start().await;
     let app = TestApp::delivering(backend, |s| s.render.splunk_index = Some("security".into())).await;
     let url = format!("http://127.0.0.1:{port}/services/collector/event");
     let good = app
@@ -336,5 +351,68 @@ async fn formats_api_on(backend: Backend) {
         let (s, b) =
             app.post(&format!("/api/v1/webhooks/{id}/preview"), ADMIN_TOKEN, json!({"event": "nope.nope"})).await;
         crate::helpers::assert_field_error(s, &b, "event");
+    }
+}
+
+both_backends!(ocsf_over_http_syslog_and_hec, ocsf_on);
+/// The five products' example events as OCSF over HTTP (signed like any webhook), as the MSG of
+/// syslog messages into rsyslog, and as Splunk HEC events; every object that arrives validates
+/// with pydantic-ocsf.
+async fn ocsf_on(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = make_certs(dir.path());
+    let Some(rsyslog) = Rsyslog::start_or_skip(dir.path()) else { return };
+    let (hec, hec_port) = Hec::start().await;
+    let rx = crate::receiver::Receiver::start().await;
+    let app = TestApp::delivering(backend, |s| s.extra_ca_file = Some(ca.clone())).await;
+    let seeds =
+        ["email.quarantined", "critical_finding", "alert.created", "THREATS_NEW_THREAT", "campaign.clicked_link"];
+    let http =
+        app.create_webhook(json!({"name": "lake", "url": rx.url(), "format": "ocsf", "event_types": seeds})).await;
+    let secret = http["secret"].as_str().unwrap().to_string();
+    app.create_webhook(json!({"name": "siem", "url": format!("syslog+tcp://127.0.0.1:{}", rsyslog.tcp),
+                              "format": "ocsf", "event_types": seeds}))
+        .await;
+    app.create_webhook(
+        json!({"name": "splunk", "url": format!("http://127.0.0.1:{hec_port}/services/collector/event"),
+                              "format": "splunk_hec_ocsf", "secret": "11111111-2222-3333-4444-555555555555",
+                              "event_types": seeds}),
+    )
+    .await;
+    let (_, types) = app.get("/api/v1/event-types", ADMIN_TOKEN).await;
+    for (i, name) in seeds.iter().enumerate() {
+        let example = types["data"].as_array().unwrap().iter().find(|t| t["name"] == *name).unwrap()["example"].clone();
+        app.publish(name, example, Some(&format!("ocsf-{i}"))).await;
+    }
+    let mut objects = Vec::new();
+    for r in rx.wait_for(seeds.len(), WAIT).await {
+        let wh = standardwebhooks::Webhook::new(&secret).unwrap();
+        assert!(wh.verify(&r.body, &r.headers).is_ok(), "an OCSF body is signed like any other");
+        assert_eq!(r.header("content-type"), "application/json");
+        objects.push(r.json());
+    }
+    for m in rsyslog.wait_for(seeds.len()).await {
+        let msg = m["msg"].as_str().unwrap().trim_start();
+        objects.push(serde_json::from_str(msg).unwrap_or_else(|e| panic!("{e}: {msg}")));
+    }
+    let deadline = Instant::now() + WAIT;
+    while hec.received.lock().unwrap().len() < seeds.len() {
+        assert!(Instant::now() < deadline, "HEC got {} of {}", hec.received.lock().unwrap().len(), seeds.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (_, auth, body) in hec.received.lock().unwrap().iter() {
+        assert_eq!(auth, "Splunk 11111111-2222-3333-4444-555555555555");
+        assert!(body["sourcetype"].as_str().unwrap().starts_with("ocsf:"), "{body}");
+        objects.push(body["event"].clone());
+    }
+    assert_eq!(objects.len(), 3 * seeds.len());
+    for o in &objects {
+        assert!(o["metadata"]["uid"].as_str().unwrap().starts_with("ocsf-"), "{o}");
+        assert_eq!(o["metadata"]["tenant_uid"], "default");
+    }
+    let finding = objects.iter().find(|o| o["metadata"]["event_code"] == "critical_finding").unwrap();
+    assert_eq!((&finding["class_uid"], &finding["finding_info"]["uid"]), (&json!(2002), &json!("f-1025")));
+    if let Some(valid) = crate::ocsf::all_valid(&objects) {
+        assert!(valid, "pydantic-ocsf rejected an object (printed above)");
     }
 }

@@ -310,7 +310,7 @@ fn webhook_form(
                             option value=(f.as_str()) selected[v.format == f.as_str() || (v.format.is_empty() && f == destinations::default_format())] { (f.as_str()) }
                         }
                     }
-                    p.hint { "json: signed JSON webhooks · slack, teams: chat messages · cef, syslog: SIEMs (over syslog+… URLs or HTTP) · splunk_hec: Splunk's HTTP Event Collector." }
+                    p.hint { "json: signed JSON webhooks · slack, teams: chat messages · cef, syslog: SIEMs (over syslog+… URLs or HTTP) · splunk_hec: Splunk's HTTP Event Collector · ocsf, splunk_hec_ocsf: OCSF events for security data lakes (over HTTP, syslog+… URLs or HEC)." }
                     (err("format"))
                 }
                 div class=(cls("retry_count")) {
@@ -351,7 +351,7 @@ fn webhook_form(
                     (err("signing_algorithm"))
                 }
                 div class=(cls("secret")) {
-                    label for="secret" { "Signing secret (the HEC token for splunk_hec)" }
+                    label for="secret" { "Signing secret (the HEC token for splunk_hec and splunk_hec_ocsf)" }
                     input #secret type="text" name="secret" value=(v.secret) autocomplete="off"
                         placeholder=(if editing {
                             "leave empty to keep the current secret"

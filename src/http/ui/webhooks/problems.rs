@@ -40,7 +40,7 @@ pub(super) fn label_of(field: &str) -> &'static str {
         "format" => "Format",
         "description" => "Description",
         "event_types" => "Events",
-        "secret" => "Signing secret (the HEC token for splunk_hec)",
+        "secret" => "Signing secret (the HEC token for splunk_hec and splunk_hec_ocsf)",
         "signing_algorithm" => "Signature",
         "min_severity" => "Minimum severity",
         "filter" => "Filter expression",
