@@ -16,10 +16,12 @@ use sha2::{Digest, Sha256};
 
 const NONCE_LEN: usize = 24;
 
-/// Seals and opens secrets with the master key.
+/// Seals and opens secrets with the master key, and signs what must not be forged without it.
 #[derive(Clone)]
 pub struct Cipher {
     aead: XChaCha20Poly1305,
+    /// HMAC-SHA256 key for signatures, derived from the master key (never the key itself).
+    mac_key: [u8; 32],
 }
 
 impl std::fmt::Debug for Cipher {
@@ -34,7 +36,19 @@ pub struct OpenError;
 
 impl Cipher {
     pub fn new(key: &[u8; 32]) -> Self {
-        Self { aead: XChaCha20Poly1305::new(key.into()) }
+        let mac_key = hmac_sha256(key, b"tocsin signatures v1");
+        Self { aead: XChaCha20Poly1305::new(key.into()), mac_key }
+    }
+
+    /// A signature of `message` (hex HMAC-SHA256 under a key derived from the master key): what
+    /// someone who can write to the database but lacks the master key cannot make.
+    pub fn sign(&self, message: &[u8]) -> String {
+        hex::encode(hmac_sha256(&self.mac_key, message))
+    }
+
+    /// Whether `signature` is [`Cipher::sign`]'s for `message` (compared in constant time).
+    pub fn verify(&self, message: &[u8], signature: &str) -> bool {
+        constant_time_eq(self.sign(message).as_bytes(), signature.as_bytes())
     }
 
     /// nonce ‖ ciphertext ‖ tag, bound to `context` (the owning row's id).
@@ -101,6 +115,13 @@ pub fn b64url(bytes: &[u8]) -> String {
 
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
+}
+
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use hmac::Mac;
+    let mut mac = <hmac::Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes a key of any length");
+    mac.update(message);
+    mac.finalize().into_bytes().into()
 }
 
 /// Constant-time equality of two byte strings (length may leak, content does not).

@@ -198,7 +198,7 @@ impl Application {
 async fn prune_history(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
     loop {
         let before = now_ms() - state.settings.retention.as_millis() as i64;
-        match state.store.prune(before).await {
+        match state.store.prune(before, &state.cipher).await {
             Ok(n) if n > 0 => tracing::info!(attempts = n, "pruned delivery history"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "pruning delivery history failed"),

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::backend::{Backend, Dialect};
 use super::sql::{Row, Stmt};
-use super::sql_store::corrupt;
+use super::sql_store::{audit_stmt, corrupt};
 use super::{AuditEntry, DeliveryState, EventRecord, NewEvent, Published, Store, StoreError, Target};
 use crate::domain::tenant::TenantId;
 use crate::domain::time::now_ms;
@@ -34,7 +34,19 @@ impl Store {
         audit: AuditEntry,
     ) -> Result<Option<i64>, StoreError> {
         let now = now_ms();
-        let a = &audit;
+        // Whether there is something to redeliver is asked first: the audit entry, a link of a
+        // chain, is written only with a delivery (a conditional insert could not be linked).
+        let found = self
+            .db
+            .query(
+                "SELECT 1 AS found FROM events e JOIN webhooks w ON w.tenant_id = e.tenant_id \
+                 WHERE e.tenant_id = $1 AND e.event_ref = $2 AND w.id = $3",
+                params![tenant.as_str(), event_ref, webhook],
+            )
+            .await?;
+        if found.is_empty() {
+            return Ok(None);
+        }
         let r = self
             .db
             .write(vec![
@@ -51,13 +63,7 @@ impl Store {
                      WHERE e.tenant_id = $1 AND e.event_ref = $2 AND d.webhook_id = $3",
                     params![tenant.as_str(), event_ref, webhook],
                 ),
-                // The audit entry, in the same transaction, when there was something to redeliver.
-                Stmt::new(
-                    "INSERT INTO audit_log (tenant_id, actor, action, target, details, at) \
-                     SELECT $1, $2, $3, $4, $5, CAST($6 AS BIGINT) \
-                     WHERE EXISTS (SELECT 1 FROM events WHERE tenant_id = $1 AND event_ref = $7)",
-                    params![a.tenant_id.as_str(), &a.actor, &a.action, &a.target, a.details.to_string(), a.at, event_ref],
-                ),
+                audit_stmt(&audit),
             ])
             .await?;
         if r[0].affected == 0 {

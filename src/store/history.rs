@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use super::sql::{Row, Stmt};
+use super::sql::Row;
 use super::sql_store::{corrupt, count};
 use super::{AttemptRecord, AuditEntry, AuditRecord, Store, StoreError, WebhookStats};
 use crate::domain::page::Page;
@@ -151,25 +151,6 @@ impl Store {
                 ))
             })
             .collect()
-    }
-
-    pub async fn prune(&self, before: i64) -> Result<u64, StoreError> {
-        let r = self
-            .db
-            .write(vec![
-                Stmt::new("DELETE FROM attempts WHERE created_at < $1", params![before]),
-                Stmt::new(
-                    "DELETE FROM deliveries WHERE state IN ('succeeded', 'failed') AND updated_at < $1",
-                    params![before],
-                ),
-                Stmt::new(
-                    "DELETE FROM events WHERE created_at < $1 AND NOT EXISTS \
-                     (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)",
-                    params![before],
-                ),
-            ])
-            .await?;
-        Ok(r[0].affected)
     }
 
     pub async fn list_audit(&self, tenant: &TenantId, page: Page) -> Result<(Vec<AuditRecord>, u64), StoreError> {

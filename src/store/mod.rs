@@ -9,11 +9,13 @@
 
 pub mod backend;
 pub mod cache;
+pub mod chain;
 mod coalesce;
 pub mod event_cache;
 pub mod event_types;
 pub mod events;
 pub mod history;
+pub mod ledger;
 pub mod meta;
 pub mod migrations;
 pub mod postgres;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::backend::{Dialect, Durability};
+use super::chain::Chain;
 use super::event_cache::EventBody;
 use super::sql::{self, Stmt};
 use super::sql_store::{audit_stmt, corrupt, HELD_RELEASE_CHUNK};
@@ -130,12 +131,16 @@ impl Store {
             return self.complete_batched(c).await;
         }
         let now = a.created_at;
-        let mut stmts = vec![Stmt::new(
+        let mut row = attempt_row(a);
+        row.extend(params![None::<i64>, None::<String>, None::<String>]);
+        let mut stmts = vec![Stmt::chained_row(
             "INSERT INTO attempts (id, delivery_seq, tenant_id, webhook_id, event_ref, event_type, attempt_no, success, \
              http_status, error, response_ms, request_headers, dispatched_at, response_body, next_attempt_at, \
-             created_at, format, response_headers) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-            attempt_row(a),
+             created_at, format, response_headers, chain_seq, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
+            row,
+            Chain::Attempts,
+            [18, 19, 20],
         )];
         let mut disable_at = None;
         let mut open_at = None;
@@ -385,7 +390,8 @@ impl Store {
 }
 
 /// An attempt's row of the delivery log, its values in the order of the attempts table's columns.
-fn attempt_row(a: &AttemptRecord) -> Vec<sql::Value> {
+/// An attempt's columns, in the order of [`Chain::Attempts`]' columns.
+pub(super) fn attempt_row(a: &AttemptRecord) -> Vec<sql::Value> {
     params![
         a.id,
         a.delivery_seq,

@@ -86,6 +86,11 @@ impl Row {
         Self { columns, values }
     }
 
+    /// A column's value as it was read.
+    pub fn value(&self, name: &str) -> Result<&Value, StoreError> {
+        self.at(name)
+    }
+
     fn at(&self, name: &str) -> Result<&Value, StoreError> {
         self.columns
             .iter()
@@ -153,11 +158,19 @@ impl Row {
 pub struct Stmt {
     pub sql: &'static str,
     pub params: Vec<Value>,
+    /// For an insert of entries of a tamper-evident chain: what the backend links
+    /// ([`super::chain`]).
+    pub chain: Option<Box<super::chain::Chained>>,
 }
 
 impl Stmt {
     pub fn new(sql: &'static str, params: Vec<Value>) -> Self {
-        Self { sql, params }
+        Self { sql, params, chain: None }
+    }
+
+    /// A statement without parameters, as a `static`.
+    pub const fn constant(sql: &'static str) -> Self {
+        Self { sql, params: Vec::new(), chain: None }
     }
 }
 

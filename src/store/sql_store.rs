@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::backend::{Backend, Dialect};
 use super::cache::ReadCache;
+use super::chain::Chain;
 use super::event_cache::EventCache;
 use super::postgres::batch::PgWrites;
 use super::sql::{Row, Stmt};
@@ -76,10 +77,24 @@ impl Store {
     }
 }
 
+/// The insert of an audit entry: the next link of its tenant's audit chain.
 pub(super) fn audit_stmt(a: &AuditEntry) -> Stmt {
-    Stmt::new(
-        "INSERT INTO audit_log (tenant_id, actor, action, target, details, at) VALUES ($1, $2, $3, $4, $5, $6)",
-        params![a.tenant_id.as_str(), &a.actor, &a.action, &a.target, a.details.to_string(), a.at],
+    Stmt::chained_row(
+        "INSERT INTO audit_log (tenant_id, actor, action, target, details, at, chain_seq, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        params![
+            a.tenant_id.as_str(),
+            &a.actor,
+            &a.action,
+            &a.target,
+            a.details.to_string(),
+            a.at,
+            None::<i64>,
+            None::<String>,
+            None::<String>
+        ],
+        Chain::Audit,
+        [6, 7, 8],
     )
 }
 

@@ -207,10 +207,7 @@ impl Store {
             .write(vec![
                 Stmt::new("DELETE FROM webhooks WHERE tenant_id = $1 AND id = $2", params![tenant.as_str(), id]),
                 Stmt::new("DELETE FROM deliveries WHERE webhook_id = $1", params![id]),
-                Stmt::new(
-                    "DELETE FROM attempts WHERE tenant_id = $1 AND webhook_id = $2",
-                    params![tenant.as_str(), id],
-                ),
+                // Its attempts stay, links of the tenant's chain, until retention prunes them.
                 audit_stmt(&audit),
             ])
             .await;

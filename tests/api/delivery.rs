@@ -771,7 +771,7 @@ async fn prefix_on(backend: Backend) {
     assert!(r.headers.get("x-tocsin-signature").is_none());
     // Retention: history older than the cut-off is pruned.
     app.poll(&format!("/api/v1/webhooks/{id}/deliveries"), WAIT, |v| v["total"] == 10).await;
-    let pruned = app.app_state.store.prune(tocsin::domain::time::now_ms() + 1).await.unwrap();
+    let pruned = app.app_state.store.prune(tocsin::domain::time::now_ms() + 1, &app.app_state.cipher).await.unwrap();
     assert_eq!(pruned, 10);
     let (_, log) = app.get(&format!("/api/v1/webhooks/{id}/deliveries"), ADMIN_TOKEN).await;
     assert_eq!(log["total"], 0);

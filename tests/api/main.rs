@@ -16,6 +16,7 @@ mod ed25519;
 mod event_types;
 mod filters;
 mod https;
+mod ledger;
 mod plans;
 mod profiles;
 mod readme;

@@ -80,6 +80,7 @@ pub fn api_routes(max_event_bytes: usize) -> (Router<AppState>, utoipa::openapi:
         .routes(routes!(tokens::list_tokens, tokens::create_token))
         .routes(routes!(tokens::revoke_token))
         .routes(routes!(audit::list_audit))
+        .routes(routes!(audit::export_audit))
         .routes(routes!(tenant::get_tenant, tenant::put_tenant))
         .split_for_parts()
 }

@@ -18,6 +18,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("0010_ed25519.sql")),
     (11, include_str!("0011_filters.sql")),
     (12, include_str!("0012_verification.sql")),
+    (13, include_str!("0013_chains.sql")),
 ];
 
 /// PostgreSQL's migrations: as written.

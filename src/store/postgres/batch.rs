@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::params;
 use crate::store::backend::{Backend, Durability};
+use crate::store::chain::{self, Chain};
 use crate::store::coalesce::Coalescer;
 use crate::store::events::{answer, deliveries_by_webhook, filtered_json, originals};
 use crate::store::sql::{Stmt, StmtResult};
@@ -24,8 +25,8 @@ use crate::store::{Completion, DeliveryStart, HealthChange, NewEvent, Published,
 /// (database CPU per delivery 0.23 → 0.34 ms in scenario (f16)). These statements find a few rows
 /// by key, so an index is always their right plan. Set back after them: the transaction may carry
 /// other callers' writes.
-static SEQ_SCANS_OFF: Stmt = Stmt { sql: "SELECT set_config('enable_seqscan', 'off', true)", params: Vec::new() };
-static SEQ_SCANS_ON: Stmt = Stmt { sql: "SELECT set_config('enable_seqscan', 'on', true)", params: Vec::new() };
+static SEQ_SCANS_OFF: Stmt = Stmt::constant("SELECT set_config('enable_seqscan', 'off', true)");
+static SEQ_SCANS_ON: Stmt = Stmt::constant("SELECT set_config('enable_seqscan', 'on', true)");
 
 /// `stmts` run with [`SEQ_SCANS_OFF`]; the results of the two settings are taken out again by
 /// [`by_index_results`].
@@ -164,10 +165,17 @@ impl Store {
             "seq": a.delivery_seq, "claimer": c.claimer, "at": a.created_at, "status": a.http_status,
             "error": a.error,
         });
-        pg.records.submit((attempt, delivery)).await?;
+        // The entry's digest is made here, on the caller's thread: the one combined write
+        // only links it.
+        let digest = chain::digest_of(Chain::Attempts, &crate::store::queue::attempt_row(a));
+        pg.records.submit(((a.tenant_id.clone(), digest, attempt), delivery)).await?;
         Ok(HealthChange::default())
     }
 }
+
+/// An attempt record to combine: its tenant, its entry's digest (see [`chain::digest_of`]) and
+/// its row as JSON.
+type AttemptRow = (String, String, serde_json::Value);
 
 /// Publishes of fewer events than this are combined with other callers' (see [`PgWrites`]).
 const COMBINE_BELOW: usize = 32;
@@ -181,7 +189,8 @@ const MAX_COMBINED_RECORDS: usize = 1024;
 /// and the records of successful attempts (an attempt row and its delivery's update each).
 pub(in crate::store) struct PgWrites {
     publishes: Coalescer<Vec<(NewEvent, Vec<Target>)>, Vec<Published>>,
-    records: Coalescer<(serde_json::Value, serde_json::Value), ()>,
+    /// ((the attempt's tenant, its entry's digest, its row as JSON), the delivery's update)
+    records: Coalescer<(AttemptRow, serde_json::Value), ()>,
 }
 
 impl PgWrites {
@@ -205,8 +214,18 @@ impl PgWrites {
                 Box::new(move |batch| {
                     let db = for_records.clone();
                     Box::pin(async move {
-                        let result = write_records(&*db, &batch).await;
-                        batch.iter().map(|_| result.clone()).collect()
+                        match write_records(&*db, &batch).await {
+                            // A record that cannot be written (one already written by a try
+                            // whose answer was lost) must not take the others down: each alone.
+                            Err(StoreError::Database(_) | StoreError::Conflict(_)) if batch.len() > 1 => {
+                                let mut out = Vec::with_capacity(batch.len());
+                                for record in batch.chunks(1) {
+                                    out.push(write_records(&*db, record).await);
+                                }
+                                out
+                            }
+                            result => batch.iter().map(|_| result.clone()).collect(),
+                        }
                     })
                 }),
             ),
@@ -241,28 +260,33 @@ async fn publish_combined(
     }
 }
 
-async fn write_records(db: &dyn Backend, batch: &[(serde_json::Value, serde_json::Value)]) -> Result<(), StoreError> {
-    let attempts: Vec<&serde_json::Value> = batch.iter().map(|(a, _)| a).collect();
+/// Writes attempt records and their deliveries' updates; the attempts are chained (the backend
+/// fills each row's link into the JSON it sends).
+async fn write_records(db: &dyn Backend, batch: &[(AttemptRow, serde_json::Value)]) -> Result<(), StoreError> {
+    let attempts: Vec<AttemptRow> = batch.iter().map(|(a, _)| a.clone()).collect();
     let deliveries: Vec<&serde_json::Value> = batch.iter().map(|(_, d)| d).collect();
-    let attempts = serde_json::to_string(&attempts).map_err(|e| corrupt("complete", e))?;
     let deliveries = serde_json::to_string(&deliveries).map_err(|e| corrupt("complete", e))?;
     db.write_with(
         by_index(vec![
-            Stmt::new(
+            Stmt::chained_json_rows(
                 "INSERT INTO attempts (id, delivery_seq, tenant_id, webhook_id, event_ref, event_type, \
                          attempt_no, success, http_status, error, response_ms, request_headers, dispatched_at, \
-                         response_body, next_attempt_at, created_at, format, response_headers) \
+                         response_body, next_attempt_at, created_at, format, response_headers, chain_seq, prev_hash, \
+                         hash) \
                          SELECT x.id, x.delivery_seq, x.tenant_id, x.webhook_id, x.event_ref, x.event_type, \
                                 x.attempt_no, x.success, x.http_status, x.error, x.response_ms, x.request_headers, \
                                 x.dispatched_at, decode(x.response_body, 'base64'), x.next_attempt_at, x.created_at, \
-                                x.format, x.response_headers \
+                                x.format, x.response_headers, x.chain_seq, x.prev_hash, x.hash \
                          FROM jsonb_to_recordset(CAST($1 AS TEXT)::jsonb) AS x(id text, delivery_seq bigint, \
                               tenant_id text, webhook_id text, event_ref text, event_type text, attempt_no bigint, \
                               success bigint, http_status bigint, error text, response_ms bigint, \
                               request_headers text, dispatched_at bigint, response_body text, \
-                              next_attempt_at bigint, created_at bigint, format text, response_headers text) \
-                         ON CONFLICT (id) DO NOTHING",
-                params![attempts],
+                              next_attempt_at bigint, created_at bigint, format text, response_headers text, \
+                              chain_seq bigint, prev_hash text, hash text)",
+                params![None::<String>],
+                Chain::Attempts,
+                0,
+                attempts,
             ),
             // The `ANY(ARRAY(…))` gives the planner an index condition on `seq`: joined
             // on the recordset alone it scanned all of a young `deliveries`.

@@ -13,6 +13,7 @@ use tokio_postgres::types::{IsNull, ToSql, Type};
 use tokio_postgres::NoTls;
 
 use super::backend::{Backend, Dialect, Durability};
+use super::chain::{check_written, Chain, Head, Heads, GENESIS};
 use super::sql::{Columns, Row, Stmt, StmtResult, Value};
 use super::StoreError;
 
@@ -25,7 +26,7 @@ type Job = (Vec<Stmt>, Durability, Reply);
 
 /// Makes the transaction's commit asynchronous (PostgreSQL's own deferred durability: the commit
 /// does not wait for the WAL flush; a later synchronous commit flushes it in order).
-static DEFER_COMMIT: Stmt = Stmt { sql: "SELECT set_config('synchronous_commit', 'off', true)", params: Vec::new() };
+static DEFER_COMMIT: Stmt = Stmt::constant("SELECT set_config('synchronous_commit', 'off', true)");
 
 /// Concurrent group-committing writers (each takes one pooled connection while it writes).
 const WRITERS: usize = 4;
@@ -60,33 +61,104 @@ async fn run_in(tx: &deadpool_postgres::Transaction<'_>, stmts: &[&Stmt]) -> Res
 }
 
 /// Runs the writes in one transaction and commits; returns the results of their statements.
-async fn commit(pool: &Pool, writes: &[&[Stmt]], durability: Durability) -> Result<Vec<StmtResult>, StoreError> {
+/// Chained inserts are linked in place (a retry links them again).
+async fn commit(
+    pool: &Pool,
+    writes: &mut [&mut [Stmt]],
+    durability: Durability,
+) -> Result<Vec<StmtResult>, StoreError> {
     let mut client = pool.get().await.map_err(pool_err)?;
     let tx = client.transaction().await.map_err(pg_err)?;
     let deferred = !durability.is_synced();
-    let all: Vec<&Stmt> =
-        deferred.then_some(&DEFER_COMMIT).into_iter().chain(writes.iter().flat_map(|s| s.iter())).collect();
+    let heads = link_chains(&tx, writes).await?;
+    let given: Vec<&Stmt> = writes.iter().flat_map(|s| s.iter()).collect();
+    let mut all: Vec<&Stmt> = deferred.then_some(&DEFER_COMMIT).into_iter().collect();
+    all.extend(&given);
+    all.extend(&heads);
     let mut results = run_in(&tx, &all).await?;
-    tx.commit().await.map_err(pg_err)?;
+    results.truncate(results.len() - heads.len());
     if deferred {
         results.remove(0);
     }
+    for (s, r) in given.iter().zip(&results) {
+        check_written(s, r.affected)?;
+    }
+    tx.commit().await.map_err(pg_err)?;
     Ok(results)
+}
+
+/// Links the chained inserts among the writes ([`crate::store::chain`]) in place: locks the
+/// heads of their chains (in one order, so that two transactions cannot wait on each other),
+/// reads them, links, and returns the heads to write back. Several servers may append to one
+/// chain: the lock makes them take turns.
+async fn link_chains(
+    tx: &deadpool_postgres::Transaction<'_>,
+    writes: &mut [&mut [Stmt]],
+) -> Result<Vec<Stmt>, StoreError> {
+    let mut keys: Vec<(Chain, String)> = Vec::new();
+    for s in writes.iter().flat_map(|w| w.iter()) {
+        if let Some(c) = &s.chain {
+            keys.extend(c.keys(s).map(|(c, t)| (c, t.to_string())));
+        }
+    }
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    keys.sort();
+    keys.dedup();
+    let keys: Vec<serde_json::Value> =
+        keys.iter().map(|(c, t)| serde_json::json!({"chain": c.as_str(), "tenant_id": t})).collect();
+    let keys = serde_json::Value::Array(keys).to_string();
+    let create = tx
+        .prepare_cached(
+            "INSERT INTO chain_heads (chain, tenant_id, seq, hash) SELECT k.chain, k.tenant_id, 0, $2 \
+             FROM jsonb_to_recordset(CAST($1 AS TEXT)::jsonb) AS k(chain text, tenant_id text) \
+             ORDER BY k.chain, k.tenant_id ON CONFLICT DO NOTHING",
+        )
+        .await
+        .map_err(pg_err)?;
+    let lock = tx
+        .prepare_cached(
+            "SELECT h.chain, h.tenant_id, h.seq, h.hash FROM chain_heads h \
+             JOIN jsonb_to_recordset(CAST($1 AS TEXT)::jsonb) AS k(chain text, tenant_id text) \
+             ON h.chain = k.chain AND h.tenant_id = k.tenant_id ORDER BY h.chain, h.tenant_id FOR UPDATE OF h",
+        )
+        .await
+        .map_err(pg_err)?;
+    let genesis = GENESIS.to_string();
+    let (_, rows) = futures_util::future::try_join(tx.execute(&create, &[&keys, &genesis]), tx.query(&lock, &[&keys]))
+        .await
+        .map_err(pg_err)?;
+    let mut heads = Heads::default();
+    for row in rows {
+        let chain: String = row.try_get(0).map_err(pg_err)?;
+        let chain = Chain::parse(&chain).ok_or_else(|| StoreError::Corrupt(format!("chain_heads: chain {chain}")))?;
+        let tenant: String = row.try_get(1).map_err(pg_err)?;
+        heads.load(
+            chain,
+            &tenant,
+            Head { seq: row.try_get(2).map_err(pg_err)?, hash: row.try_get(3).map_err(pg_err)? },
+        );
+    }
+    for s in writes.iter_mut().flat_map(|w| w.iter_mut()) {
+        heads.link(s)?;
+    }
+    Ok(heads.write_back())
 }
 
 /// Commits a group of writes in one transaction; if any fails, each is retried on its own so a
 /// bad write cannot take the others down.
-async fn write_group(pool: &Pool, group: Vec<Job>) {
+async fn write_group(pool: &Pool, mut group: Vec<Job>) {
     if group.len() == 1 {
-        let (stmts, durability, reply) = group.into_iter().next().expect("one write");
-        reply.send(commit(pool, &[&stmts], durability).await).ok();
+        let (mut stmts, durability, reply) = group.into_iter().next().expect("one write");
+        reply.send(commit(pool, &mut [&mut stmts], durability).await).ok();
         return;
     }
     // One synced write makes the group's commit synced.
     let durability =
         if group.iter().any(|(_, d, _)| d.is_synced()) { Durability::Synced } else { Durability::Deferred };
-    let writes: Vec<&[Stmt]> = group.iter().map(|(s, _, _)| s.as_slice()).collect();
-    match commit(pool, &writes, durability).await {
+    let mut writes: Vec<&mut [Stmt]> = group.iter_mut().map(|(s, _, _)| s.as_mut_slice()).collect();
+    match commit(pool, &mut writes, durability).await {
         Ok(results) => {
             let mut results = results.into_iter();
             for (stmts, _, reply) in group {
@@ -94,8 +166,8 @@ async fn write_group(pool: &Pool, group: Vec<Job>) {
             }
         }
         Err(_) => {
-            for (stmts, durability, reply) in group {
-                reply.send(commit(pool, &[&stmts], durability).await).ok();
+            for (mut stmts, durability, reply) in group {
+                reply.send(commit(pool, &mut [&mut stmts], durability).await).ok();
             }
         }
     }

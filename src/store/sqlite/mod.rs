@@ -20,6 +20,7 @@ mod publish;
 mod writer;
 
 use super::backend::{Backend, Dialect, Durability};
+use super::chain::{check_written, Chain, Head, Heads};
 use super::sql::{Columns, Row, Stmt, StmtResult, Value};
 use super::StoreError;
 use writer::{checkpoint_loop, syncer_loop, writer_loop, Job};
@@ -183,8 +184,42 @@ fn create_private(path: &Path) -> Result<(), StoreError> {
     }
 }
 
-pub(super) fn run_all(conn: &Connection, stmts: &[Stmt]) -> Result<Vec<StmtResult>, StoreError> {
-    stmts.iter().map(|s| run(conn, s)).collect()
+/// Runs a write's statements inside the open transaction; chained inserts are linked to the
+/// heads in `heads` (read here on first use: the writer holds the database's write lock, so no
+/// other process moves them meanwhile).
+pub(super) fn run_all(conn: &Connection, stmts: &mut [Stmt], heads: &mut Heads) -> Result<Vec<StmtResult>, StoreError> {
+    stmts
+        .iter_mut()
+        .map(|s| {
+            let Some(chained) = &s.chain else { return run(conn, s) };
+            let keys: Vec<(Chain, String)> = chained.keys(s).map(|(c, t)| (c, t.to_string())).collect();
+            for (chain, tenant) in keys {
+                if !heads.contains(chain, &tenant) {
+                    let read = run(
+                        conn,
+                        &Stmt::new(
+                            "SELECT seq, hash FROM chain_heads WHERE chain = $1 AND tenant_id = $2",
+                            crate::params![chain.as_str(), tenant.as_str()],
+                        ),
+                    )?;
+                    let head = match read.rows.first() {
+                        Some(row) => Head { seq: row.int("seq")?, hash: row.text("hash")? },
+                        None => Head::genesis(),
+                    };
+                    heads.load(chain, &tenant, head);
+                }
+            }
+            heads.link(s)?;
+            let result = run(conn, s)?;
+            check_written(s, result.affected)?;
+            Ok(result)
+        })
+        .collect()
+}
+
+/// Writes back the heads the transaction's chained inserts moved (just before its commit).
+pub(super) fn write_heads(conn: &Connection, heads: &Heads) -> Result<(), StoreError> {
+    heads.write_back().iter().try_for_each(|s| run(conn, s).map(|_| ()))
 }
 
 /// Runs a statement without parameters from the statement cache (no parsing per call).
@@ -306,7 +341,7 @@ impl Backend for SqliteBackend {
                 Some(c) => c,
                 None => open_connection(&path)?,
             };
-            let result = run(&conn, &Stmt { sql, params }).map(|r| r.rows);
+            let result = run(&conn, &Stmt::new(sql, params)).map(|r| r.rows);
             if let Ok(mut r) = readers.lock() {
                 if r.len() < READ_POOL {
                     r.push(conn);
@@ -326,7 +361,7 @@ impl Backend for SqliteBackend {
             drop(permit);
             return self.query(sql, params).await;
         };
-        let result = run(&conn, &Stmt { sql, params }).map(|r| r.rows);
+        let result = run(&conn, &Stmt::new(sql, params)).map(|r| r.rows);
         if let Ok(mut r) = self.readers.lock() {
             r.push(conn);
         }

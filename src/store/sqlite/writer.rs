@@ -8,8 +8,9 @@ use std::sync::{mpsc, Arc};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use super::{exec_cached, migrate, rollback, run_all};
+use super::{exec_cached, migrate, rollback, run_all, write_heads};
 use crate::store::backend::Durability;
+use crate::store::chain::Heads;
 use crate::store::sql::{Stmt, StmtResult};
 use crate::store::StoreError;
 
@@ -93,8 +94,9 @@ pub(super) fn writer_loop(
         // breaker counts consecutive failures).
         let (awaited, rest): (Vec<_>, Vec<_>) = writes.into_iter().partition(|(_, d, _)| *d == Durability::Deferred);
         for group in [awaited, rest].into_iter().filter(|g| !g.is_empty()) {
-            let stmts: Vec<&[Stmt]> = group.iter().map(|(s, _, _)| s.as_slice()).collect();
-            let results = commit_group(&conn, &stmts);
+            let mut group = group;
+            let mut stmts: Vec<&mut [Stmt]> = group.iter_mut().map(|(s, _, _)| s.as_mut_slice()).collect();
+            let results = commit_group(&conn, &mut stmts);
             for ((_, durability, reply), result) in group.into_iter().zip(results) {
                 match result {
                     Ok(rows) if durability.is_synced() => after_sync(Box::new(move |synced: Result<(), String>| {
@@ -236,9 +238,10 @@ pub(super) fn checkpoint_loop(
 }
 
 /// Runs one write in a transaction of its own.
-fn commit_one(conn: &Connection, stmts: &[Stmt]) -> Result<Vec<StmtResult>, StoreError> {
+fn commit_one(conn: &Connection, stmts: &mut [Stmt]) -> Result<Vec<StmtResult>, StoreError> {
     exec_cached(conn, "BEGIN IMMEDIATE")?;
-    match run_all(conn, stmts) {
+    let mut heads = Heads::default();
+    match run_all(conn, stmts, &mut heads).and_then(|r| write_heads(conn, &heads).map(|()| r)) {
         Ok(r) => match exec_cached(conn, "COMMIT") {
             Ok(()) => Ok(r),
             Err(e) => {
@@ -256,7 +259,7 @@ fn commit_one(conn: &Connection, stmts: &[Stmt]) -> Result<Vec<StmtResult>, Stor
 /// Runs all queued writes in one transaction and commits once. Should one of them fail (rare:
 /// writes are built not to), the group is rolled back and each write is run on its own, so a
 /// bad write never takes the others down. No savepoints: their sub-journal costs on every write.
-fn commit_group(conn: &Connection, writes: &[&[Stmt]]) -> Vec<Result<Vec<StmtResult>, StoreError>> {
+fn commit_group(conn: &Connection, writes: &mut [&mut [Stmt]]) -> Vec<Result<Vec<StmtResult>, StoreError>> {
     if writes.len() == 1 {
         return vec![commit_one(conn, writes[0])];
     }
@@ -265,14 +268,20 @@ fn commit_group(conn: &Connection, writes: &[&[Stmt]]) -> Vec<Result<Vec<StmtRes
         return writes.iter().map(|_| Err(StoreError::Unavailable(msg.clone()))).collect();
     }
     let mut results = Vec::with_capacity(writes.len());
-    for stmts in writes {
-        match run_all(conn, stmts) {
+    let mut heads = Heads::default();
+    let mut failed = false;
+    for stmts in writes.iter_mut() {
+        match run_all(conn, stmts, &mut heads) {
             Ok(r) => results.push(Ok(r)),
             Err(_) => {
-                rollback(conn);
-                return writes.iter().map(|w| commit_one(conn, w)).collect();
+                failed = true;
+                break;
             }
         }
+    }
+    if failed || write_heads(conn, &heads).is_err() {
+        rollback(conn);
+        return writes.iter_mut().map(|w| commit_one(conn, w)).collect();
     }
     if let Err(e) = exec_cached(conn, "COMMIT") {
         rollback(conn);

@@ -204,7 +204,7 @@ async fn overview_page(state: &AppState, session: &Session, w: Webhook) -> Respo
                 }
                 div.panel.danger-zone {
                     h2 { "Danger zone" }
-                    p { "Deleting a webhook removes it and its delivery history. It cannot be undone." }
+                    p { "Deleting a webhook removes it and its pending deliveries. Its past attempts stay in the tamper-evident delivery log until retention prunes them. It cannot be undone." }
                     a.btn.danger #delete href={ "/ui/webhooks/" (w.id) "/delete" } { "Delete webhook" }
                 }
             }
@@ -334,7 +334,7 @@ fn delete_page(session: &Session, w: &Webhook, error: Option<&str>) -> Response 
         html! {
             h1 { "Delete " (w.name) "?" }
             div.panel.danger-zone {
-                p { "This deletes the webhook " strong { (w.name) } " (" (url_markup(&w.url.as_str())) ") and its delivery history. "
+                p { "This deletes the webhook " strong { (w.name) } " (" (url_markup(&w.url.as_str())) ") and its pending deliveries; its past attempts stay in the delivery log until retention prunes them. "
                     "Events are no longer delivered to it. This cannot be undone." }
                 form method="post" action={ "/ui/webhooks/" (w.id) "/delete" } {
                     (csrf_input(session))
