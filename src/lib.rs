@@ -7,6 +7,9 @@
 // Keys, digests and sealing of secrets at rest.
 pub mod crypto;
 
+// Counters and histograms every layer records into; served at /metrics.
+pub mod metrics;
+
 // Validated types and pure rules: names, URLs, secrets, tokens, time. No I/O.
 pub mod domain;
 

@@ -42,6 +42,15 @@ enum Command {
     },
     /// Receive webhooks locally: print each delivery and check its signatures.
     Listen(tocsin::listen::ListenArgs),
+    /// Copy the embedded SQLite store to a new file while `tocsin serve` runs (a consistent
+    /// snapshot; on PostgreSQL use pg_dump).
+    Backup {
+        /// The new file to write (it must not exist).
+        #[arg(long)]
+        to: std::path::PathBuf,
+        #[command(flatten)]
+        flags: Flags,
+    },
     /// Check the tamper-evident chains of the audit log and the delivery attempts: exits 0 when
     /// every link verifies, 1 naming the first entry that does not.
     VerifyLog {
@@ -113,7 +122,7 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
 
 /// Runs a command that needs no settings (listen).
 fn standalone(work: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
-    tocsin::app::telemetry::init("warn");
+    tocsin::app::telemetry::init("warn", tocsin::config::LogFormat::Text);
     let Some(rt) = runtime() else { return ExitCode::FAILURE };
     match rt.block_on(work) {
         Ok(()) => ExitCode::SUCCESS,
@@ -135,6 +144,7 @@ fn main() -> ExitCode {
     let flags = match &cli.command {
         Command::Listen(args) => return standalone(tocsin::listen::run(args.clone())),
         Command::Serve { flags } | Command::Migrate { flags } | Command::VerifyLog { flags } => flags,
+        Command::Backup { flags, .. } => flags,
         Command::Token { action } => match action {
             TokenAction::Create { flags, .. } | TokenAction::List { flags, .. } | TokenAction::Revoke { flags, .. } => {
                 flags
@@ -154,7 +164,7 @@ fn main() -> ExitCode {
         say(false, format_args!("error: {e:#}"));
         return ExitCode::from(2);
     }
-    tocsin::app::telemetry::init(&settings.log);
+    tocsin::app::telemetry::init(&settings.log, settings.log_format);
     let Some(runtime) = runtime() else { return ExitCode::FAILURE };
     if let Command::VerifyLog { .. } = cli.command {
         return runtime.block_on(verify_log(settings));
@@ -196,9 +206,43 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<Result<(), 
         Command::Token { action } => return token_command(action, settings).await,
         Command::Tenant { action } => return tenant_command(action, settings).await,
         Command::VerifyLog { .. } => unreachable!("handled apart: its own exit codes"),
+        Command::Backup { to, .. } => return backup_command(&settings, to).await,
         Command::Listen(_) => unreachable!("handled before settings are loaded"),
     }
     Ok(Ok(()))
+}
+
+/// `tocsin backup --to FILE`: the SQLite store copied while it serves.
+async fn backup_command(settings: &Settings, to: std::path::PathBuf) -> anyhow::Result<Result<(), UsageError>> {
+    let path = match &settings.database {
+        tocsin::store::DatabaseUrl::Postgres(_) => {
+            return Ok(Err(UsageError(
+                "the database is PostgreSQL: back it up with pg_dump (see the README); \
+                 tocsin backup copies the embedded SQLite store"
+                    .into(),
+            )))
+        }
+        tocsin::store::DatabaseUrl::Sqlite(path) => path.clone(),
+    };
+    if let Err(msg) = app::open_existing_store(settings).await? {
+        return Ok(Err(UsageError(msg)));
+    }
+    let target = to.clone();
+    match tokio::task::spawn_blocking(move || tocsin::store::sqlite::backup(&path, &target)).await? {
+        Ok(pages) => {
+            say(true, format_args!("backed up {} ({pages} pages) to {}", settings.database.redacted(), to.display()));
+            say(
+                true,
+                format_args!(
+                    "keep the master key with it ({} or TOCSIN_MASTER_KEY): the webhooks' secrets are sealed with it",
+                    settings.data_dir.join("master.key").display()
+                ),
+            );
+            Ok(Ok(()))
+        }
+        Err(tocsin::store::StoreError::Conflict(msg)) => Ok(Err(UsageError(format!("--to: {msg}")))),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `tocsin verify-log`: 0 when every chain verifies, 1 at the first entry that does not, 2 when

@@ -118,7 +118,9 @@ fn a_format_is_named_only_in_its_folder_and_where_it_is_registered() {
     let registry = dir.join("mod.rs");
     let mut strays = Vec::new();
     for file in rust_files(Path::new(SRC)) {
-        let mut code = code_of(&file);
+        // `TOCSIN_LOG_FORMAT=json` names a log format, not the `json` destination format.
+        let mut code: String =
+            code_of(&file).lines().filter(|l| !l.contains("LogFormat::")).collect::<Vec<_>>().join("\n");
         if file == registry {
             // The registration lines are the one place that lists every format.
             let start = code.find("registry! {").expect("the formats are registered in destinations/mod.rs");

@@ -568,3 +568,46 @@ fn listen_checks_ed25519_signatures_with_the_public_key() {
     assert_eq!(lines[0]["standard_signature"], "ok", "{lines:?}");
     assert_eq!(lines[1]["standard_signature"], "BAD", "another key's signature: {lines:?}");
 }
+
+/// `TOCSIN_LOG_FORMAT=json`: every line on stderr is one JSON object, a request's lines carry
+/// its request id (the caller's `X-Request-Id`, answered back), and no colour codes are written
+/// to a pipe.
+#[test]
+fn json_logs_carry_the_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = tocsin(dir.path())
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("TOCSIN_LOG_FORMAT", "json")
+        .env("TOCSIN_LOG", "warn,tocsin=debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "tocsin serve did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = Command::new("curl")
+        .args(["-s", "-D", "-", "-o", "/dev/null", "-H", "X-Request-Id: req-test-42"])
+        .arg(format!("http://127.0.0.1:{port}/healthz"))
+        .output()
+        .unwrap();
+    let headers = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+    assert!(headers.contains("x-request-id: req-test-42"), "{headers}");
+    unsafe_kill_term(child.id());
+    child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!stderr.contains('\u{1b}'), "no colour codes into a pipe: {stderr}");
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not one JSON object ({e}): {l}")))
+        .collect();
+    assert!(lines.iter().any(|l| l["fields"]["message"] == "listening"), "{stderr}");
+    let request = lines.iter().find(|l| l["fields"]["message"] == "request").unwrap_or_else(|| panic!("{stderr}"));
+    assert_eq!(request["span"]["request_id"], "req-test-42", "{request}");
+    assert_eq!(request["fields"]["status"], 200);
+}

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracing_subscriber::EnvFilter;
 
+use crate::config::LogFormat;
+
 /// Log writes that failed (stderr on a full disk, or a closed pipe), since start.
 static LOST_LOG_WRITES: AtomicU64 = AtomicU64::new(0);
 
@@ -42,9 +44,10 @@ pub fn say(out: bool, line: std::fmt::Arguments<'_>) {
     }
 }
 
-/// Logs to stderr with `filter`, and makes panics one log line each (message and place, no
-/// backtrace): a handler's panic is answered 500 by the HTTP layer and must not flood the log.
-pub fn init(filter: &str) {
+/// Logs to stderr with `filter` in `format`, and makes panics one log line each (message and
+/// place, no backtrace): a handler's panic is answered 500 by the HTTP layer and must not flood
+/// the log. Colour codes only when stderr is a terminal.
+pub fn init(filter: &str, format: LogFormat) {
     std::panic::set_hook(Box::new(|info| {
         let message = info
             .payload()
@@ -62,6 +65,11 @@ pub fn init(filter: &str) {
         Ok(quiet) => filter.add_directive(quiet),
         Err(_) => filter,
     };
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| LossyStderr).with_target(false);
     // Already set (tests start several applications in one process): the first one stays.
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| LossyStderr).with_target(false).try_init().ok();
+    match format {
+        LogFormat::Text => logs.with_ansi(terminal).try_init().ok(),
+        LogFormat::Json => logs.json().with_current_span(true).with_span_list(false).try_init().ok(),
+    };
 }

@@ -54,6 +54,7 @@ declare! {
     DATABASE_URL = "TOCSIN_DATABASE_URL" ["--database"], Derived;
     DATA_DIR = "TOCSIN_DATA_DIR" ["--data-dir"], Value("./tocsin-data");
     ADMIN_TOKEN = "TOCSIN_ADMIN_TOKEN", Unset;
+    METRICS_TOKEN = "TOCSIN_METRICS_TOKEN", Unset;
     MASTER_KEY = "TOCSIN_MASTER_KEY", Derived;
     PROFILE = "TOCSIN_PROFILE" ["--profile"], Value("tocsin");
     PROFILE_DIR = "TOCSIN_PROFILE_DIR", Unset;
@@ -62,6 +63,7 @@ declare! {
     SECRET_GRACE_SECS = "TOCSIN_SECRET_GRACE_SECS", Value("86400");
     VERIFY_ENDPOINTS = "TOCSIN_VERIFY_ENDPOINTS", Value("false");
     LOG = "TOCSIN_LOG" ["--log"], Value("info");
+    LOG_FORMAT = "TOCSIN_LOG_FORMAT", Value("text");
     HEADER_PREFIX = "TOCSIN_HEADER_PREFIX", Value("X-Tocsin");
     RETRY_DELAYS_MS = "TOCSIN_RETRY_DELAYS_MS", Value("0,30000,120000,600000,3600000");
     FAILURE_THRESHOLD = "TOCSIN_FAILURE_THRESHOLD", Value("5");

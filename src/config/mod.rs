@@ -71,6 +71,15 @@ impl Flags {
     }
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One line per event for people (no colour codes unless stderr is a terminal).
+    Text,
+    /// One JSON object per line, with the fields of the spans it happened in (`request_id`).
+    Json,
+}
+
 /// Fully resolved settings.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -83,6 +92,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Seeds an admin token of the default tenant (for automation).
     pub admin_token: Option<Sensitive<String>>,
+    /// The Bearer token `GET /metrics` asks for (open without one).
+    pub metrics_token: Option<Sensitive<String>>,
     /// The raw master key, when given; otherwise a key file in `data_dir` is used.
     pub master_key: Option<Sensitive<[u8; 32]>>,
     /// The default product profile's name (checked against the loaded profiles at start-up).
@@ -96,6 +107,8 @@ pub struct Settings {
     /// Every new webhook's endpoint must prove it is its owner's before deliveries flow.
     pub verify_endpoints: bool,
     pub log: String,
+    /// How log lines are written: `text` for people, `json` (one object per line) for collectors.
+    pub log_format: LogFormat,
     /// Prefix of the service's own headers (`X-Tocsin-Signature`, …).
     pub header_prefix: String,
     /// The retry schedule: delay before retry n (the last entry repeats).
@@ -259,6 +272,7 @@ impl Settings {
             .optional(&DATABASE_URL, DatabaseUrl::parse)?
             .unwrap_or_else(|| DatabaseUrl::Sqlite(data_dir.join("tocsin.db")));
         let admin_token = r.optional(&ADMIN_TOKEN, |s| token_text(24, 256)(s).map(Sensitive))?;
+        let metrics_token = r.optional(&METRICS_TOKEN, |s| token_text(16, 256)(s).map(Sensitive))?;
         let master_key = r.optional(&MASTER_KEY, |s| parse_master_key(s).map(Sensitive))?;
         let catalogue_files =
             r.optional(&CATALOGUE, |s| Ok(list(s).into_iter().map(PathBuf::from).collect()))?.unwrap_or_default();
@@ -291,6 +305,7 @@ impl Settings {
             database,
             data_dir,
             admin_token,
+            metrics_token,
             master_key,
             profile: r.value(&PROFILE, |s| {
                 let ok = !s.is_empty()
@@ -319,6 +334,11 @@ impl Settings {
                 tracing_subscriber::EnvFilter::try_new(s)
                     .map(|_| s.to_string())
                     .map_err(|e| format!("not a log filter: {e}"))
+            })?,
+            log_format: r.value(&LOG_FORMAT, |s| match s {
+                "text" => Ok(LogFormat::Text),
+                "json" => Ok(LogFormat::Json),
+                _ => Err("must be text or json".to_string()),
             })?,
             header_prefix: r.value(&HEADER_PREFIX, header_prefix)?,
             retry_delays: r.value(&RETRY_DELAYS_MS, delays_ms)?,

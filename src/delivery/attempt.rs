@@ -131,7 +131,8 @@ pub async fn attempt(
     } else {
         ctx.http.post(w.url.uri(), headers, Bytes::from(body.body), timeout).await.map(Answer::Http)
     };
-    let response_ms = started.elapsed().as_millis() as i64;
+    let took = started.elapsed();
+    let response_ms = took.as_millis() as i64;
 
     let attempt_no = d.attempts + 1;
     let mut response_headers = String::new();
@@ -194,6 +195,12 @@ pub async fn attempt(
         NextStep::Retry(at) => Some(at),
         _ => None,
     };
+    let outcome = match next {
+        NextStep::Succeeded => "succeeded",
+        NextStep::Failed => "failed",
+        NextStep::Retry(_) => "retrying",
+    };
+    crate::metrics::attempt(w.format.as_str(), outcome, took);
     if !success && !is_test {
         dest.failed_since_read.store(true, std::sync::atomic::Ordering::Relaxed);
     }

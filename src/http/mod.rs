@@ -1,7 +1,9 @@
 //! The HTTP surface: the JSON API under `/api/v1` and the dashboard under `/ui`, both adapters
-//! over `service`, behind the layers every request passes: panic catching, the request log.
+//! over `service`, behind the layers every request passes: panic catching, the request log and
+//! its counts; and `/metrics` for Prometheus.
 
 pub mod api;
+pub mod metrics;
 pub mod ui;
 
 use std::sync::Arc;
@@ -35,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ui::router())
         .merge(dialects)
         .route("/healthz", get(health::healthz))
+        .route("/metrics", get(metrics::scrape))
         .route("/readyz", get(health::readyz))
         .nest("/api/v1", api)
         .fallback(|| async { ApiError::not_found("route") });
@@ -57,20 +60,41 @@ async fn catch_panic(req: Request, next: Next) -> Response {
     }
 }
 
-/// One log line per request: method, route, status, duration. Never headers or bodies.
+/// One log line per request: method, route, status, duration. Never headers or bodies. Every
+/// line logged while the request is handled carries its `request_id` (the caller's
+/// `X-Request-Id` when it is a short token, else a new one), which the answer returns.
 async fn log_request(req: Request, next: Next) -> Response {
+    use tracing::Instrument as _;
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), String::from);
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let span = tracing::info_span!("request", request_id = %request_id);
     let start = Instant::now();
-    let response = next.run(req).await;
+    let mut response = next.run(req).instrument(span.clone()).await;
     let status = response.status().as_u16();
     let ms = start.elapsed().as_secs_f64() * 1000.0;
-    if status >= 500 {
-        tracing::warn!(%method, %path, status, ms, "request");
-    } else {
-        tracing::debug!(%method, %path, status, ms, "request");
+    let labels = crate::metrics::RequestLabels { method: method.to_string(), route, status: status.to_string() };
+    crate::metrics::global().http_requests.get_or_create(&labels).inc();
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::warn!(%method, %path, status, ms, "request");
+        } else {
+            tracing::debug!(%method, %path, status, ms, "request");
+        }
+    });
+    if let Ok(value) = axum::http::HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
     }
-    response.into_response()
+    response
 }
 
 #[cfg(test)]

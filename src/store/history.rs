@@ -206,3 +206,31 @@ fn attempt_from_row(r: &Row) -> Result<AttemptRecord, StoreError> {
         format: crate::destinations::parse_format(&r.text("format")?, "format").map_err(|e| corrupt("format", e))?,
     })
 }
+
+impl Store {
+    /// What `/metrics` reads of the stored state: deliveries waiting (pending and held), and
+    /// whether each active webhook's circuit is open at `now`.
+    pub async fn metrics_snapshot(&self, now: i64) -> Result<crate::metrics::Snapshot, StoreError> {
+        let mut snapshot = crate::metrics::Snapshot::default();
+        let waiting = self
+            .db
+            .query(
+                "SELECT state, COUNT(*) AS n FROM deliveries WHERE state IN ('pending', 'held') GROUP BY state",
+                vec![],
+            )
+            .await?;
+        for row in &waiting {
+            match row.text("state")?.as_str() {
+                "pending" => snapshot.pending = row.int("n")?,
+                _ => snapshot.held = row.int("n")?,
+            }
+        }
+        let circuits =
+            self.db.query("SELECT tenant_id, id, circuit_open_until FROM webhooks WHERE is_active = 1", vec![]).await?;
+        for row in &circuits {
+            let open = row.opt_int("circuit_open_until")?.is_some_and(|until| until > now);
+            snapshot.circuits.push((row.text("tenant_id")?, row.text("id")?, open));
+        }
+        Ok(snapshot)
+    }
+}

@@ -11,6 +11,7 @@ mod siem;
 mod smtp;
 
 mod access;
+mod backup;
 mod delivery;
 mod ed25519;
 mod event_types;

@@ -11,6 +11,7 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::ApiJson;
 use crate::domain::time::rfc3339_ms;
 use crate::domain::token::Role;
+use crate::metrics;
 use crate::service::events::{self as ops, EventInput};
 use crate::service::AppState;
 use crate::service::Principal;
@@ -70,10 +71,24 @@ pub async fn publish_event(
     who: Principal,
     ApiJson(input): ApiJson<EventInput>,
 ) -> ApiResult<(StatusCode, Json<PublishResult>)> {
-    let known = ops::known_types(&state, &who).await?;
-    let event = ops::validate(&input, "", &who.tenant, &known, state.settings.max_event_bytes)?;
-    let mut published = ops::publish(&state, &known, &who.tenant, vec![event]).await?;
-    Ok((StatusCode::ACCEPTED, Json(published.remove(0).into())))
+    let published = async {
+        let known = ops::known_types(&state, &who).await?;
+        let event = ops::validate(&input, "", &who.tenant, &known, state.settings.max_event_bytes)?;
+        let mut published = ops::publish(&state, &known, &who.tenant, vec![event]).await?;
+        Ok(published.remove(0))
+    }
+    .await;
+    match &published {
+        Ok(p) if !p.duplicate => metrics::global().events_accepted.inc(),
+        Ok(_) => 0,
+        Err(e) => rejected(e, 1),
+    };
+    Ok((StatusCode::ACCEPTED, Json(published?.into())))
+}
+
+/// Counts refused events by the error's code.
+fn rejected(e: &ApiError, n: u64) -> u64 {
+    metrics::global().events_rejected.get_or_create(&metrics::ReasonLabel { reason: e.code.to_string() }).inc_by(n)
 }
 
 /// Publishes up to 1000 events; one result per event, in order. Answered 202, as a single
@@ -87,7 +102,9 @@ pub async fn publish_batch(
     ApiJson(input): ApiJson<BatchInput>,
 ) -> ApiResult<(StatusCode, Json<BatchResult>)> {
     if input.events.is_empty() || input.events.len() > MAX_BATCH {
-        return Err(ApiError::invalid("events", format!("events must hold 1 to {MAX_BATCH} events")));
+        let e = ApiError::invalid("events", format!("events must hold 1 to {MAX_BATCH} events"));
+        rejected(&e, input.events.len().max(1) as u64);
+        return Err(e);
     }
     let known = ops::known_types(&state, &who).await?;
     let mut results: Vec<BatchItem> = Vec::with_capacity(input.events.len());
@@ -118,7 +135,13 @@ pub async fn publish_batch(
         }
     }
     if !valid.is_empty() {
-        let published = ops::publish(&state, &known, &who.tenant, valid).await?;
+        let count = valid.len() as u64;
+        let published = ops::publish(&state, &known, &who.tenant, valid).await.map_err(|e| {
+            let e = ApiError::from(e);
+            rejected(&e, count);
+            e
+        })?;
+        metrics::global().events_accepted.inc_by(published.iter().filter(|p| !p.duplicate).count() as u64);
         for (i, p) in slots.into_iter().zip(published) {
             let item = &mut results[i];
             item.status = if p.duplicate { "duplicate" } else { "accepted" };
@@ -127,6 +150,10 @@ pub async fn publish_batch(
         }
     }
     let rejected = results.iter().filter(|r| r.status == "rejected").count();
+    if rejected > 0 {
+        let label = metrics::ReasonLabel { reason: "invalid_value".into() };
+        metrics::global().events_rejected.get_or_create(&label).inc_by(rejected as u64);
+    }
     Ok((StatusCode::ACCEPTED, Json(BatchResult { accepted: results.len() - rejected, rejected, results })))
 }
 

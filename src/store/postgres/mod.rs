@@ -67,6 +67,7 @@ async fn commit(
     writes: &mut [&mut [Stmt]],
     durability: Durability,
 ) -> Result<Vec<StmtResult>, StoreError> {
+    let started = std::time::Instant::now();
     let mut client = pool.get().await.map_err(pool_err)?;
     let tx = client.transaction().await.map_err(pg_err)?;
     let deferred = !durability.is_synced();
@@ -84,6 +85,7 @@ async fn commit(
         check_written(s, r.affected)?;
     }
     tx.commit().await.map_err(pg_err)?;
+    crate::metrics::commit("postgres", started.elapsed());
     Ok(results)
 }
 

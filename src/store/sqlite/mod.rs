@@ -16,6 +16,7 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
+mod backup;
 mod publish;
 mod writer;
 
@@ -23,6 +24,7 @@ use super::backend::{Backend, Dialect, Durability};
 use super::chain::{check_written, Chain, Head, Heads};
 use super::sql::{Columns, Row, Stmt, StmtResult, Value};
 use super::StoreError;
+pub use backup::backup;
 use writer::{checkpoint_loop, syncer_loop, writer_loop, Job};
 
 const READ_POOL: usize = 8;

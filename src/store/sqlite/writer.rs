@@ -96,7 +96,9 @@ pub(super) fn writer_loop(
         for group in [awaited, rest].into_iter().filter(|g| !g.is_empty()) {
             let mut group = group;
             let mut stmts: Vec<&mut [Stmt]> = group.iter_mut().map(|(s, _, _)| s.as_mut_slice()).collect();
+            let started = std::time::Instant::now();
             let results = commit_group(&conn, &mut stmts);
+            crate::metrics::commit("sqlite", started.elapsed());
             for ((_, durability, reply), result) in group.into_iter().zip(results) {
                 match result {
                     Ok(rows) if durability.is_synced() => after_sync(Box::new(move |synced: Result<(), String>| {
