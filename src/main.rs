@@ -51,6 +51,16 @@ enum Command {
         #[command(flatten)]
         flags: Flags,
     },
+    /// Copy an embedded SQLite store into an empty PostgreSQL database (then serve with
+    /// --database postgres://… and the same master key).
+    MigrateStore {
+        /// The SQLite store: sqlite://path/to/tocsin.db
+        #[arg(long)]
+        from: String,
+        /// The empty PostgreSQL database: postgres://user:password@host/db
+        #[arg(long)]
+        to: String,
+    },
     /// Check the tamper-evident chains of the audit log and the delivery attempts: exits 0 when
     /// every link verifies, 1 naming the first entry that does not.
     VerifyLog {
@@ -143,6 +153,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let flags = match &cli.command {
         Command::Listen(args) => return standalone(tocsin::listen::run(args.clone())),
+        Command::MigrateStore { from, to, .. } => return migrate_store(from, to),
         Command::Serve { flags } | Command::Migrate { flags } | Command::VerifyLog { flags } => flags,
         Command::Backup { flags, .. } => flags,
         Command::Token { action } => match action {
@@ -207,9 +218,70 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<Result<(), 
         Command::Tenant { action } => return tenant_command(action, settings).await,
         Command::VerifyLog { .. } => unreachable!("handled apart: its own exit codes"),
         Command::Backup { to, .. } => return backup_command(&settings, to).await,
-        Command::Listen(_) => unreachable!("handled before settings are loaded"),
+        Command::Listen(_) | Command::MigrateStore { .. } => unreachable!("handled before settings are loaded"),
     }
     Ok(Ok(()))
+}
+
+/// `tocsin migrate-store --from sqlite://… --to postgres://…`: 0 with the counts, 2 when the
+/// URLs are not those or the target is not empty.
+fn migrate_store(from: &str, to: &str) -> ExitCode {
+    use tocsin::store::DatabaseUrl;
+    tocsin::app::telemetry::init("warn", tocsin::config::LogFormat::Text);
+    let usage = |msg: String| {
+        say(false, format_args!("error: {msg}"));
+        ExitCode::from(2)
+    };
+    let source = match DatabaseUrl::parse(from) {
+        Ok(DatabaseUrl::Sqlite(path)) if path.exists() => path,
+        Ok(DatabaseUrl::Sqlite(path)) => return usage(format!("--from: no SQLite store at {}", path.display())),
+        Ok(DatabaseUrl::Postgres(_)) => return usage("--from must be the SQLite store (sqlite://…)".into()),
+        Err(e) => return usage(format!("--from: {e}")),
+    };
+    let target = match DatabaseUrl::parse(to) {
+        Ok(url @ DatabaseUrl::Postgres(_)) => url,
+        Ok(_) => return usage("--to must be a PostgreSQL database (postgres://…)".into()),
+        Err(e) => return usage(format!("--to: {e}")),
+    };
+    let Some(rt) = runtime() else { return ExitCode::FAILURE };
+    let copied = rt.block_on(async {
+        // Both at this version's schema first (the source as `serve` would bring it).
+        let source_store = tocsin::store::open(&DatabaseUrl::Sqlite(source.clone())).await?;
+        source_store.migrate().await?;
+        drop(source_store);
+        let store = tocsin::store::open(&target).await?;
+        store.migrate().await?;
+        anyhow::Ok(store.copy_from_sqlite(&source).await)
+    });
+    match copied {
+        Ok(Ok(tables)) => {
+            for (table, rows) in &tables {
+                say(true, format_args!("{table}: {rows} rows"));
+            }
+            let total: u64 = tables.iter().map(|(_, n)| n).sum();
+            say(true, format_args!("copied {total} rows into {}", target.redacted()));
+            say(
+                true,
+                format_args!(
+                    "next: tocsin serve --database '{}' with the same master key (master.key of the SQLite \
+                     data directory, or TOCSIN_MASTER_KEY)",
+                    target.redacted()
+                ),
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e @ (tocsin::store::copy::CopyError::NotEmpty(_) | tocsin::store::copy::CopyError::NotPostgres))) => {
+            usage(e.to_string())
+        }
+        Ok(Err(e)) => {
+            say(false, format_args!("error: {e}"));
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            say(false, format_args!("error: {e:#}"));
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `tocsin backup --to FILE`: the SQLite store copied while it serves.

@@ -11,6 +11,7 @@ pub mod backend;
 pub mod cache;
 pub mod chain;
 mod coalesce;
+pub mod copy;
 pub mod event_cache;
 pub mod event_types;
 pub mod events;

@@ -2,25 +2,19 @@
 //! the SQLite store, and a server started on the copy has every event acknowledged before the
 //! backup began, its chains intact.
 
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{test_settings, Backend, TestApp, ADMIN_TOKEN};
+use crate::helpers::{run_tocsin, test_settings, tocsin_binary, Backend, TestApp, ADMIN_TOKEN};
 
 fn tocsin(args: &[&str], dir: &std::path::Path) -> (i32, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tocsin"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TOCSIN_") {
-            cmd.env_remove(k);
-        }
-    }
-    let out = cmd.env("TOCSIN_LOG", "warn").args(args).arg("--data-dir").arg(dir).output().expect("tocsin runs");
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+    let dir = dir.display().to_string();
+    let mut all = args.to_vec();
+    all.extend(["--data-dir", &dir]);
+    run_tocsin(&all)
 }
 
 #[tokio::test]
@@ -82,8 +76,7 @@ async fn a_backup_under_load_serves_every_acknowledged_event() {
 fn backup_on_postgresql_points_to_pg_dump() {
     let dir = tempfile::tempdir().unwrap();
     let to = dir.path().join("x.db").display().to_string();
-    let out = Command::new(env!("CARGO_BIN_EXE_tocsin"))
-        .env_clear()
+    let out = tocsin_binary()
         .args(["backup", "--to", &to, "--database", "postgres://tocsin@127.0.0.1:1/none"])
         .output()
         .unwrap();

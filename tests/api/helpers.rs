@@ -322,3 +322,24 @@ pub fn make_certs(dir: &std::path::Path) -> std::path::PathBuf {
     ]);
     dir.join("ca.pem")
 }
+
+/// The real `tocsin` binary, without the test's own `TOCSIN_` variables, logging warnings only.
+#[allow(dead_code)] // not every test crate that includes these helpers runs the binary
+pub fn tocsin_binary() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tocsin"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TOCSIN_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("TOCSIN_LOG", "warn");
+    cmd
+}
+
+/// Runs the binary with `args`: (exit code, stdout, stderr).
+#[allow(dead_code)]
+pub fn run_tocsin(args: &[&str]) -> (i32, String, String) {
+    let out = tocsin_binary().args(args).output().expect("tocsin runs");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}

@@ -11,26 +11,19 @@ use serde_json::{json, Value};
 use tocsin::store::DatabaseUrl;
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, ADMIN_TOKEN};
+use crate::helpers::{run_tocsin, Backend, TestApp, ADMIN_TOKEN};
 use crate::receiver::{Receiver, Reply};
 
 const WAIT: Duration = Duration::from_secs(15);
 
 /// `tocsin verify-log` on the app's store: (exit code, stdout, stderr).
 fn verify_log(app: &TestApp) -> (i32, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tocsin"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TOCSIN_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("TOCSIN_LOG", "warn").arg("verify-log").arg("--data-dir").arg(app.dir.path());
+    let dir = app.dir.path().display().to_string();
+    let mut args = vec!["verify-log".to_string(), "--data-dir".to_string(), dir];
     if let DatabaseUrl::Postgres(url) = &app.settings.database {
-        cmd.arg("--database").arg(url);
+        args.extend(["--database".to_string(), url.clone()]);
     }
-    let out = cmd.output().expect("tocsin runs");
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+    run_tocsin(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 /// The README's script that checks an export, as printed there.

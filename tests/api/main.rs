@@ -18,6 +18,7 @@ mod event_types;
 mod filters;
 mod https;
 mod ledger;
+mod migrate_store;
 mod plans;
 mod profiles;
 mod readme;

@@ -17,6 +17,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
 mod backup;
+pub mod export;
 mod publish;
 mod writer;
 
