@@ -53,6 +53,7 @@ declare! {
     MAX_CONNECTIONS = "TOCSIN_MAX_CONNECTIONS", Value("10000");
     DATABASE_URL = "TOCSIN_DATABASE_URL" ["--database"], Derived;
     DATA_DIR = "TOCSIN_DATA_DIR" ["--data-dir"], Value("./tocsin-data");
+    DATABASE_CA_FILE = "TOCSIN_DATABASE_CA_FILE", Unset;
     ADMIN_TOKEN = "TOCSIN_ADMIN_TOKEN", Unset;
     METRICS_TOKEN = "TOCSIN_METRICS_TOKEN", Unset;
     MASTER_KEY = "TOCSIN_MASTER_KEY", Derived;

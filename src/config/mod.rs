@@ -271,6 +271,25 @@ impl Settings {
         let database = r
             .optional(&DATABASE_URL, DatabaseUrl::parse)?
             .unwrap_or_else(|| DatabaseUrl::Sqlite(data_dir.join("tocsin.db")));
+        // The PostgreSQL server's CA travels in the URL, as libpq's `sslrootcert`.
+        let database = match (database, r.optional(&DATABASE_CA_FILE, readable_file)?) {
+            (DatabaseUrl::Postgres(url), Some(ca)) if !url.contains("sslrootcert=") => {
+                let joiner = if url.contains('?') { '&' } else { '?' };
+                let encoded: String = ca
+                    .display()
+                    .to_string()
+                    .bytes()
+                    .map(|b| match b {
+                        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                            (b as char).to_string()
+                        }
+                        other => format!("%{other:02X}"),
+                    })
+                    .collect();
+                DatabaseUrl::Postgres(format!("{url}{joiner}sslrootcert={encoded}"))
+            }
+            (database, _) => database,
+        };
         let admin_token = r.optional(&ADMIN_TOKEN, |s| token_text(24, 256)(s).map(Sensitive))?;
         let metrics_token = r.optional(&METRICS_TOKEN, |s| token_text(16, 256)(s).map(Sensitive))?;
         let master_key = r.optional(&MASTER_KEY, |s| parse_master_key(s).map(Sensitive))?;
@@ -453,6 +472,25 @@ mod tests {
         let flags = Flags { config: Some(path), ..Default::default() };
         let err = Settings::resolve(&flags, &env_of(&[])).unwrap_err();
         assert!(err.to_string().contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn the_database_ca_file_joins_the_postgres_url_as_sslrootcert() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("my ca.pem");
+        std::fs::write(&ca, "x").unwrap();
+        let ca_text = ca.display().to_string();
+        let env = |name: &str| match name {
+            "TOCSIN_DATABASE_URL" => Some("postgres://t@db.example.com/tocsin?sslmode=verify-full".to_string()),
+            "TOCSIN_DATABASE_CA_FILE" => Some(ca_text.clone()),
+            _ => None,
+        };
+        let DatabaseUrl::Postgres(url) = Settings::resolve(&Flags::default(), &env).unwrap().database else {
+            panic!("PostgreSQL")
+        };
+        assert!(url.ends_with(&format!("&sslrootcert={}", ca.display().to_string().replace(' ', "%20"))), "{url}");
+        let options = crate::store::postgres::tls::parse(&url).unwrap();
+        assert_eq!(options.root_cert.as_deref(), Some(ca.as_path()));
     }
 
     #[test]

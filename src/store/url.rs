@@ -26,7 +26,7 @@ impl DatabaseUrl {
             return Ok(Self::Sqlite(PathBuf::from(path)));
         }
         if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
-            raw.parse::<tokio_postgres::Config>().map_err(|e| format!("not a valid PostgreSQL URL: {e}"))?;
+            super::postgres::tls::parse(raw)?;
             return Ok(Self::Postgres(raw.to_string()));
         }
         Err("must start with sqlite:// or postgres://".into())

@@ -19,6 +19,7 @@ mod filters;
 mod https;
 mod ledger;
 mod migrate_store;
+mod pg_tls;
 mod plans;
 mod profiles;
 mod readme;

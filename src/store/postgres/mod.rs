@@ -3,6 +3,7 @@
 //! advisory lock, and deliveries are claimed with `FOR UPDATE SKIP LOCKED`.
 
 pub mod batch;
+pub mod tls;
 
 use std::error::Error as StdError;
 
@@ -197,6 +198,12 @@ fn pg_err(e: tokio_postgres::Error) -> StoreError {
 fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
     match e {
         deadpool_postgres::PoolError::Backend(e) => match pg_err(e) {
+            StoreError::Database(why) | StoreError::Unavailable(why) if why.contains("invalid peer certificate") => {
+                StoreError::Unavailable(format!(
+                    "cannot connect to PostgreSQL: its TLS certificate is not trusted ({why}); give its CA with \
+                     TOCSIN_DATABASE_CA_FILE (or sslrootcert= in the URL)"
+                ))
+            }
             StoreError::Database(why) | StoreError::Unavailable(why) => {
                 StoreError::Unavailable(format!("cannot connect to PostgreSQL: {why}"))
             }
@@ -261,9 +268,15 @@ fn refs(params: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
 
 impl PgBackend {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let config: tokio_postgres::Config =
-            url.parse().map_err(|e| StoreError::Unavailable(format!("bad PostgreSQL URL: {e}")))?;
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let options = tls::parse(url).map_err(|e| StoreError::Unavailable(format!("bad PostgreSQL URL: {e}")))?;
+        let tls = tls::client_config(&options).map_err(StoreError::Unavailable)?;
+        let recycling = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+        let manager = match tls {
+            None => Manager::from_config(options.config, NoTls, recycling),
+            Some(tls) => {
+                Manager::from_config(options.config, tokio_postgres_rustls::MakeRustlsConnect::new(tls), recycling)
+            }
+        };
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .wait_timeout(Some(std::time::Duration::from_secs(10)))
