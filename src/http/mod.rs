@@ -82,7 +82,12 @@ async fn log_request(req: Request, next: Next) -> Response {
     let mut response = next.run(req).instrument(span.clone()).await;
     let status = response.status().as_u16();
     let ms = start.elapsed().as_secs_f64() * 1000.0;
-    let labels = crate::metrics::RequestLabels { method: method.to_string(), route, status: status.to_string() };
+    // A fixed set of methods: any other name a client sends is counted as `other`.
+    let method_label = match method.as_str() {
+        m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => m,
+        _ => "other",
+    };
+    let labels = crate::metrics::RequestLabels { method: method_label.to_string(), route, status: status.to_string() };
     crate::metrics::global().http_requests.get_or_create(&labels).inc();
     span.in_scope(|| {
         if status >= 500 {

@@ -13,8 +13,10 @@ use super::sqlite::export::Snapshot;
 use super::{Dialect, Store, StoreError};
 use crate::params;
 
-/// Rows written per statement.
+/// Rows read from the source at a time.
 const CHUNK: usize = 500;
+/// Most bytes of rows (as JSON) written per statement: events and bodies can be large.
+const MAX_STATEMENT_BYTES: usize = 8 << 20;
 
 /// Why a copy did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -71,8 +73,19 @@ impl Store {
                 }
                 count += rows.len() as u64;
                 after = last;
-                let json = serde_json::Value::Array(rows.iter().map(|r| row_json(&columns, r)).collect()).to_string();
-                self.db.write(vec![Stmt::new(insert, params![json])]).await?;
+                let mut batch: Vec<String> = Vec::new();
+                let mut bytes = 0;
+                for row in &rows {
+                    let json = row_json(&columns, row).to_string();
+                    if bytes + json.len() > MAX_STATEMENT_BYTES && !batch.is_empty() {
+                        self.db.write(vec![Stmt::new(insert, params![format!("[{}]", batch.join(","))])]).await?;
+                        batch.clear();
+                        bytes = 0;
+                    }
+                    bytes += json.len();
+                    batch.push(json);
+                }
+                self.db.write(vec![Stmt::new(insert, params![format!("[{}]", batch.join(","))])]).await?;
             }
             copied.push((table, count));
         }

@@ -146,7 +146,8 @@ impl Store {
 
     /// PostgreSQL: records a successful attempt that changes nothing on its webhook, together with
     /// whatever other such records are queued (see [`PgWrites`]). A record written twice (a
-    /// retry after a commit whose answer was lost) is skipped, so it cannot fail its batch.
+    /// retry after a commit whose answer was lost) fails its batch, which is then written record
+    /// by record; that record's conflict means it is stored, and is answered as done.
     pub(in crate::store) async fn complete_batched(&self, c: &Completion) -> Result<HealthChange, StoreError> {
         use base64::Engine as _;
         let Some(pg) = &self.pg else { return Err(StoreError::Database("combined records are PostgreSQL's".into())) };
@@ -220,7 +221,12 @@ impl PgWrites {
                             Err(StoreError::Database(_) | StoreError::Conflict(_)) if batch.len() > 1 => {
                                 let mut out = Vec::with_capacity(batch.len());
                                 for record in batch.chunks(1) {
-                                    out.push(write_records(&*db, record).await);
+                                    out.push(match write_records(&*db, record).await {
+                                        // Its id is taken: the record was written by the try
+                                        // whose answer was lost.
+                                        Err(StoreError::Conflict(_)) => Ok(()),
+                                        other => other,
+                                    });
                                 }
                                 out
                             }

@@ -11,7 +11,8 @@
 //! | `verify-full` | yes | that, and it is the certificate of the host connected to |
 //!
 //! Trusted CAs: the PEM file `sslrootcert` names (`TOCSIN_DATABASE_CA_FILE` sets it), else the
-//! bundled Mozilla roots.
+//! bundled Mozilla roots. A CA given without `sslmode` means `verify-full`, and with `require`
+//! means `verify-ca`, so that a CA set up is never silently left unchecked.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,14 +43,14 @@ pub struct PgOptions {
 /// Reads a `postgres://` URL, taking libpq's TLS parameters off it.
 pub fn parse(url: &str) -> Result<PgOptions, String> {
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
-    let mut mode = TlsMode::Disable;
+    let mut mode = None;
     let mut root_cert = None;
     let mut kept = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         match key {
             "sslmode" => {
-                mode = match value {
+                mode = Some(match value {
                     "disable" => TlsMode::Disable,
                     "prefer" | "allow" => TlsMode::Prefer,
                     "require" => TlsMode::Require,
@@ -60,12 +61,20 @@ pub fn parse(url: &str) -> Result<PgOptions, String> {
                             "sslmode={other}: must be disable, prefer, require, verify-ca or verify-full"
                         ))
                     }
-                }
+                })
             }
             "sslrootcert" => root_cert = Some(PathBuf::from(percent_decoded(value)?)),
             _ => kept.push(pair),
         }
     }
+    // A CA given is a CA to check against: with no sslmode, the full check; with `require`, the
+    // chain (libpq's reading of require with a root certificate).
+    let mode = match (mode, &root_cert) {
+        (None, Some(_)) => TlsMode::VerifyFull,
+        (Some(TlsMode::Require), Some(_)) => TlsMode::VerifyCa,
+        (Some(mode), _) => mode,
+        (None, None) => TlsMode::Disable,
+    };
     let rest = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
     let mut config: tokio_postgres::Config = rest.parse().map_err(|e| format!("not a valid PostgreSQL URL: {e}"))?;
     config.ssl_mode(match mode {
@@ -198,6 +207,8 @@ mod tests {
         assert_eq!(o.root_cert, Some(PathBuf::from("/etc/ca.pem")));
         assert_eq!(o.config.get_application_name(), Some("t"));
         assert_eq!(parse("postgres://u@h/db").unwrap().mode, TlsMode::Disable);
+        assert_eq!(parse("postgres://u@h/db?sslrootcert=/ca.pem").unwrap().mode, TlsMode::VerifyFull);
+        assert_eq!(parse("postgres://u@h/db?sslmode=require&sslrootcert=/ca.pem").unwrap().mode, TlsMode::VerifyCa);
         assert!(parse("postgres://u@h/db?sslmode=sometimes").unwrap_err().contains("verify-full"));
         assert!(client_config(&parse("postgres://u@h/db?sslmode=require").unwrap()).unwrap().is_some());
         let missing = parse("postgres://u@h/db?sslmode=verify-ca&sslrootcert=/nonexistent/ca.pem").unwrap();

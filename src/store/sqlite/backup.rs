@@ -12,8 +12,9 @@ use crate::store::StoreError;
 /// Copies the database at `source` into the new file `to` while servers keep writing to it.
 /// The copy is made in one step of the online backup API, inside one read transaction: in WAL
 /// mode that waits for no writer and no writer waits for it, and the copy is the database as of
-/// one commit. It is written beside `to` and renamed when complete, so an interrupted backup
-/// leaves no half file under that name. Returns the pages copied.
+/// one commit. It is written beside `to` and linked there when complete, so an interrupted
+/// backup leaves no half file under that name, and a file there is never replaced. Returns the
+/// pages copied.
 pub fn backup(source: &Path, to: &Path) -> Result<u64, StoreError> {
     if to.exists() {
         return Err(StoreError::Conflict(format!("{} exists: back up to a new file", to.display())));
@@ -32,8 +33,15 @@ pub fn backup(source: &Path, to: &Path) -> Result<u64, StoreError> {
         std::fs::remove_file(&partial).ok();
     }
     let pages = copied?;
-    std::fs::rename(&partial, to)
-        .map_err(|e| StoreError::Unavailable(format!("cannot move the backup to {}: {e}", to.display())))?;
+    // A link fails if `to` exists by now (made since the check above): no file is replaced.
+    let linked = std::fs::hard_link(&partial, to);
+    std::fs::remove_file(&partial).ok();
+    linked.map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => {
+            StoreError::Conflict(format!("{} exists: back up to a new file", to.display()))
+        }
+        _ => StoreError::Unavailable(format!("cannot move the backup to {}: {e}", to.display())),
+    })?;
     if let Some(dir) = to.parent().filter(|d| !d.as_os_str().is_empty()) {
         // The rename is durable once the directory is.
         std::fs::File::open(dir).and_then(|d| d.sync_all()).ok();

@@ -44,6 +44,11 @@ impl Snapshot {
             let mut info = self.conn.prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid").map_err(db_err)?;
             let columns: Vec<String> =
                 info.query_map([&name], |r| r.get(0)).map_err(db_err)?.collect::<Result<_, _>>().map_err(db_err)?;
+            // Names go into SQL text: only those Tocsin's own schema uses (a file made to look
+            // like a store cannot smuggle SQL into the target).
+            if let Some(odd) = std::iter::once(&name).chain(&columns).find(|n| !is_plain_name(n)) {
+                return Err(StoreError::Corrupt(format!("the source has a table or column named {odd:?}")));
+            }
             out.push((name, columns));
         }
         Ok(out)
@@ -76,4 +81,9 @@ impl Snapshot {
         }
         Ok((out, last))
     }
+}
+
+/// Lower-case letters, digits and `_`, as every name in Tocsin's schema.
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
