@@ -40,7 +40,10 @@ pub async fn open_existing_store(settings: &Settings) -> anyhow::Result<Result<A
             )));
         }
     }
-    open_store(settings).await.map(Ok)
+    let store = open_store(settings).await?;
+    // Writes of the command (audit entries) sign their chains' heads like the server's.
+    store.seal_with(load_cipher(settings, &store).await?);
+    Ok(Ok(store))
 }
 
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<Store>> {

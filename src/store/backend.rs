@@ -56,6 +56,9 @@ pub trait Backend: Send + Sync + 'static {
         self.write_with(stmts, Durability::Synced).await
     }
 
+    /// From now on, the heads of the chains this backend moves are signed by `cipher`.
+    fn sign_heads_with(&self, cipher: crate::crypto::Cipher);
+
     /// Applies the migrations not yet applied, in order, each in its own transaction.
     async fn migrate(&self, migrations: &'static [(i64, &'static str)]) -> Result<Vec<i64>, StoreError>;
 }

@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 
 use super::sql::{Stmt, Value};
 use super::StoreError;
+use crate::crypto::Cipher;
 
 /// The `prev_hash` of a chain's first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -321,20 +322,28 @@ impl Heads {
         Ok(())
     }
 
-    /// The statements that write back the heads that moved.
-    pub fn write_back(&self) -> Vec<Stmt> {
+    /// The statements that write back the heads that moved, each signed by `signer` (a process
+    /// that has not loaded the master key writes them unsigned, which `verify-log` reports).
+    pub fn write_back(&self, signer: Option<&Cipher>) -> Vec<Stmt> {
         self.heads
             .iter()
             .filter(|(_, (_, moved))| *moved)
             .map(|((chain, tenant), (head, _))| {
+                let signature = signer.map(|s| s.sign(head_message(*chain, tenant, head).as_bytes()));
                 Stmt::new(
-                    "INSERT INTO chain_heads (chain, tenant_id, seq, hash) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (chain, tenant_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-                    crate::params![chain.as_str(), tenant.as_str(), head.seq, head.hash.as_str()],
+                    "INSERT INTO chain_heads (chain, tenant_id, seq, hash, signature) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (chain, tenant_id) DO UPDATE \
+                     SET seq = excluded.seq, hash = excluded.hash, signature = excluded.signature",
+                    crate::params![chain.as_str(), tenant.as_str(), head.seq, head.hash.as_str(), signature],
                 )
             })
             .collect()
     }
+}
+
+/// What a head's signature covers.
+pub fn head_message(chain: Chain, tenant: &str, head: &Head) -> String {
+    format!("tocsin chain head\n{}\n{tenant}\n{}\n{}", chain.as_str(), head.seq, head.hash)
 }
 
 /// Checks that a chained insert wrote all its rows.
@@ -399,9 +408,19 @@ mod tests {
         let Value::Text(hash) = &first.params[8] else { panic!("a hash") };
         let values: Vec<&Value> = first.params.iter().take(6).collect();
         assert_eq!(*hash, link_hash(GENESIS, &entry_digest(&canonical(Chain::Audit, &values))));
-        let written = heads.write_back();
+        let signer = Cipher::new(&[7; 32]);
+        let written = heads.write_back(Some(&signer));
         assert_eq!(written.len(), 1);
         assert_eq!(written[0].params[2], Value::Int(2));
+        let Value::Text(signature) = &written[0].params[4] else { panic!("signed") };
+        let head = Head {
+            seq: 2,
+            hash: match &second.params[8] {
+                Value::Text(h) => h.clone(),
+                _ => panic!(),
+            },
+        };
+        assert!(signer.verify(head_message(Chain::Audit, "t", &head).as_bytes(), signature));
         let mut other = Heads::default();
         assert!(other.link(&mut insert("three")).is_err(), "a head not read is an error, not a fork");
     }

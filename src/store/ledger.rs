@@ -2,7 +2,7 @@
 //! `tocsin verify-log`, exported page by page, and pruned by retention behind a checkpoint signed
 //! with a key derived from the master key, so the chain that remains still verifies from it.
 
-use super::chain::{canonical, entry_digest, link_hash, Chain, Head, GENESIS};
+use super::chain::{canonical, entry_digest, head_message, link_hash, Chain, Head, GENESIS};
 use super::sql::{Row, Stmt, Value};
 use super::sql_store::count;
 use super::{Store, StoreError};
@@ -163,7 +163,14 @@ impl Store {
         };
         // The head first: entries are committed with it, so every entry up to it is there to
         // read, and those that servers add meanwhile are past it (left for the next walk).
-        let head = self.head(chain, tenant).await?;
+        let (head, head_signature) = match self.head(chain, tenant).await? {
+            Some((head, signature)) => (Some(head), signature),
+            None => (None, None),
+        };
+        let head_signed = match (&head, &head_signature) {
+            (Some(h), Some(signature)) => cipher.verify(head_message(chain, tenant, h).as_bytes(), signature),
+            _ => false,
+        };
         let until = head.as_ref().map_or(i64::MAX, |h| h.seq);
         let (mut last, mut prev) = (0, GENESIS.to_string());
         let checkpoint = self.checkpoint(chain, tenant).await?;
@@ -207,6 +214,11 @@ impl Store {
             }
         }
         match head {
+            Some(h) if !head_signed => broken(
+                h.seq,
+                "",
+                "the chain's head is not signed with the master key: the chain was rewritten or cut short".into(),
+            ),
             Some(h) if h.seq == last && h.hash == prev => {
                 Ok(Ok(ChainSummary { chain, tenant: tenant.to_string(), entries, first_seq, head: h }))
             }
@@ -223,15 +235,18 @@ impl Store {
         }
     }
 
-    async fn head(&self, chain: Chain, tenant: &str) -> Result<Option<Head>, StoreError> {
+    /// A chain's head and its signature.
+    async fn head(&self, chain: Chain, tenant: &str) -> Result<Option<(Head, Option<String>)>, StoreError> {
         let rows = self
             .db
             .query(
-                "SELECT seq, hash FROM chain_heads WHERE chain = $1 AND tenant_id = $2",
+                "SELECT seq, hash, signature FROM chain_heads WHERE chain = $1 AND tenant_id = $2",
                 params![chain.as_str(), tenant],
             )
             .await?;
-        rows.first().map(|r| Ok(Head { seq: r.int("seq")?, hash: r.text("hash")? })).transpose()
+        rows.first()
+            .map(|r| Ok((Head { seq: r.int("seq")?, hash: r.text("hash")? }, r.opt_text("signature")?)))
+            .transpose()
     }
 
     async fn checkpoint(&self, chain: Chain, tenant: &str) -> Result<Option<(i64, String, String)>, StoreError> {

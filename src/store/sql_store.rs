@@ -64,7 +64,9 @@ impl Store {
 
     /// From now on, values of custom headers are sealed with `cipher` when written, and opened
     /// when read (values written before, in plain text, still read as they are).
+    /// The chains' heads are signed with it too.
     pub fn seal_with(&self, cipher: Cipher) {
+        self.db.sign_heads_with(cipher.clone());
         if self.sealer.set(cipher).is_err() {
             tracing::debug!("the store's sealer was already set");
         }

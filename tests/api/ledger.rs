@@ -130,6 +130,15 @@ async fn chains_on(backend: Backend) {
     app.exec_sql("DELETE FROM audit_log WHERE chain_seq = 4").await;
     let (_, _, err) = verify_log(&app);
     assert!(err.contains("audit chain of tenant default: entry 4: missing: the chain's head is entry 4"), "{err}");
+    // The head wound back to match what is left: its signature gives it away.
+    app.exec_sql(
+        "UPDATE chain_heads SET seq = 3, hash = (SELECT hash FROM audit_log WHERE tenant_id = 'default' AND chain_seq = 3) \
+         WHERE chain = 'audit' AND tenant_id = 'default'",
+    )
+    .await;
+    let (code, _, err) = verify_log(&app);
+    assert_eq!(code, 1);
+    assert!(err.contains("audit chain of tenant default: entry 3: the chain's head is not signed"), "{err}");
 }
 
 both_backends!(retention_keeps_the_chain_verifiable, retention_on);

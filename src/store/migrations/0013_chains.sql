@@ -10,12 +10,15 @@ ALTER TABLE attempts ADD COLUMN chain_seq BIGINT;
 ALTER TABLE attempts ADD COLUMN prev_hash TEXT;
 ALTER TABLE attempts ADD COLUMN hash TEXT;
 CREATE UNIQUE INDEX attempts_chain ON attempts (tenant_id, chain_seq);
--- The last link of each chain: what the next one follows, and what truncation would break.
+-- The last link of each chain: what the next one follows, signed with a key derived from the
+-- master key, so that a chain rewritten or cut short in the database no longer ends at a head
+-- that verifies.
 CREATE TABLE chain_heads (
     chain     TEXT NOT NULL,
     tenant_id TEXT NOT NULL,
     seq       BIGINT NOT NULL,
     hash      TEXT NOT NULL,
+    signature TEXT,
     PRIMARY KEY (chain, tenant_id)
 );
 -- The last link that retention pruned, signed with a key derived from the master key: where

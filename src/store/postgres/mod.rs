@@ -36,6 +36,8 @@ const MAX_GROUP: usize = 256;
 
 pub struct PgBackend {
     pool: Pool,
+    /// Signs the chains' heads the writers move, once the master key is loaded.
+    signer: std::sync::Arc<std::sync::OnceLock<crate::crypto::Cipher>>,
     /// Writes queue here; the writer tasks commit them in groups (one commit, one fsync, for many
     /// callers), each caller answered after the commit that made its write durable.
     jobs: tokio::sync::mpsc::UnboundedSender<Job>,
@@ -67,12 +69,13 @@ async fn commit(
     pool: &Pool,
     writes: &mut [&mut [Stmt]],
     durability: Durability,
+    signer: Option<&crate::crypto::Cipher>,
 ) -> Result<Vec<StmtResult>, StoreError> {
     let started = std::time::Instant::now();
     let mut client = pool.get().await.map_err(pool_err)?;
     let tx = client.transaction().await.map_err(pg_err)?;
     let deferred = !durability.is_synced();
-    let heads = link_chains(&tx, writes).await?;
+    let heads = link_chains(&tx, writes, signer).await?;
     let given: Vec<&Stmt> = writes.iter().flat_map(|s| s.iter()).collect();
     let mut all: Vec<&Stmt> = deferred.then_some(&DEFER_COMMIT).into_iter().collect();
     all.extend(&given);
@@ -97,6 +100,7 @@ async fn commit(
 async fn link_chains(
     tx: &deadpool_postgres::Transaction<'_>,
     writes: &mut [&mut [Stmt]],
+    signer: Option<&crate::crypto::Cipher>,
 ) -> Result<Vec<Stmt>, StoreError> {
     let mut keys: Vec<(Chain, String)> = Vec::new();
     for s in writes.iter().flat_map(|w| w.iter()) {
@@ -146,22 +150,22 @@ async fn link_chains(
     for s in writes.iter_mut().flat_map(|w| w.iter_mut()) {
         heads.link(s)?;
     }
-    Ok(heads.write_back())
+    Ok(heads.write_back(signer))
 }
 
 /// Commits a group of writes in one transaction; if any fails, each is retried on its own so a
 /// bad write cannot take the others down.
-async fn write_group(pool: &Pool, mut group: Vec<Job>) {
+async fn write_group(pool: &Pool, mut group: Vec<Job>, signer: Option<&crate::crypto::Cipher>) {
     if group.len() == 1 {
         let (mut stmts, durability, reply) = group.into_iter().next().expect("one write");
-        reply.send(commit(pool, &mut [&mut stmts], durability).await).ok();
+        reply.send(commit(pool, &mut [&mut stmts], durability, signer).await).ok();
         return;
     }
     // One synced write makes the group's commit synced.
     let durability =
         if group.iter().any(|(_, d, _)| d.is_synced()) { Durability::Synced } else { Durability::Deferred };
     let mut writes: Vec<&mut [Stmt]> = group.iter_mut().map(|(s, _, _)| s.as_mut_slice()).collect();
-    match commit(pool, &mut writes, durability).await {
+    match commit(pool, &mut writes, durability, signer).await {
         Ok(results) => {
             let mut results = results.into_iter();
             for (stmts, _, reply) in group {
@@ -170,7 +174,7 @@ async fn write_group(pool: &Pool, mut group: Vec<Job>) {
         }
         Err(_) => {
             for (mut stmts, durability, reply) in group {
-                reply.send(commit(pool, &mut [&mut stmts], durability).await).ok();
+                reply.send(commit(pool, &mut [&mut stmts], durability, signer).await).ok();
             }
         }
     }
@@ -290,8 +294,9 @@ impl PgBackend {
         drop(client);
         let (jobs, rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
         let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
+        let signer = std::sync::Arc::new(std::sync::OnceLock::new());
         for _ in 0..WRITERS {
-            let (pool, rx) = (pool.clone(), rx.clone());
+            let (pool, rx, signer) = (pool.clone(), rx.clone(), signer.clone());
             tokio::spawn(async move {
                 loop {
                     let group = {
@@ -306,11 +311,11 @@ impl PgBackend {
                         }
                         group
                     };
-                    write_group(&pool, group).await;
+                    write_group(&pool, group, signer.get()).await;
                 }
             });
         }
-        Ok(Self { pool, jobs })
+        Ok(Self { pool, signer, jobs })
     }
 }
 
@@ -318,6 +323,10 @@ impl PgBackend {
 impl Backend for PgBackend {
     fn dialect(&self) -> Dialect {
         Dialect::Postgres
+    }
+
+    fn sign_heads_with(&self, cipher: crate::crypto::Cipher) {
+        self.signer.set(cipher).ok();
     }
 
     async fn query(&self, sql: &'static str, params: Vec<Value>) -> Result<Vec<Row>, StoreError> {

@@ -25,6 +25,7 @@ use super::backend::{Backend, Dialect, Durability};
 use super::chain::{check_written, Chain, Head, Heads};
 use super::sql::{Columns, Row, Stmt, StmtResult, Value};
 use super::StoreError;
+use crate::crypto::Cipher;
 pub use backup::backup;
 use writer::{checkpoint_loop, syncer_loop, writer_loop, Job};
 
@@ -42,6 +43,8 @@ const PAGE_SIZE: u32 = 16384;
 
 pub struct SqliteBackend {
     writer: Mutex<mpsc::Sender<Job>>,
+    /// Signs the chains' heads the writer moves, once the master key is loaded.
+    signer: Arc<std::sync::OnceLock<Cipher>>,
     /// Dropped with the backend: ends the checkpoint thread.
     _stop_checkpoints: Mutex<mpsc::Sender<()>>,
     readers: Arc<Mutex<Vec<Connection>>>,
@@ -221,8 +224,8 @@ pub(super) fn run_all(conn: &Connection, stmts: &mut [Stmt], heads: &mut Heads) 
 }
 
 /// Writes back the heads the transaction's chained inserts moved (just before its commit).
-pub(super) fn write_heads(conn: &Connection, heads: &Heads) -> Result<(), StoreError> {
-    heads.write_back().iter().try_for_each(|s| run(conn, s).map(|_| ()))
+pub(super) fn write_heads(conn: &Connection, heads: &Heads, signer: Option<&Cipher>) -> Result<(), StoreError> {
+    heads.write_back(signer).iter().try_for_each(|s| run(conn, s).map(|_| ()))
 }
 
 /// Runs a statement without parameters from the statement cache (no parsing per call).
@@ -306,12 +309,15 @@ impl SqliteBackend {
             .name("sqlite-sync".into())
             .spawn(move || syncer_loop(wal_path.into(), waiting))
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let signer = Arc::new(std::sync::OnceLock::new());
+        let writer_signer = signer.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, catch_up, to_syncer))
+            .spawn(move || writer_loop(conn, rx, catch_up, to_syncer, writer_signer))
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(Self {
             writer: Mutex::new(tx),
+            signer,
             _stop_checkpoints: Mutex::new(stop_checkpoints),
             readers: Arc::new(Mutex::new(Vec::new())),
             reading: Arc::new(tokio::sync::Semaphore::new(READ_POOL)),
@@ -332,6 +338,10 @@ impl SqliteBackend {
 impl Backend for SqliteBackend {
     fn dialect(&self) -> Dialect {
         Dialect::Sqlite
+    }
+
+    fn sign_heads_with(&self, cipher: Cipher) {
+        self.signer.set(cipher).ok();
     }
 
     async fn query(&self, sql: &'static str, params: Vec<Value>) -> Result<Vec<Row>, StoreError> {

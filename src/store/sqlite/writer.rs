@@ -9,6 +9,7 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::{exec_cached, migrate, rollback, run_all, write_heads};
+use crate::crypto::Cipher;
 use crate::store::backend::Durability;
 use crate::store::chain::Heads;
 use crate::store::sql::{Stmt, StmtResult};
@@ -49,6 +50,7 @@ pub(super) fn writer_loop(
     jobs: mpsc::Receiver<Job>,
     catch_up: Arc<AtomicBool>,
     syncer: mpsc::Sender<AwaitingSync>,
+    signer: Arc<std::sync::OnceLock<crate::crypto::Cipher>>,
 ) {
     let after_sync = |job: AwaitingSync| {
         if let Err(mpsc::SendError(job)) = syncer.send(job) {
@@ -97,7 +99,7 @@ pub(super) fn writer_loop(
             let mut group = group;
             let mut stmts: Vec<&mut [Stmt]> = group.iter_mut().map(|(s, _, _)| s.as_mut_slice()).collect();
             let started = std::time::Instant::now();
-            let results = commit_group(&conn, &mut stmts);
+            let results = commit_group(&conn, &mut stmts, signer.get());
             crate::metrics::commit("sqlite", started.elapsed());
             for ((_, durability, reply), result) in group.into_iter().zip(results) {
                 match result {
@@ -240,10 +242,10 @@ pub(super) fn checkpoint_loop(
 }
 
 /// Runs one write in a transaction of its own.
-fn commit_one(conn: &Connection, stmts: &mut [Stmt]) -> Result<Vec<StmtResult>, StoreError> {
+fn commit_one(conn: &Connection, stmts: &mut [Stmt], signer: Option<&Cipher>) -> Result<Vec<StmtResult>, StoreError> {
     exec_cached(conn, "BEGIN IMMEDIATE")?;
     let mut heads = Heads::default();
-    match run_all(conn, stmts, &mut heads).and_then(|r| write_heads(conn, &heads).map(|()| r)) {
+    match run_all(conn, stmts, &mut heads).and_then(|r| write_heads(conn, &heads, signer).map(|()| r)) {
         Ok(r) => match exec_cached(conn, "COMMIT") {
             Ok(()) => Ok(r),
             Err(e) => {
@@ -261,9 +263,13 @@ fn commit_one(conn: &Connection, stmts: &mut [Stmt]) -> Result<Vec<StmtResult>, 
 /// Runs all queued writes in one transaction and commits once. Should one of them fail (rare:
 /// writes are built not to), the group is rolled back and each write is run on its own, so a
 /// bad write never takes the others down. No savepoints: their sub-journal costs on every write.
-fn commit_group(conn: &Connection, writes: &mut [&mut [Stmt]]) -> Vec<Result<Vec<StmtResult>, StoreError>> {
+fn commit_group(
+    conn: &Connection,
+    writes: &mut [&mut [Stmt]],
+    signer: Option<&Cipher>,
+) -> Vec<Result<Vec<StmtResult>, StoreError>> {
     if writes.len() == 1 {
-        return vec![commit_one(conn, writes[0])];
+        return vec![commit_one(conn, writes[0], signer)];
     }
     if let Err(e) = exec_cached(conn, "BEGIN IMMEDIATE") {
         let msg = e.to_string();
@@ -281,9 +287,9 @@ fn commit_group(conn: &Connection, writes: &mut [&mut [Stmt]]) -> Vec<Result<Vec
             }
         }
     }
-    if failed || write_heads(conn, &heads).is_err() {
+    if failed || write_heads(conn, &heads, signer).is_err() {
         rollback(conn);
-        return writes.iter_mut().map(|w| commit_one(conn, w)).collect();
+        return writes.iter_mut().map(|w| commit_one(conn, w, signer)).collect();
     }
     if let Err(e) = exec_cached(conn, "COMMIT") {
         rollback(conn);
