@@ -296,8 +296,12 @@ async fn backup_command(settings: &Settings, to: std::path::PathBuf) -> anyhow::
         }
         tocsin::store::DatabaseUrl::Sqlite(path) => path.clone(),
     };
-    if let Err(msg) = app::open_existing_store(settings).await? {
-        return Ok(Err(UsageError(msg)));
+    // The file is copied as it is: never opened as a store (nor migrated) by this command.
+    if !path.exists() {
+        return Ok(Err(UsageError(format!(
+            "no Tocsin database at {}: pass the server's data directory (--data-dir or TOCSIN_DATA_DIR)",
+            path.display()
+        ))));
     }
     let target = to.clone();
     match tokio::task::spawn_blocking(move || tocsin::store::sqlite::backup(&path, &target)).await? {
@@ -320,7 +324,7 @@ async fn backup_command(settings: &Settings, to: std::path::PathBuf) -> anyhow::
 /// `tocsin verify-log`: 0 when every chain verifies, 1 at the first entry that does not, 2 when
 /// the store cannot be opened.
 async fn verify_log(settings: Settings) -> ExitCode {
-    let store = match app::open_existing_store(&settings).await {
+    let store = match app::open_store_as_is(&settings).await {
         Ok(Ok(store)) => store,
         Ok(Err(msg)) => {
             say(false, format_args!("error: {msg}"));

@@ -46,6 +46,33 @@ pub async fn open_existing_store(settings: &Settings) -> anyhow::Result<Result<A
     Ok(Ok(store))
 }
 
+/// The store for a command that only reads it (`verify-log`): opened as it is, never migrated
+/// (a newer binary must not change a store another server runs on), with the master key loaded.
+pub async fn open_store_as_is(settings: &Settings) -> anyhow::Result<Result<Arc<Store>, String>> {
+    if let store::DatabaseUrl::Sqlite(path) = &settings.database {
+        if !path.exists() {
+            return Ok(Err(format!(
+                "no Tocsin database at {}: pass the server's data directory (--data-dir or TOCSIN_DATA_DIR) \
+                 or its --database-url",
+                path.display()
+            )));
+        }
+    }
+    let store = store::open(&settings.database)
+        .await
+        .with_context(|| format!("cannot open database {}", settings.database.redacted()))?;
+    let unapplied = store.unapplied_migrations().await.context("cannot read the schema's version")?;
+    if !unapplied.is_empty() {
+        return Ok(Err(format!(
+            "the store is older than this binary (migrations {unapplied:?} not applied): check it with the \
+             tocsin it runs with, or upgrade it first (tocsin migrate)"
+        )));
+    }
+    let cipher = load_cipher(settings, &store).await?;
+    store.seal_with(cipher);
+    Ok(Ok(store))
+}
+
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<Store>> {
     let store = store::open(&settings.database)
         .await

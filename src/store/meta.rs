@@ -15,6 +15,17 @@ impl Store {
         self.db.migrate(list).await
     }
 
+    /// Migrations this binary has that the database has not applied yet (none: up to date).
+    pub async fn unapplied_migrations(&self) -> Result<Vec<i64>, StoreError> {
+        let rows = self.db.query("SELECT version FROM schema_migrations", vec![]).await?;
+        let applied: Vec<i64> = rows.iter().map(|r| r.int("version")).collect::<Result<_, _>>()?;
+        let list = match self.db.dialect() {
+            Dialect::Sqlite => migrations::sqlite(),
+            Dialect::Postgres => migrations::postgres(),
+        };
+        Ok(list.iter().map(|(v, _)| *v).filter(|v| !applied.contains(v)).collect())
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.db.query("SELECT 1", vec![]).await.map(|_| ())
     }

@@ -175,3 +175,25 @@ async fn retention_on(backend: Backend) {
     assert_eq!(code, 1);
     assert!(err.contains("signature is not the master key's"), "{err}");
 }
+
+/// `verify-log` and `backup` take the store as it is: a store a migration behind is neither
+/// upgraded under its server nor verified as if it were current.
+#[tokio::test]
+async fn reading_commands_never_migrate_the_store() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.exec_sql("DELETE FROM schema_migrations WHERE version = 13").await;
+    let (code, _, err) = verify_log(&app);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("older than this binary") && err.contains("[13]"), "{err}");
+    let copy = app.dir.path().join("copy.db");
+    let dir = app.dir.path().display().to_string();
+    let (code, out, err) = run_tocsin(&["backup", "--to", &copy.display().to_string(), "--data-dir", &dir]);
+    assert_eq!(code, 0, "{out}{err}");
+    let DatabaseUrl::Sqlite(live) = &app.settings.database else { panic!("SQLite") };
+    for db in [live, &copy] {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        let n: i64 =
+            conn.query_row("SELECT COUNT(*) FROM schema_migrations WHERE version = 13", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 0, "{} was not migrated", db.display());
+    }
+}
