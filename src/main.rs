@@ -324,8 +324,8 @@ async fn backup_command(settings: &Settings, to: std::path::PathBuf) -> anyhow::
 /// `tocsin verify-log`: 0 when every chain verifies, 1 at the first entry that does not, 2 when
 /// the store cannot be opened.
 async fn verify_log(settings: Settings) -> ExitCode {
-    let store = match app::open_store_as_is(&settings).await {
-        Ok(Ok(store)) => store,
+    let (store, cipher) = match app::open_store_as_is(&settings).await {
+        Ok(Ok(opened)) => opened,
         Ok(Err(msg)) => {
             say(false, format_args!("error: {msg}"));
             return ExitCode::from(2);
@@ -335,11 +335,7 @@ async fn verify_log(settings: Settings) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let verified = match app::load_cipher(&settings, &store).await {
-        Ok(cipher) => store.verify_chains(&cipher).await.map_err(anyhow::Error::from),
-        Err(e) => Err(e),
-    };
-    let report = match verified {
+    let report = match store.verify_chains(&cipher).await {
         Ok(report) => report,
         Err(e) => {
             say(false, format_args!("error: {e:#}"));

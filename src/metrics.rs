@@ -15,7 +15,8 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
-    pub reason: String,
+    /// The error's code (`invalid_value`, `unknown_event_type`, …).
+    pub reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -38,10 +39,11 @@ pub struct StoreLabel {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub method: String,
+    /// One of a fixed set (`other` for any other name a client sends).
+    pub method: &'static str,
     /// The route's template (`/api/v1/webhooks/{id}`), or `unmatched`.
     pub route: String,
-    pub status: String,
+    pub status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

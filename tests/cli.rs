@@ -36,16 +36,24 @@ fn serve(dir: &std::path::Path, port: u16) -> Child {
         .spawn()
         .unwrap();
     let mut child = child;
+    if !listening(port) {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("tocsin serve did not start");
+    }
+    child
+}
+
+/// Whether something listens on the port within 20 s.
+fn listening(port: u16) -> bool {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return child;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            return false;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("tocsin serve did not start");
+    true
 }
 
 /// Stops with SIGTERM (graceful) and returns everything it printed on stdout.
@@ -497,11 +505,7 @@ fn debug_logs_never_show_statement_parameters() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "tocsin serve did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(listening(port), "tocsin serve did not start");
     let auth = format!("Authorization: Bearer {token}");
     let body = r#"{"name": "SOC", "url": "https://siem.example.com/hook?key=url-secret-77", "headers": {"X-Api-Key": "header-secret-42"}}"#;
     assert_eq!(curl(port, &["-H", &auth, "-H", "Content-Type: application/json", "-d", body]), 201);
@@ -584,11 +588,7 @@ fn json_logs_carry_the_request_id() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "tocsin serve did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(listening(port), "tocsin serve did not start");
     let out = Command::new("curl")
         .args(["-s", "-D", "-", "-o", "/dev/null", "-H", "X-Request-Id: req-test-42"])
         .arg(format!("http://127.0.0.1:{port}/healthz"))

@@ -48,7 +48,7 @@ pub async fn open_existing_store(settings: &Settings) -> anyhow::Result<Result<A
 
 /// The store for a command that only reads it (`verify-log`): opened as it is, never migrated
 /// (a newer binary must not change a store another server runs on), with the master key loaded.
-pub async fn open_store_as_is(settings: &Settings) -> anyhow::Result<Result<Arc<Store>, String>> {
+pub async fn open_store_as_is(settings: &Settings) -> anyhow::Result<Result<(Arc<Store>, Cipher), String>> {
     if let store::DatabaseUrl::Sqlite(path) = &settings.database {
         if !path.exists() {
             return Ok(Err(format!(
@@ -69,8 +69,8 @@ pub async fn open_store_as_is(settings: &Settings) -> anyhow::Result<Result<Arc<
         )));
     }
     let cipher = load_cipher(settings, &store).await?;
-    store.seal_with(cipher);
-    Ok(Ok(store))
+    store.seal_with(cipher.clone());
+    Ok(Ok((store, cipher)))
 }
 
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<Store>> {

@@ -84,10 +84,16 @@ async fn log_request(req: Request, next: Next) -> Response {
     let ms = start.elapsed().as_secs_f64() * 1000.0;
     // A fixed set of methods: any other name a client sends is counted as `other`.
     let method_label = match method.as_str() {
-        m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => m,
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
         _ => "other",
     };
-    let labels = crate::metrics::RequestLabels { method: method_label.to_string(), route, status: status.to_string() };
+    let labels = crate::metrics::RequestLabels { method: method_label, route, status };
     crate::metrics::global().http_requests.get_or_create(&labels).inc();
     span.in_scope(|| {
         if status >= 500 {

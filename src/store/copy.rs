@@ -133,9 +133,6 @@ impl Store {
             };
             types.push(data_type);
         }
-        if rows.is_empty() {
-            return Err(CopyError::UnknownTable(table.to_string()));
-        }
         let names: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
         let select: Vec<String> = columns
             .iter()

@@ -71,7 +71,7 @@ pub async fn publish_event(
     who: Principal,
     ApiJson(input): ApiJson<EventInput>,
 ) -> ApiResult<(StatusCode, Json<PublishResult>)> {
-    let published = async {
+    let published: ApiResult<Published> = async {
         let known = ops::known_types(&state, &who).await?;
         let event = ops::validate(&input, "", &who.tenant, &known, state.settings.max_event_bytes)?;
         let mut published = ops::publish(&state, &known, &who.tenant, vec![event]).await?;
@@ -79,16 +79,20 @@ pub async fn publish_event(
     }
     .await;
     match &published {
-        Ok(p) if !p.duplicate => metrics::global().events_accepted.inc(),
-        Ok(_) => 0,
-        Err(e) => rejected(e, 1),
-    };
+        Ok(p) if !p.duplicate => accepted(1),
+        Ok(_) => {}
+        Err(e) => rejected(e.code, 1),
+    }
     Ok((StatusCode::ACCEPTED, Json(published?.into())))
 }
 
+fn accepted(n: u64) {
+    metrics::global().events_accepted.inc_by(n);
+}
+
 /// Counts refused events by the error's code.
-fn rejected(e: &ApiError, n: u64) -> u64 {
-    metrics::global().events_rejected.get_or_create(&metrics::ReasonLabel { reason: e.code.to_string() }).inc_by(n)
+fn rejected(reason: &'static str, n: u64) {
+    metrics::global().events_rejected.get_or_create(&metrics::ReasonLabel { reason }).inc_by(n);
 }
 
 /// Publishes up to 1000 events; one result per event, in order. Answered 202, as a single
@@ -103,7 +107,7 @@ pub async fn publish_batch(
 ) -> ApiResult<(StatusCode, Json<BatchResult>)> {
     if input.events.is_empty() || input.events.len() > MAX_BATCH {
         let e = ApiError::invalid("events", format!("events must hold 1 to {MAX_BATCH} events"));
-        rejected(&e, input.events.len().max(1) as u64);
+        rejected(e.code, input.events.len().max(1) as u64);
         return Err(e);
     }
     let known = ops::known_types(&state, &who).await?;
@@ -138,10 +142,10 @@ pub async fn publish_batch(
         let count = valid.len() as u64;
         let published = ops::publish(&state, &known, &who.tenant, valid).await.map_err(|e| {
             let e = ApiError::from(e);
-            rejected(&e, count);
+            rejected(e.code, count);
             e
         })?;
-        metrics::global().events_accepted.inc_by(published.iter().filter(|p| !p.duplicate).count() as u64);
+        accepted(published.iter().filter(|p| !p.duplicate).count() as u64);
         for (i, p) in slots.into_iter().zip(published) {
             let item = &mut results[i];
             item.status = if p.duplicate { "duplicate" } else { "accepted" };
@@ -151,8 +155,7 @@ pub async fn publish_batch(
     }
     let rejected = results.iter().filter(|r| r.status == "rejected").count();
     if rejected > 0 {
-        let label = metrics::ReasonLabel { reason: "invalid_value".into() };
-        metrics::global().events_rejected.get_or_create(&label).inc_by(rejected as u64);
+        self::rejected("invalid_value", rejected as u64);
     }
     Ok((StatusCode::ACCEPTED, Json(BatchResult { accepted: results.len() - rejected, rejected, results })))
 }
