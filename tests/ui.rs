@@ -103,19 +103,32 @@ impl Browser {
             assert!(Instant::now() < deadline, "chromedriver did not start");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let profile = tempfile::tempdir().unwrap();
-        let caps = json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                         "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                         "--window-size=1366,900", format!("--user-data-dir={}", profile.path().display())]
+        // Several tests start Chromium at once on a small, busy machine, and one now and then
+        // exits while starting ("session not created"): that start is tried again, up to three
+        // times, each with a fresh profile. Anything else fails the test at once.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let profile = tempfile::tempdir().unwrap();
+            let caps = json!({"capabilities": {"alwaysMatch": {
+                "browserName": "chrome",
+                "goog:chromeOptions": {
+                    "binary": "/usr/bin/chromium",
+                    "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                             "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                             "--window-size=1366,900", format!("--user-data-dir={}", profile.path().display())]
+                }
+            }}});
+            let resp: Value =
+                http.post(format!("{base}/session")).json(&caps).send().await.unwrap().json().await.unwrap();
+            if let Some(session) = resp["value"]["sessionId"].as_str() {
+                let session = session.to_string();
+                return Some(Self { http, base, session, child, _profile: profile });
             }
-        }}});
-        let resp: Value = http.post(format!("{base}/session")).json(&caps).send().await.unwrap().json().await.unwrap();
-        let session = resp["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {resp}")).to_string();
-        Some(Self { http, base, session, child, _profile: profile })
+            let not_created = resp["value"]["error"] == "session not created";
+            assert!(not_created && tries < 3, "no session after {tries} tries: {resp}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 
     async fn try_cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, String> {
@@ -257,6 +270,20 @@ impl Browser {
                 return t;
             }
             assert!(Instant::now() < deadline, "{css} never showed '{needle}'; it shows '{t}'");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the page's address contains `needle` (a form's answer has loaded, not the
+    /// page it was sent from).
+    async fn wait_url(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let url = self.try_cmd(reqwest::Method::GET, "/url", None).await.ok().unwrap_or_default();
+            if url.as_str().is_some_and(|u| u.contains(needle)) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the address never held '{needle}': {url}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -681,6 +708,7 @@ async fn tokens_events_and_the_list_filter() {
     assert!(failing.to_string().contains("Flaky") && !failing.to_string().contains("SIEM"), "{failing}");
     b.type_into("#q", "siem").await;
     b.click("#webhook-filter button").await;
+    b.wait_url("q=siem").await;
     let listed = b.wait_text("#webhooks", "SIEM").await;
     assert!(!listed.contains("Flaky"), "{listed}");
     b.goto(&app.url("/ui/webhooks?state=failing")).await;
