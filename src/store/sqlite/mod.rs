@@ -33,13 +33,15 @@ const READ_POOL: usize = 8;
 /// The WAL size past which the writer helps the checkpointer catch up, so that the WAL starts
 /// again from its beginning (see [`checkpoint_loop`]).
 const WAL_CATCH_UP_BYTES: i64 = 32 << 20;
-/// The page size of a new database file (a file keeps the size it was made with). SQLite's
-/// default is 4 KiB; events (1 KiB payloads) and attempt records (half a KiB of headers) fill a
-/// 4 KiB page with three or four rows, so every few inserts split a page, and each group commit
-/// writes the page headers, and the last, partly filled page, of every table and index it
-/// touched. With 16 KiB pages the checkpointer copies a third less, and the writer spends less
-/// on page splits (see docs/performance.md).
-const PAGE_SIZE: u32 = 16384;
+/// The page size of a new database file (a file keeps the size it was made with). Every commit
+/// writes each page it touched to the WAL whole: a single-event publish touches a dozen (the
+/// tables' last leaves and their indexes), so the page size sets what a small commit costs, and
+/// small commits are what products publishing one event per request make. SQLite's default,
+/// 4 KiB, made batches dearer (an event or attempt row fills a page every three or four
+/// inserts: more page splits, more for the checkpointer to copy); 16 KiB made every small
+/// commit write ~50 KiB of WAL per event. 8 KiB costs batches no more than 16 and halves what
+/// single events write (docs/performance.md, s25).
+const PAGE_SIZE: u32 = 8192;
 
 pub struct SqliteBackend {
     writer: Mutex<mpsc::Sender<Job>>,
