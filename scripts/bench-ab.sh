@@ -19,8 +19,9 @@ shift 2
 out=${OUT:-target/bench/ab}
 mkdir -p "$out"
 
-# Samples /proc/<pid>/task/*/stat of the first `tocsin serve` until it exits; prints CPU seconds
-# per thread name.
+# Samples /proc/<pid>/task/*/stat and io of the first `tocsin serve` until it exits; prints CPU
+# seconds per thread name, and the bytes each thread wrote where over 1 MB (the SQLite writer's
+# are the WAL it appended).
 thread_cpu() {
     local pid="" snap="" sample
     for _ in $(seq 1 600); do
@@ -33,8 +34,10 @@ thread_cpu() {
         sample=$(for t in /proc/"$pid"/task/*; do
             name=$(cat "$t/comm" 2>/dev/null) || continue
             read -r -a f < <(sed 's/.*) //' "$t/stat" 2>/dev/null) || continue
-            echo "$name ${f[11]} ${f[12]}"
-        done | awk '{cpu[$1] += $2 + $3} END {for (k in cpu) printf "%s=%.2fs ", k, cpu[k] / 100}')
+            written=$(awk '/^wchar:/ {print $2}' "$t/io" 2>/dev/null)
+            echo "$name ${f[11]} ${f[12]} ${written:-0}"
+        done | awk '{cpu[$1] += $2 + $3; w[$1] += $4}
+            END {for (k in cpu) printf "%s=%.2fs%s ", k, cpu[k] / 100, (w[k] >= 1e6 ? sprintf("/%.0fMB", w[k] / 1e6) : "")}')
         case "$sample" in *sqlite-writer*|*tokio*) snap="$sample" ;; esac
         sleep 0.2
     done
