@@ -41,6 +41,8 @@ pub struct Store {
     /// PostgreSQL: the writes of concurrent callers combined into one (small publishes, records
     /// of successful attempts).
     pub(super) pg: Option<PgWrites>,
+    /// PostgreSQL: the token lookups of concurrent requests read together.
+    pub(super) token_lookups: Option<super::tokens::TokenLookups>,
     /// Seals the values of webhooks' custom headers at rest (they often carry credentials);
     /// set once the master key is loaded (`seal_with`).
     pub(super) sealer: std::sync::OnceLock<Cipher>,
@@ -52,6 +54,7 @@ impl Store {
         let db: Arc<dyn Backend> = Arc::new(db);
         Self {
             pg: (!sqlite).then(|| PgWrites::new(db.clone())),
+            token_lookups: (!sqlite).then(|| super::tokens::token_lookups(db.clone())),
             db,
             event_types: ReadCache::new(),
             webhooks: ReadCache::new(),
