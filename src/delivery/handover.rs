@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::slots::Slot;
+use super::slots::{Origin, Slot};
 use super::{max_per_second, DeliveryError, Dispatcher};
 use crate::domain::time::now_ms;
 use crate::domain::webhook::Webhook;
@@ -85,6 +85,6 @@ impl HandOver for Dispatcher {
                 return;
             }
         };
-        self.enqueue(id, deliveries, dest, &claimer, lease_until);
+        self.enqueue(id, deliveries, dest, &claimer, lease_until, Origin::HandedOver);
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use super::attempt::{self, Endpoint};
-use super::slots::{Queued, Slot, ASLEEP};
+use super::slots::{Origin, Queued, Slot, ASLEEP};
 
 /// A server not seen alive for this long (it says so every second) is taken for dead.
 const HEARTBEAT_STALE_MS: i64 = 5_000;
@@ -189,7 +189,7 @@ impl Dispatcher {
             }
         };
         let n = claimed.len();
-        self.enqueue(id, claimed, dest, claimer, lease_until);
+        self.enqueue(id, claimed, dest, claimer, lease_until, Origin::Claimed);
         Ok(n)
     }
 
@@ -273,6 +273,7 @@ impl Dispatcher {
         dest: Arc<Endpoint>,
         claimer: &str,
         lease_until: i64,
+        origin: Origin,
     ) {
         if let Ok(mut m) = self.in_flight.lock() {
             for d in &deliveries {
@@ -286,6 +287,7 @@ impl Dispatcher {
                 destination: dest.clone(),
                 claimer: claimer.to_string(),
                 lease_until,
+                origin,
             }));
         }
         self.start_ready(id);
@@ -350,7 +352,7 @@ impl Dispatcher {
                 slot.in_flight += 1;
                 next
             };
-            let Queued { delivery: d, destination: dest, claimer, lease_until } = next;
+            let Queued { delivery: d, destination: dest, claimer, lease_until, origin } = next;
             let this = self.clone();
             // Waiting in the queue used up too much of the lease to finish the attempt inside it
             // (the endpoint slowed down): give the delivery back rather than risk a second sender.
@@ -368,6 +370,8 @@ impl Dispatcher {
                         }
                     }
                     drop((permit, recording));
+                    // It waits in the store again: claimable now.
+                    this.due_at(d.webhook_id, Instant::now());
                     this.start_ready(d.webhook_id);
                     this.wake_if_starved();
                 });
@@ -377,13 +381,23 @@ impl Dispatcher {
             // otherwise copy it into the task and again over it when the task finishes.
             tokio::spawn(Box::pin(async move {
                 let completion = attempt::attempt(&this.context(), &dest, &d, &claimer, false).await;
+                // A handed-over delivery that succeeded or failed for good makes nothing
+                // claimable: while its webhook sleeps (its last claim found nothing, and nothing
+                // woke it since), it is left asleep. Otherwise every single-event publish would
+                // cost a claim that finds nothing (on PostgreSQL a transaction of its own).
+                let nothing_new = origin == Origin::HandedOver && !matches!(completion.next, NextStep::Retry(_));
                 // The exchange is over: its slot is free while the result is written.
                 let mut claim_now = true;
+                let mut asleep = false;
                 if let Ok(mut slots) = this.slots.lock() {
                     if let Some(slot) = slots.get_mut(&d.webhook_id) {
                         slot.in_flight = slot.in_flight.saturating_sub(1);
-                        slot.idle_until = Instant::now();
-                        claim_now = this.claim_room(slot) > 0;
+                        let now = Instant::now();
+                        asleep = nothing_new && slot.idle_until > now;
+                        if !asleep {
+                            slot.idle_until = now;
+                        }
+                        claim_now = !asleep && this.claim_room(slot) > 0;
                     }
                 }
                 drop(permit);
@@ -402,12 +416,15 @@ impl Dispatcher {
                 // What the result makes claimable (the next of an ordering key, the rest once a
                 // probe closed the circuit) is looked for now; a retry, at its time.
                 let due = match completion.next {
-                    NextStep::Retry(at) => {
-                        Instant::now() + Duration::from_millis(u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0))
-                    }
-                    _ => Instant::now(),
+                    NextStep::Retry(at) => Some(
+                        Instant::now() + Duration::from_millis(u64::try_from(at.saturating_sub(now_ms())).unwrap_or(0)),
+                    ),
+                    _ if asleep => None,
+                    _ => Some(Instant::now()),
                 };
-                this.due_at(d.webhook_id, due);
+                if let Some(due) = due {
+                    this.due_at(d.webhook_id, due);
+                }
                 if let Ok(mut m) = this.in_flight.lock() {
                     m.remove(&d.seq);
                 }

@@ -53,6 +53,18 @@ pub(super) struct Queued {
     /// The claim's lease id, and when the lease ends (ms).
     pub(super) claimer: String,
     pub(super) lease_until: i64,
+    pub(super) origin: Origin,
+}
+
+/// How a queued delivery came to this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Origin {
+    /// Claimed from the store's queue: its result may make more claimable (the next delivery of
+    /// its ordering key, the rest of the queue once a probe closed the circuit).
+    Claimed,
+    /// Handed over by a publish in this process: never ordered, never a probe, so its success
+    /// or final failure makes nothing claimable.
+    HandedOver,
 }
 
 impl Slot {
