@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use tocsin::domain::token::Role;
 
 use crate::both_backends;
-use crate::helpers::{webhook_body, Backend, TestApp, ADMIN_TOKEN};
+use crate::helpers::{pg_server_url, webhook_body, Backend, TestApp, ADMIN_TOKEN};
 
 /// Every management route, with a body that is valid for an admin.
 fn routes(webhook: &str, token_id: &str) -> Vec<(Method, String, Option<Value>, bool)> {
@@ -123,4 +123,59 @@ async fn tenants_on(backend: Backend) {
     let (s, b) = app.post("/api/v1/webhooks", ADMIN_TOKEN, body.clone()).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
     assert_eq!(app.post("/api/v1/webhooks", &other, body).await.0, StatusCode::CREATED);
+}
+
+both_backends!(concurrent_requests_each_get_their_own_tokens_answer, concurrent_tokens_on);
+/// Token lookups of concurrent requests may be read together (PostgreSQL): each request is still
+/// answered for its own token, whether live, revoked or unknown.
+async fn concurrent_tokens_on(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let viewer = app.token("default", Role::Viewer).await;
+    let (status, made) = app.post("/api/v1/tokens", ADMIN_TOKEN, json!({"name": "gone", "role": "admin"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let revoked = made["token"].as_str().unwrap().to_string();
+    let id = made["id"].as_str().unwrap();
+    let (status, _) = app.call(Method::DELETE, &format!("/api/v1/tokens/{id}"), Some(ADMIN_TOKEN), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let unknown = format!("tsn_{}", "x".repeat(40));
+    // (token, expected status of a viewer's read, of an admin's write)
+    let cases = [
+        (ADMIN_TOKEN.to_string(), StatusCode::OK, StatusCode::CREATED),
+        (viewer, StatusCode::OK, StatusCode::FORBIDDEN),
+        (revoked, StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED),
+        (unknown, StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED),
+    ];
+    let calls = (0..64).map(|i| {
+        let (token, read, write) = cases[i % cases.len()].clone();
+        let app = &app;
+        async move {
+            let (got_read, _) = app.get("/api/v1/webhooks", &token).await;
+            let body = json!({"name": format!("t{i}"), "role": "viewer"});
+            let (got_write, _) = app.post("/api/v1/tokens", &token, body).await;
+            (i, (read, write), (got_read, got_write))
+        }
+    });
+    for (i, expected, got) in futures_util::future::join_all(calls).await {
+        assert_eq!(got, expected, "request pair {i}");
+    }
+}
+
+/// PostgreSQL: a token revoked through one server is refused by another at its next request.
+#[tokio::test]
+#[cfg_attr(not(pg_tests), ignore = "PostgreSQL: set TOCSIN_TEST_DATABASE_URL")]
+async fn revocation_applies_at_once_on_every_server() {
+    if pg_server_url().is_none() {
+        eprintln!("skipped: TOCSIN_TEST_DATABASE_URL is not set");
+        return;
+    }
+    let first = TestApp::spawn(Backend::Postgres).await;
+    let second = TestApp::start(first.settings.clone(), tempfile::tempdir().unwrap()).await;
+    let (status, made) = first.post("/api/v1/tokens", ADMIN_TOKEN, json!({"name": "ci", "role": "viewer"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let token = made["token"].as_str().unwrap().to_string();
+    assert_eq!(second.get("/api/v1/webhooks", &token).await.0, StatusCode::OK);
+    let id = made["id"].as_str().unwrap();
+    let (status, _) = first.call(Method::DELETE, &format!("/api/v1/tokens/{id}"), Some(ADMIN_TOKEN), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(second.get("/api/v1/webhooks", &token).await.0, StatusCode::UNAUTHORIZED);
 }
