@@ -1,5 +1,6 @@
-//! Writes of many concurrent callers combined into one: each caller queues its item and waits;
-//! a drain task takes everything queued and writes it with one set of statements.
+//! Writes (and reads) of many concurrent callers combined into one: each caller queues its item
+//! and waits; a drain task takes everything queued and writes (or reads) it with one set of
+//! statements. PostgreSQL's publishes, records of attempts and token lookups go through it.
 //!
 //! Why: on PostgreSQL every statement costs a backend tens of µs and a round trip, whatever its
 //! row count. Sixteen single-event publishes written as one three-statement publish cost the

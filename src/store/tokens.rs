@@ -9,6 +9,7 @@ use super::coalesce::Coalescer;
 use super::sql::{Row, Stmt};
 use super::sql_store::{audit_stmt, corrupt};
 use super::{AuditEntry, Store, StoreError, TokenRecord};
+use crate::crypto::constant_time_eq;
 use crate::domain::tenant::TenantId;
 use crate::domain::time::now_ms;
 use crate::domain::token::Role;
@@ -177,7 +178,7 @@ async fn find_tokens(db: &dyn Backend, digests: &[[u8; 32]]) -> Result<Vec<Optio
     }
     Ok(digests
         .iter()
-        .map(|d| found.iter().find(|(stored, _)| stored.as_slice() == d.as_slice()).map(|(_, t)| t.clone()))
+        .map(|d| found.iter().find(|(stored, _)| constant_time_eq(stored, d)).map(|(_, t)| t.clone()))
         .collect())
 }
 
