@@ -307,15 +307,17 @@ impl SqliteBackend {
         let (to_syncer, waiting) = mpsc::channel();
         let mut wal_path = path.as_os_str().to_owned();
         wal_path.push("-wal");
+        let wal_path: std::path::PathBuf = wal_path.into();
+        let syncer_wal = wal_path.clone();
         std::thread::Builder::new()
             .name("sqlite-sync".into())
-            .spawn(move || syncer_loop(wal_path.into(), waiting))
+            .spawn(move || syncer_loop(syncer_wal, waiting))
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let signer = Arc::new(std::sync::OnceLock::new());
         let writer_signer = signer.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, catch_up, to_syncer, writer_signer))
+            .spawn(move || writer_loop(conn, rx, catch_up, to_syncer, wal_path, writer_signer))
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(Self {
             writer: Mutex::new(tx),

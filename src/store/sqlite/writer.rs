@@ -40,24 +40,35 @@ impl Job {
     }
 }
 
+/// Synced writes of at most this many statements in one round of the writer (a few
+/// single-event publishes) are synced by the writer itself; larger ones by the syncer.
+///
+/// Why: the sync of a small commit is short (it writes tens of KiB), and doing it here saves a
+/// hand-off to another thread and back, and lets the publishes that arrive meanwhile gather
+/// into the next group. Products publishing one event per request delivered ~25% more a second
+/// (scenario (f16), docs/performance.md s25). The sync of a batch publish's commit (megabytes,
+/// 0.5–8 ms) would stall the claims behind it: it stays with the syncer.
+const SYNC_HERE_UP_TO: usize = 64;
+
 /// The writer thread: group commit of queued writes. It commits without waiting for the disk
 /// (`synchronous=NORMAL`) and answers deferred writes at once; synced writes (and migrations)
-/// are handed to the syncer, which answers them once the WAL holding their commit is on disk.
-/// So a group that must be durable never stalls the claims and records behind it for the
-/// length of an fsync, and syncs that overlap are made once.
+/// are answered once the WAL holding their commit is on disk: small ones after the writer's own
+/// sync at the end of its round ([`SYNC_HERE_UP_TO`]), the others by the syncer. So a large
+/// group that must be durable never stalls the claims and records behind it for the length of
+/// its fsync, and syncs that overlap are made once.
 pub(super) fn writer_loop(
     conn: Connection,
     jobs: mpsc::Receiver<Job>,
     catch_up: Arc<AtomicBool>,
     syncer: mpsc::Sender<AwaitingSync>,
+    wal_path: std::path::PathBuf,
     signer: Arc<std::sync::OnceLock<crate::crypto::Cipher>>,
 ) {
-    let after_sync = |job: AwaitingSync| {
-        if let Err(mpsc::SendError(job)) = syncer.send(job) {
-            job(Err("the SQLite syncer thread has stopped".into()));
-        }
-    };
+    let mut wal = None;
     while let Ok(first) = jobs.recv() {
+        // The synced writes of this round, answered once the WAL is synced past their commit.
+        let mut awaiting: Vec<AwaitingSync> = Vec::new();
+        let mut synced_statements = 0;
         let mut batch = vec![first];
         while batch.len() < MAX_GROUP {
             match jobs.try_recv() {
@@ -80,7 +91,7 @@ pub(super) fn writer_loop(
         }
         for (list, reply) in migrations {
             match migrate(&conn, list) {
-                Ok(applied) => after_sync(Box::new(move |synced: Result<(), String>| {
+                Ok(applied) => awaiting.push(Box::new(move |synced: Result<(), String>| {
                     reply.send(synced.map(|()| applied).map_err(StoreError::Unavailable)).ok();
                 })),
                 Err(e) => {
@@ -101,14 +112,32 @@ pub(super) fn writer_loop(
             let started = std::time::Instant::now();
             let results = commit_group(&conn, &mut stmts, signer.get());
             crate::metrics::commit("sqlite", started.elapsed());
-            for ((_, durability, reply), result) in group.into_iter().zip(results) {
+            for ((written, durability, reply), result) in group.into_iter().zip(results) {
                 match result {
-                    Ok(rows) if durability.is_synced() => after_sync(Box::new(move |synced: Result<(), String>| {
-                        reply.send(synced.map(|()| rows).map_err(StoreError::Unavailable)).ok();
-                    })),
+                    Ok(rows) if durability.is_synced() => {
+                        synced_statements += written.len();
+                        awaiting.push(Box::new(move |synced: Result<(), String>| {
+                            reply.send(synced.map(|()| rows).map_err(StoreError::Unavailable)).ok();
+                        }));
+                    }
                     other => {
                         reply.send(other).ok();
                     }
+                }
+            }
+        }
+        if !awaiting.is_empty() && synced_statements <= SYNC_HERE_UP_TO {
+            let synced = sync_wal(&wal_path, &mut wal).map_err(|e| format!("cannot sync {}: {e}", wal_path.display()));
+            if let Err(e) = &synced {
+                tracing::error!(error = %e, "commits could not be made durable; their callers are told");
+            }
+            for answer in awaiting {
+                answer(synced.clone());
+            }
+        } else {
+            for answer in awaiting {
+                if let Err(mpsc::SendError(answer)) = syncer.send(answer) {
+                    answer(Err("the SQLite syncer thread has stopped".into()));
                 }
             }
         }
