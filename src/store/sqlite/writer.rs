@@ -127,13 +127,7 @@ pub(super) fn writer_loop(
             }
         }
         if !awaiting.is_empty() && synced_statements <= SYNC_HERE_UP_TO {
-            let synced = sync_wal(&wal_path, &mut wal).map_err(|e| format!("cannot sync {}: {e}", wal_path.display()));
-            if let Err(e) = &synced {
-                tracing::error!(error = %e, "commits could not be made durable; their callers are told");
-            }
-            for answer in awaiting {
-                answer(synced.clone());
-            }
+            sync_and_answer(&wal_path, &mut wal, awaiting);
         } else {
             for answer in awaiting {
                 if let Err(mpsc::SendError(answer)) = syncer.send(answer) {
@@ -200,13 +194,19 @@ pub(super) fn syncer_loop(wal_path: std::path::PathBuf, waiting: mpsc::Receiver<
     while let Ok(first) = waiting.recv() {
         let mut done = vec![first];
         done.extend(waiting.try_iter());
-        let synced = sync_wal(&wal_path, &mut wal).map_err(|e| format!("cannot sync {}: {e}", wal_path.display()));
-        if let Err(e) = &synced {
-            tracing::error!(error = %e, "commits could not be made durable; their callers are told");
-        }
-        for answer in done {
-            answer(synced.clone());
-        }
+        sync_and_answer(&wal_path, &mut wal, done);
+    }
+}
+
+/// Syncs the WAL and answers the writes waiting for it with the outcome (one sync covers every
+/// commit written before it).
+fn sync_and_answer(wal_path: &Path, wal: &mut Option<(std::fs::File, u64)>, waiting: Vec<AwaitingSync>) {
+    let synced = sync_wal(wal_path, wal).map_err(|e| format!("cannot sync {}: {e}", wal_path.display()));
+    if let Err(e) = &synced {
+        tracing::error!(error = %e, "commits could not be made durable; their callers are told");
+    }
+    for answer in waiting {
+        answer(synced.clone());
     }
 }
 
