@@ -171,15 +171,8 @@ async fn find_tokens(db: &dyn Backend, digests: &[[u8; 32]]) -> Result<Vec<Optio
                          AND revoked_at IS NULL";
     let list = digests.iter().map(hex::encode).collect::<Vec<_>>().join(",");
     let rows = db.point_query(SQL, params![list]).await?;
-    let mut found: Vec<(Vec<u8>, FoundToken)> = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let token = found_token(r)?;
-        found.push((token.1.clone(), token));
-    }
-    Ok(digests
-        .iter()
-        .map(|d| found.iter().find(|(stored, _)| constant_time_eq(stored, d)).map(|(_, t)| t.clone()))
-        .collect())
+    let found: Vec<FoundToken> = rows.iter().map(found_token).collect::<Result<_, _>>()?;
+    Ok(digests.iter().map(|d| found.iter().find(|(_, stored)| constant_time_eq(stored, d)).cloned()).collect())
 }
 
 pub(super) fn token_from_row(r: &Row) -> Result<TokenRecord, StoreError> {

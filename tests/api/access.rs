@@ -5,7 +5,8 @@ use serde_json::{json, Value};
 use tocsin::domain::token::Role;
 
 use crate::both_backends;
-use crate::helpers::{pg_server_url, webhook_body, Backend, TestApp, ADMIN_TOKEN};
+use crate::helpers::{webhook_body, Backend, TestApp, ADMIN_TOKEN};
+use crate::pg_only;
 
 /// Every management route, with a body that is valid for an admin.
 fn routes(webhook: &str, token_id: &str) -> Vec<(Method, String, Option<Value>, bool)> {
@@ -160,22 +161,18 @@ async fn concurrent_tokens_on(backend: Backend) {
     }
 }
 
-/// PostgreSQL: a token revoked through one server is refused by another at its next request.
-#[tokio::test]
-#[cfg_attr(not(pg_tests), ignore = "PostgreSQL: set TOCSIN_TEST_DATABASE_URL")]
-async fn revocation_applies_at_once_on_every_server() {
-    if pg_server_url().is_none() {
-        eprintln!("skipped: TOCSIN_TEST_DATABASE_URL is not set");
-        return;
+pg_only! {
+    /// PostgreSQL: a token revoked through one server is refused by another at its next request.
+    async fn revocation_applies_at_once_on_every_server() {
+        let first = TestApp::spawn(Backend::Postgres).await;
+        let second = TestApp::start(first.settings.clone(), tempfile::tempdir().unwrap()).await;
+        let (status, made) = first.post("/api/v1/tokens", ADMIN_TOKEN, json!({"name": "ci", "role": "viewer"})).await;
+        assert_eq!(status, StatusCode::CREATED, "{made}");
+        let token = made["token"].as_str().unwrap().to_string();
+        assert_eq!(second.get("/api/v1/webhooks", &token).await.0, StatusCode::OK);
+        let id = made["id"].as_str().unwrap();
+        let (status, _) = first.call(Method::DELETE, &format!("/api/v1/tokens/{id}"), Some(ADMIN_TOKEN), None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        assert_eq!(second.get("/api/v1/webhooks", &token).await.0, StatusCode::UNAUTHORIZED);
     }
-    let first = TestApp::spawn(Backend::Postgres).await;
-    let second = TestApp::start(first.settings.clone(), tempfile::tempdir().unwrap()).await;
-    let (status, made) = first.post("/api/v1/tokens", ADMIN_TOKEN, json!({"name": "ci", "role": "viewer"})).await;
-    assert_eq!(status, StatusCode::CREATED, "{made}");
-    let token = made["token"].as_str().unwrap().to_string();
-    assert_eq!(second.get("/api/v1/webhooks", &token).await.0, StatusCode::OK);
-    let id = made["id"].as_str().unwrap();
-    let (status, _) = first.call(Method::DELETE, &format!("/api/v1/tokens/{id}"), Some(ADMIN_TOKEN), None).await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    assert_eq!(second.get("/api/v1/webhooks", &token).await.0, StatusCode::UNAUTHORIZED);
 }

@@ -44,6 +44,24 @@ macro_rules! both_backends {
     };
 }
 
+/// A test that needs PostgreSQL: ignored unless built with `pg_tests`, and skipped (with a line
+/// saying so) when `TOCSIN_TEST_DATABASE_URL` is not set.
+#[macro_export]
+macro_rules! pg_only {
+    ($(#[$doc:meta])* async fn $name:ident() $body:block) => {
+        $(#[$doc])*
+        #[tokio::test]
+        #[cfg_attr(not(pg_tests), ignore = "PostgreSQL: set TOCSIN_TEST_DATABASE_URL")]
+        async fn $name() {
+            if $crate::helpers::pg_server_url().is_none() {
+                eprintln!("skipped: TOCSIN_TEST_DATABASE_URL is not set");
+                return;
+            }
+            $body
+        }
+    };
+}
+
 #[path = "../support/pg.rs"]
 mod pg;
 #[allow(unused_imports)] // not every test crate that includes these helpers runs PostgreSQL

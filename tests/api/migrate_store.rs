@@ -11,91 +11,88 @@ use reqwest::StatusCode;
 use serde_json::json;
 use tocsin::store::DatabaseUrl;
 
-use crate::helpers::{pg_server_url, run_tocsin as tocsin, Backend, TestApp, TestDatabase, ADMIN_TOKEN};
+use crate::helpers::{run_tocsin as tocsin, Backend, TestApp, TestDatabase, ADMIN_TOKEN};
+use crate::pg_only;
 use crate::receiver::{Receiver, Reply};
 
 const WAIT: Duration = Duration::from_secs(20);
 
-#[tokio::test]
-#[cfg_attr(not(pg_tests), ignore = "PostgreSQL: set TOCSIN_TEST_DATABASE_URL")]
-async fn a_sqlite_store_moves_to_postgresql_and_goes_on() {
-    if pg_server_url().is_none() {
-        eprintln!("skipped: TOCSIN_TEST_DATABASE_URL is not set");
-        return;
-    }
-    // The receiver fails the first try of "still-pending": its delivery waits for a retry.
-    let failed_once = Arc::new(AtomicBool::new(false));
-    let flag = failed_once.clone();
-    let rx = Receiver::with_plan(move |_, r| {
-        if r.event_ref() == "still-pending" && !flag.swap(true, Ordering::SeqCst) {
-            Reply::Status(500)
-        } else {
-            Reply::Ok
+pg_only! {
+    async fn a_sqlite_store_moves_to_postgresql_and_goes_on() {
+        // The receiver fails the first try of "still-pending": its delivery waits for a retry.
+        let failed_once = Arc::new(AtomicBool::new(false));
+        let flag = failed_once.clone();
+        let rx = Receiver::with_plan(move |_, r| {
+            if r.event_ref() == "still-pending" && !flag.swap(true, Ordering::SeqCst) {
+                Reply::Status(500)
+            } else {
+                Reply::Ok
+            }
+        })
+        .await;
+        let mut app = TestApp::delivering(Backend::Sqlite, |_| {}).await;
+        let hook = app
+            .create_webhook(json!({"name": "soc", "url": rx.url(), "event_types": ["alert.*"], "retry_delays_ms": [3000]}))
+            .await;
+        let secret = hook["secret"].as_str().unwrap().to_string();
+        let id = hook["id"].as_str().unwrap().to_string();
+        for i in 0..3 {
+            app.publish(
+                "alert.created",
+                json!({"title": format!("old {i}"), "severity": "high"}),
+                Some(&format!("old-{i}")),
+            )
+            .await;
         }
-    })
-    .await;
-    let mut app = TestApp::delivering(Backend::Sqlite, |_| {}).await;
-    let hook = app
-        .create_webhook(json!({"name": "soc", "url": rx.url(), "event_types": ["alert.*"], "retry_delays_ms": [3000]}))
-        .await;
-    let secret = hook["secret"].as_str().unwrap().to_string();
-    let id = hook["id"].as_str().unwrap().to_string();
-    for i in 0..3 {
-        app.publish(
-            "alert.created",
-            json!({"title": format!("old {i}"), "severity": "high"}),
-            Some(&format!("old-{i}")),
-        )
-        .await;
-    }
-    rx.wait_for(3, WAIT).await;
-    app.publish("alert.created", json!({"title": "late", "severity": "high"}), Some("still-pending")).await;
-    rx.wait_until(WAIT, "the failed first try", |got| got.iter().any(|r| r.event_ref() == "still-pending")).await;
-    app.poll("/api/v1/deliveries", WAIT, |v| v["data"].as_array().is_some_and(|d| d.len() == 4)).await;
-    app.shutdown().await;
+        rx.wait_for(3, WAIT).await;
+        app.publish("alert.created", json!({"title": "late", "severity": "high"}), Some("still-pending")).await;
+        rx.wait_until(WAIT, "the failed first try", |got| got.iter().any(|r| r.event_ref() == "still-pending")).await;
+        app.poll("/api/v1/deliveries", WAIT, |v| v["data"].as_array().is_some_and(|d| d.len() == 4)).await;
+        app.shutdown().await;
 
-    let db = TestDatabase::create().await;
-    let DatabaseUrl::Sqlite(path) = &app.settings.database else { panic!("a SQLite app") };
-    let from = format!("sqlite://{}", path.display());
-    let (code, out, err) = tocsin(&["migrate-store", "--from", &from, "--to", &db.url]);
-    assert_eq!(code, 0, "{out}{err}");
-    for line in ["webhooks: 1 rows", "events: 4 rows", "attempts: 4 rows", "copied "] {
-        assert!(out.contains(line), "{line} in {out}");
-    }
-    // Never into a database that already has data.
-    let (code, _, err) = tocsin(&["migrate-store", "--from", &from, "--to", &db.url]);
-    assert_eq!(code, 2);
-    assert!(err.contains("not empty"), "{err}");
+        let db = TestDatabase::create().await;
+        let DatabaseUrl::Sqlite(path) = &app.settings.database else { panic!("a SQLite app") };
+        let from = format!("sqlite://{}", path.display());
+        let (code, out, err) = tocsin(&["migrate-store", "--from", &from, "--to", &db.url]);
+        assert_eq!(code, 0, "{out}{err}");
+        for line in ["webhooks: 1 rows", "events: 4 rows", "attempts: 4 rows", "copied "] {
+            assert!(out.contains(line), "{line} in {out}");
+        }
+        // Never into a database that already has data.
+        let (code, _, err) = tocsin(&["migrate-store", "--from", &from, "--to", &db.url]);
+        assert_eq!(code, 2);
+        assert!(err.contains("not empty"), "{err}");
 
-    // `serve` on PostgreSQL with the same data directory (the master key) goes on.
-    let dir = std::mem::replace(&mut app.dir, tempfile::tempdir().unwrap());
-    let mut settings = app.settings.clone();
-    settings.database = DatabaseUrl::Postgres(db.url.clone());
-    settings.listen = "127.0.0.1:0".parse().unwrap();
-    let moved = TestApp::start(settings, dir).await;
-    let (s, list) = moved.get("/api/v1/webhooks", ADMIN_TOKEN).await;
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(list["data"][0]["id"], id.as_str(), "{list}");
-    let (_, history) = moved.get(&format!("/api/v1/webhooks/{id}/deliveries"), ADMIN_TOKEN).await;
-    assert!(history["data"].as_array().unwrap().len() >= 4, "{history}");
-    // The pending delivery is delivered from PostgreSQL, signed with the secret made before.
-    let got = rx
-        .wait_until(WAIT, "the retry after the move", |got| {
-            got.iter().filter(|r| r.event_ref() == "still-pending").count() >= 2
-        })
-        .await;
-    let retried = got.iter().filter(|r| r.event_ref() == "still-pending").nth(1).unwrap();
-    let wh = standardwebhooks::Webhook::new(&secret).unwrap();
-    assert!(wh.verify(&retried.body, &retried.headers).is_ok(), "signed with the secret from before the move");
-    moved
-        .poll("/api/v1/events/still-pending", WAIT, |v| {
-            v["deliveries"].as_array().is_some_and(|d| d.iter().any(|x| x["state"] == "succeeded"))
-        })
-        .await;
-    // The chains came along whole.
-    let (code, out, err) =
-        tocsin(&["verify-log", "--data-dir", &moved.dir.path().display().to_string(), "--database", &db.url]);
-    assert_eq!(code, 0, "{out}{err}");
-    drop(moved);
-    drop(db);
+        // `serve` on PostgreSQL with the same data directory (the master key) goes on.
+        let dir = std::mem::replace(&mut app.dir, tempfile::tempdir().unwrap());
+        let mut settings = app.settings.clone();
+        settings.database = DatabaseUrl::Postgres(db.url.clone());
+        settings.listen = "127.0.0.1:0".parse().unwrap();
+        let moved = TestApp::start(settings, dir).await;
+        let (s, list) = moved.get("/api/v1/webhooks", ADMIN_TOKEN).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(list["data"][0]["id"], id.as_str(), "{list}");
+        let (_, history) = moved.get(&format!("/api/v1/webhooks/{id}/deliveries"), ADMIN_TOKEN).await;
+        assert!(history["data"].as_array().unwrap().len() >= 4, "{history}");
+        // The pending delivery is delivered from PostgreSQL, signed with the secret made before.
+        let got = rx
+            .wait_until(WAIT, "the retry after the move", |got| {
+                got.iter().filter(|r| r.event_ref() == "still-pending").count() >= 2
+            })
+            .await;
+        let retried = got.iter().filter(|r| r.event_ref() == "still-pending").nth(1).unwrap();
+        let wh = standardwebhooks::Webhook::new(&secret).unwrap();
+        assert!(wh.verify(&retried.body, &retried.headers).is_ok(), "signed with the secret from before the move");
+        moved
+            .poll("/api/v1/events/still-pending", WAIT, |v| {
+                v["deliveries"].as_array().is_some_and(|d| d.iter().any(|x| x["state"] == "succeeded"))
+            })
+            .await;
+        // The chains came along whole.
+        let (code, out, err) =
+            tocsin(&["verify-log", "--data-dir", &moved.dir.path().display().to_string(), "--database", &db.url]);
+        assert_eq!(code, 0, "{out}{err}");
+        drop(moved);
+        drop(db);
+    }
 }

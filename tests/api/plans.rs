@@ -8,60 +8,53 @@ use serde_json::json;
 use tocsin::store::DatabaseUrl;
 
 use crate::helpers::{Backend, TestApp};
+use crate::pg_only;
 use crate::receiver::Receiver;
 
-#[tokio::test]
-#[cfg_attr(not(pg_tests), ignore = "PostgreSQL: set TOCSIN_TEST_DATABASE_URL")]
-async fn single_event_publishes_scan_no_growing_table_on_a_fresh_database() {
-    if crate::helpers::pg_server_url().is_none() {
-        eprintln!("skipped: TOCSIN_TEST_DATABASE_URL is not set");
-        return;
-    }
-    let app = TestApp::delivering(Backend::Postgres, |_| {}).await;
-    let rx = Receiver::start().await;
-    app.create_webhook(json!({"name": "one", "url": rx.url(), "event_types": ["*"]})).await;
-    add_history(&app).await;
-    let scans = load_then_scans(app, rx, 0).await;
-    assert_eq!(scans.len(), 3, "{scans:?}");
-    // The load's statistics arrived (else the counts below would prove nothing).
-    let events_index_scans = scans.iter().find(|(t, _, _, _)| t == "events").and_then(|(_, _, i, _)| *i).unwrap_or(0);
-    assert!(events_index_scans >= EVENTS as i64, "the statistics did not arrive: {scans:?}");
-    for (table, seq, idx, _) in &scans {
-        // Start-up and the hourly prune may scan once or twice, and the first statements on
-        // tiny tables; a scan per publish or per record batch would be hundreds.
-        assert!(*seq <= 10, "{table}: {seq} sequential scans for {EVENTS} publishes ({idx:?} index scans)");
+pg_only! {
+    async fn single_event_publishes_scan_no_growing_table_on_a_fresh_database() {
+        let app = TestApp::delivering(Backend::Postgres, |_| {}).await;
+        let rx = Receiver::start().await;
+        app.create_webhook(json!({"name": "one", "url": rx.url(), "event_types": ["*"]})).await;
+        add_history(&app).await;
+        let scans = load_then_scans(app, rx, 0).await;
+        assert_eq!(scans.len(), 3, "{scans:?}");
+        // The load's statistics arrived (else the counts below would prove nothing).
+        let events_index_scans = scans.iter().find(|(t, _, _, _)| t == "events").and_then(|(_, _, i, _)| *i).unwrap_or(0);
+        assert!(events_index_scans >= EVENTS as i64, "the statistics did not arrive: {scans:?}");
+        for (table, seq, idx, _) in &scans {
+            // Start-up and the hourly prune may scan once or twice, and the first statements on
+            // tiny tables; a scan per publish or per record batch would be hundreds.
+            assert!(*seq <= 10, "{table}: {seq} sequential scans for {EVENTS} publishes ({idx:?} index scans)");
+        }
     }
 }
 
-/// Plans made while the tables were tiny, kept as they grow: a prepared statement's plan turns
-/// generic after five runs and stays until the tables are next analyzed. Made over a few rows, it
-/// may be a sequential scan, which then reads all of history on every run.
-#[tokio::test]
-#[cfg_attr(not(pg_tests), ignore = "PostgreSQL: set TOCSIN_TEST_DATABASE_URL")]
-async fn plans_made_on_tiny_tables_do_not_scan_them_once_grown() {
-    if crate::helpers::pg_server_url().is_none() {
-        eprintln!("skipped: TOCSIN_TEST_DATABASE_URL is not set");
-        return;
-    }
-    const WARM_UP: usize = 150;
-    let app = TestApp::delivering(Backend::Postgres, |_| {}).await;
-    let rx = Receiver::start().await;
-    app.create_webhook(json!({"name": "one", "url": rx.url(), "event_types": ["*"]})).await;
-    // One at a time: each of the pool's connections runs the publish's and the records'
-    // statements more than five times over tables of at most WARM_UP rows.
-    for i in 0..WARM_UP {
-        app.publish("alert.created", json!({"i": i}), Some(&format!("warm-{i}"))).await;
-        rx.wait_for(i + 1, Duration::from_secs(10)).await;
-    }
-    add_history(&app).await;
-    let scans = load_then_scans(app, rx, WARM_UP).await;
-    let events_index_scans = scans.iter().find(|(t, _, _, _)| t == "events").and_then(|(_, _, i, _)| *i).unwrap_or(0);
-    assert!(events_index_scans >= (WARM_UP + EVENTS) as i64, "the statistics did not arrive: {scans:?}");
-    for (table, seq, _, read) in &scans {
-        // Over tables that held at most WARM_UP rows when the plans were made, then HISTORY more:
-        // none (measured: 0 rows); with plans kept from the tiny tables, 113,000 to 398,000.
-        let bound = (HISTORY / 2) as i64;
-        assert!(*read <= bound, "{table}: {seq} sequential scans read {read} rows (bound {bound})");
+pg_only! {
+    /// Plans made while the tables were tiny, kept as they grow: a prepared statement's plan turns
+    /// generic after five runs and stays until the tables are next analyzed. Made over a few rows, it
+    /// may be a sequential scan, which then reads all of history on every run.
+    async fn plans_made_on_tiny_tables_do_not_scan_them_once_grown() {
+        const WARM_UP: usize = 150;
+        let app = TestApp::delivering(Backend::Postgres, |_| {}).await;
+        let rx = Receiver::start().await;
+        app.create_webhook(json!({"name": "one", "url": rx.url(), "event_types": ["*"]})).await;
+        // One at a time: each of the pool's connections runs the publish's and the records'
+        // statements more than five times over tables of at most WARM_UP rows.
+        for i in 0..WARM_UP {
+            app.publish("alert.created", json!({"i": i}), Some(&format!("warm-{i}"))).await;
+            rx.wait_for(i + 1, Duration::from_secs(10)).await;
+        }
+        add_history(&app).await;
+        let scans = load_then_scans(app, rx, WARM_UP).await;
+        let events_index_scans = scans.iter().find(|(t, _, _, _)| t == "events").and_then(|(_, _, i, _)| *i).unwrap_or(0);
+        assert!(events_index_scans >= (WARM_UP + EVENTS) as i64, "the statistics did not arrive: {scans:?}");
+        for (table, seq, _, read) in &scans {
+            // Over tables that held at most WARM_UP rows when the plans were made, then HISTORY more:
+            // none (measured: 0 rows); with plans kept from the tiny tables, 113,000 to 398,000.
+            let bound = (HISTORY / 2) as i64;
+            assert!(*read <= bound, "{table}: {seq} sequential scans read {read} rows (bound {bound})");
+        }
     }
 }
 
