@@ -62,7 +62,7 @@ pub(super) fn writer_loop(
     catch_up: Arc<AtomicBool>,
     syncer: mpsc::Sender<AwaitingSync>,
     wal_path: std::path::PathBuf,
-    signer: Arc<std::sync::OnceLock<crate::crypto::Cipher>>,
+    signer: Arc<std::sync::OnceLock<Cipher>>,
 ) {
     let mut wal = None;
     while let Ok(first) = jobs.recv() {
