@@ -29,6 +29,9 @@ type Job = (Vec<Stmt>, Durability, Reply);
 /// does not wait for the WAL flush; a later synchronous commit flushes it in order).
 static DEFER_COMMIT: Stmt = Stmt::constant("SELECT set_config('synchronous_commit', 'off', true)");
 
+/// The chains' heads this process has seen (see [`link_chains`]).
+type KnownHeads = std::sync::Mutex<std::collections::HashSet<(Chain, String)>>;
+
 /// Concurrent group-committing writers (each takes one pooled connection while it writes).
 const WRITERS: usize = 4;
 /// Most writes folded into one transaction.
@@ -70,12 +73,13 @@ async fn commit(
     writes: &mut [&mut [Stmt]],
     durability: Durability,
     signer: Option<&crate::crypto::Cipher>,
+    known: &KnownHeads,
 ) -> Result<Vec<StmtResult>, StoreError> {
     let started = std::time::Instant::now();
     let mut client = pool.get().await.map_err(pool_err)?;
     let tx = client.transaction().await.map_err(pg_err)?;
     let deferred = !durability.is_synced();
-    let heads = link_chains(&tx, writes, signer).await?;
+    let heads = link_chains(&tx, writes, signer, known).await?;
     let given: Vec<&Stmt> = writes.iter().flat_map(|s| s.iter()).collect();
     let mut all: Vec<&Stmt> = deferred.then_some(&DEFER_COMMIT).into_iter().collect();
     all.extend(&given);
@@ -97,10 +101,16 @@ async fn commit(
 /// heads of their chains (in one order, so that two transactions cannot wait on each other),
 /// reads them, links, and returns the heads to write back. Several servers may append to one
 /// chain: the lock makes them take turns.
+///
+/// A chain's head row is created by the first transaction that appends to it, and is never
+/// deleted: once this process has seen a head, it only locks it. Creating it when it exists
+/// (`INSERT … ON CONFLICT DO NOTHING`) cost the database ~35 µs per transaction of attempt
+/// records (scenario (f16), docs/performance.md s26).
 async fn link_chains(
     tx: &deadpool_postgres::Transaction<'_>,
     writes: &mut [&mut [Stmt]],
     signer: Option<&crate::crypto::Cipher>,
+    known: &KnownHeads,
 ) -> Result<Vec<Stmt>, StoreError> {
     let mut keys: Vec<(Chain, String)> = Vec::new();
     for s in writes.iter().flat_map(|w| w.iter()) {
@@ -113,17 +123,11 @@ async fn link_chains(
     }
     keys.sort();
     keys.dedup();
-    let keys: Vec<serde_json::Value> =
+    let all_known = known.lock().is_ok_and(|k| keys.iter().all(|key| k.contains(key)));
+    let wanted = keys.len();
+    let as_json: Vec<serde_json::Value> =
         keys.iter().map(|(c, t)| serde_json::json!({"chain": c.as_str(), "tenant_id": t})).collect();
-    let keys = serde_json::Value::Array(keys).to_string();
-    let create = tx
-        .prepare_cached(
-            "INSERT INTO chain_heads (chain, tenant_id, seq, hash) SELECT k.chain, k.tenant_id, 0, $2 \
-             FROM jsonb_to_recordset(CAST($1 AS TEXT)::jsonb) AS k(chain text, tenant_id text) \
-             ORDER BY k.chain, k.tenant_id ON CONFLICT DO NOTHING",
-        )
-        .await
-        .map_err(pg_err)?;
+    let json = serde_json::Value::Array(as_json).to_string();
     let lock = tx
         .prepare_cached(
             "SELECT h.chain, h.tenant_id, h.seq, h.hash FROM chain_heads h \
@@ -132,10 +136,17 @@ async fn link_chains(
         )
         .await
         .map_err(pg_err)?;
-    let genesis = GENESIS.to_string();
-    let (_, rows) = futures_util::future::try_join(tx.execute(&create, &[&keys, &genesis]), tx.query(&lock, &[&keys]))
-        .await
-        .map_err(pg_err)?;
+    let mut rows = Vec::new();
+    if all_known {
+        rows = tx.query(&lock, &[&json]).await.map_err(pg_err)?;
+    }
+    // A head not seen yet (or, should one have been removed by hand, missing): created first.
+    if rows.len() != wanted {
+        rows = create_and_lock(tx, &json, &lock).await?;
+        if let Ok(mut k) = known.lock() {
+            k.extend(keys);
+        }
+    }
     let mut heads = Heads::default();
     for row in rows {
         let chain: String = row.try_get(0).map_err(pg_err)?;
@@ -153,19 +164,40 @@ async fn link_chains(
     Ok(heads.write_back(signer))
 }
 
+/// Creates the heads among `json`'s keys that do not exist yet, then locks and reads them all.
+async fn create_and_lock(
+    tx: &deadpool_postgres::Transaction<'_>,
+    json: &str,
+    lock: &tokio_postgres::Statement,
+) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+    let create = tx
+        .prepare_cached(
+            "INSERT INTO chain_heads (chain, tenant_id, seq, hash) SELECT k.chain, k.tenant_id, 0, $2 \
+             FROM jsonb_to_recordset(CAST($1 AS TEXT)::jsonb) AS k(chain text, tenant_id text) \
+             ORDER BY k.chain, k.tenant_id ON CONFLICT DO NOTHING",
+        )
+        .await
+        .map_err(pg_err)?;
+    let genesis = GENESIS.to_string();
+    let (_, rows) = futures_util::future::try_join(tx.execute(&create, &[&json, &genesis]), tx.query(lock, &[&json]))
+        .await
+        .map_err(pg_err)?;
+    Ok(rows)
+}
+
 /// Commits a group of writes in one transaction; if any fails, each is retried on its own so a
 /// bad write cannot take the others down.
-async fn write_group(pool: &Pool, mut group: Vec<Job>, signer: Option<&crate::crypto::Cipher>) {
+async fn write_group(pool: &Pool, mut group: Vec<Job>, signer: Option<&crate::crypto::Cipher>, known: &KnownHeads) {
     if group.len() == 1 {
         let (mut stmts, durability, reply) = group.into_iter().next().expect("one write");
-        reply.send(commit(pool, &mut [&mut stmts], durability, signer).await).ok();
+        reply.send(commit(pool, &mut [&mut stmts], durability, signer, known).await).ok();
         return;
     }
     // One synced write makes the group's commit synced.
     let durability =
         if group.iter().any(|(_, d, _)| d.is_synced()) { Durability::Synced } else { Durability::Deferred };
     let mut writes: Vec<&mut [Stmt]> = group.iter_mut().map(|(s, _, _)| s.as_mut_slice()).collect();
-    match commit(pool, &mut writes, durability, signer).await {
+    match commit(pool, &mut writes, durability, signer, known).await {
         Ok(results) => {
             let mut results = results.into_iter();
             for (stmts, _, reply) in group {
@@ -174,7 +206,7 @@ async fn write_group(pool: &Pool, mut group: Vec<Job>, signer: Option<&crate::cr
         }
         Err(_) => {
             for (mut stmts, durability, reply) in group {
-                reply.send(commit(pool, &mut [&mut stmts], durability, signer).await).ok();
+                reply.send(commit(pool, &mut [&mut stmts], durability, signer, known).await).ok();
             }
         }
     }
@@ -295,8 +327,9 @@ impl PgBackend {
         let (jobs, rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
         let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
         let signer = std::sync::Arc::new(std::sync::OnceLock::new());
+        let known = std::sync::Arc::new(KnownHeads::default());
         for _ in 0..WRITERS {
-            let (pool, rx, signer) = (pool.clone(), rx.clone(), signer.clone());
+            let (pool, rx, signer, known) = (pool.clone(), rx.clone(), signer.clone(), known.clone());
             tokio::spawn(async move {
                 loop {
                     let group = {
@@ -311,7 +344,7 @@ impl PgBackend {
                         }
                         group
                     };
-                    write_group(&pool, group, signer.get()).await;
+                    write_group(&pool, group, signer.get(), &known).await;
                 }
             });
         }
