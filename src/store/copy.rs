@@ -3,6 +3,10 @@
 //! PostgreSQL goes on where SQLite stopped: the same tenants, tokens, webhooks (their secrets
 //! still sealed under the same master key), event types, events, deliveries (pending, held and
 //! done), attempts, audit log and chains.
+//!
+//! All or nothing: a copy that fails part way (a lost connection, a row the target refuses)
+//! empties the tables it was filling again, so that the same command can simply be run again;
+//! a half-filled target would look like a store that lost data.
 
 use std::path::Path;
 
@@ -29,6 +33,21 @@ pub enum CopyError {
     UnknownTable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("the copy failed: {cause}; {}", after_failure(.emptied))]
+    Failed {
+        cause: Box<CopyError>,
+        /// Why the target could not be emptied again, if it could not.
+        emptied: Option<StoreError>,
+    },
+}
+
+fn after_failure(emptied: &Option<StoreError>) -> String {
+    match emptied {
+        None => "nothing was kept in the target: mend the cause and run the same command again".into(),
+        Some(e) => format!(
+            "emptying the target again failed too ({e}): drop and create the target database before the next try"
+        ),
+    }
 }
 
 /// A query text made once per table (statements take `&'static str`; a copy makes a few).
@@ -44,7 +63,7 @@ impl Store {
             return Err(CopyError::NotPostgres);
         }
         let path = source.to_path_buf();
-        let mut snapshot = tokio::task::spawn_blocking(move || Snapshot::open(&path))
+        let snapshot = tokio::task::spawn_blocking(move || Snapshot::open(&path))
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))??;
         let tables = snapshot.tables()?;
@@ -54,8 +73,25 @@ impl Store {
                 return Err(CopyError::NotEmpty(table.clone()));
             }
         }
+        match self.copy_tables(snapshot, &tables).await {
+            Ok(copied) => Ok(copied),
+            Err(cause) => {
+                let names: Vec<String> = tables.iter().map(|(t, _)| format!("\"{t}\"")).collect();
+                let truncate = sql(format!("TRUNCATE {} RESTART IDENTITY", names.join(", ")));
+                let emptied = self.db.write(vec![Stmt::new(truncate, vec![])]).await.err();
+                Err(CopyError::Failed { cause: Box::new(cause), emptied })
+            }
+        }
+    }
+
+    /// Copies `tables` from the snapshot, then moves the identities past the copied rows.
+    async fn copy_tables(
+        &self,
+        mut snapshot: Snapshot,
+        tables: &[(String, Vec<String>)],
+    ) -> Result<Vec<(String, u64)>, CopyError> {
         let mut copied = Vec::new();
-        for (table, columns) in tables {
+        for (table, columns) in tables.iter().cloned() {
             let insert = self.insert_sql(&table, &columns).await?;
             let (mut after, mut count) = (0, 0u64);
             loop {

@@ -96,3 +96,43 @@ pg_only! {
         drop(db);
     }
 }
+
+pg_only! {
+    /// A copy that fails part way keeps nothing in the target: the same command, run again once
+    /// the cause is mended, copies everything (a half-filled target would refuse it as not empty).
+    async fn a_failed_copy_leaves_the_target_empty() {
+        let mut app = TestApp::delivering(Backend::Sqlite, |_| {}).await;
+        let rx = Receiver::start().await;
+        app.create_webhook(json!({"name": "soc", "url": rx.url(), "event_types": ["alert.*"]})).await;
+        app.publish("alert.created", json!({"title": "one", "severity": "high"}), Some("one")).await;
+        rx.wait_for(1, WAIT).await;
+        app.shutdown().await;
+        let DatabaseUrl::Sqlite(path) = &app.settings.database else { panic!("a SQLite app") };
+        // `webhooks` is copied last (tables go in name order): a value PostgreSQL refuses there
+        // fails the copy after the events, deliveries and attempts went in.
+        let source = rusqlite::Connection::open(path).unwrap();
+        source.execute("UPDATE webhooks SET retry_count = 'many'", []).unwrap();
+
+        let db = TestDatabase::create().await;
+        let from = format!("sqlite://{}", path.display());
+        let (code, out, err) = tocsin(&["migrate-store", "--from", &from, "--to", &db.url]);
+        assert_eq!(code, 1, "{out}{err}");
+        assert!(err.contains("the copy failed") && err.contains("nothing was kept"), "{err}");
+        let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        for table in ["events", "deliveries", "attempts", "api_tokens", "webhooks", "chain_heads"] {
+            let n: i64 = client.query_one(&format!("SELECT COUNT(*) FROM {table}"), &[]).await.unwrap().get(0);
+            assert_eq!(n, 0, "{table} emptied again");
+        }
+
+        source.execute("UPDATE webhooks SET retry_count = 5", []).unwrap();
+        drop(source);
+        let (code, out, err) = tocsin(&["migrate-store", "--from", &from, "--to", &db.url]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains("events: 1 rows") && out.contains("webhooks: 1 rows"), "{out}");
+        let seq: i64 = client.query_one("SELECT nextval(pg_get_serial_sequence('deliveries', 'seq'))", &[]).await.unwrap().get(0);
+        assert!(seq >= 2, "the identity goes on after the copied delivery: {seq}");
+        drop(client);
+        drop(db);
+    }
+}
