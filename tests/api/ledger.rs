@@ -1,7 +1,8 @@
 //! The tamper-evident log, end to end on both stores: configuration changes and deliveries make
 //! the audit and attempts chains; the real `tocsin verify-log` passes on them and names the first
 //! entry changed, removed or cut behind a forged checkpoint directly in the database; the export
-//! verifies with the README's own script; retention keeps the rest verifiable.
+//! verifies with the README's own script; retention keeps the rest verifiable; two servers on one
+//! PostgreSQL database extend one chain.
 
 use std::process::Command;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use tocsin::store::DatabaseUrl;
 
 use crate::both_backends;
 use crate::helpers::{run_tocsin, Backend, TestApp, ADMIN_TOKEN};
+use crate::pg_only;
 use crate::receiver::{Receiver, Reply};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -195,5 +197,35 @@ async fn reading_commands_never_migrate_the_store() {
         let n: i64 =
             conn.query_row("SELECT COUNT(*) FROM schema_migrations WHERE version = 13", [], |r| r.get(0)).unwrap();
         assert_eq!(n, 0, "{} was not migrated", db.display());
+    }
+}
+
+pg_only! {
+    /// Two servers on one PostgreSQL database record the attempts of one tenant, each its own
+    /// deliveries, into the same chain at once: it stays one unbroken chain (each server locks its
+    /// head, and creates it only while it has not seen it).
+    async fn two_servers_extend_one_chain() {
+        let first = TestApp::delivering(Backend::Postgres, |_| {}).await;
+        // The same settings: the same database and data directory (the master key signs the heads).
+        let second = TestApp::start(first.settings.clone(), tempfile::tempdir().unwrap()).await;
+        let rx = Receiver::start().await;
+        first.create_webhook(json!({"name": "soc", "url": rx.url(), "event_types": ["alert.*"]})).await;
+        let events = 24;
+        let refs: Vec<String> = (0..events).map(|i| format!("e-{i}")).collect();
+        let publishes = refs.iter().enumerate().map(|(i, r)| {
+            let app = if i % 2 == 0 { &first } else { &second };
+            app.publish("alert.created", json!({"title": r, "severity": "high"}), Some(r))
+        });
+        futures_util::future::join_all(publishes).await;
+        rx.wait_for(events, WAIT).await;
+        let recorded = |v: &Value| {
+            v["data"].as_array().is_some_and(|d| d.iter().filter(|a| a["success"] == true).count() >= events)
+        };
+        first.poll("/api/v1/deliveries?limit=100", WAIT, recorded).await;
+
+        let (code, out, err) = verify_log(&first);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains(&format!("ok: attempts chain of tenant default: {events} entries from 1")), "{out}");
+        drop(second);
     }
 }
