@@ -201,6 +201,8 @@ fn row_json(columns: &[String], values: &[Value]) -> serde_json::Value {
                 Value::Int(i) => (*i).into(),
                 Value::Text(s) => s.clone().into(),
                 Value::Bytes(b) => base64::engine::general_purpose::STANDARD.encode(b).into(),
+                // A SQLite row has no arrays.
+                Value::Array(_) => serde_json::Value::Null,
             };
             (c.clone(), v)
         })

@@ -11,6 +11,10 @@ pub enum Value {
     Int(i64),
     Text(String),
     Bytes(Vec<u8>),
+    /// A PostgreSQL array of one type (its elements `Null` or that type), for statements that
+    /// take many rows as one array per column (`unnest`): sent in binary, parsed by nothing.
+    /// SQLite has no arrays: a statement given one fails.
+    Array(Vec<Value>),
 }
 
 impl From<i64> for Value {

@@ -263,6 +263,8 @@ impl ToSql for Value {
             },
             Value::Text(v) => v.to_sql(ty, out),
             Value::Bytes(v) => v.to_sql(ty, out),
+            // Each element encoded as its own value, with the array's element type.
+            Value::Array(v) => v.to_sql(ty, out),
         }
     }
 

@@ -102,6 +102,9 @@ impl rusqlite::ToSql for Value {
             Value::Int(v) => ToSqlOutput::Borrowed(ValueRef::Integer(*v)),
             Value::Text(v) => ToSqlOutput::Borrowed(ValueRef::Text(v.as_bytes())),
             Value::Bytes(v) => ToSqlOutput::Borrowed(ValueRef::Blob(v)),
+            Value::Array(_) => {
+                return Err(rusqlite::Error::ToSqlConversionFailure("SQLite takes no array parameters".into()))
+            }
         })
     }
 }
