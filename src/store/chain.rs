@@ -183,9 +183,9 @@ pub enum ChainedRows {
     /// A one-row insert: its first parameters are the chain's columns in order; the parameters at
     /// these indexes take the link.
     Row { seq: usize, prev_hash: usize, hash: usize },
-    /// A multi-row insert from the JSON array (text) at parameter `param`: `json[i]` is a row of
-    /// tenant `tenants[i]`; each object takes `chain_seq`, `prev_hash` and `hash`.
-    JsonRows { param: usize, tenants: Vec<String>, json: Vec<serde_json::Value> },
+    /// A multi-row insert from one array parameter per column (PostgreSQL's `unnest`): row `i`
+    /// is an entry of tenant `tenants[i]`; the array parameters at these indexes take the links.
+    Rows { tenants: Vec<String>, seq: usize, prev_hash: usize, hash: usize },
 }
 
 impl Stmt {
@@ -196,24 +196,17 @@ impl Stmt {
         Self { sql, params, chain: Some(Box::new(Chained { chain, rows, digests })) }
     }
 
-    /// A chained multi-row insert (see [`ChainedRows::JsonRows`]): each row is its tenant, its
-    /// entry's digest ([`digest_of`]) and its JSON object.
-    pub fn chained_json_rows(
+    /// A chained multi-row insert (see [`ChainedRows::Rows`]): each row is its tenant and its
+    /// entry's digest ([`digest_of`]); `slots` are the parameters that take the links' arrays.
+    pub fn chained_rows(
         sql: &'static str,
         params: Vec<Value>,
         chain: Chain,
-        param: usize,
-        rows: Vec<(String, String, serde_json::Value)>,
+        slots: [usize; 3],
+        rows: Vec<(String, String)>,
     ) -> Self {
-        let mut tenants = Vec::with_capacity(rows.len());
-        let mut digests = Vec::with_capacity(rows.len());
-        let mut json = Vec::with_capacity(rows.len());
-        for (tenant, digest, row) in rows {
-            tenants.push(tenant);
-            digests.push(digest);
-            json.push(row);
-        }
-        let rows = ChainedRows::JsonRows { param, tenants, json };
+        let (tenants, digests) = rows.into_iter().unzip();
+        let rows = ChainedRows::Rows { tenants, seq: slots[0], prev_hash: slots[1], hash: slots[2] };
         Self { sql, params, chain: Some(Box::new(Chained { chain, rows, digests })) }
     }
 }
@@ -228,7 +221,7 @@ impl Chained {
         };
         let tenants: Vec<&str> = match &self.rows {
             ChainedRows::Row { .. } => vec![tenant(&stmt.params)],
-            ChainedRows::JsonRows { tenants, .. } => tenants.iter().map(String::as_str).collect(),
+            ChainedRows::Rows { tenants, .. } => tenants.iter().map(String::as_str).collect(),
         };
         tenants.into_iter().map(move |t| (self.chain, t))
     }
@@ -238,7 +231,7 @@ impl Chained {
     pub fn rows(&self) -> u64 {
         match &self.rows {
             ChainedRows::Row { .. } => 1,
-            ChainedRows::JsonRows { tenants, .. } => tenants.len() as u64,
+            ChainedRows::Rows { tenants, .. } => tenants.len() as u64,
         }
     }
 }
@@ -306,18 +299,18 @@ impl Heads {
                     }
                 }
             }
-            ChainedRows::JsonRows { param, tenants, json } => {
-                for ((row, tenant), digest) in json.iter_mut().zip(tenants.iter()).zip(&chained.digests) {
+            ChainedRows::Rows { tenants, seq, prev_hash, hash } => {
+                let (mut seqs, mut prevs, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
+                for (tenant, digest) in tenants.iter().zip(&chained.digests) {
                     let (s, p, h) = next(tenant.clone(), digest)?;
-                    if let Some(o) = row.as_object_mut() {
-                        o.insert("chain_seq".into(), s.into());
-                        o.insert("prev_hash".into(), p.into());
-                        o.insert("hash".into(), h.into());
-                    }
+                    seqs.push(Value::Int(s));
+                    prevs.push(Value::Text(p));
+                    hashes.push(Value::Text(h));
                 }
-                let text = serde_json::to_string(json).map_err(|e| StoreError::Database(e.to_string()))?;
-                if let Some(slot) = stmt.params.get_mut(*param) {
-                    *slot = Value::Text(text);
+                for (i, v) in [(*seq, seqs), (*prev_hash, prevs), (*hash, hashes)] {
+                    if let Some(slot) = stmt.params.get_mut(i) {
+                        *slot = Value::Array(v);
+                    }
                 }
             }
         }

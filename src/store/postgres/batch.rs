@@ -14,7 +14,6 @@ use crate::store::chain::{self, Chain};
 use crate::store::coalesce::Coalescer;
 use crate::store::events::{answer, deliveries_by_webhook, filtered_json, originals};
 use crate::store::sql::{Stmt, StmtResult, Value};
-use crate::store::sql_store::corrupt;
 use crate::store::{Completion, DeliveryStart, HealthChange, NewEvent, Published, Store, StoreError, Target};
 
 /// Keeps the statements between [`SEQ_SCANS_OFF`] and [`SEQ_SCANS_ON`] off sequential scans. A
@@ -152,34 +151,23 @@ impl Store {
     /// retry after a commit whose answer was lost) fails its batch, which is then written record
     /// by record; that record's conflict means it is stored, and is answered as done.
     pub(in crate::store) async fn complete_batched(&self, c: &Completion) -> Result<HealthChange, StoreError> {
-        use base64::Engine as _;
         let Some(pg) = &self.pg else { return Err(StoreError::Database("combined records are PostgreSQL's".into())) };
         let a = &c.attempt;
-        let attempt = serde_json::json!({
-            "id": a.id.to_string(), "delivery_seq": a.delivery_seq, "tenant_id": a.tenant_id,
-            "webhook_id": a.webhook_id.to_string(), "event_ref": a.event_ref, "event_type": a.event_type,
-            "attempt_no": a.attempt_no, "success": a.success as i64, "http_status": a.http_status,
-            "error": a.error, "response_ms": a.response_ms, "request_headers": a.request_headers,
-            "dispatched_at": a.dispatched_at,
-            "response_body": base64::engine::general_purpose::STANDARD.encode(&a.response_body),
-            "response_headers": (!a.response_headers.is_empty()).then_some(&a.response_headers),
-            "next_attempt_at": a.next_attempt_at, "created_at": a.created_at, "format": a.format.as_str(),
-        });
-        let delivery = serde_json::json!({
-            "seq": a.delivery_seq, "claimer": c.claimer, "at": a.created_at, "status": a.http_status,
-            "error": a.error,
-        });
+        let row = crate::store::queue::attempt_row(a);
         // The entry's digest is made here, on the caller's thread: the one combined write
         // only links it.
-        let digest = chain::digest_of(Chain::Attempts, &crate::store::queue::attempt_row(a));
-        pg.records.submit(((a.tenant_id.clone(), digest, attempt), delivery)).await?;
+        let digest = chain::digest_of(Chain::Attempts, &row);
+        let delivery = params![a.delivery_seq, &c.claimer, a.created_at, a.http_status.map(i64::from), a.error.clone()];
+        pg.records.submit(((a.tenant_id.clone(), digest, row), delivery)).await?;
         Ok(HealthChange::default())
     }
 }
 
 /// An attempt record to combine: its tenant, its entry's digest (see [`chain::digest_of`]) and
-/// its row as JSON.
-type AttemptRow = (String, String, serde_json::Value);
+/// its row's values (as [`crate::store::queue::attempt_row`] gives them); then its delivery's
+/// update: seq, claimer, time, status, error.
+type AttemptRow = (String, String, Vec<Value>);
+type DeliveryDone = Vec<Value>;
 
 /// Publishes of fewer events than this are combined with other callers' (see [`PgWrites`]).
 const COMBINE_BELOW: usize = 32;
@@ -194,7 +182,7 @@ const MAX_COMBINED_RECORDS: usize = 1024;
 pub(in crate::store) struct PgWrites {
     publishes: Coalescer<Vec<(NewEvent, Vec<Target>)>, Vec<Published>>,
     /// ((the attempt's tenant, its entry's digest, its row as JSON), the delivery's update)
-    records: Coalescer<(AttemptRow, serde_json::Value), ()>,
+    records: Coalescer<(AttemptRow, DeliveryDone), ()>,
 }
 
 impl PgWrites {
@@ -269,33 +257,37 @@ async fn publish_combined(
     }
 }
 
-/// Writes attempt records and their deliveries' updates; the attempts are chained (the backend
-/// fills each row's link into the JSON it sends).
-async fn write_records(db: &dyn Backend, batch: &[(AttemptRow, serde_json::Value)]) -> Result<(), StoreError> {
-    let attempts: Vec<AttemptRow> = batch.iter().map(|(a, _)| a.clone()).collect();
-    let deliveries: Vec<&serde_json::Value> = batch.iter().map(|(_, d)| d).collect();
-    let deliveries = serde_json::to_string(&deliveries).map_err(|e| corrupt("complete", e))?;
+/// One array per column of `rows` (all of the same width).
+fn columns(rows: &[&[Value]]) -> Vec<Value> {
+    let width = rows.first().map_or(0, |r| r.len());
+    (0..width).map(|c| Value::Array(rows.iter().map(|r| r[c].clone()).collect())).collect()
+}
+
+/// Writes attempt records and their deliveries' updates, each column as an array; the attempts
+/// are chained (the backend fills the links' arrays).
+async fn write_records(db: &dyn Backend, batch: &[(AttemptRow, DeliveryDone)]) -> Result<(), StoreError> {
+    let rows: Vec<&[Value]> = batch.iter().map(|((_, _, row), _)| row.as_slice()).collect();
+    let mut attempts = columns(&rows);
+    attempts.extend([Value::Null, Value::Null, Value::Null]);
+    let entries = batch.iter().map(|((tenant, digest, _), _)| (tenant.clone(), digest.clone())).collect();
+    let done: Vec<&[Value]> = batch.iter().map(|(_, d)| d.as_slice()).collect();
     db.write_with(
         by_index(vec![
-            Stmt::chained_json_rows(
+            Stmt::chained_rows(
                 "INSERT INTO attempts (id, delivery_seq, tenant_id, webhook_id, event_ref, event_type, \
                          attempt_no, success, http_status, error, response_ms, request_headers, dispatched_at, \
                          response_body, next_attempt_at, created_at, format, response_headers, chain_seq, prev_hash, \
                          hash) \
-                         SELECT x.id, x.delivery_seq, x.tenant_id, x.webhook_id, x.event_ref, x.event_type, \
-                                x.attempt_no, x.success, x.http_status, x.error, x.response_ms, x.request_headers, \
-                                x.dispatched_at, decode(x.response_body, 'base64'), x.next_attempt_at, x.created_at, \
-                                x.format, x.response_headers, x.chain_seq, x.prev_hash, x.hash \
-                         FROM jsonb_to_recordset(CAST($1 AS TEXT)::jsonb) AS x(id text, delivery_seq bigint, \
-                              tenant_id text, webhook_id text, event_ref text, event_type text, attempt_no bigint, \
-                              success bigint, http_status bigint, error text, response_ms bigint, \
-                              request_headers text, dispatched_at bigint, response_body text, \
-                              next_attempt_at bigint, created_at bigint, format text, response_headers text, \
-                              chain_seq bigint, prev_hash text, hash text)",
-                params![None::<String>],
-                Chain::Attempts,
-                0,
+                         SELECT * FROM unnest(CAST($1 AS TEXT[]), CAST($2 AS BIGINT[]), CAST($3 AS TEXT[]), \
+                              CAST($4 AS TEXT[]), CAST($5 AS TEXT[]), CAST($6 AS TEXT[]), CAST($7 AS BIGINT[]), \
+                              CAST($8 AS BIGINT[]), CAST($9 AS BIGINT[]), CAST($10 AS TEXT[]), CAST($11 AS BIGINT[]), \
+                              CAST($12 AS TEXT[]), CAST($13 AS BIGINT[]), CAST($14 AS BYTEA[]), \
+                              CAST($15 AS BIGINT[]), CAST($16 AS BIGINT[]), CAST($17 AS TEXT[]), CAST($18 AS TEXT[]), \
+                              CAST($19 AS BIGINT[]), CAST($20 AS TEXT[]), CAST($21 AS TEXT[]))",
                 attempts,
+                Chain::Attempts,
+                [18, 19, 20],
+                entries,
             ),
             // The `ANY(ARRAY(…))` gives the planner an index condition on `seq`: joined
             // on the recordset alone it scanned all of a young `deliveries`.
@@ -303,12 +295,10 @@ async fn write_records(db: &dyn Backend, batch: &[(AttemptRow, serde_json::Value
                 "UPDATE deliveries d SET state = 'succeeded', attempts = d.attempts + 1, \
                          next_attempt_at = x.at, lease_until = NULL, leased_by = NULL, last_status = x.status, \
                          last_error = x.error, updated_at = x.at \
-                         FROM jsonb_to_recordset(CAST($1 AS TEXT)::jsonb) AS x(seq bigint, claimer text, at bigint, \
-                              status bigint, error text) \
-                         WHERE d.seq = x.seq AND d.leased_by = x.claimer \
-                           AND d.seq = ANY(ARRAY(SELECT (e->>'seq')::bigint \
-                                                 FROM jsonb_array_elements(CAST($1 AS TEXT)::jsonb) e))",
-                params![deliveries],
+                         FROM unnest(CAST($1 AS BIGINT[]), CAST($2 AS TEXT[]), CAST($3 AS BIGINT[]), \
+                              CAST($4 AS BIGINT[]), CAST($5 AS TEXT[])) AS x(seq, claimer, at, status, error) \
+                         WHERE d.seq = x.seq AND d.leased_by = x.claimer AND d.seq = ANY(CAST($1 AS BIGINT[]))",
+                columns(&done),
             ),
         ]),
         Durability::Background,
