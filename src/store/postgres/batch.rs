@@ -46,32 +46,34 @@ fn by_index_results(mut results: Vec<StmtResult>) -> Vec<StmtResult> {
 /// to several tenants (publishes of several callers combined). Same outcome as per-event
 /// statements: a repeated event_ref adds nothing, also when it is repeated within the batch.
 async fn publish(db: &dyn Backend, events: &[(NewEvent, Vec<Target>)]) -> Result<Vec<Published>, StoreError> {
-    // One array per column of the events' rows.
-    let column = |f: &dyn Fn(&NewEvent, usize) -> Value| {
+    // One array per column of the events' rows (each event with its number of deliveries).
+    let event_column = |f: &dyn Fn(&NewEvent, usize) -> Value| {
         Value::Array(events.iter().map(|(e, targets)| f(e, targets.len())).collect())
     };
     let rows = vec![
-        column(&|e, _| e.id.into()),
-        column(&|e, _| e.tenant_id.as_str().into()),
-        column(&|e, _| e.event_ref.as_str().into()),
-        column(&|e, _| e.event_type.as_str().into()),
-        column(&|e, _| e.ordering_key.as_deref().map_or(Value::Null, Value::from)),
-        column(&|e, _| Value::Bytes(e.data.to_vec())),
-        column(&|_, n| (n as i64).into()),
-        column(&|e, _| e.created_at.into()),
-        column(&|e, _| filtered_json(e).map_or(Value::Null, Value::from)),
+        event_column(&|e, _| e.id.into()),
+        event_column(&|e, _| e.tenant_id.as_str().into()),
+        event_column(&|e, _| e.event_ref.as_str().into()),
+        event_column(&|e, _| e.event_type.as_str().into()),
+        event_column(&|e, _| e.ordering_key.as_deref().map_or(Value::Null, Value::from)),
+        event_column(&|e, _| Value::Bytes(e.data.to_vec())),
+        event_column(&|_, n| (n as i64).into()),
+        event_column(&|e, _| e.created_at.into()),
+        event_column(&|e, _| filtered_json(e).map_or(Value::Null, Value::from)),
     ];
+    // ... and of their deliveries' rows, in the order they are stored.
     let targets = deliveries_by_webhook(events);
-    let column = |f: &dyn Fn(&NewEvent, &Target) -> Value| Value::Array(targets.iter().map(|(e, t)| f(e, t)).collect());
+    let delivery_column =
+        |f: &dyn Fn(&NewEvent, &Target) -> Value| Value::Array(targets.iter().map(|(e, t)| f(e, t)).collect());
     let deliveries = vec![
-        column(&|e, _| e.tenant_id.as_str().into()),
-        column(&|e, _| e.id.into()),
-        column(&|_, t| t.webhook_id.into()),
-        column(&|e, _| e.ordering_key.as_deref().map_or(Value::Null, Value::from)),
-        column(&|_, t| t.start.state().into()),
-        column(&|_, t| t.start.lease().0.map_or(Value::Null, Value::from)),
-        column(&|_, t| t.start.lease().1.map_or(Value::Null, Value::from)),
-        column(&|e, _| e.created_at.into()),
+        delivery_column(&|e, _| e.tenant_id.as_str().into()),
+        delivery_column(&|e, _| e.id.into()),
+        delivery_column(&|_, t| t.webhook_id.into()),
+        delivery_column(&|e, _| e.ordering_key.as_deref().map_or(Value::Null, Value::from)),
+        delivery_column(&|_, t| t.start.state().into()),
+        delivery_column(&|_, t| t.start.lease().0.map_or(Value::Null, Value::from)),
+        delivery_column(&|_, t| t.start.lease().1.map_or(Value::Null, Value::from)),
+        delivery_column(&|e, _| e.created_at.into()),
     ];
     macro_rules! insert_deliveries {
         ($returning:literal) => {
