@@ -469,6 +469,23 @@ mod tests {
         assert_eq!(counts, [("background".into(), 66), ("deferred".into(), 67), ("synced".into(), 67)]);
     }
 
+    /// Array parameters are PostgreSQL's: given to SQLite, a write is refused with an error (and
+    /// the writes beside it still commit), never a panic.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_array_parameter_is_refused_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(SqliteBackend::open(&dir.path().join("a.db")).unwrap());
+        db.write(vec![Stmt::new("CREATE TABLE t (id INTEGER PRIMARY KEY)", vec![])]).await.unwrap();
+        let bad = Stmt::new("INSERT INTO t (id) VALUES ($1)", vec![Value::Array(vec![Value::Int(1)])]);
+        let good = Stmt::new("INSERT INTO t (id) VALUES ($1)", params![2i64]);
+        let (bad, good) = tokio::join!(db.write(vec![bad]), db.write(vec![good]));
+        let err = bad.expect_err("SQLite takes no arrays").to_string();
+        assert!(err.contains("array"), "{err}");
+        assert_eq!(good.unwrap()[0].affected, 1);
+        let rows = db.query("SELECT id FROM t", vec![]).await.unwrap();
+        assert_eq!(rows.len(), 1);
+    }
+
     /// Under writes that never pause, the background checkpoint never copies the whole WAL, so
     /// without the writer's help the file grows by every byte written.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
