@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::backend::Backend;
 use super::coalesce::Coalescer;
-use super::sql::{Row, Stmt};
+use super::sql::{Row, Stmt, Value};
 use super::sql_store::{audit_stmt, corrupt};
 use super::{AuditEntry, Store, StoreError, TokenRecord};
 use crate::crypto::constant_time_eq;
@@ -165,12 +165,9 @@ pub(super) fn token_lookups(db: Arc<dyn Backend>) -> TokenLookups {
 /// The live tokens of `digests`, in their order (`None` for one unknown or revoked).
 async fn find_tokens(db: &dyn Backend, digests: &[[u8; 32]]) -> Result<Vec<Option<FoundToken>>, StoreError> {
     const SQL: &str = "SELECT id, tenant_id, role, name, prefix, created_at, revoked_at, digest \
-                       FROM api_tokens \
-                       WHERE digest = ANY(ARRAY(SELECT decode(h, 'hex') \
-                                                FROM unnest(string_to_array(CAST($1 AS TEXT), ',')) h)) \
-                         AND revoked_at IS NULL";
-    let list = digests.iter().map(hex::encode).collect::<Vec<_>>().join(",");
-    let rows = db.point_query(SQL, params![list]).await?;
+                       FROM api_tokens WHERE digest = ANY(CAST($1 AS BYTEA[])) AND revoked_at IS NULL";
+    let list = Value::Array(digests.iter().map(|d| Value::Bytes(d.to_vec())).collect());
+    let rows = db.point_query(SQL, vec![list]).await?;
     let found: Vec<FoundToken> = rows.iter().map(found_token).collect::<Result<_, _>>()?;
     Ok(digests.iter().map(|d| found.iter().find(|(_, stored)| constant_time_eq(stored, d)).cloned()).collect())
 }

@@ -125,24 +125,23 @@ async fn link_chains(
     keys.dedup();
     let all_known = known.lock().is_ok_and(|k| keys.iter().all(|key| k.contains(key)));
     let wanted = keys.len();
-    let as_json: Vec<serde_json::Value> =
-        keys.iter().map(|(c, t)| serde_json::json!({"chain": c.as_str(), "tenant_id": t})).collect();
-    let json = serde_json::Value::Array(as_json).to_string();
+    // The keys as two arrays: chains and tenants.
+    let (chains, tenants): (Vec<&str>, Vec<&str>) = keys.iter().map(|(c, t)| (c.as_str(), t.as_str())).unzip();
     let lock = tx
         .prepare_cached(
             "SELECT h.chain, h.tenant_id, h.seq, h.hash FROM chain_heads h \
-             JOIN jsonb_to_recordset(CAST($1 AS TEXT)::jsonb) AS k(chain text, tenant_id text) \
+             JOIN unnest(CAST($1 AS TEXT[]), CAST($2 AS TEXT[])) AS k(chain, tenant_id) \
              ON h.chain = k.chain AND h.tenant_id = k.tenant_id ORDER BY h.chain, h.tenant_id FOR UPDATE OF h",
         )
         .await
         .map_err(pg_err)?;
     let mut rows = Vec::new();
     if all_known {
-        rows = tx.query(&lock, &[&json]).await.map_err(pg_err)?;
+        rows = tx.query(&lock, &[&chains, &tenants]).await.map_err(pg_err)?;
     }
     // A head not seen yet (or, should one have been removed by hand, missing): created first.
     if rows.len() != wanted {
-        rows = create_and_lock(tx, &json, &lock).await?;
+        rows = create_and_lock(tx, (&chains, &tenants), &lock).await?;
         if let Ok(mut k) = known.lock() {
             k.extend(keys);
         }
@@ -164,24 +163,28 @@ async fn link_chains(
     Ok(heads.write_back(signer))
 }
 
-/// Creates the heads among `json`'s keys that do not exist yet, then locks and reads them all.
+/// Creates the heads among `keys` (chains, tenants) that do not exist yet, then locks and reads
+/// them all.
 async fn create_and_lock(
     tx: &deadpool_postgres::Transaction<'_>,
-    json: &str,
+    (chains, tenants): (&Vec<&str>, &Vec<&str>),
     lock: &tokio_postgres::Statement,
 ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
     let create = tx
         .prepare_cached(
-            "INSERT INTO chain_heads (chain, tenant_id, seq, hash) SELECT k.chain, k.tenant_id, 0, $2 \
-             FROM jsonb_to_recordset(CAST($1 AS TEXT)::jsonb) AS k(chain text, tenant_id text) \
+            "INSERT INTO chain_heads (chain, tenant_id, seq, hash) SELECT k.chain, k.tenant_id, 0, $3 \
+             FROM unnest(CAST($1 AS TEXT[]), CAST($2 AS TEXT[])) AS k(chain, tenant_id) \
              ORDER BY k.chain, k.tenant_id ON CONFLICT DO NOTHING",
         )
         .await
         .map_err(pg_err)?;
     let genesis = GENESIS.to_string();
-    let (_, rows) = futures_util::future::try_join(tx.execute(&create, &[&json, &genesis]), tx.query(lock, &[&json]))
-        .await
-        .map_err(pg_err)?;
+    let (_, rows) = futures_util::future::try_join(
+        tx.execute(&create, &[chains, tenants, &genesis]),
+        tx.query(lock, &[chains, tenants]),
+    )
+    .await
+    .map_err(pg_err)?;
     Ok(rows)
 }
 
