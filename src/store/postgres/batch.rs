@@ -104,8 +104,6 @@ async fn publish(db: &dyn Backend, events: &[(NewEvent, Vec<Target>)]) -> Result
         .write(by_index(vec![
             // The ids of the events inserted come back: the others' event_refs were taken (the
             // repeats, looked up after the commit).
-            // Each column as an array (`unnest`): sent in binary, it costs the database half of
-            // what parsing the same rows from JSON did (docs/performance.md, s26).
             Stmt::new(
                 "INSERT INTO events (id, tenant_id, event_ref, event_type, ordering_key, data, delivery_count, \
                  created_at, filtered) \
@@ -183,7 +181,7 @@ const MAX_COMBINED_RECORDS: usize = 1024;
 /// and the records of successful attempts (an attempt row and its delivery's update each).
 pub(in crate::store) struct PgWrites {
     publishes: Coalescer<Vec<(NewEvent, Vec<Target>)>, Vec<Published>>,
-    /// ((the attempt's tenant, its entry's digest, its row as JSON), the delivery's update)
+    /// ((the attempt's tenant, its entry's digest, its row's values), the delivery's update)
     records: Coalescer<(AttemptRow, DeliveryDone), ()>,
 }
 

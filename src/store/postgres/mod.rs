@@ -141,7 +141,7 @@ async fn link_chains(
     }
     // A head not seen yet (or, should one have been removed by hand, missing): created first.
     if rows.len() != wanted {
-        rows = create_and_lock(tx, (&chains, &tenants), &lock).await?;
+        rows = create_and_lock(tx, &chains, &tenants, &lock).await?;
         if let Ok(mut k) = known.lock() {
             k.extend(keys);
         }
@@ -167,7 +167,8 @@ async fn link_chains(
 /// them all.
 async fn create_and_lock(
     tx: &deadpool_postgres::Transaction<'_>,
-    (chains, tenants): (&Vec<&str>, &Vec<&str>),
+    chains: &[&str],
+    tenants: &[&str],
     lock: &tokio_postgres::Statement,
 ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
     let create = tx
@@ -180,8 +181,8 @@ async fn create_and_lock(
         .map_err(pg_err)?;
     let genesis = GENESIS.to_string();
     let (_, rows) = futures_util::future::try_join(
-        tx.execute(&create, &[chains, tenants, &genesis]),
-        tx.query(lock, &[chains, tenants]),
+        tx.execute(&create, &[&chains, &tenants, &genesis]),
+        tx.query(lock, &[&chains, &tenants]),
     )
     .await
     .map_err(pg_err)?;
