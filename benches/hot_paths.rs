@@ -145,6 +145,7 @@ fn events(tenant: &TenantId, webhooks: &[uuid::Uuid], n: usize) -> Vec<(NewEvent
                     data: json!({"pad": "x".repeat(900)}).to_string().into_bytes().into(),
                     created_at: now_ms(),
                     filtered: Vec::new(),
+                    live_token: None,
                 },
                 webhooks.iter().map(|&webhook_id| Target { webhook_id, start: DeliveryStart::Pending }).collect(),
             )

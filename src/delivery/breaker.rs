@@ -118,6 +118,7 @@ async fn publish_system_event(
         data: data.to_string().into_bytes().into(),
         created_at: now_ms(),
         filtered: Vec::new(),
+        live_token: None,
     };
     let (_, woken) = crate::fanout::commit(dispatcher.store.as_ref(), tenant, vec![event], None, &|_, data| {
         crate::destinations::presentation::severity_of(data, None)

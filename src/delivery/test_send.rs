@@ -20,6 +20,7 @@ impl Dispatcher {
             data: data.to_string().into_bytes().into(),
             created_at: now_ms(),
             filtered: Vec::new(),
+            live_token: None,
         };
         let published = self.store.publish(vec![(event.clone(), Vec::new())]).await?;
         let claimer = format!("test:{}", Uuid::new_v4().simple());

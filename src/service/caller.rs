@@ -60,6 +60,67 @@ impl Principal {
     }
 }
 
+/// The caller of a publish. On PostgreSQL its token may come from this process's copy rather
+/// than from a read for this request ([`crate::store::Store::find_publisher_token`]); such a
+/// caller is confirmed by its publish's own insert, which stores nothing for a token no longer
+/// live, and any other answer (an invalid event, a batch with nothing valid) is given only after
+/// the token is read afresh ([`Publisher::refuse`], [`Publisher::confirm`]): a revoked token is
+/// answered 401, never with what its request would have got.
+#[derive(Debug)]
+pub struct Publisher {
+    who: Principal,
+    digest: [u8; 32],
+    /// The token was not read from the database for this request.
+    kept: bool,
+}
+
+impl std::ops::Deref for Publisher {
+    type Target = Principal;
+    fn deref(&self) -> &Principal {
+        &self.who
+    }
+}
+
+impl Publisher {
+    /// The token the publish's insert must find live: set when it was kept, not read.
+    pub fn live_token(&self) -> Option<Uuid> {
+        self.kept.then_some(self.who.token_id)
+    }
+
+    /// Confirms a kept token by reading it afresh (a revoked one is forgotten: 401).
+    pub async fn confirm(&self, state: &AppState) -> ServiceResult<()> {
+        if !self.kept {
+            return Ok(());
+        }
+        match state.store.find_token(self.digest).await? {
+            Some((_, stored)) if constant_time_eq(&stored, &self.digest) => Ok(()),
+            _ => {
+                state.store.forget_token(self.who.token_id);
+                Err(ServiceError::Unauthorized)
+            }
+        }
+    }
+
+    /// What to answer instead of `error`: `error` itself once the token is confirmed, else the
+    /// refusal of the token.
+    pub async fn refuse<E: From<ServiceError>>(&self, state: &AppState, error: E) -> E {
+        match self.confirm(state).await {
+            Ok(()) => error,
+            Err(refused) => refused.into(),
+        }
+    }
+}
+
+/// Resolves the bearer token of a publish (see [`Publisher`]).
+pub async fn authenticate_publisher(state: &AppState, presented: &str) -> ServiceResult<Publisher> {
+    let digest = token_digest(presented);
+    let ((record, stored), kept) = state.store.find_publisher_token(digest).await?.ok_or(ServiceError::Unauthorized)?;
+    if !constant_time_eq(&stored, &digest) {
+        return Err(ServiceError::Unauthorized);
+    }
+    Ok(Publisher { who: Principal { token_id: record.id, tenant: record.tenant_id, role: record.role }, digest, kept })
+}
+
 /// Resolves a presented bearer token (constant-time comparison of its digest).
 pub async fn authenticate(state: &AppState, presented: &str) -> ServiceResult<Principal> {
     let digest = token_digest(presented);

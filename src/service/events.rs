@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
-use super::{AppState, Principal, ServiceResult};
+use super::{AppState, Principal, Publisher, ServiceError, ServiceResult};
 use crate::domain::event_type::EventType;
 use crate::domain::event_type::{EventTypeName, SYSTEM_EVENT_TYPES};
 use crate::domain::severity::Severity;
@@ -18,7 +18,7 @@ use crate::domain::token::Role;
 use crate::domain::FieldError;
 use crate::fanout;
 use crate::profile::Profile;
-use crate::store::{NewEvent, Published};
+use crate::store::{NewEvent, Published, StoreError};
 
 /// One event as a producer sends it.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -166,6 +166,7 @@ pub fn validate(
         data: bytes::Bytes::copy_from_slice(raw.as_bytes()),
         created_at: now_ms(),
         filtered: Vec::new(),
+        live_token: None,
     })
 }
 
@@ -194,15 +195,27 @@ pub async fn known_types(state: &AppState, who: &Principal) -> ServiceResult<Kno
 /// Fans the events out to the tenant's webhooks, commits them with their deliveries, and wakes
 /// the delivery engine. Returns when everything is durable.
 /// `known`: the tenant's types as validation read them (they also grade severity for filters).
+/// The events go with the caller's token when it was kept rather than read (see [`Publisher`]):
+/// the commit then stores them only while it is live.
 pub async fn publish(
     state: &AppState,
     known: &KnownTypes,
-    tenant: &TenantId,
-    events: Vec<NewEvent>,
+    who: &Publisher,
+    mut events: Vec<NewEvent>,
 ) -> ServiceResult<Vec<Published>> {
     let handover: &dyn fanout::HandOver = &state.dispatcher;
     let severity_of = |event_type: &str, data: &serde_json::Value| known.severity_of(event_type, data);
-    let (published, woken) = fanout::commit(state.store.as_ref(), tenant, events, Some(handover), &severity_of).await?;
+    for e in &mut events {
+        e.live_token = who.live_token();
+    }
+    let committed = fanout::commit(state.store.as_ref(), &who.tenant, events, Some(handover), &severity_of).await;
+    let (published, woken) = match committed {
+        Err(StoreError::TokenNotLive) => {
+            state.store.forget_token(who.token_id);
+            return Err(ServiceError::Unauthorized);
+        }
+        other => other?,
+    };
     state.dispatcher.wake(woken);
     Ok(published)
 }

@@ -13,7 +13,7 @@ pub mod webhooks;
 
 use std::sync::Arc;
 
-pub use caller::Principal;
+pub use caller::{Principal, Publisher};
 pub use error::{ServiceError, ServiceResult};
 pub use health::Health;
 

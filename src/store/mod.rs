@@ -52,6 +52,10 @@ pub enum StoreError {
     /// A uniqueness constraint refused the write.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A publish made with a token this process had kept ([`NewEvent::live_token`]) found it
+    /// revoked or gone: nothing of it was stored.
+    #[error("the API token is no longer valid")]
+    TokenNotLive,
 }
 
 /// Opens the configured database (creating the SQLite file and its directory when needed).

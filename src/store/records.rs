@@ -65,6 +65,10 @@ pub struct NewEvent {
     /// The webhooks subscribed to it whose payload filter left it out (no delivery): kept with
     /// the event, so its detail shows them.
     pub filtered: Vec<Uuid>,
+    /// The API token it was published with, when that token was not read from the database for
+    /// this request but kept by this process (PostgreSQL, [`crate::store::Store::find_publisher_token`]):
+    /// the publish's own insert takes the event only while that token is live.
+    pub live_token: Option<Uuid>,
 }
 
 /// One webhook an event fans out to.

@@ -43,6 +43,8 @@ pub struct Store {
     pub(super) pg: Option<PgWrites>,
     /// PostgreSQL: the token lookups of concurrent requests read together.
     pub(super) token_lookups: Option<super::tokens::TokenLookups>,
+    /// PostgreSQL: the tokens of publishes, kept (see [`Store::find_publisher_token`]).
+    pub(super) kept_tokens: Option<super::tokens::KeptTokens>,
     /// Seals the values of webhooks' custom headers at rest (they often carry credentials);
     /// set once the master key is loaded (`seal_with`).
     pub(super) sealer: std::sync::OnceLock<Cipher>,
@@ -55,6 +57,7 @@ impl Store {
         Self {
             pg: (!sqlite).then(|| PgWrites::new(db.clone())),
             token_lookups: (!sqlite).then(|| super::tokens::token_lookups(db.clone())),
+            kept_tokens: (!sqlite).then(super::tokens::KeptTokens::default),
             db,
             event_types: ReadCache::new(),
             webhooks: ReadCache::new(),

@@ -65,6 +65,32 @@ impl Store {
         rows.first().map(found_token).transpose()
     }
 
+    /// The live token of a publish. On PostgreSQL a token read once is kept by this process, and
+    /// the publishes that use it read nothing per request: `true` says it was kept, and then the
+    /// publish carries its id ([`super::NewEvent::live_token`]), so that its own insert takes its
+    /// events only while the token is live. A revocation made by any server so applies to the
+    /// next publish without a read of its own (a round trip and a statement per request, the
+    /// largest share of PostgreSQL's statements on two servers, docs/performance.md s27).
+    /// SQLite reads the token afresh: a read of the local file on the request's own thread.
+    pub async fn find_publisher_token(&self, digest: [u8; 32]) -> Result<Option<(FoundToken, bool)>, StoreError> {
+        let Some(kept) = &self.kept_tokens else { return Ok(self.find_token(digest).await?.map(|f| (f, false))) };
+        if let Some(found) = kept.get(&digest) {
+            return Ok(Some((found, true)));
+        }
+        let found = self.find_token(digest).await?;
+        if let Some(f) = &found {
+            kept.keep(digest, f.clone());
+        }
+        Ok(found.map(|f| (f, false)))
+    }
+
+    /// Forgets a kept token (one a publish found revoked, or one revoked here).
+    pub fn forget_token(&self, id: Uuid) {
+        if let Some(kept) = &self.kept_tokens {
+            kept.forget(id);
+        }
+    }
+
     pub async fn list_tokens(&self, tenant: &TenantId) -> Result<Vec<TokenRecord>, StoreError> {
         const SQL: &str = "SELECT id, tenant_id, role, name, prefix, created_at, revoked_at \
                            FROM api_tokens WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC";
@@ -83,6 +109,7 @@ impl Store {
                 audit_stmt(&audit),
             ])
             .await?;
+        self.forget_token(id);
         Ok(r[0].affected == 1)
     }
 }
@@ -170,6 +197,39 @@ async fn find_tokens(db: &dyn Backend, digests: &[[u8; 32]]) -> Result<Vec<Optio
     let rows = db.point_query(SQL, vec![list]).await?;
     let found: Vec<FoundToken> = rows.iter().map(found_token).collect::<Result<_, _>>()?;
     Ok(digests.iter().map(|d| found.iter().find(|(_, stored)| constant_time_eq(stored, d)).cloned()).collect())
+}
+
+/// PostgreSQL: the live tokens publishes used, by digest (see [`Store::find_publisher_token`]).
+/// Kept without an expiry: a token's tenant and role never change, and whether it is still live
+/// is what each publish's insert checks.
+#[derive(Default)]
+pub(super) struct KeptTokens(std::sync::Mutex<std::collections::HashMap<[u8; 32], FoundToken>>);
+
+/// Most tokens kept; past it the copy starts afresh (a deployment has a few per tenant).
+const MAX_KEPT_TOKENS: usize = 10_000;
+
+impl KeptTokens {
+    fn get(&self, digest: &[u8; 32]) -> Option<FoundToken> {
+        let kept = self.0.lock().ok()?;
+        let found = kept.get(digest)?;
+        // The map found it by its digest; compared again in constant time, as a read is.
+        constant_time_eq(&found.1, digest).then(|| found.clone())
+    }
+
+    fn keep(&self, digest: [u8; 32], found: FoundToken) {
+        if let Ok(mut kept) = self.0.lock() {
+            if kept.len() >= MAX_KEPT_TOKENS {
+                kept.clear();
+            }
+            kept.insert(digest, found);
+        }
+    }
+
+    fn forget(&self, id: Uuid) {
+        if let Ok(mut kept) = self.0.lock() {
+            kept.retain(|_, (record, _)| record.id != id);
+        }
+    }
 }
 
 pub(super) fn token_from_row(r: &Row) -> Result<TokenRecord, StoreError> {

@@ -176,3 +176,56 @@ pg_only! {
         assert_eq!(second.get("/api/v1/webhooks", &token).await.0, StatusCode::UNAUTHORIZED);
     }
 }
+
+pg_only! {
+    /// PostgreSQL: a server keeps the tokens publishes use (no read per publish), and a token
+    /// revoked through another server is still refused by the next publish: its insert finds
+    /// the token revoked and stores nothing. Every other answer to a kept token (an invalid
+    /// event, a repeat, a batch with nothing valid) is given only after the token is read afresh.
+    async fn a_kept_token_revoked_elsewhere_publishes_nothing() {
+        let first = TestApp::spawn(Backend::Postgres).await;
+        let second = TestApp::start(first.settings.clone(), tempfile::tempdir().unwrap()).await;
+        let (status, made) =
+            first.post("/api/v1/tokens", ADMIN_TOKEN, json!({"name": "pub", "role": "publisher"})).await;
+        assert_eq!(status, StatusCode::CREATED, "{made}");
+        let token = made["token"].as_str().unwrap().to_string();
+        let event = |r: &str| json!({"event": "alert.created", "event_ref": r, "data": {"title": r, "severity": "high"}});
+        // Twice through the second server: the second publish uses the token it kept.
+        for r in ["kept-1", "kept-2"] {
+            let (status, b) = second.post("/api/v1/events", &token, event(r)).await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{b}");
+        }
+        let id = made["id"].as_str().unwrap();
+        let (status, _) = first.call(Method::DELETE, &format!("/api/v1/tokens/{id}"), Some(ADMIN_TOKEN), None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+
+        // A new event, a repeat, an invalid event, a batch with nothing valid, a batch: all 401.
+        let invalid = json!({"event": "alert.created", "data": "not an object"});
+        let refused = [
+            ("/api/v1/events", event("after-revocation")),
+            ("/api/v1/events", event("kept-1")),
+            ("/api/v1/events", invalid.clone()),
+            ("/api/v1/events/batch", json!({"events": [invalid]})),
+            ("/api/v1/events/batch", json!({"events": [event("batch-after")]})),
+        ];
+        for (path, body) in refused {
+            let (status, b) = second.post(path, &token, body.clone()).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{path} {body}: {b}");
+            assert_eq!(b["error"]["code"], "unauthorized", "{b}");
+        }
+        for r in ["after-revocation", "batch-after"] {
+            let (status, b) = first.get(&format!("/api/v1/events/{r}"), ADMIN_TOKEN).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{r} was stored: {b}");
+        }
+        let (status, b) = first.get("/api/v1/events/kept-2", ADMIN_TOKEN).await;
+        assert_eq!(status, StatusCode::OK, "{b}");
+
+        // A live token's invalid event is still answered for what it is, also when kept.
+        let live = first.token("default", Role::Publisher).await;
+        assert_eq!(second.post("/api/v1/events", &live, event("live-1")).await.0, StatusCode::ACCEPTED);
+        let (status, b) = second.post("/api/v1/events", &live, json!({"event": "alert.created", "data": 1})).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        let (status, b) = second.post("/api/v1/events", &live, event("live-1")).await;
+        assert_eq!((status, b["duplicate"].clone()), (StatusCode::ACCEPTED, json!(true)), "{b}");
+    }
+}

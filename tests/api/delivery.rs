@@ -798,6 +798,7 @@ async fn published_leased_on(backend: Backend) {
         data: br#"{"n":1}"#.to_vec().into(),
         created_at: tocsin::domain::time::now_ms(),
         filtered: Vec::new(),
+        live_token: None,
     };
     let leased =
         || vec![Target { webhook_id: webhook, start: DeliveryStart::Leased { claimer: "test:1".into(), lease_until } }];
@@ -924,6 +925,7 @@ async fn claims_on(backend: Backend) {
                 data: br#"{"n":1}"#.to_vec().into(),
                 created_at: now_ms(),
                 filtered: Vec::new(),
+                live_token: None,
             };
             (event, vec![Target { webhook_id: webhook, start: DeliveryStart::Pending }])
         })

@@ -110,6 +110,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(_) => Self::conflict("the change conflicts with existing data"),
+            StoreError::TokenNotLive => Self::unauthorized(),
             StoreError::Unavailable(msg) => {
                 tracing::error!(error = %msg, "database unavailable");
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the database is unavailable; retry later")

@@ -14,7 +14,7 @@ use crate::domain::token::Role;
 use crate::metrics;
 use crate::service::events::{self as ops, EventInput};
 use crate::service::AppState;
-use crate::service::Principal;
+use crate::service::{Principal, Publisher};
 use crate::store::Published;
 
 pub const MAX_BATCH: usize = 1000;
@@ -68,16 +68,22 @@ pub struct BatchResult {
     security(("bearer" = [])))]
 pub async fn publish_event(
     State(state): State<AppState>,
-    who: Principal,
-    ApiJson(input): ApiJson<EventInput>,
+    who: Publisher,
+    input: Result<ApiJson<EventInput>, ApiError>,
 ) -> ApiResult<(StatusCode, Json<PublishResult>)> {
     let published: ApiResult<Published> = async {
+        let ApiJson(input) = input?;
         let known = ops::known_types(&state, &who).await?;
         let event = ops::validate(&input, "", &who.tenant, &known, state.settings.max_event_bytes)?;
-        let mut published = ops::publish(&state, &known, &who.tenant, vec![event]).await?;
+        let mut published = ops::publish(&state, &known, &who, vec![event]).await?;
         Ok(published.remove(0))
     }
     .await;
+    // Any answer but the commit's is given once the token is confirmed (see `Publisher`).
+    let published = match published {
+        Err(e) => Err(who.refuse(&state, e).await),
+        ok => ok,
+    };
     match &published {
         Ok(p) if !p.duplicate => accepted(1),
         Ok(_) => {}
@@ -102,15 +108,33 @@ fn rejected(reason: &'static str, n: u64) {
     security(("bearer" = [])))]
 pub async fn publish_batch(
     State(state): State<AppState>,
-    who: Principal,
-    ApiJson(input): ApiJson<BatchInput>,
+    who: Publisher,
+    input: Result<ApiJson<BatchInput>, ApiError>,
 ) -> ApiResult<(StatusCode, Json<BatchResult>)> {
+    // Any answer but the commit's is given once the token is confirmed (see `Publisher`).
+    match batch(&state, &who, input).await {
+        Ok((answer, true)) => Ok(answer),
+        Ok((answer, false)) => {
+            who.confirm(&state).await?;
+            Ok(answer)
+        }
+        Err(e) => Err(who.refuse(&state, e).await),
+    }
+}
+
+/// The batch's answer, and whether a commit gave it (some event was valid).
+async fn batch(
+    state: &AppState,
+    who: &Publisher,
+    input: Result<ApiJson<BatchInput>, ApiError>,
+) -> ApiResult<((StatusCode, Json<BatchResult>), bool)> {
+    let ApiJson(input) = input?;
     if input.events.is_empty() || input.events.len() > MAX_BATCH {
         let e = ApiError::invalid("events", format!("events must hold 1 to {MAX_BATCH} events"));
         rejected(e.code, input.events.len().max(1) as u64);
         return Err(e);
     }
-    let known = ops::known_types(&state, &who).await?;
+    let known = ops::known_types(state, who).await?;
     let mut results: Vec<BatchItem> = Vec::with_capacity(input.events.len());
     let mut valid = Vec::new();
     let mut slots = Vec::new();
@@ -138,9 +162,10 @@ pub async fn publish_batch(
             }),
         }
     }
-    if !valid.is_empty() {
+    let committed = !valid.is_empty();
+    if committed {
         let count = valid.len() as u64;
-        let published = ops::publish(&state, &known, &who.tenant, valid).await.map_err(|e| {
+        let published = ops::publish(state, &known, who, valid).await.map_err(|e| {
             let e = ApiError::from(e);
             rejected(e.code, count);
             e
@@ -157,7 +182,7 @@ pub async fn publish_batch(
     if rejected > 0 {
         self::rejected("invalid_value", rejected as u64);
     }
-    Ok((StatusCode::ACCEPTED, Json(BatchResult { accepted: results.len() - rejected, rejected, results })))
+    Ok(((StatusCode::ACCEPTED, Json(BatchResult { accepted: results.len() - rejected, rejected, results })), committed))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -9,10 +9,10 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use crate::domain::page::Page;
-use crate::service::caller::authenticate;
+use crate::service::caller::{authenticate, authenticate_publisher};
 use crate::service::AppState;
-use crate::service::Principal;
 use crate::service::ServiceError;
+use crate::service::{Principal, Publisher};
 
 /// A JSON body: `Content-Type: application/json` (else 415), within the size limit (else 413),
 /// syntactically valid (else 400), and of the right shape (else 422 naming the field).
@@ -192,19 +192,31 @@ pub fn int_param(raw: &Option<String>, name: &str) -> Result<Option<i64>, ApiErr
         .transpose()
 }
 
+/// The bearer token a request presents.
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(ApiError::unauthorized)?;
+    header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && t.len() <= 512)
+        .ok_or_else(ApiError::unauthorized)
+}
+
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header =
-            parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(ApiError::unauthorized)?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty() && t.len() <= 512)
-            .ok_or_else(ApiError::unauthorized)?;
-        Ok(authenticate(state, token).await?)
+        Ok(authenticate(state, bearer(parts)?).await?)
+    }
+}
+
+/// The caller of the publish routes (only they take it: see [`Publisher`]).
+impl FromRequestParts<AppState> for Publisher {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(authenticate_publisher(state, bearer(parts)?).await?)
     }
 }
 

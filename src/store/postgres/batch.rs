@@ -45,7 +45,15 @@ fn by_index_results(mut results: Vec<StmtResult>) -> Vec<StmtResult> {
 /// from JSON cost the database twice as much), then the lookup of repeats. The events may belong
 /// to several tenants (publishes of several callers combined). Same outcome as per-event
 /// statements: a repeated event_ref adds nothing, also when it is repeated within the batch.
-async fn publish(db: &dyn Backend, events: &[(NewEvent, Vec<Target>)]) -> Result<Vec<Published>, StoreError> {
+///
+/// An event published with a token this process kept ([`NewEvent::live_token`]) is inserted
+/// only while that token is live (checked by the insert itself, so no read precedes it); one
+/// refused so is answered [`StoreError::TokenNotLive`]. The outcome is per event: one caller's
+/// revoked token does not fail the callers combined with it.
+async fn publish(
+    db: &dyn Backend,
+    events: &[(NewEvent, Vec<Target>)],
+) -> Result<Vec<Result<Published, StoreError>>, StoreError> {
     // One array per column of the events' rows (each event with its number of deliveries).
     let event_column = |f: &dyn Fn(&NewEvent, usize) -> Value| {
         Value::Array(events.iter().map(|(e, targets)| f(e, targets.len())).collect())
@@ -60,6 +68,7 @@ async fn publish(db: &dyn Backend, events: &[(NewEvent, Vec<Target>)]) -> Result
         event_column(&|_, n| (n as i64).into()),
         event_column(&|e, _| e.created_at.into()),
         event_column(&|e, _| filtered_json(e).map_or(Value::Null, Value::from)),
+        event_column(&|e, _| e.live_token.map_or(Value::Null, Value::from)),
     ];
     // ... and of their deliveries' rows, in the order they are stored.
     let targets = deliveries_by_webhook(events);
@@ -111,9 +120,11 @@ async fn publish(db: &dyn Backend, events: &[(NewEvent, Vec<Target>)]) -> Result
                         x.created_at, x.filtered \
                  FROM unnest(CAST($1 AS TEXT[]), CAST($2 AS TEXT[]), CAST($3 AS TEXT[]), CAST($4 AS TEXT[]), \
                       CAST($5 AS TEXT[]), CAST($6 AS BYTEA[]), CAST($7 AS BIGINT[]), CAST($8 AS BIGINT[]), \
-                      CAST($9 AS TEXT[])) \
+                      CAST($9 AS TEXT[]), CAST($10 AS TEXT[])) \
                       WITH ORDINALITY AS x(id, tenant_id, event_ref, event_type, ordering_key, data, \
-                      delivery_count, created_at, filtered, n) \
+                      delivery_count, created_at, filtered, live_token, n) \
+                 WHERE x.live_token IS NULL OR EXISTS (SELECT 1 FROM api_tokens t \
+                       WHERE t.id = x.live_token AND t.revoked_at IS NULL) \
                  ORDER BY x.n ON CONFLICT (tenant_id, event_ref) DO NOTHING RETURNING id",
                 rows,
             ),
@@ -128,9 +139,35 @@ async fn publish(db: &dyn Backend, events: &[(NewEvent, Vec<Target>)]) -> Result
     for row in results[1].rows.iter().filter(|r| r.text("state").is_ok_and(|s| s == "leased")) {
         leased.entry(row.uuid("event_id")?).or_default().push((row.uuid("webhook_id")?, row.int("seq")?));
     }
-    let repeats = events.iter().map(|(e, _)| e).filter(|e| !inserted.contains(&e.id));
-    let originals = originals(db, repeats).await?;
-    events.iter().map(|(e, targets)| answer(e, targets, &inserted, &mut leased, &originals)).collect()
+    let not_inserted: Vec<&NewEvent> = events.iter().map(|(e, _)| e).filter(|e| !inserted.contains(&e.id)).collect();
+    let dead = dead_tokens(db, not_inserted.iter().filter_map(|e| e.live_token)).await?;
+    let refused = |e: &NewEvent| e.live_token.is_some_and(|t| dead.contains(&t));
+    let originals = originals(db, not_inserted.into_iter().filter(|e| !refused(e))).await?;
+    Ok(events
+        .iter()
+        .map(|(e, targets)| {
+            if refused(e) {
+                return Err(StoreError::TokenNotLive);
+            }
+            answer(e, targets, &inserted, &mut leased, &originals)
+        })
+        .collect())
+}
+
+/// Of the tokens of events the insert did not take, those no longer live: the insert refused
+/// their events (the others were repeats). Read after the commit; a token revoked then was
+/// revoked for the insert too, as revocation is for good.
+async fn dead_tokens(db: &dyn Backend, tokens: impl Iterator<Item = Uuid>) -> Result<HashSet<Uuid>, StoreError> {
+    let tokens: HashSet<Uuid> = tokens.collect();
+    if tokens.is_empty() {
+        return Ok(tokens);
+    }
+    let list = Value::Array(tokens.iter().map(|&t| Value::from(t)).collect());
+    let rows = db
+        .query("SELECT id FROM api_tokens WHERE id = ANY(CAST($1 AS TEXT[])) AND revoked_at IS NULL", vec![list])
+        .await?;
+    let live: HashSet<Uuid> = rows.iter().map(|r| r.uuid("id")).collect::<Result<_, _>>()?;
+    Ok(tokens.difference(&live).copied().collect())
 }
 
 impl Store {
@@ -142,7 +179,7 @@ impl Store {
     ) -> Result<Vec<Published>, StoreError> {
         match &self.pg {
             Some(pg) if events.len() < COMBINE_BELOW => pg.publishes.submit(events).await,
-            _ => publish(&*self.db, &events).await,
+            _ => publish(&*self.db, &events).await?.into_iter().collect(),
         }
     }
 
@@ -241,7 +278,7 @@ async fn publish_combined(
     match publish(db, &all).await {
         Ok(published) => {
             let mut published = published.into_iter();
-            sizes.iter().map(|&n| Ok(published.by_ref().take(n).collect())).collect()
+            sizes.iter().map(|&n| published.by_ref().take(n).collect()).collect()
         }
         Err(e @ StoreError::Unavailable(_)) => sizes.iter().map(|_| Err(e.clone())).collect(),
         Err(e) if sizes.len() == 1 => vec![Err(e)],
@@ -249,7 +286,7 @@ async fn publish_combined(
             let mut out = Vec::with_capacity(sizes.len());
             let mut start = 0;
             for n in sizes {
-                out.push(publish(db, &all[start..start + n]).await);
+                out.push(publish(db, &all[start..start + n]).await.and_then(|p| p.into_iter().collect()));
                 start += n;
             }
             out

@@ -9,7 +9,7 @@ use std::error::Error as StdError;
 
 use async_trait::async_trait;
 use bytes::BytesMut;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{ClientWrapper, Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::types::{IsNull, ToSql, Type};
 use tokio_postgres::NoTls;
 
@@ -29,7 +29,7 @@ type Job = (Vec<Stmt>, Durability, Reply);
 /// does not wait for the WAL flush; a later synchronous commit flushes it in order).
 static DEFER_COMMIT: Stmt = Stmt::constant("SELECT set_config('synchronous_commit', 'off', true)");
 
-/// The chains' heads this process has seen (see [`link_chains`]).
+/// The chains' heads this process has seen (see [`begin_and_link`]).
 type KnownHeads = std::sync::Mutex<std::collections::HashSet<(Chain, String)>>;
 
 /// Concurrent group-committing writers (each takes one pooled connection while it writes).
@@ -46,24 +46,125 @@ pub struct PgBackend {
     jobs: tokio::sync::mpsc::UnboundedSender<Job>,
 }
 
-/// Runs statements pipelined on one transaction (all sent at once, run in order).
-async fn run_in(tx: &deadpool_postgres::Transaction<'_>, stmts: &[&Stmt]) -> Result<Vec<StmtResult>, StoreError> {
-    let mut prepared = Vec::with_capacity(stmts.len());
+/// A statement's run: its rows, or what it changed.
+type Run<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<StmtResult, StoreError>> + Send + 'a>>;
+
+/// Prepares `stmts` (cached per connection) and makes their runs; nothing is sent until a run is
+/// first polled (tokio-postgres writes a request when its future is first polled).
+async fn runs<'a>(client: &'a ClientWrapper, stmts: &'a [&'a Stmt]) -> Result<Vec<Run<'a>>, StoreError> {
+    let mut runs: Vec<Run<'a>> = Vec::with_capacity(stmts.len());
     for s in stmts {
-        prepared.push(tx.prepare_cached(s.sql).await.map_err(pg_err)?);
+        let p = client.prepare_cached(s.sql).await.map_err(pg_err)?;
+        runs.push(Box::pin(async move {
+            let params = refs(&s.params);
+            if p.columns().is_empty() {
+                let affected = client.execute(&p, &params).await.map_err(pg_err)?;
+                Ok(StmtResult { rows: Vec::new(), affected })
+            } else {
+                let rows = client.query(&p, &params).await.map_err(pg_err)?;
+                let rows = to_rows(&rows)?;
+                Ok(StmtResult { affected: rows.len() as u64, rows })
+            }
+        }));
     }
-    let runs = stmts.iter().zip(&prepared).map(|(s, p)| async move {
-        let params = refs(&s.params);
-        if p.columns().is_empty() {
-            let affected = tx.execute(p, &params).await.map_err(pg_err)?;
-            Ok::<_, StoreError>(StmtResult { rows: Vec::new(), affected })
-        } else {
-            let rows = tx.query(p, &params).await.map_err(pg_err)?;
-            let rows = to_rows(&rows)?;
-            Ok(StmtResult { affected: rows.len() as u64, rows })
+    Ok(runs)
+}
+
+/// Runs statements pipelined (all sent at once, run in order) in the open transaction.
+async fn run_in(client: &ClientWrapper, stmts: &[&Stmt]) -> Result<Vec<StmtResult>, StoreError> {
+    futures_util::future::try_join_all(runs(client, stmts).await?).await
+}
+
+/// Runs statements as one transaction in a single round trip: `BEGIN`, the statements and
+/// `COMMIT` are sent together. Each round trip wakes a PostgreSQL backend and this process's
+/// connection task; a transaction of one combined publish made three. `COMMIT` is sent only once
+/// every request before it is on its way: a statement whose parameters could not be encoded
+/// fails at once, unsent, and then the transaction is rolled back instead. A statement that fails
+/// in PostgreSQL aborts the transaction, and the `COMMIT` behind it rolls back.
+async fn run_committed(client: &ClientWrapper, stmts: &[&Stmt]) -> Result<Vec<StmtResult>, StoreError> {
+    use std::task::Poll;
+    let mut pending: Vec<Run<'_>> = Vec::with_capacity(stmts.len() + 2);
+    pending.push(Box::pin(async { begin_or_end(client, "BEGIN").await }));
+    pending.extend(runs(client, stmts).await?);
+    let mut done: Vec<Option<Result<StmtResult, StoreError>>> = pending.iter().map(|_| None).collect();
+    // One poll of each, in order, sends them.
+    std::future::poll_fn(|cx| {
+        for (run, out) in pending.iter_mut().zip(done.iter_mut()) {
+            if let Poll::Ready(r) = run.as_mut().poll(cx) {
+                *out = Some(r);
+            }
         }
-    });
-    futures_util::future::try_join_all(runs).await
+        Poll::Ready(())
+    })
+    .await;
+    if !done.iter().any(|d| matches!(d, Some(Err(_)))) {
+        pending.push(Box::pin(async { begin_or_end(client, "COMMIT").await }));
+        done.push(None);
+    }
+    std::future::poll_fn(|cx| {
+        let mut waiting = false;
+        for (run, out) in pending.iter_mut().zip(done.iter_mut()).filter(|(_, out)| out.is_none()) {
+            match run.as_mut().poll(cx) {
+                Poll::Ready(r) => *out = Some(r),
+                Poll::Pending => waiting = true,
+            }
+        }
+        if waiting {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    let committed = done.len() == stmts.len() + 2;
+    let mut results = Vec::with_capacity(stmts.len());
+    for d in done.into_iter().flatten() {
+        results.push(d?);
+    }
+    if !committed {
+        return Err(StoreError::Database("a statement could not be sent; the transaction was rolled back".into()));
+    }
+    // BEGIN's and COMMIT's results are not the statements'.
+    results.pop();
+    results.remove(0);
+    Ok(results)
+}
+
+async fn begin_or_end(client: &ClientWrapper, command: &'static str) -> Result<StmtResult, StoreError> {
+    client.batch_execute(command).await.map_err(pg_err)?;
+    Ok(StmtResult { rows: Vec::new(), affected: 0 })
+}
+
+/// A pooled connection in a transaction that was begun without tokio-postgres' `Transaction`
+/// (so that `BEGIN` could travel with the statements): rolled back on an error, and, should the
+/// write be abandoned half way (its future dropped), the connection is closed rather than
+/// returned to the pool with the transaction open (PostgreSQL then rolls it back).
+struct Open {
+    client: Option<deadpool_postgres::Object>,
+    done: bool,
+}
+
+impl Open {
+    fn client(&self) -> &ClientWrapper {
+        self.client.as_ref().expect("the connection is held until the transaction ends")
+    }
+
+    /// Rolls back whatever may still be open (after `COMMIT` rolled back, or if it was never sent).
+    async fn roll_back(&mut self) {
+        if self.client().batch_execute("ROLLBACK").await.is_ok() {
+            self.done = true;
+        }
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        if !self.done {
+            if let Some(client) = self.client.take() {
+                drop(deadpool_postgres::Object::take(client));
+            }
+        }
+    }
 }
 
 /// Runs the writes in one transaction and commits; returns the results of their statements.
@@ -76,28 +177,49 @@ async fn commit(
     known: &KnownHeads,
 ) -> Result<Vec<StmtResult>, StoreError> {
     let started = std::time::Instant::now();
-    let mut client = pool.get().await.map_err(pool_err)?;
-    let tx = client.transaction().await.map_err(pg_err)?;
+    let mut open = Open { client: Some(pool.get().await.map_err(pool_err)?), done: false };
+    let result = write_in(open.client(), writes, durability, signer, known).await;
+    match &result {
+        Ok(_) => open.done = true,
+        Err(_) => open.roll_back().await,
+    }
+    crate::metrics::commit("postgres", started.elapsed());
+    result
+}
+
+/// The body of [`commit`]. Writes without chained inserts take one round trip
+/// ([`run_committed`]); with chained inserts, three: `BEGIN` with the heads' lock, the
+/// statements, then `COMMIT` once every chained insert is known to have written all its rows.
+async fn write_in(
+    client: &ClientWrapper,
+    writes: &mut [&mut [Stmt]],
+    durability: Durability,
+    signer: Option<&crate::crypto::Cipher>,
+    known: &KnownHeads,
+) -> Result<Vec<StmtResult>, StoreError> {
     let deferred = !durability.is_synced();
-    let heads = link_chains(&tx, writes, signer, known).await?;
+    let chained = writes.iter().flat_map(|w| w.iter()).any(|s| s.chain.is_some());
+    let heads = if chained { begin_and_link(client, writes, signer, known).await? } else { Vec::new() };
     let given: Vec<&Stmt> = writes.iter().flat_map(|s| s.iter()).collect();
     let mut all: Vec<&Stmt> = deferred.then_some(&DEFER_COMMIT).into_iter().collect();
     all.extend(&given);
     all.extend(&heads);
-    let mut results = run_in(&tx, &all).await?;
+    let mut results = if chained { run_in(client, &all).await? } else { run_committed(client, &all).await? };
     results.truncate(results.len() - heads.len());
     if deferred {
         results.remove(0);
     }
-    for (s, r) in given.iter().zip(&results) {
-        check_written(s, r.affected)?;
+    if chained {
+        for (s, r) in given.iter().zip(&results) {
+            check_written(s, r.affected)?;
+        }
+        client.batch_execute("COMMIT").await.map_err(pg_err)?;
     }
-    tx.commit().await.map_err(pg_err)?;
-    crate::metrics::commit("postgres", started.elapsed());
     Ok(results)
 }
 
-/// Links the chained inserts among the writes ([`crate::store::chain`]) in place: locks the
+/// Begins the transaction and links the chained inserts among the writes ([`crate::store::chain`])
+/// in place: locks the
 /// heads of their chains (in one order, so that two transactions cannot wait on each other),
 /// reads them, links, and returns the heads to write back. Several servers may append to one
 /// chain: the lock makes them take turns.
@@ -106,8 +228,8 @@ async fn commit(
 /// deleted: once this process has seen a head, it only locks it. Creating it when it exists
 /// (`INSERT … ON CONFLICT DO NOTHING`) cost the database ~35 µs per transaction of attempt
 /// records (scenario (f16), docs/performance.md s26).
-async fn link_chains(
-    tx: &deadpool_postgres::Transaction<'_>,
+async fn begin_and_link(
+    client: &ClientWrapper,
     writes: &mut [&mut [Stmt]],
     signer: Option<&crate::crypto::Cipher>,
     known: &KnownHeads,
@@ -118,16 +240,13 @@ async fn link_chains(
             keys.extend(c.keys(s).map(|(c, t)| (c, t.to_string())));
         }
     }
-    if keys.is_empty() {
-        return Ok(Vec::new());
-    }
     keys.sort();
     keys.dedup();
     let all_known = known.lock().is_ok_and(|k| keys.iter().all(|key| k.contains(key)));
     let wanted = keys.len();
     // The keys as two arrays: chains and tenants.
     let (chains, tenants): (Vec<&str>, Vec<&str>) = keys.iter().map(|(c, t)| (c.as_str(), t.as_str())).unzip();
-    let lock = tx
+    let lock = client
         .prepare_cached(
             "SELECT h.chain, h.tenant_id, h.seq, h.hash FROM chain_heads h \
              JOIN unnest(CAST($1 AS TEXT[]), CAST($2 AS TEXT[])) AS k(chain, tenant_id) \
@@ -135,13 +254,18 @@ async fn link_chains(
         )
         .await
         .map_err(pg_err)?;
+    // `BEGIN` travels with the lock.
+    let begin = begin_or_end(client, "BEGIN");
     let mut rows = Vec::new();
     if all_known {
-        rows = tx.query(&lock, &[&chains, &tenants]).await.map_err(pg_err)?;
+        let lock = async { client.query(&lock, &[&chains, &tenants]).await.map_err(pg_err) };
+        rows = futures_util::future::try_join(begin, lock).await?.1;
+    } else {
+        begin.await?;
     }
     // A head not seen yet (or, should one have been removed by hand, missing): created first.
     if rows.len() != wanted {
-        rows = create_and_lock(tx, &chains, &tenants, &lock).await?;
+        rows = create_and_lock(client, &chains, &tenants, &lock).await?;
         if let Ok(mut k) = known.lock() {
             k.extend(keys);
         }
@@ -166,12 +290,12 @@ async fn link_chains(
 /// Creates the heads among `keys` (chains, tenants) that do not exist yet, then locks and reads
 /// them all.
 async fn create_and_lock(
-    tx: &deadpool_postgres::Transaction<'_>,
+    client: &ClientWrapper,
     chains: &[&str],
     tenants: &[&str],
     lock: &tokio_postgres::Statement,
 ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
-    let create = tx
+    let create = client
         .prepare_cached(
             "INSERT INTO chain_heads (chain, tenant_id, seq, hash) SELECT k.chain, k.tenant_id, 0, $3 \
              FROM unnest(CAST($1 AS TEXT[]), CAST($2 AS TEXT[])) AS k(chain, tenant_id) \
@@ -181,8 +305,8 @@ async fn create_and_lock(
         .map_err(pg_err)?;
     let genesis = GENESIS.to_string();
     let (_, rows) = futures_util::future::try_join(
-        tx.execute(&create, &[&chains, &tenants, &genesis]),
-        tx.query(lock, &[&chains, &tenants]),
+        client.execute(&create, &[&chains, &tenants, &genesis]),
+        client.query(lock, &[&chains, &tenants]),
     )
     .await
     .map_err(pg_err)?;
@@ -435,5 +559,37 @@ mod tests {
         admin.execute("SELECT pg_terminate_backend($1)", &[&pid]).await.unwrap();
         let err = victim.query_one("SELECT 1", &[]).await.expect_err("the connection was terminated");
         assert!(matches!(pg_err(err), StoreError::Unavailable(_)));
+    }
+
+    /// A write sent in one round trip (`BEGIN`, statements, `COMMIT`) is all or nothing: a
+    /// statement PostgreSQL refuses, or one whose parameters cannot even be encoded (then
+    /// `COMMIT` is never sent), leaves nothing behind, and no pooled connection is left in a
+    /// transaction (every later write, on each of the pool's connections, commits).
+    #[tokio::test]
+    #[cfg_attr(not(pg_tests), ignore = "PostgreSQL: set TOCSIN_TEST_DATABASE_URL")]
+    async fn a_write_in_one_round_trip_is_all_or_nothing() {
+        let Ok(url) = std::env::var("TOCSIN_TEST_DATABASE_URL") else { return };
+        let db = PgBackend::connect(&url).await.unwrap();
+        db.write(vec![
+            Stmt::constant("DROP TABLE IF EXISTS one_trip_test"),
+            Stmt::constant("CREATE TABLE one_trip_test (id INT PRIMARY KEY)"),
+        ])
+        .await
+        .unwrap();
+        let insert = |id: i64| Stmt::new("INSERT INTO one_trip_test (id) VALUES ($1)", vec![Value::Int(id)]);
+        let count = || async {
+            db.query("SELECT COUNT(*) AS n FROM one_trip_test", Vec::new()).await.unwrap()[0].int("n").unwrap()
+        };
+        // Refused by PostgreSQL: the second insert repeats the key.
+        assert!(db.write(vec![insert(1), insert(1)]).await.is_err());
+        // Not encodable: a value beyond INT's range.
+        assert!(db.write(vec![insert(2), insert(i64::MAX), insert(3)]).await.is_err());
+        assert_eq!(count().await, 0);
+        let writes = (10..10 + 2 * POOL_SIZE as i64).map(|id| db.write(vec![insert(id)]));
+        for result in futures_util::future::join_all(writes).await {
+            result.unwrap();
+        }
+        assert_eq!(count().await, 2 * POOL_SIZE as i64);
+        db.write(vec![Stmt::constant("DROP TABLE one_trip_test")]).await.unwrap();
     }
 }
