@@ -185,39 +185,42 @@ pg_only! {
     async fn a_kept_token_revoked_elsewhere_publishes_nothing() {
         let first = TestApp::spawn(Backend::Postgres).await;
         let second = TestApp::start(first.settings.clone(), tempfile::tempdir().unwrap()).await;
-        let (status, made) =
-            first.post("/api/v1/tokens", ADMIN_TOKEN, json!({"name": "pub", "role": "publisher"})).await;
-        assert_eq!(status, StatusCode::CREATED, "{made}");
-        let token = made["token"].as_str().unwrap().to_string();
         let event = |r: &str| json!({"event": "alert.created", "event_ref": r, "data": {"title": r, "severity": "high"}});
-        // Twice through the second server: the second publish uses the token it kept.
-        for r in ["kept-1", "kept-2"] {
-            let (status, b) = second.post("/api/v1/events", &token, event(r)).await;
-            assert_eq!(status, StatusCode::ACCEPTED, "{b}");
-        }
-        let id = made["id"].as_str().unwrap();
-        let (status, _) = first.call(Method::DELETE, &format!("/api/v1/tokens/{id}"), Some(ADMIN_TOKEN), None).await;
-        assert_eq!(status, StatusCode::NO_CONTENT);
-
-        // A new event, a repeat, an invalid event, a batch with nothing valid, a batch: all 401.
         let invalid = json!({"event": "alert.created", "data": "not an object"});
-        let refused = [
+        // Each case is the first request after the revocation: the second server still keeps
+        // the token (a refusal makes it forget it).
+        let cases = [
             ("/api/v1/events", event("after-revocation")),
-            ("/api/v1/events", event("kept-1")),
+            ("/api/v1/events", event("kept-0")),
             ("/api/v1/events", invalid.clone()),
             ("/api/v1/events/batch", json!({"events": [invalid]})),
             ("/api/v1/events/batch", json!({"events": [event("batch-after")]})),
+            // A batch large enough to be written on its own (not combined with others).
+            ("/api/v1/events/batch", json!({"events": (0..40).map(|i| event(&format!("big-{i}"))).collect::<Vec<_>>()})),
         ];
-        for (path, body) in refused {
+        for (n, (path, body)) in cases.into_iter().enumerate() {
+            let (status, made) =
+                first.post("/api/v1/tokens", ADMIN_TOKEN, json!({"name": "pub", "role": "publisher"})).await;
+            assert_eq!(status, StatusCode::CREATED, "{made}");
+            let token = made["token"].as_str().unwrap().to_string();
+            // Twice through the second server: the second publish uses the token it kept.
+            for r in [format!("kept-{n}"), format!("kept-again-{n}")] {
+                let (status, b) = second.post("/api/v1/events", &token, event(&r)).await;
+                assert_eq!(status, StatusCode::ACCEPTED, "{b}");
+            }
+            let id = made["id"].as_str().unwrap();
+            let (status, _) =
+                first.call(Method::DELETE, &format!("/api/v1/tokens/{id}"), Some(ADMIN_TOKEN), None).await;
+            assert_eq!(status, StatusCode::NO_CONTENT);
             let (status, b) = second.post(path, &token, body.clone()).await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{path} {body}: {b}");
             assert_eq!(b["error"]["code"], "unauthorized", "{b}");
         }
-        for r in ["after-revocation", "batch-after"] {
+        for r in ["after-revocation", "batch-after", "big-0", "big-39"] {
             let (status, b) = first.get(&format!("/api/v1/events/{r}"), ADMIN_TOKEN).await;
             assert_eq!(status, StatusCode::NOT_FOUND, "{r} was stored: {b}");
         }
-        let (status, b) = first.get("/api/v1/events/kept-2", ADMIN_TOKEN).await;
+        let (status, b) = first.get("/api/v1/events/kept-again-0", ADMIN_TOKEN).await;
         assert_eq!(status, StatusCode::OK, "{b}");
 
         // A live token's invalid event is still answered for what it is, also when kept.

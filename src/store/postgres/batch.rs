@@ -47,7 +47,8 @@ fn by_index_results(mut results: Vec<StmtResult>) -> Vec<StmtResult> {
 /// statements: a repeated event_ref adds nothing, also when it is repeated within the batch.
 ///
 /// An event published with a token this process kept ([`NewEvent::live_token`]) is inserted
-/// only while that token is live (checked by the insert itself, so no read precedes it); one
+/// only while that token is live (checked by the insert itself, once per statement, so no read
+/// precedes it); one
 /// refused so is answered [`StoreError::TokenNotLive`]. The outcome is per event: one caller's
 /// revoked token does not fail the callers combined with it.
 async fn publish(
@@ -123,8 +124,8 @@ async fn publish(
                       CAST($9 AS TEXT[]), CAST($10 AS TEXT[])) \
                       WITH ORDINALITY AS x(id, tenant_id, event_ref, event_type, ordering_key, data, \
                       delivery_count, created_at, filtered, live_token, n) \
-                 WHERE x.live_token IS NULL OR EXISTS (SELECT 1 FROM api_tokens t \
-                       WHERE t.id = x.live_token AND t.revoked_at IS NULL) \
+                 WHERE x.live_token IS NULL OR x.live_token = ANY(ARRAY(SELECT t.id FROM api_tokens t \
+                       WHERE t.id = ANY(CAST($10 AS TEXT[])) AND t.revoked_at IS NULL)) \
                  ORDER BY x.n ON CONFLICT (tenant_id, event_ref) DO NOTHING RETURNING id",
                 rows,
             ),
@@ -172,14 +173,22 @@ async fn dead_tokens(db: &dyn Backend, tokens: impl Iterator<Item = Uuid>) -> Re
 
 impl Store {
     /// PostgreSQL: a publish. One of a few events is combined with the publishes of other callers
-    /// queued meanwhile (see [`PgWrites`]); a large batch is written on its own.
+    /// queued meanwhile (see [`PgWrites`]); a large batch is written on its own, its kept token
+    /// read first: one read for many events costs less than the insert's check of every row
+    /// (database CPU per delivery in (a) 0.043-0.044 → 0.047 ms with the check).
     pub(in crate::store) async fn publish_pg(
         &self,
-        events: Vec<(NewEvent, Vec<Target>)>,
+        mut events: Vec<(NewEvent, Vec<Target>)>,
     ) -> Result<Vec<Published>, StoreError> {
         match &self.pg {
             Some(pg) if events.len() < COMBINE_BELOW => pg.publishes.submit(events).await,
-            _ => publish(&*self.db, &events).await?.into_iter().collect(),
+            _ => {
+                let kept: Vec<Uuid> = events.iter_mut().filter_map(|(e, _)| e.live_token.take()).collect();
+                if !dead_tokens(&*self.db, kept.into_iter()).await?.is_empty() {
+                    return Err(StoreError::TokenNotLive);
+                }
+                publish(&*self.db, &events).await?.into_iter().collect()
+            }
         }
     }
 
