@@ -4,8 +4,10 @@
 //!
 //! Why: on PostgreSQL every statement costs a backend tens of µs and a round trip, whatever its
 //! row count. Sixteen single-event publishes written as one three-statement publish cost the
-//! database a fraction of sixteen. Nothing waits on purpose: a lone caller is written at once;
-//! callers that arrive while a write is in flight are written together by the next one.
+//! database a fraction of sixteen. Callers that wait do not wait on purpose: a lone caller is
+//! written at once; callers that arrive while a write is in flight are written together by the
+//! next one. Writes nobody waits on (the records of successful attempts) may be held back for
+//! more to join them ([`Hold`]).
 //!
 //! The write runs in a task of its own, not in a caller's future: a caller that goes away (a
 //! client that hangs up) cannot cancel a write that carries other callers' items.
@@ -36,16 +38,32 @@ struct Inner<T, R> {
     /// Most items one write takes.
     max_batch: usize,
     write: WriteBatch<T, R>,
+    hold: Option<Hold>,
+}
+
+/// A drain that finds fewer than `fewer_than` items queued waits `wait` before it takes them,
+/// for more to join: for writes whose callers do not wait on them, where a transaction saved is
+/// worth more than the delay.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Hold {
+    pub fewer_than: usize,
+    pub wait: std::time::Duration,
 }
 
 impl<T: Send + 'static, R: Send + 'static> Coalescer<T, R> {
     pub(super) fn new(lanes: usize, max_batch: usize, write: WriteBatch<T, R>) -> Self {
+        Self::holding(lanes, max_batch, None, write)
+    }
+
+    /// A coalescer whose small batches are held back (see [`Hold`]).
+    pub(super) fn holding(lanes: usize, max_batch: usize, hold: Option<Hold>, write: WriteBatch<T, R>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 queue: Mutex::new(Vec::new()),
                 lanes: Arc::new(Semaphore::new(lanes)),
                 max_batch,
                 write,
+                hold,
             }),
         }
     }
@@ -75,6 +93,11 @@ impl<T: Send + 'static, R: Send + 'static> Inner<T, R> {
     async fn drain(self: Arc<Self>, lane: OwnedSemaphorePermit) {
         let mut lane = Some(lane);
         while lane.is_some() {
+            if let Some(hold) = self.hold {
+                if self.lock().is_ok_and(|q| !q.is_empty() && q.len() < hold.fewer_than) {
+                    tokio::time::sleep(hold.wait).await;
+                }
+            }
             let batch: Vec<Queued<T, R>> = match self.lock() {
                 Ok(mut queue) => {
                     let n = queue.len().min(self.max_batch);
@@ -162,5 +185,48 @@ mod tests {
         assert!(gives_up.is_err(), "the first caller timed out before its write ended");
         coalescer.submit(2).await.expect("the second caller is written");
         assert_eq!(written.load(Ordering::SeqCst), 2, "both items were written");
+    }
+
+    /// A holding coalescer waits for more before a small write (a lone item waits the hold, then
+    /// goes), and writes at once when enough are queued.
+    #[tokio::test(start_paused = true)]
+    async fn a_holding_coalescer_gathers_small_writes() {
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let seen = batches.clone();
+        let hold = Hold { fewer_than: 4, wait: std::time::Duration::from_millis(10) };
+        let coalescer = Arc::new(Coalescer::<u32, ()>::holding(
+            1,
+            64,
+            Some(hold),
+            Box::new(move |items: Vec<u32>| {
+                seen.lock().unwrap().push(items.clone());
+                Box::pin(async move { items.into_iter().map(|_| Ok(())).collect() })
+            }),
+        ));
+        let submit = |i: u32| {
+            let c = coalescer.clone();
+            tokio::spawn(async move { c.submit(i).await })
+        };
+        let started = tokio::time::Instant::now();
+        submit(1).await.unwrap().unwrap();
+        let waited = started.elapsed();
+        assert!(waited >= hold.wait && waited < 2 * hold.wait, "a lone item waits the hold: {waited:?}");
+        // Three more within the hold join the first of them.
+        let mut calls = Vec::new();
+        for i in 2..5 {
+            calls.push(submit(i));
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        for call in calls {
+            call.await.unwrap().unwrap();
+        }
+        // Enough queued at once: no hold.
+        let started = tokio::time::Instant::now();
+        let calls: Vec<_> = (5..9).map(submit).collect();
+        for call in calls {
+            call.await.unwrap().unwrap();
+        }
+        assert!(started.elapsed() < hold.wait, "{:?}", started.elapsed());
+        assert_eq!(*batches.lock().unwrap(), vec![vec![1], vec![2, 3, 4], vec![5, 6, 7, 8]]);
     }
 }

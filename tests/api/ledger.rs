@@ -229,3 +229,41 @@ pg_only! {
         drop(second);
     }
 }
+
+pg_only! {
+    /// PostgreSQL: a chained insert that writes fewer rows than it links fails its transaction,
+    /// though `COMMIT` went with the statements (the heads' write-back counts the chain's new
+    /// entries in the same statement): nothing is written and the head stays where it was.
+    async fn a_chained_insert_short_of_its_rows_commits_nothing() {
+        use tocsin::store::chain::Chain;
+        use tocsin::store::postgres::PgBackend;
+        use tocsin::store::sql::Stmt;
+        use tocsin::store::Backend as _;
+        let db = crate::helpers::TestDatabase::create().await;
+        let store = PgBackend::connect(&db.url).await.unwrap();
+        store.migrate(tocsin::store::migrations::postgres()).await.unwrap();
+        let entry = |sql: &'static str, n: i64| {
+            let params = tocsin::params!["default", "test", "check", format!("entry {n}"), "{}", n, None::<i64>, None::<String>, None::<String>];
+            Stmt::chained_row(sql, params, Chain::Audit, [6, 7, 8])
+        };
+        const INSERT: &str = "INSERT INTO audit_log (tenant_id, actor, action, target, details, at, chain_seq, prev_hash, hash) \
+                              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+        const INSERTS_NOTHING: &str = "INSERT INTO audit_log (tenant_id, actor, action, target, details, at, chain_seq, prev_hash, hash) \
+                                       SELECT * FROM (VALUES ($1, $2, $3, $4, $5, CAST($6 AS BIGINT), \
+                                       CAST($7 AS BIGINT), $8, $9)) AS v WHERE false";
+        store.write(vec![entry(INSERT, 1)]).await.unwrap();
+        let err = store.write(vec![entry(INSERT, 2), entry(INSERTS_NOTHING, 3)]).await.unwrap_err();
+        assert!(err.to_string().contains("a chained insert wrote fewer rows than it linked"), "{err}");
+        let rows = store.query("SELECT COUNT(*) AS n FROM audit_log", Vec::new()).await.unwrap();
+        assert_eq!(rows[0].int("n").unwrap(), 1, "the entry beside the short insert was rolled back");
+        let head = store
+            .query("SELECT seq FROM chain_heads WHERE chain = 'audit' AND tenant_id = 'default'", Vec::new())
+            .await
+            .unwrap();
+        assert_eq!(head[0].int("seq").unwrap(), 1);
+        // The chain goes on from there.
+        store.write(vec![entry(INSERT, 4)]).await.unwrap();
+        let rows = store.query("SELECT MAX(chain_seq) AS n FROM audit_log", Vec::new()).await.unwrap();
+        assert_eq!(rows[0].int("n").unwrap(), 2);
+    }
+}

@@ -14,7 +14,7 @@ use tokio_postgres::types::{IsNull, ToSql, Type};
 use tokio_postgres::NoTls;
 
 use super::backend::{Backend, Dialect, Durability};
-use super::chain::{check_written, Chain, Head, Heads, GENESIS};
+use super::chain::{Chain, Head, Heads, GENESIS};
 use super::sql::{Columns, Row, Stmt, StmtResult, Value};
 use super::StoreError;
 
@@ -70,21 +70,18 @@ async fn runs<'a>(client: &'a ClientWrapper, stmts: &'a [&'a Stmt]) -> Result<Ve
     Ok(runs)
 }
 
-/// Runs statements pipelined (all sent at once, run in order) in the open transaction.
-async fn run_in(client: &ClientWrapper, stmts: &[&Stmt]) -> Result<Vec<StmtResult>, StoreError> {
-    futures_util::future::try_join_all(runs(client, stmts).await?).await
-}
-
-/// Runs statements as one transaction in a single round trip: `BEGIN`, the statements and
-/// `COMMIT` are sent together. Each round trip wakes a PostgreSQL backend and this process's
+/// Runs statements as one transaction in a single round trip: `BEGIN` (unless `begin` is false:
+/// the transaction was begun already), the statements and `COMMIT` are sent together. Each round trip wakes a PostgreSQL backend and this process's
 /// connection task; a transaction of one combined publish made three. `COMMIT` is sent only once
 /// every request before it is on its way: a statement whose parameters could not be encoded
 /// fails at once, unsent, and then the transaction is rolled back instead. A statement that fails
 /// in PostgreSQL aborts the transaction, and the `COMMIT` behind it rolls back.
-async fn run_committed(client: &ClientWrapper, stmts: &[&Stmt]) -> Result<Vec<StmtResult>, StoreError> {
+async fn run_committed(client: &ClientWrapper, stmts: &[&Stmt], begin: bool) -> Result<Vec<StmtResult>, StoreError> {
     use std::task::Poll;
     let mut pending: Vec<Run<'_>> = Vec::with_capacity(stmts.len() + 2);
-    pending.push(Box::pin(async { begin_or_end(client, "BEGIN").await }));
+    if begin {
+        pending.push(Box::pin(async { begin_or_end(client, "BEGIN").await }));
+    }
     pending.extend(runs(client, stmts).await?);
     let mut done: Vec<Option<Result<StmtResult, StoreError>>> = pending.iter().map(|_| None).collect();
     // One poll of each, in order, sends them.
@@ -116,7 +113,7 @@ async fn run_committed(client: &ClientWrapper, stmts: &[&Stmt]) -> Result<Vec<St
         }
     })
     .await;
-    let committed = done.len() == stmts.len() + 2;
+    let committed = done.len() == stmts.len() + usize::from(begin) + 1;
     let mut results = Vec::with_capacity(stmts.len());
     for d in done.into_iter().flatten() {
         results.push(d?);
@@ -126,7 +123,9 @@ async fn run_committed(client: &ClientWrapper, stmts: &[&Stmt]) -> Result<Vec<St
     }
     // BEGIN's and COMMIT's results are not the statements'.
     results.pop();
-    results.remove(0);
+    if begin {
+        results.remove(0);
+    }
     Ok(results)
 }
 
@@ -188,8 +187,9 @@ async fn commit(
 }
 
 /// The body of [`commit`]. Writes without chained inserts take one round trip
-/// ([`run_committed`]); with chained inserts, three: `BEGIN` with the heads' lock, the
-/// statements, then `COMMIT` once every chained insert is known to have written all its rows.
+/// ([`run_committed`]); with chained inserts, two: `BEGIN` with the heads' lock, then the
+/// statements with `COMMIT` (the heads' write-back checks in the same statement that every
+/// chained insert wrote all its rows, [`crate::store::chain::Heads::write_back_checked`]).
 async fn write_in(
     client: &ClientWrapper,
     writes: &mut [&mut [Stmt]],
@@ -204,16 +204,10 @@ async fn write_in(
     let mut all: Vec<&Stmt> = deferred.then_some(&DEFER_COMMIT).into_iter().collect();
     all.extend(&given);
     all.extend(&heads);
-    let mut results = if chained { run_in(client, &all).await? } else { run_committed(client, &all).await? };
+    let mut results = run_committed(client, &all, !chained).await?;
     results.truncate(results.len() - heads.len());
     if deferred {
         results.remove(0);
-    }
-    if chained {
-        for (s, r) in given.iter().zip(&results) {
-            check_written(s, r.affected)?;
-        }
-        client.batch_execute("COMMIT").await.map_err(pg_err)?;
     }
     Ok(results)
 }
@@ -284,7 +278,7 @@ async fn begin_and_link(
     for s in writes.iter_mut().flat_map(|w| w.iter_mut()) {
         heads.link(s)?;
     }
-    Ok(heads.write_back(signer))
+    Ok(heads.write_back_checked(signer))
 }
 
 /// Creates the heads among `keys` (chains, tenants) that do not exist yet, then locks and reads
