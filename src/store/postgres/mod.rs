@@ -80,7 +80,7 @@ async fn run_committed(client: &ClientWrapper, stmts: &[&Stmt], begin: bool) -> 
     use std::task::Poll;
     let mut pending: Vec<Run<'_>> = Vec::with_capacity(stmts.len() + 2);
     if begin {
-        pending.push(Box::pin(async { begin_or_end(client, "BEGIN").await }));
+        pending.push(send_begin(client).await);
     }
     pending.extend(runs(client, stmts).await?);
     let mut done: Vec<Option<Result<StmtResult, StoreError>>> = pending.iter().map(|_| None).collect();
@@ -127,6 +127,17 @@ async fn run_committed(client: &ClientWrapper, stmts: &[&Stmt], begin: bool) -> 
         results.remove(0);
     }
     Ok(results)
+}
+
+/// Sends `BEGIN` now and gives its answer to await. Statements still to be prepared on this
+/// connection are then prepared inside the transaction: prepared before it, each would be a
+/// transaction of its own (an idle server's commits doubled, scenario (g)).
+async fn send_begin(client: &ClientWrapper) -> Run<'_> {
+    let mut begin: Run<'_> = Box::pin(begin_or_end(client, "BEGIN"));
+    match std::future::poll_fn(|cx| std::task::Poll::Ready(begin.as_mut().poll(cx))).await {
+        std::task::Poll::Ready(answer) => Box::pin(std::future::ready(answer)),
+        std::task::Poll::Pending => begin,
+    }
 }
 
 async fn begin_or_end(client: &ClientWrapper, command: &'static str) -> Result<StmtResult, StoreError> {
@@ -240,6 +251,8 @@ async fn begin_and_link(
     let wanted = keys.len();
     // The keys as two arrays: chains and tenants.
     let (chains, tenants): (Vec<&str>, Vec<&str>) = keys.iter().map(|(c, t)| (c.as_str(), t.as_str())).unzip();
+    // `BEGIN` travels with the lock.
+    let begin = send_begin(client).await;
     let lock = client
         .prepare_cached(
             "SELECT h.chain, h.tenant_id, h.seq, h.hash FROM chain_heads h \
@@ -248,8 +261,6 @@ async fn begin_and_link(
         )
         .await
         .map_err(pg_err)?;
-    // `BEGIN` travels with the lock.
-    let begin = begin_or_end(client, "BEGIN");
     let mut rows = Vec::new();
     if all_known {
         let lock = async { client.query(&lock, &[&chains, &tenants]).await.map_err(pg_err) };
