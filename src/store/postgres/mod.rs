@@ -71,11 +71,13 @@ async fn runs<'a>(client: &'a ClientWrapper, stmts: &'a [&'a Stmt]) -> Result<Ve
 }
 
 /// Runs statements as one transaction in a single round trip: `BEGIN` (unless `begin` is false:
-/// the transaction was begun already), the statements and `COMMIT` are sent together. Each round trip wakes a PostgreSQL backend and this process's
-/// connection task; a transaction of one combined publish made three. `COMMIT` is sent only once
-/// every request before it is on its way: a statement whose parameters could not be encoded
-/// fails at once, unsent, and then the transaction is rolled back instead. A statement that fails
-/// in PostgreSQL aborts the transaction, and the `COMMIT` behind it rolls back.
+/// the transaction was begun already), the statements and `COMMIT` are sent together. Each round
+/// trip wakes a PostgreSQL backend and this process's connection task; a transaction of one
+/// combined publish made three. `COMMIT` is sent only once every request before it is on its way:
+/// a statement whose parameters could not be encoded fails at once, unsent, and then the
+/// transaction is rolled back instead. A statement that fails in PostgreSQL aborts the
+/// transaction, and the `COMMIT` behind it rolls back. (Rows that do not read back as their
+/// columns' types, a bug rather than data, are reported after the commit.)
 async fn run_committed(client: &ClientWrapper, stmts: &[&Stmt], begin: bool) -> Result<Vec<StmtResult>, StoreError> {
     use std::task::Poll;
     let mut pending: Vec<Run<'_>> = Vec::with_capacity(stmts.len() + 2);
