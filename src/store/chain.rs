@@ -250,7 +250,8 @@ impl Head {
 }
 
 /// The heads of the chains one transaction appends to: read (and on PostgreSQL locked) once,
-/// moved in memory by each chained insert, written back before the commit.
+/// moved in memory by each chained insert, written back in the same transaction (on PostgreSQL
+/// by a statement that also checks the entries are there, sent with the `COMMIT`).
 #[derive(Debug, Default)]
 pub struct Heads {
     /// Each head as it moved, and its seq as read.

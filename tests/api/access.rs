@@ -223,8 +223,37 @@ pg_only! {
         let (status, b) = first.get("/api/v1/events/kept-again-0", ADMIN_TOKEN).await;
         assert_eq!(status, StatusCode::OK, "{b}");
 
-        // A live token's invalid event is still answered for what it is, also when kept.
+        // A refused caller among live publishes.
         let live = first.token("default", Role::Publisher).await;
+        let (_, made) = first.post("/api/v1/tokens", ADMIN_TOKEN, json!({"name": "pub", "role": "publisher"})).await;
+        let revoked = made["token"].as_str().unwrap().to_string();
+        assert_eq!(second.post("/api/v1/events", &revoked, event("kept-combined")).await.0, StatusCode::ACCEPTED);
+        let id = made["id"].as_str().unwrap();
+        first.call(Method::DELETE, &format!("/api/v1/tokens/{id}"), Some(ADMIN_TOKEN), None).await;
+        // Live publishes before and after it, which may be written together with it: each is
+        // answered for its own event (the split of a combined write's outcomes among its callers
+        // is unit-tested in store/postgres/batch.rs, where it is certain to be exercised).
+        let live_publish = |i: usize| {
+            let (second, live, r) = (&second, &live, format!("combined-{i}"));
+            async move { (r.clone(), second.post("/api/v1/events", live, event(&r)).await) }
+        };
+        let before = futures_util::future::join_all((0..8).map(live_publish));
+        let refused = async {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            second.post("/api/v1/events/batch", &revoked, json!({"events": [event("r-1"), event("r-2")]})).await
+        };
+        let after = async {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            futures_util::future::join_all((8..16).map(live_publish)).await
+        };
+        let (before, refused, after) = futures_util::future::join3(before, refused, after).await;
+        assert_eq!(refused.0, StatusCode::UNAUTHORIZED, "{}", refused.1);
+        for (r, (status, b)) in before.into_iter().chain(after) {
+            assert_eq!(status, StatusCode::ACCEPTED, "{r}: {b}");
+            assert_eq!((b["event_ref"].as_str(), b["duplicate"].as_bool()), (Some(r.as_str()), Some(false)), "{b}");
+        }
+
+        // A live token's invalid event is still answered for what it is, also when kept.
         assert_eq!(second.post("/api/v1/events", &live, event("live-1")).await.0, StatusCode::ACCEPTED);
         let (status, b) = second.post("/api/v1/events", &live, json!({"event": "alert.created", "data": 1})).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{b}");

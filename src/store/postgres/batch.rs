@@ -1,4 +1,4 @@
-//! PostgreSQL's fast paths: a publish in three statements whatever its size, small publishes of
+//! PostgreSQL's fast paths: a publish in two statements whatever its size, small publishes of
 //! concurrent callers combined into one, and records of successful attempts written together.
 //! Every statement costs a PostgreSQL backend tens of µs; these paths are what keep that from
 //! binding.
@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use super::{SEQ_SCANS_OFF, SEQ_SCANS_ON};
 use crate::params;
 use crate::store::backend::{Backend, Durability};
 use crate::store::chain::{self, Chain};
@@ -15,17 +16,6 @@ use crate::store::coalesce::{Coalescer, Hold};
 use crate::store::events::{answer, deliveries_by_webhook, filtered_json, originals};
 use crate::store::sql::{Stmt, StmtResult, Value};
 use crate::store::{Completion, DeliveryStart, HealthChange, NewEvent, Published, Store, StoreError, Target};
-
-/// Keeps the statements between [`SEQ_SCANS_OFF`] and [`SEQ_SCANS_ON`] off sequential scans. A
-/// prepared statement's plan is made generic after five runs and kept until its tables are next
-/// analyzed: made while a new database's `deliveries` held twenty rows, the batched success
-/// update scanned the whole table on every run (1.9 ms for 15 rows at 4,700) long after it had
-/// grown. Planning every run afresh (`plan_cache_mode`) cured that but cost more than the scans
-/// (database CPU per delivery 0.23 → 0.34 ms in scenario (f16)). These statements find a few rows
-/// by key, so an index is always their right plan. Set back after them: the transaction may carry
-/// other callers' writes.
-static SEQ_SCANS_OFF: Stmt = Stmt::constant("SELECT set_config('enable_seqscan', 'off', true)");
-static SEQ_SCANS_ON: Stmt = Stmt::constant("SELECT set_config('enable_seqscan', 'on', true)");
 
 /// `stmts` run with [`SEQ_SCANS_OFF`]; the results of the two settings are taken out again by
 /// [`by_index_results`].
@@ -39,18 +29,22 @@ fn by_index_results(mut results: Vec<StmtResult>) -> Vec<StmtResult> {
     results
 }
 
-/// A publish on PostgreSQL in three statements instead of about three per event (each statement
+/// A publish on PostgreSQL in two statements instead of about three per event (each statement
 /// costs PostgreSQL's backend tens of µs: it was the bottleneck): the events and their deliveries
 /// each go as one array per column, unpacked by `unnest` (sent in binary; parsing the same rows
-/// from JSON cost the database twice as much), then the lookup of repeats. The events may belong
-/// to several tenants (publishes of several callers combined). Same outcome as per-event
-/// statements: a repeated event_ref adds nothing, also when it is repeated within the batch.
+/// from JSON cost the database twice as much). The events may belong to several tenants
+/// (publishes of several callers combined). Same outcome as per-event statements: a repeated
+/// event_ref adds nothing, also when it is repeated within the batch.
 ///
 /// An event published with a token this process kept ([`NewEvent::live_token`]) is inserted
 /// only while that token is live (checked by the insert itself, once per statement, so no read
-/// precedes it); one
-/// refused so is answered [`StoreError::TokenNotLive`]. The outcome is per event: one caller's
-/// revoked token does not fail the callers combined with it.
+/// precedes it). Only for the events the insert left out, after the commit: whether their token
+/// is still live ([`dead_tokens`]; one that is not is answered [`StoreError::TokenNotLive`]),
+/// then the first publish of the others, the repeats ([`originals`]).
+///
+/// The outcome is per event: one caller's revoked token, or a failed read of what the insert
+/// left out, fails only the events concerned, never the events committed beside them (those are
+/// answered, and their deliveries handed over).
 async fn publish(
     db: &dyn Backend,
     events: &[(NewEvent, Vec<Target>)],
@@ -140,24 +134,33 @@ async fn publish(
     for row in results[1].rows.iter().filter(|r| r.text("state").is_ok_and(|s| s == "leased")) {
         leased.entry(row.uuid("event_id")?).or_default().push((row.uuid("webhook_id")?, row.int("seq")?));
     }
-    let not_inserted: Vec<&NewEvent> = events.iter().map(|(e, _)| e).filter(|e| !inserted.contains(&e.id)).collect();
-    let dead = dead_tokens(db, not_inserted.iter().filter_map(|e| e.live_token)).await?;
-    let refused = |e: &NewEvent| e.live_token.is_some_and(|t| dead.contains(&t));
-    let originals = originals(db, not_inserted.into_iter().filter(|e| !refused(e))).await?;
+    let left_out: Vec<&NewEvent> = events.iter().map(|(e, _)| e).filter(|e| !inserted.contains(&e.id)).collect();
+    let looked_up = async {
+        let dead = dead_tokens(db, left_out.iter().filter_map(|e| e.live_token)).await?;
+        let refused = |e: &&NewEvent| e.live_token.is_some_and(|t| dead.contains(&t));
+        let originals = originals(db, left_out.iter().copied().filter(|e| !refused(e))).await?;
+        Ok::<_, StoreError>((dead, originals))
+    }
+    .await;
     Ok(events
         .iter()
         .map(|(e, targets)| {
-            if refused(e) {
+            if inserted.contains(&e.id) {
+                return answer(e, targets, &inserted, &mut leased, &HashMap::new());
+            }
+            let (dead, originals) = looked_up.as_ref().map_err(Clone::clone)?;
+            if e.live_token.is_some_and(|t| dead.contains(&t)) {
                 return Err(StoreError::TokenNotLive);
             }
-            answer(e, targets, &inserted, &mut leased, &originals)
+            answer(e, targets, &inserted, &mut leased, originals)
         })
         .collect())
 }
 
-/// Of the tokens of events the insert did not take, those no longer live: the insert refused
-/// their events (the others were repeats). Read after the commit; a token revoked then was
-/// revoked for the insert too, as revocation is for good.
+/// Of the tokens of events the insert left out, those no longer live. Read after the commit:
+/// a token dead at the insert is dead now (revocation is for good), so every event the insert
+/// refused is found; one left out as a repeat whose token was revoked since is refused too (its
+/// request raced the revocation). An event the insert took is never refused.
 async fn dead_tokens(db: &dyn Backend, tokens: impl Iterator<Item = Uuid>) -> Result<HashSet<Uuid>, StoreError> {
     let tokens: HashSet<Uuid> = tokens.collect();
     if tokens.is_empty() {
@@ -293,10 +296,7 @@ async fn publish_combined(
     let sizes: Vec<usize> = batch.iter().map(Vec::len).collect();
     let all: Vec<(NewEvent, Vec<Target>)> = batch.into_iter().flatten().collect();
     match publish(db, &all).await {
-        Ok(published) => {
-            let mut published = published.into_iter();
-            sizes.iter().map(|&n| published.by_ref().take(n).collect()).collect()
-        }
+        Ok(published) => per_caller(&sizes, published),
         Err(e @ StoreError::Unavailable(_)) => sizes.iter().map(|_| Err(e.clone())).collect(),
         Err(e) if sizes.len() == 1 => vec![Err(e)],
         Err(_) => {
@@ -309,6 +309,14 @@ async fn publish_combined(
             out
         }
     }
+}
+
+/// Splits a combined publish's per-event outcomes among its callers, in order (`sizes`: each
+/// caller's number of events): a caller with a refused event is refused; the others get their
+/// events' answers. Each caller takes exactly its own events, whatever they hold.
+fn per_caller<P>(sizes: &[usize], outcomes: Vec<Result<P, StoreError>>) -> Vec<Result<Vec<P>, StoreError>> {
+    let mut outcomes = outcomes.into_iter();
+    sizes.iter().map(|&n| outcomes.by_ref().take(n).collect::<Vec<_>>().into_iter().collect()).collect()
 }
 
 /// One array per column of `rows` (all of the same width).
@@ -359,4 +367,26 @@ async fn write_records(db: &dyn Backend, batch: &[(AttemptRow, DeliveryDone)]) -
     )
     .await
     .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A caller refused (its token revoked) takes only its own events' outcomes: the callers
+    /// after it get theirs, not its leftovers.
+    #[test]
+    fn each_caller_takes_its_own_outcomes() {
+        let outcomes =
+            vec![Err(StoreError::TokenNotLive), Err(StoreError::TokenNotLive), Ok("b"), Ok("c1"), Ok("c2"), Ok("d")];
+        let split = per_caller(&[2, 1, 2, 1], outcomes);
+        assert!(matches!(split[0], Err(StoreError::TokenNotLive)));
+        assert_eq!(split[1].as_ref().unwrap(), &vec!["b"]);
+        assert_eq!(split[2].as_ref().unwrap(), &vec!["c1", "c2"]);
+        assert_eq!(split[3].as_ref().unwrap(), &vec!["d"]);
+        // A refusal in the middle of a caller's events refuses that caller alone.
+        let split = per_caller(&[1, 3, 1], vec![Ok(1), Ok(2), Err(StoreError::TokenNotLive), Ok(3), Ok(4)]);
+        assert_eq!((split[0].as_ref().unwrap(), split[2].as_ref().unwrap()), (&vec![1], &vec![4]));
+        assert!(split[1].is_err());
+    }
 }
