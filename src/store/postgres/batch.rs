@@ -253,9 +253,10 @@ impl PgWrites {
                     Box::pin(async move { publish_combined(&*db, batch).await })
                 }),
             ),
-            // Held back while few are queued: nothing waits on these records (the attempt's
-            // slot is free already), and every transaction costs PostgreSQL more than its
-            // rows (SQLite's writer holds its background writes back alike).
+            // Held back while few are queued: no caller waits on these records (the attempt's
+            // slot is free already; only the next delivery of an ordering key waits for its
+            // predecessor's, up to 2 ms more), and every transaction costs PostgreSQL more than
+            // its rows (SQLite's writer holds its background writes back alike).
             records: Coalescer::holding(
                 1,
                 MAX_COMBINED_RECORDS,
