@@ -70,10 +70,10 @@ async fn commit(
     known: &KnownHeads,
 ) -> Result<Vec<StmtResult>, StoreError> {
     let started = std::time::Instant::now();
-    let mut open = Open { client: Some(pool.get().await.map_err(pool_err)?), done: false };
+    let mut open = Open::new(pool.get().await.map_err(pool_err)?);
     let result = write_in(open.client(), writes, durability, signer, known).await;
     match &result {
-        Ok(_) => open.done = true,
+        Ok(_) => open.committed(),
         Err(_) => open.roll_back().await,
     }
     crate::metrics::commit("postgres", started.elapsed());

@@ -120,11 +120,20 @@ async fn begin_or_end(client: &ClientWrapper, command: &'static str) -> Result<S
 /// write be abandoned half way (its future dropped), the connection is closed rather than
 /// returned to the pool with the transaction open (PostgreSQL then rolls it back).
 pub(super) struct Open {
-    pub(super) client: Option<deadpool_postgres::Object>,
-    pub(super) done: bool,
+    client: Option<deadpool_postgres::Object>,
+    done: bool,
 }
 
 impl Open {
+    pub(super) fn new(client: deadpool_postgres::Object) -> Self {
+        Self { client: Some(client), done: false }
+    }
+
+    /// The transaction was committed: the connection goes back to the pool.
+    pub(super) fn committed(&mut self) {
+        self.done = true;
+    }
+
     pub(super) fn client(&self) -> &ClientWrapper {
         self.client.as_ref().expect("the connection is held until the transaction ends")
     }
