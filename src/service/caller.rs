@@ -92,12 +92,12 @@ impl Publisher {
         if !self.kept {
             return Ok(());
         }
-        match state.store.find_token(self.digest).await? {
-            Some((_, stored)) if constant_time_eq(&stored, &self.digest) => Ok(()),
-            _ => {
+        match read_live(state, self.digest).await {
+            Err(ServiceError::Unauthorized) => {
                 state.store.forget_token(self.who.token_id);
                 Err(ServiceError::Unauthorized)
             }
+            read => read.map(|_| ()),
         }
     }
 
@@ -123,10 +123,15 @@ pub async fn authenticate_publisher(state: &AppState, presented: &str) -> Servic
 
 /// Resolves a presented bearer token (constant-time comparison of its digest).
 pub async fn authenticate(state: &AppState, presented: &str) -> ServiceResult<Principal> {
-    let digest = token_digest(presented);
+    let record = read_live(state, token_digest(presented)).await?;
+    Ok(Principal { token_id: record.id, tenant: record.tenant_id, role: record.role })
+}
+
+/// The live token with this digest, read afresh (the stored digest compared in constant time).
+async fn read_live(state: &AppState, digest: [u8; 32]) -> ServiceResult<crate::store::TokenRecord> {
     let (record, stored) = state.store.find_token(digest).await?.ok_or(ServiceError::Unauthorized)?;
     if !constant_time_eq(&stored, &digest) {
         return Err(ServiceError::Unauthorized);
     }
-    Ok(Principal { token_id: record.id, tenant: record.tenant_id, role: record.role })
+    Ok(record)
 }

@@ -161,8 +161,8 @@ async fn publish(
 /// a token dead at the insert is dead now (revocation is for good), so every event the insert
 /// refused is found; one left out as a repeat whose token was revoked since is refused too (its
 /// request raced the revocation). An event the insert took is never refused.
-async fn dead_tokens(db: &dyn Backend, tokens: impl Iterator<Item = Uuid>) -> Result<HashSet<Uuid>, StoreError> {
-    let tokens: HashSet<Uuid> = tokens.collect();
+async fn dead_tokens(db: &dyn Backend, tokens: impl IntoIterator<Item = Uuid>) -> Result<HashSet<Uuid>, StoreError> {
+    let tokens: HashSet<Uuid> = tokens.into_iter().collect();
     if tokens.is_empty() {
         return Ok(tokens);
     }
@@ -187,7 +187,7 @@ impl Store {
             Some(pg) if events.len() < COMBINE_BELOW => pg.publishes.submit(events).await,
             _ => {
                 let kept: Vec<Uuid> = events.iter_mut().filter_map(|(e, _)| e.live_token.take()).collect();
-                if !dead_tokens(&*self.db, kept.into_iter()).await?.is_empty() {
+                if !dead_tokens(&*self.db, kept).await?.is_empty() {
                     return Err(StoreError::TokenNotLive);
                 }
                 publish(&*self.db, &events).await?.into_iter().collect()
@@ -225,8 +225,8 @@ const MAX_COMBINED_PUBLISHES: usize = 64;
 /// Most attempt records written together.
 const MAX_COMBINED_RECORDS: usize = 1024;
 /// Records of successful attempts wait up to 2 ms for others while fewer than 64 are queued:
-/// (f16) on one server 7,252 · 7,619 · 6,412 → 8,382 · 8,734 · 8,684 deliveries/s, the
-/// database's CPU per delivery 0.097–0.121 → 0.069–0.072 ms (docs/performance.md s27).
+/// (f16) on one server 7,020 · 6,935 · 6,835 → 8,157 · 7,634 · 7,342 deliveries/s, the
+/// database's CPU per delivery 0.11 → 0.076–0.081 ms (docs/performance.md s27).
 const RECORDS_HOLD: Hold = Hold { fewer_than: 64, wait: std::time::Duration::from_millis(2) };
 
 /// PostgreSQL's writes of many callers combined into one statement set (see
