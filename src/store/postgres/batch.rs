@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::{SEQ_SCANS_OFF, SEQ_SCANS_ON};
+use super::{INDEX_PLANS, USUAL_PLANS};
 use crate::params;
 use crate::store::backend::{Backend, Durability};
 use crate::store::chain::{self, Chain};
@@ -17,10 +17,10 @@ use crate::store::events::{answer, deliveries_by_webhook, filtered_json, origina
 use crate::store::sql::{Stmt, StmtResult, Value};
 use crate::store::{Completion, DeliveryStart, HealthChange, NewEvent, Published, Store, StoreError, Target};
 
-/// `stmts` run with [`SEQ_SCANS_OFF`]; the results of the two settings are taken out again by
+/// `stmts` run with [`INDEX_PLANS`]; the results of the two settings are taken out again by
 /// [`by_index_results`].
 fn by_index(stmts: Vec<Stmt>) -> Vec<Stmt> {
-    std::iter::once(SEQ_SCANS_OFF.clone()).chain(stmts).chain([SEQ_SCANS_ON.clone()]).collect()
+    std::iter::once(INDEX_PLANS.clone()).chain(stmts).chain([USUAL_PLANS.clone()]).collect()
 }
 
 fn by_index_results(mut results: Vec<StmtResult>) -> Vec<StmtResult> {

@@ -31,17 +31,23 @@ type Job = (Vec<Stmt>, Durability, Reply);
 /// does not wait for the WAL flush; a later synchronous commit flushes it in order).
 static DEFER_COMMIT: Stmt = Stmt::constant("SELECT set_config('synchronous_commit', 'off', true)");
 
-/// Keeps the statements between [`SEQ_SCANS_OFF`] and [`SEQ_SCANS_ON`] off sequential scans. A
-/// prepared statement's plan is made generic after five runs and kept until its tables are next
-/// analyzed: made while a new database's `deliveries` held twenty rows, the batched success
-/// update scanned the whole table on every run (1.9 ms for 15 rows at 4,700) long after it had
-/// grown. Planning every run afresh (`plan_cache_mode`) cured that but cost more than the scans
-/// (database CPU per delivery 0.23 → 0.34 ms in scenario (f16)). These statements find a few rows
-/// by key, so an index is always their right plan (the hot writes of `batch.rs`, and the chains'
-/// write-back, which counts a chain's new entries: [`write_in`]). Set back after them: the
-/// transaction may carry other callers' writes.
-pub(super) static SEQ_SCANS_OFF: Stmt = Stmt::constant("SELECT set_config('enable_seqscan', 'off', true)");
-pub(super) static SEQ_SCANS_ON: Stmt = Stmt::constant("SELECT set_config('enable_seqscan', 'on', true)");
+/// Keeps the statements between [`INDEX_PLANS`] and [`USUAL_PLANS`] off sequential scans, on one
+/// generic plan each. A prepared statement's plan is made generic after five runs and kept until
+/// its tables are next analyzed: made while a new database's `deliveries` held twenty rows, the
+/// batched success update scanned the whole table on every run (1.9 ms for 15 rows at 4,700) long
+/// after it had grown. Planning every run afresh (`force_custom_plan`) cured that but cost more
+/// than the scans (database CPU per delivery 0.23 → 0.34 ms in scenario (f16)). These statements
+/// find a few rows by key, so an index is always their right plan (the hot writes of `batch.rs`,
+/// and the chains' write-back, which counts a chain's new entries: [`write_in`]), and the generic
+/// plan made with sequential scans off is one: left to choose, PostgreSQL went on planning the
+/// publishes' deliveries insert for one run in four (its arrays' lengths vary), which cost a
+/// tenth of the database's CPU in (f16) with the chains' lock below (docs/performance.md s28).
+/// Set back after them: the transaction may carry other callers' writes.
+pub(super) static INDEX_PLANS: Stmt = Stmt::constant(
+    "SELECT set_config('enable_seqscan', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true)",
+);
+pub(super) static USUAL_PLANS: Stmt =
+    Stmt::constant("SELECT set_config('enable_seqscan', 'on', true), set_config('plan_cache_mode', 'auto', true)");
 
 /// The chains' heads this process has seen (see [`begin_and_link`]).
 type KnownHeads = std::sync::Mutex<std::collections::HashSet<(Chain, String)>>;
@@ -97,11 +103,11 @@ async fn write_in(
     let given: Vec<&Stmt> = writes.iter().flat_map(|s| s.iter()).collect();
     let mut all: Vec<&Stmt> = deferred.then_some(&DEFER_COMMIT).into_iter().collect();
     all.extend(&given);
-    // The write-back counts the chain's entries by index (see [`SEQ_SCANS_OFF`]).
+    // The write-back counts the chain's entries by index (see [`INDEX_PLANS`]).
     let back: Vec<&Stmt> = if heads.is_empty() {
         Vec::new()
     } else {
-        std::iter::once(&SEQ_SCANS_OFF).chain(&heads).chain([&SEQ_SCANS_ON]).collect()
+        std::iter::once(&INDEX_PLANS).chain(&heads).chain([&USUAL_PLANS]).collect()
     };
     all.extend(&back);
     let mut results = run_committed(client, &all, !chained).await?;
@@ -142,24 +148,34 @@ async fn begin_and_link(
     let (chains, tenants): (Vec<&str>, Vec<&str>) = keys.iter().map(|(c, t)| (c.as_str(), t.as_str())).unzip();
     // `BEGIN` travels with the lock.
     let begin = send_begin(client).await;
+    // One head (a transaction of one tenant's records: the usual case) is locked by a statement
+    // of its own. PostgreSQL planned the arrays' statement afresh on every run (a plan for an
+    // array of unknown length costs more than one for the array at hand), which cost it more
+    // than running it (docs/performance.md s28).
     let lock = client
-        .prepare_cached(
+        .prepare_cached(if wanted == 1 {
+            "SELECT h.chain, h.tenant_id, h.seq, h.hash FROM chain_heads h \
+             WHERE h.chain = $1 AND h.tenant_id = $2 FOR UPDATE OF h"
+        } else {
             "SELECT h.chain, h.tenant_id, h.seq, h.hash FROM chain_heads h \
              JOIN unnest(CAST($1 AS TEXT[]), CAST($2 AS TEXT[])) AS k(chain, tenant_id) \
-             ON h.chain = k.chain AND h.tenant_id = k.tenant_id ORDER BY h.chain, h.tenant_id FOR UPDATE OF h",
-        )
+             ON h.chain = k.chain AND h.tenant_id = k.tenant_id ORDER BY h.chain, h.tenant_id FOR UPDATE OF h"
+        })
         .await
         .map_err(pg_err)?;
+    let (chain, tenant) = (chains.first().copied().unwrap_or_default(), tenants.first().copied().unwrap_or_default());
+    let lock_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
+        if wanted == 1 { [&chain, &tenant] } else { [&chains, &tenants] };
     let mut rows = Vec::new();
     if all_known {
-        let lock = async { client.query(&lock, &[&chains, &tenants]).await.map_err(pg_err) };
+        let lock = async { client.query(&lock, &lock_params).await.map_err(pg_err) };
         rows = futures_util::future::try_join(begin, lock).await?.1;
     } else {
         begin.await?;
     }
     // A head not seen yet (or, should one have been removed by hand, missing): created first.
     if rows.len() != wanted {
-        rows = create_and_lock(client, &chains, &tenants, &lock).await?;
+        rows = create_and_lock(client, &chains, &tenants, (&lock, &lock_params)).await?;
         if let Ok(mut k) = known.lock() {
             k.extend(keys);
         }
@@ -182,12 +198,12 @@ async fn begin_and_link(
 }
 
 /// Creates the heads among `keys` (chains, tenants) that do not exist yet, then locks and reads
-/// them all.
+/// them all (`lock` run with its parameters).
 async fn create_and_lock(
     client: &ClientWrapper,
     chains: &[&str],
     tenants: &[&str],
-    lock: &tokio_postgres::Statement,
+    (lock, lock_params): (&tokio_postgres::Statement, &[&(dyn tokio_postgres::types::ToSql + Sync)]),
 ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
     let create = client
         .prepare_cached(
@@ -200,7 +216,7 @@ async fn create_and_lock(
     let genesis = GENESIS.to_string();
     let (_, rows) = futures_util::future::try_join(
         client.execute(&create, &[&chains, &tenants, &genesis]),
-        client.query(lock, &[&chains, &tenants]),
+        client.query(lock, lock_params),
     )
     .await
     .map_err(pg_err)?;

@@ -36,6 +36,10 @@ pub(crate) async fn delivery_scenario(
     let cpu_before: f64 = pids.iter().map(|p| proc_usage(*p).0).sum();
     let on_postgres = server.database.is_some();
     let db_cpu_before = if on_postgres { postgres_cpu() } else { 0.0 };
+    let commits_before = match &server.database {
+        Some(db) => Some(postgres_commits(db).await?),
+        None => None,
+    };
     let others_before = OthersCpu::now(sink_proc.0.id());
     let ticks = machine_ticks();
     let started_ms = tocsin::domain::time::now_ms();
@@ -69,6 +73,12 @@ pub(crate) async fn delivery_scenario(
     let cpu_after: f64 = pids.iter().map(|p| proc_usage(*p).0).sum();
     let db_cpu = if on_postgres { Some(postgres_cpu() - db_cpu_before) } else { None };
     let others = OthersCpu::now(sink_proc.0.id()).since(&others_before);
+    // PostgreSQL's statistics reach pg_stat_database within its stats interval: a commit of
+    // the scenario's last moments may be left out (a handful against thousands).
+    let commits = match (&server.database, commits_before) {
+        (Some(db), Some(before)) => Some(postgres_commits(db).await? - before),
+        _ => None,
+    };
     let peak_rss_kib = pids.iter().map(|p| proc_usage(*p).1).max().unwrap_or(0);
     let per_sec = delivered as f64 / elapsed;
     let duplicates = delivered.saturating_sub(expected);
@@ -96,6 +106,7 @@ pub(crate) async fn delivery_scenario(
         "peak_rss_mib": peak_rss_kib as f64 / 1024.0,
         "cpu_seconds_per_1000_deliveries": per_1000(cpu_after - cpu_before, delivered),
         "database_cpu_seconds_per_1000_deliveries": db_cpu.map(|c| per_1000(c, delivered)),
+        "database_commits_per_1000_deliveries": commits.map(|c| per_1000(c as f64, delivered)),
         "sink_cpu_seconds_per_1000_deliveries": per_1000(others.sink, delivered),
         "load_test_cpu_seconds_per_1000_deliveries": per_1000(others.load_test, delivered),
         "duplicates": duplicates,
