@@ -219,6 +219,7 @@ fn claim_and_complete_100_sqlite(b: Bencher) {
                     counts_for_breaker: true,
                     counter_was_zero: true,
                     gone: false,
+                    ordered: d.ordered,
                     breaker: Breaker { threshold: 5, cooldown_ms: 30_000, disable_after_ms: 72 * 3_600_000 },
                 };
                 let store = store.clone();

@@ -145,6 +145,7 @@ pub async fn commit(
                     event_type: e.event_type.clone(),
                     data: e.data.clone(),
                     created_at: e.created_at,
+                    ordered: e.ordering_key.is_some(),
                 });
             }
         }

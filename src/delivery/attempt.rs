@@ -231,6 +231,7 @@ pub async fn attempt(
         counts_for_breaker: !is_test && !backpressure,
         counter_was_zero: w.failure_count == 0 && !dest.failed_since_read.load(std::sync::atomic::Ordering::Relaxed),
         gone,
+        ordered: d.ordered,
         breaker: ctx.breaker.for_webhook(w.circuit_opens, dest.profile.failure),
     }
 }

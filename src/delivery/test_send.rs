@@ -39,6 +39,7 @@ impl Dispatcher {
             event_type: event.event_type.clone(),
             data: event.data.clone(),
             created_at: event.created_at,
+            ordered: event.ordering_key.is_some(),
         };
         let dest = self.open_endpoint(webhook).await?;
         let completion = attempt::attempt(&self.context(), &dest, &claimed, &claimer, true).await;

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::backend::{Dialect, Durability};
 use super::chain::Chain;
 use super::event_cache::EventBody;
-use super::sql::{self, Stmt};
+use super::sql::{self, Stmt, Value};
 use super::sql_store::{audit_stmt, corrupt, HELD_RELEASE_CHUNK};
 use super::{AttemptRecord, AuditEntry, ClaimedDelivery, Completion, HealthChange, NextStep, Store, StoreError};
 use crate::domain::tenant::TenantId;
@@ -41,7 +41,7 @@ impl Store {
                                 AND p.seq < d.seq AND p.state IN ('pending', 'leased', 'held'))) \
                        ORDER BY d.next_attempt_at, d.seq LIMIT $5 ",
                     $lock,
-                    ") RETURNING seq, attempts, tenant_id, event_id"
+                    ") RETURNING seq, attempts, tenant_id, event_id, ordering_key"
                 )
             };
         }
@@ -116,6 +116,7 @@ impl Store {
                 event_type: e.event_type.clone(),
                 data: e.data.clone(),
                 created_at: e.created_at,
+                ordered: !matches!(row.value("ordering_key")?, Value::Null),
             });
         }
         claimed.sort_by_key(|d| d.seq);
@@ -126,8 +127,7 @@ impl Store {
     /// circuit breaker, in one transaction.
     pub async fn complete(&self, c: &Completion) -> Result<HealthChange, StoreError> {
         let a = &c.attempt;
-        let webhook_untouched = !c.gone && (!c.counts_for_breaker || c.counter_was_zero);
-        if self.db.dialect() == Dialect::Postgres && a.success && webhook_untouched && c.next == NextStep::Succeeded {
+        if self.db.dialect() == Dialect::Postgres && c.may_wait_for_company() {
             return self.complete_batched(c).await;
         }
         let now = a.created_at;

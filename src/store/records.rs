@@ -133,6 +133,8 @@ pub struct ClaimedDelivery {
     /// The event's payload, shared by all its deliveries in this process.
     pub data: bytes::Bytes,
     pub created_at: i64,
+    /// The event has an ordering key: the next delivery of the key waits for this one's record.
+    pub ordered: bool,
 }
 
 /// One attempt, as logged.
@@ -187,8 +189,22 @@ pub struct Completion {
     pub counter_was_zero: bool,
     /// The endpoint answered 410 Gone: deactivate at once.
     pub gone: bool,
+    /// The delivery has an ordering key: the next delivery of the key is claimed only once this
+    /// record is written, so it is not held back for company.
+    pub ordered: bool,
     /// What a counted failure does to the webhook's circuit.
     pub breaker: Breaker,
+}
+
+impl Completion {
+    /// Whether this record may be held back to be written with others (PostgreSQL combines
+    /// them, [`crate::store::Store::complete`]): a success that changes nothing on its webhook
+    /// and that no delivery waits for. The next delivery of an ordering key is claimed only once
+    /// its predecessor's record is written, so such a record goes at once.
+    pub fn may_wait_for_company(&self) -> bool {
+        let webhook_untouched = !self.gone && (!self.counts_for_breaker || self.counter_was_zero);
+        self.attempt.success && webhook_untouched && self.next == NextStep::Succeeded && !self.ordered
+    }
 }
 
 /// How the circuit breaker decides, for one failed attempt: open the circuit once `threshold`
@@ -246,4 +262,56 @@ pub struct WebhookStats {
     pub p95_ms: Option<i64>,
     pub last_success_at: Option<i64>,
     pub last_failure_at: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn success() -> Completion {
+        Completion {
+            attempt: AttemptRecord {
+                id: Uuid::now_v7(),
+                delivery_seq: 1,
+                tenant_id: "default".into(),
+                webhook_id: Uuid::new_v4(),
+                event_ref: "e1".into(),
+                event_type: "alert.created".into(),
+                format: crate::destinations::default_format(),
+                attempt_no: 1,
+                success: true,
+                http_status: Some(200),
+                error: None,
+                response_ms: 1,
+                request_headers: "{}".into(),
+                dispatched_at: 0,
+                response_body: Vec::new(),
+                response_headers: "{}".into(),
+                next_attempt_at: None,
+                created_at: 0,
+            },
+            next: NextStep::Succeeded,
+            claimer: "p".into(),
+            counts_for_breaker: true,
+            counter_was_zero: true,
+            gone: false,
+            ordered: false,
+            breaker: Breaker { threshold: 5, cooldown_ms: 1000, disable_after_ms: 1000 },
+        }
+    }
+
+    /// Only a plain success that no delivery waits for is held back for company: not one whose
+    /// next delivery of the same ordering key waits for it, nor one that changes its webhook.
+    #[test]
+    fn only_records_nothing_waits_for_wait_for_company() {
+        assert!(success().may_wait_for_company());
+        assert!(!Completion { ordered: true, ..success() }.may_wait_for_company(), "an ordering key's record");
+        assert!(!Completion { counter_was_zero: false, ..success() }.may_wait_for_company(), "closes a circuit");
+        assert!(!Completion { gone: true, ..success() }.may_wait_for_company(), "410 Gone");
+        assert!(!Completion { next: NextStep::Retry(5), ..success() }.may_wait_for_company(), "a retry");
+        let mut failed = success();
+        failed.attempt.success = false;
+        failed.next = NextStep::Failed;
+        assert!(!failed.may_wait_for_company(), "a failure");
+    }
 }

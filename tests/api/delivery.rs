@@ -921,7 +921,8 @@ async fn claims_on(backend: Backend) {
                 tenant_id: TenantId::default_tenant(),
                 event_ref: format!("claim-{n}"),
                 event_type: "alert.created".into(),
-                ordering_key: None,
+                // One with an ordering key: its claim says so (its record is then not held back).
+                ordering_key: (n == 4).then(|| "k".to_string()),
                 data: br#"{"n":1}"#.to_vec().into(),
                 created_at: now_ms(),
                 filtered: Vec::new(),
@@ -939,6 +940,9 @@ async fn claims_on(backend: Backend) {
     assert_eq!(second.len(), 2, "only what the first claim did not take");
     assert!(seqs(&second).iter().all(|s| !seqs(&first).contains(s)));
     assert!(store.claim(webhook, "c3", 10, hour).await.unwrap().is_empty(), "everything is claimed");
+    for d in first.iter().chain(&second) {
+        assert_eq!(d.ordered, d.event_ref == "claim-4", "{}", d.event_ref);
+    }
 
     // A completion moves its delivery; another claimer's completion moves nothing.
     let completion = |done: &tocsin::store::ClaimedDelivery, claimer: &str, next: NextStep| Completion {
@@ -967,6 +971,7 @@ async fn claims_on(backend: Backend) {
         counts_for_breaker: false,
         counter_was_zero: true,
         gone: false,
+        ordered: done.ordered,
         breaker: tocsin::store::Breaker { threshold: 5, cooldown_ms: 30_000, disable_after_ms: 3_600_000 },
     };
     let done = &first[0];

@@ -224,10 +224,12 @@ const COMBINE_BELOW: usize = 32;
 const MAX_COMBINED_PUBLISHES: usize = 64;
 /// Most attempt records written together.
 const MAX_COMBINED_RECORDS: usize = 1024;
-/// Records of successful attempts wait up to 2 ms for others while fewer than 64 are queued:
-/// (f16) on one server 7,020 · 6,935 · 6,835 → 8,157 · 7,634 · 7,342 deliveries/s, the
-/// database's CPU per delivery 0.11 → 0.076–0.081 ms (docs/performance.md s27).
-const RECORDS_HOLD: Hold = Hold { fewer_than: 64, wait: std::time::Duration::from_millis(2) };
+/// Records of successful attempts wait up to 10 ms for others while fewer than 256 are queued.
+/// Held 2 ms (s27): (f16) on one server 7,020 · 6,935 · 6,835 → 8,157 · 7,634 · 7,342
+/// deliveries/s, the database's CPU per delivery 0.11 → 0.076–0.081 ms; 10 ms (s28): two
+/// servers' database CPU a fifth lower again (docs/performance.md s28). A record whose delivery
+/// has an ordering key is not held: the next delivery of its key waits for it (`Store::complete`).
+const RECORDS_HOLD: Hold = Hold { fewer_than: 256, wait: std::time::Duration::from_millis(10) };
 
 /// PostgreSQL's writes of many callers combined into one statement set (see
 /// [`crate::store::coalesce`]): small publishes (one event per request is how products publish),
@@ -254,9 +256,9 @@ impl PgWrites {
                 }),
             ),
             // Held back while few are queued: no caller waits on these records (the attempt's
-            // slot is free already; only the next delivery of an ordering key waits for its
-            // predecessor's, up to 2 ms more), and every transaction costs PostgreSQL more than
-            // its rows (SQLite's writer holds its background writes back alike).
+            // slot is free already; records of deliveries with an ordering key, which the next
+            // of their key waits for, do not come here), and every transaction costs PostgreSQL
+            // more than its rows (SQLite's writer holds its background writes back alike).
             records: Coalescer::holding(
                 1,
                 MAX_COMBINED_RECORDS,
