@@ -212,9 +212,16 @@ impl Store {
             state_sql,
             params![next_at, a.http_status.map(|s| s as i64), a.error.clone(), now, a.delivery_seq, &c.claimer],
         ));
-        // A lost attempt record means the delivery is attempted again: deferred, unless the
-        // webhook may be disabled by it (that is announced to people at once).
-        let durability = if disable_at.is_some() { Durability::Synced } else { Durability::Background };
+        // A lost attempt record means the delivery is attempted again: not synced, unless the
+        // webhook may be disabled by it (that is announced to people at once). The next delivery
+        // of an ordering key waits for its predecessor's record: that one is not held back.
+        let durability = if disable_at.is_some() {
+            Durability::Synced
+        } else if c.ordered {
+            Durability::Deferred
+        } else {
+            Durability::Background
+        };
         let r = self.db.write_with(stmts, durability).await;
         if webhook_changed {
             self.webhooks_changed();
