@@ -41,13 +41,15 @@ struct Inner<T, R> {
     hold: Option<Hold>,
 }
 
-/// A drain that finds fewer than `fewer_than` items queued waits `wait` before it takes them,
-/// for more to join: for writes whose callers do not wait on them, where a transaction saved is
-/// worth more than the delay.
+/// A drain that finds fewer than `fewer_than` items queued waits for more to join, in slices of
+/// `gap`, up to `wait` in all, and no longer once a slice brought none: for writes whose callers
+/// do not wait on them, where a transaction saved is worth more than the delay. The gap lets a
+/// quiet process (or one whose callers are all waiting already) write at once after one slice.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Hold {
     pub fewer_than: usize,
     pub wait: std::time::Duration,
+    pub gap: std::time::Duration,
 }
 
 impl<T: Send + 'static, R: Send + 'static> Coalescer<T, R> {
@@ -89,14 +91,31 @@ impl<T: Send + 'static, R: Send + 'static> Inner<T, R> {
         }
     }
 
+    /// Waits while a small batch keeps growing (see [`Hold`]).
+    async fn gather(&self, hold: Hold) {
+        let queued = || self.lock().map_or(0, |q| q.len());
+        let until = tokio::time::Instant::now() + hold.wait;
+        let mut seen = queued();
+        while seen > 0 && seen < hold.fewer_than {
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            tokio::time::sleep(left.min(hold.gap)).await;
+            let now = queued();
+            if now == seen {
+                return;
+            }
+            seen = now;
+        }
+    }
+
     /// Writes what is queued, batch after batch, until the queue is empty.
     async fn drain(self: Arc<Self>, lane: OwnedSemaphorePermit) {
         let mut lane = Some(lane);
         while lane.is_some() {
             if let Some(hold) = self.hold {
-                if self.lock().is_ok_and(|q| !q.is_empty() && q.len() < hold.fewer_than) {
-                    tokio::time::sleep(hold.wait).await;
-                }
+                self.gather(hold).await;
             }
             let batch: Vec<Queued<T, R>> = match self.lock() {
                 Ok(mut queue) => {
@@ -187,13 +206,13 @@ mod tests {
         assert_eq!(written.load(Ordering::SeqCst), 2, "both items were written");
     }
 
-    /// A holding coalescer waits for more before a small write (a lone item waits the hold, then
-    /// goes), and writes at once when enough are queued.
-    #[tokio::test(start_paused = true)]
-    async fn a_holding_coalescer_gathers_small_writes() {
+    /// The batches a test coalescer wrote, in order.
+    type Written = Arc<Mutex<Vec<Vec<u32>>>>;
+
+    /// A holding coalescer's test double: records each batch it writes.
+    fn holding(hold: Hold) -> (Arc<Coalescer<u32, ()>>, Written) {
         let batches = Arc::new(Mutex::new(Vec::new()));
         let seen = batches.clone();
-        let hold = Hold { fewer_than: 4, wait: std::time::Duration::from_millis(10) };
         let coalescer = Arc::new(Coalescer::<u32, ()>::holding(
             1,
             64,
@@ -203,30 +222,64 @@ mod tests {
                 Box::pin(async move { items.into_iter().map(|_| Ok(())).collect() })
             }),
         ));
-        let submit = |i: u32| {
-            let c = coalescer.clone();
-            tokio::spawn(async move { c.submit(i).await })
-        };
+        (coalescer, batches)
+    }
+
+    fn submit(c: &Arc<Coalescer<u32, ()>>, i: u32) -> tokio::task::JoinHandle<Result<(), StoreError>> {
+        let c = c.clone();
+        tokio::spawn(async move { c.submit(i).await })
+    }
+
+    /// A holding coalescer waits for more before a small write while more keep coming (a lone
+    /// item waits one gap, then goes), and writes at once when enough are queued.
+    #[tokio::test(start_paused = true)]
+    async fn a_holding_coalescer_gathers_small_writes() {
+        let ms = std::time::Duration::from_millis;
+        let hold = Hold { fewer_than: 4, wait: ms(10), gap: ms(2) };
+        let (coalescer, batches) = holding(hold);
         let started = tokio::time::Instant::now();
-        submit(1).await.unwrap().unwrap();
+        submit(&coalescer, 1).await.unwrap().unwrap();
         let waited = started.elapsed();
-        assert!(waited >= hold.wait && waited < 2 * hold.wait, "a lone item waits the hold: {waited:?}");
-        // Three more within the hold join the first of them.
-        let mut calls = Vec::new();
-        for i in 2..5 {
-            calls.push(submit(i));
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
-        for call in calls {
-            call.await.unwrap().unwrap();
-        }
+        assert!(waited >= hold.gap && waited < 2 * hold.gap, "a lone item waits one gap: {waited:?}");
+        // Two more, a millisecond apart (within a gap): written together once a gap brings none.
+        let first = submit(&coalescer, 2);
+        tokio::time::sleep(ms(1)).await;
+        let second = submit(&coalescer, 3);
+        first.await.unwrap().unwrap();
+        second.await.unwrap().unwrap();
         // Enough queued at once: no hold.
         let started = tokio::time::Instant::now();
-        let calls: Vec<_> = (5..9).map(submit).collect();
+        let calls: Vec<_> = (5..9).map(|i| submit(&coalescer, i)).collect();
         for call in calls {
             call.await.unwrap().unwrap();
         }
-        assert!(started.elapsed() < hold.wait, "{:?}", started.elapsed());
-        assert_eq!(*batches.lock().unwrap(), vec![vec![1], vec![2, 3, 4], vec![5, 6, 7, 8]]);
+        assert!(started.elapsed() < hold.gap, "{:?}", started.elapsed());
+        assert_eq!(*batches.lock().unwrap(), vec![vec![1], vec![2, 3], vec![5, 6, 7, 8]]);
+    }
+
+    /// While items keep coming, a hold ends at its `wait`: the first batch is written then, with
+    /// what came meanwhile, and the rest follow.
+    #[tokio::test(start_paused = true)]
+    async fn a_hold_ends_at_its_wait_while_items_keep_coming() {
+        let ms = std::time::Duration::from_millis;
+        let hold = Hold { fewer_than: 1000, wait: ms(10), gap: ms(2) };
+        let (coalescer, batches) = holding(hold);
+        let started = tokio::time::Instant::now();
+        let mut calls = Vec::new();
+        for i in 0..30 {
+            calls.push(submit(&coalescer, i));
+            tokio::time::sleep(ms(1)).await;
+        }
+        let first_done = calls.remove(0).await.unwrap();
+        first_done.unwrap();
+        for call in calls {
+            call.await.unwrap().unwrap();
+        }
+        let batches = batches.lock().unwrap();
+        assert!(batches.len() >= 3, "30 ms of items in batches of at most 10 ms: {batches:?}");
+        assert!((9..=12).contains(&batches[0].len()), "the first batch held 10 ms: {:?}", batches[0]);
+        let all: Vec<u32> = batches.iter().flatten().copied().collect();
+        assert_eq!(all, (0..30).collect::<Vec<_>>(), "every item once, in order");
+        assert!(started.elapsed() >= ms(30));
     }
 }

@@ -217,7 +217,9 @@ impl Store {
         // of an ordering key waits for its predecessor's record: that one is not held back.
         let durability = if disable_at.is_some() {
             Durability::Synced
-        } else if c.ordered {
+        } else if c.ordered && !webhook_changed {
+            // Not ahead of records queued before it that move the webhook's breaker either:
+            // SQLite's writer commits deferred writes first, and the breaker counts in order.
             Durability::Deferred
         } else {
             Durability::Background

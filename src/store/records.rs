@@ -133,7 +133,7 @@ pub struct ClaimedDelivery {
     /// The event's payload, shared by all its deliveries in this process.
     pub data: bytes::Bytes,
     pub created_at: i64,
-    /// The event has an ordering key: the next delivery of the key waits for this one's record.
+    /// The delivery has an ordering key: the next delivery of the key waits for this one's record.
     pub ordered: bool,
 }
 
@@ -305,6 +305,8 @@ mod tests {
     #[test]
     fn only_records_nothing_waits_for_wait_for_company() {
         assert!(success().may_wait_for_company());
+        let test_send = Completion { counts_for_breaker: false, counter_was_zero: false, ..success() };
+        assert!(test_send.may_wait_for_company(), "one that does not count for the breaker changes nothing");
         assert!(!Completion { ordered: true, ..success() }.may_wait_for_company(), "an ordering key's record");
         assert!(!Completion { counter_was_zero: false, ..success() }.may_wait_for_company(), "closes a circuit");
         assert!(!Completion { gone: true, ..success() }.may_wait_for_company(), "410 Gone");

@@ -981,6 +981,11 @@ async fn claims_on(backend: Backend) {
     store.complete(&completion(done, "c1", NextStep::Succeeded)).await.unwrap();
     let (_, e) = app.get(&format!("/api/v1/events/{}", done.event_ref), ADMIN_TOKEN).await;
     assert_eq!(e["deliveries"][0]["state"], "succeeded", "{e}");
+    // The one with an ordering key (its record is written at once, not held for company).
+    let keyed = second.iter().find(|d| d.ordered).expect("claim-4 is in the second claim");
+    store.complete(&completion(keyed, "c2", NextStep::Succeeded)).await.unwrap();
+    let (_, e) = app.get("/api/v1/events/claim-4", ADMIN_TOKEN).await;
+    assert_eq!(e["deliveries"][0]["state"], "succeeded", "{e}");
 
     // Released: claimable again, by anyone; the completed one never again.
     let released: Vec<(i64, String)> = first[1..].iter().map(|d| (d.seq, "c1".to_string())).collect();

@@ -32,7 +32,8 @@ pg_only! {
 
 pg_only! {
     /// Plans made while the tables were tiny, kept as they grow: a prepared statement's plan turns
-    /// generic after five runs and stays until the tables are next analyzed. Made over a few rows, it
+    /// generic after five runs (the hot writes' at once: `INDEX_PLANS`) and stays until the tables
+    /// are next analyzed. Made over a few rows, it
     /// may be a sequential scan, which then reads all of history on every run.
     async fn plans_made_on_tiny_tables_do_not_scan_them_once_grown() {
         const WARM_UP: usize = 150;

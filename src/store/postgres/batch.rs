@@ -226,10 +226,13 @@ const MAX_COMBINED_PUBLISHES: usize = 64;
 const MAX_COMBINED_RECORDS: usize = 1024;
 /// Records of successful attempts wait up to 10 ms for others while fewer than 256 are queued.
 /// Held 2 ms (s27): (f16) on one server 7,020 · 6,935 · 6,835 → 8,157 · 7,634 · 7,342
-/// deliveries/s, the database's CPU per delivery 0.11 → 0.076–0.081 ms; 10 ms (s28): two
-/// servers' database CPU a fifth lower again (docs/performance.md s28). A record whose delivery
+/// deliveries/s, the database's CPU per delivery 0.11 → 0.076–0.081 ms; 10 ms (s28): the
+/// database's CPU per delivery about 15% lower again (docs/performance.md s28). Slices of 1 ms:
+/// a hold ends at a slice that brought no record, so a quiet process, or one whose attempts are
+/// all waiting on their records already, does not wait the whole 10 ms. A record whose delivery
 /// has an ordering key is not held: the next delivery of its key waits for it (`Store::complete`).
-const RECORDS_HOLD: Hold = Hold { fewer_than: 256, wait: std::time::Duration::from_millis(10) };
+const RECORDS_HOLD: Hold =
+    Hold { fewer_than: 256, wait: std::time::Duration::from_millis(10), gap: std::time::Duration::from_millis(1) };
 
 /// PostgreSQL's writes of many callers combined into one statement set (see
 /// [`crate::store::coalesce`]): small publishes (one event per request is how products publish),

@@ -42,12 +42,18 @@ static DEFER_COMMIT: Stmt = Stmt::constant("SELECT set_config('synchronous_commi
 /// plan made with sequential scans off is one: left to choose, PostgreSQL went on planning the
 /// publishes' deliveries insert for one run in four (its arrays' lengths vary), which cost a
 /// tenth of the database's CPU in (f16) with the chains' lock below (docs/performance.md s28).
-/// Set back after them: the transaction may carry other callers' writes.
+/// Set back after them to what they were (an operator's own settings included), kept meanwhile
+/// in `tocsin.*` placeholders: the transaction may carry other callers' writes. The settings are
+/// the transaction's own (`set_config(…, true)`). `plan_cache_mode` needs PostgreSQL 12.
 pub(super) static INDEX_PLANS: Stmt = Stmt::constant(
-    "SELECT set_config('enable_seqscan', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true)",
+    "SELECT set_config('tocsin.enable_seqscan', current_setting('enable_seqscan'), true), \
+     set_config('tocsin.plan_cache_mode', current_setting('plan_cache_mode'), true), \
+     set_config('enable_seqscan', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true)",
 );
-pub(super) static USUAL_PLANS: Stmt =
-    Stmt::constant("SELECT set_config('enable_seqscan', 'on', true), set_config('plan_cache_mode', 'auto', true)");
+pub(super) static USUAL_PLANS: Stmt = Stmt::constant(
+    "SELECT set_config('enable_seqscan', current_setting('tocsin.enable_seqscan'), true), \
+     set_config('plan_cache_mode', current_setting('tocsin.plan_cache_mode'), true)",
+);
 
 /// The chains' heads this process has seen (see [`begin_and_link`]).
 type KnownHeads = std::sync::Mutex<std::collections::HashSet<(Chain, String)>>;

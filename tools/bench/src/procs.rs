@@ -199,6 +199,25 @@ pub(crate) async fn postgres_commits(database: &BenchDatabase) -> anyhow::Result
     Ok(row.get::<_, i64>(0))
 }
 
+/// Transactions committed in the scenario's database once its other sessions have ended (up to
+/// 10 s): each backend reports its last commits as it exits.
+pub(crate) async fn commits_once_closed(database: &BenchDatabase) -> anyhow::Result<i64> {
+    let (client, conn) = tokio_postgres::connect(&database.admin_url, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let open: i64 = client
+            .query_one("SELECT count(*) FROM pg_stat_activity WHERE datname = $1", &[&database.name])
+            .await?
+            .get(0);
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    postgres_commits(database).await
+}
+
 pub(crate) async fn finish(procs: Vec<Proc>, database: Option<BenchDatabase>) {
     drop(procs);
     if let Some(db) = database {
