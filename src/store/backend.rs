@@ -48,6 +48,13 @@ pub trait Backend: Send + Sync + 'static {
         self.query(sql, params).await
     }
 
+    /// Runs a read-only statement that finds rows by key in a table that grows with history (a
+    /// claim's events by id) with an index plan, where a backend's plan could otherwise depend on
+    /// how small the table was when the plan was made. By default, as `query`.
+    async fn query_by_key(&self, sql: &'static str, params: Vec<Value>) -> Result<Vec<Row>, StoreError> {
+        self.query(sql, params).await
+    }
+
     /// Runs statements in one transaction: all of them take effect, or none.
     async fn write_with(&self, stmts: Vec<Stmt>, durability: Durability) -> Result<Vec<StmtResult>, StoreError>;
 

@@ -80,7 +80,7 @@ impl Store {
                 Dialect::Sqlite => serde_json::to_string(&missing).map_err(|e| corrupt("claim", e))?,
                 Dialect::Postgres => missing.join(","),
             };
-            for row in self.db.query(events_sql, params![list]).await? {
+            for row in self.db.query_by_key(events_sql, params![list]).await? {
                 let id = row.text("id")?;
                 let event = Arc::new(EventBody {
                     event_ref: row.text("event_ref")?,

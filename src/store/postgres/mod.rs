@@ -422,6 +422,20 @@ impl Backend for PgBackend {
         to_rows(&rows)
     }
 
+    /// The statement in a transaction of its own with [`INDEX_PLANS`], in one round trip: a
+    /// generic plan made while the table was tiny scanned it whole once it had grown
+    /// (`tests/api/plans.rs`, with ordered deliveries, which are claimed).
+    async fn query_by_key(&self, sql: &'static str, params: Vec<Value>) -> Result<Vec<Row>, StoreError> {
+        let mut open = Open::new(self.pool.get().await.map_err(pool_err)?);
+        let read = Stmt::new(sql, params);
+        let result = run_committed(open.client(), &[&INDEX_PLANS, &read], true).await;
+        match &result {
+            Ok(_) => open.committed(),
+            Err(_) => open.roll_back().await,
+        }
+        Ok(result?.pop().map(|r| r.rows).unwrap_or_default())
+    }
+
     async fn write_with(&self, stmts: Vec<Stmt>, durability: Durability) -> Result<Vec<StmtResult>, StoreError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.jobs
