@@ -9,15 +9,15 @@ use tocsin::store::DatabaseUrl;
 
 use crate::helpers::{Backend, TestApp};
 use crate::pg_only;
-use crate::receiver::Receiver;
+use crate::receiver::{Receiver, Reply};
 
 pg_only! {
     async fn single_event_publishes_scan_no_growing_table_on_a_fresh_database() {
         let app = TestApp::delivering(Backend::Postgres, |_| {}).await;
-        let rx = Receiver::start().await;
-        app.create_webhook(json!({"name": "one", "url": rx.url(), "event_types": ["*"]})).await;
+        let rx = failing_some_first_attempts().await;
+        app.create_webhook(webhook(&rx)).await;
         add_history(&app).await;
-        let scans = load_then_scans(app, rx, 0).await;
+        let scans = load_then_scans(app, rx, 0, 0).await;
         assert_eq!(scans.len(), 3, "{scans:?}");
         // The load's statistics arrived (else the counts below would prove nothing).
         let events_index_scans = scans.iter().find(|(t, _, _, _)| t == "events").and_then(|(_, _, i, _)| *i).unwrap_or(0);
@@ -38,16 +38,16 @@ pg_only! {
     async fn plans_made_on_tiny_tables_do_not_scan_them_once_grown() {
         const WARM_UP: usize = 150;
         let app = TestApp::delivering(Backend::Postgres, |_| {}).await;
-        let rx = Receiver::start().await;
-        app.create_webhook(json!({"name": "one", "url": rx.url(), "event_types": ["*"]})).await;
+        let rx = failing_some_first_attempts().await;
+        app.create_webhook(webhook(&rx)).await;
         // One at a time: each of the pool's connections runs the publish's and the records'
         // statements more than five times over tables of at most WARM_UP rows.
         for i in 0..WARM_UP {
             publish(&app, json!({"i": i}), &format!("warm-{i}"), i).await;
-            rx.wait_for(i + 1, Duration::from_secs(10)).await;
+            rx.wait_for(requests(i + 1), Duration::from_secs(10)).await;
         }
         add_history(&app).await;
-        let scans = load_then_scans(app, rx, WARM_UP).await;
+        let scans = load_then_scans(app, rx, WARM_UP, requests(WARM_UP)).await;
         let events_index_scans = scans.iter().find(|(t, _, _, _)| t == "events").and_then(|(_, _, i, _)| *i).unwrap_or(0);
         assert!(events_index_scans >= (WARM_UP + EVENTS) as i64, "the statistics did not arrive: {scans:?}");
         for (table, seq, _, read) in &scans {
@@ -61,6 +61,39 @@ pg_only! {
 
 const EVENTS: usize = 400;
 const HISTORY: usize = 20_000;
+
+/// Whether event `i`'s first attempt fails (500): the records of failures and retries, and the
+/// retries' claims, run too.
+fn fails_first(i: usize) -> bool {
+    i % 7 == 3
+}
+
+/// The requests the receiver gets for events `0..n`: one each, and one more for each that fails
+/// first.
+fn requests(n: usize) -> usize {
+    n + (0..n).filter(|&i| fails_first(i)).count()
+}
+
+/// A receiver that answers 500 to the first attempt of each event [`fails_first`] picks (by the
+/// number that ends its event_ref), 200 to everything else.
+async fn failing_some_first_attempts() -> Receiver {
+    let failed = std::sync::Mutex::new(std::collections::HashSet::new());
+    Receiver::with_plan(move |_, req| {
+        let event_ref = req.event_ref();
+        let i: usize = event_ref.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        if fails_first(i) && failed.lock().unwrap().insert(event_ref) {
+            Reply::Status(500)
+        } else {
+            Reply::Ok
+        }
+    })
+    .await
+}
+
+/// The one webhook: every event, retried soon.
+fn webhook(rx: &Receiver) -> serde_json::Value {
+    json!({"name": "one", "url": rx.url(), "event_types": ["*"], "retry_count": 3, "retry_delays_ms": [10, 10, 10]})
+}
 
 /// Publishes one event; every other one with an ordering key of its own, so that the path of
 /// ordered deliveries (a claim, a record written at once) runs too.
@@ -91,10 +124,15 @@ async fn add_history(app: &TestApp) {
 }
 
 /// Publishes EVENTS single events from 16 concurrent publishers and waits for their deliveries
-/// (`before` were delivered already); then stops the server and returns each growing table's
+/// (`before` events were delivered already, in `before_requests` requests); then stops the server and returns each growing table's
 /// (name, sequential scans, index scans, rows read by sequential scans) once the load's
 /// statistics have arrived.
-async fn load_then_scans(app: TestApp, rx: Receiver, before: usize) -> Vec<(String, i64, Option<i64>, i64)> {
+async fn load_then_scans(
+    app: TestApp,
+    rx: Receiver,
+    before: usize,
+    before_requests: usize,
+) -> Vec<(String, i64, Option<i64>, i64)> {
     let app = std::sync::Arc::new(app);
     let mut publishers = Vec::new();
     for p in 0..16 {
@@ -108,7 +146,7 @@ async fn load_then_scans(app: TestApp, rx: Receiver, before: usize) -> Vec<(Stri
     for p in publishers {
         p.await.unwrap();
     }
-    rx.wait_for(before + EVENTS, Duration::from_secs(60)).await;
+    rx.wait_for(before_requests + requests(EVENTS), Duration::from_secs(60)).await;
     let app = std::sync::Arc::try_unwrap(app).ok().expect("publishers are done");
     let DatabaseUrl::Postgres(url) = app.settings.database.clone() else { unreachable!() };
     // The server's connections flush their statistics as they close.
