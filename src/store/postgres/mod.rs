@@ -58,6 +58,20 @@ pub(super) static USUAL_PLANS: Stmt = Stmt::constant(
 /// The chains' heads this process has seen (see [`begin_and_link`]).
 type KnownHeads = std::sync::Mutex<std::collections::HashSet<(Chain, String)>>;
 
+/// PostgreSQL 12 (`server_version_num`): the first with `plan_cache_mode`.
+const MIN_VERSION: i32 = 120_000;
+
+/// Why a server of this `server_version_num` cannot be used, if it cannot.
+fn too_old(version: i32) -> Option<String> {
+    // 10 and later number their releases major.minor (100023 is 10.23); before, 9.6.24 was 90624.
+    let name = if version >= 100_000 {
+        format!("{}.{}", version / 10_000, version % 10_000)
+    } else {
+        format!("{}.{}.{}", version / 10_000, version % 10_000 / 100, version % 100)
+    };
+    (version < MIN_VERSION).then(|| format!("PostgreSQL {name} is too old: Tocsin needs PostgreSQL 12 or later"))
+}
+
 /// Concurrent group-committing writers (each takes one pooled connection while it writes).
 const WRITERS: usize = 4;
 /// Most writes folded into one transaction.
@@ -373,9 +387,17 @@ impl PgBackend {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        // Fail fast on a wrong address or password.
+        // Fail fast on a wrong address or password, or a server too old for the hot writes'
+        // settings (`plan_cache_mode`, [`INDEX_PLANS`]), rather than at the first publish.
         let client = pool.get().await.map_err(pool_err)?;
-        client.simple_query("SELECT 1").await.map_err(pg_err)?;
+        let version: i32 = client
+            .query_one("SELECT CAST(current_setting('server_version_num') AS INTEGER)", &[])
+            .await
+            .map_err(pg_err)?
+            .get(0);
+        if let Some(refusal) = too_old(version) {
+            return Err(StoreError::Database(refusal));
+        }
         drop(client);
         let (jobs, rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
         let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
@@ -481,6 +503,21 @@ impl Backend for PgBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server older than 12 is refused at start-up, named as its operator knows it.
+    #[test]
+    fn servers_older_than_12_are_refused_by_name() {
+        assert_eq!(
+            too_old(110_022).as_deref(),
+            Some("PostgreSQL 11.22 is too old: Tocsin needs PostgreSQL 12 or later")
+        );
+        assert_eq!(
+            too_old(90_624).as_deref(),
+            Some("PostgreSQL 9.6.24 is too old: Tocsin needs PostgreSQL 12 or later")
+        );
+        assert_eq!(too_old(120_000), None);
+        assert_eq!(too_old(150_004), None);
+    }
 
     /// A connection ended by the server's administrator (57P01, as during PostgreSQL's shutdown)
     /// is an outage to retry (503), not an internal error.
