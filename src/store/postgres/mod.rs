@@ -98,10 +98,7 @@ async fn commit(
     let started = std::time::Instant::now();
     let mut open = Open::new(pool.get().await.map_err(pool_err)?);
     let result = write_in(open.client(), writes, durability, signer, known).await;
-    match &result {
-        Ok(_) => open.committed(),
-        Err(_) => open.roll_back().await,
-    }
+    open.end(&result).await;
     crate::metrics::commit("postgres", started.elapsed());
     result
 }
@@ -451,10 +448,7 @@ impl Backend for PgBackend {
         let mut open = Open::new(self.pool.get().await.map_err(pool_err)?);
         let read = Stmt::new(sql, params);
         let result = run_committed(open.client(), &[&INDEX_PLANS, &read], true).await;
-        match &result {
-            Ok(_) => open.committed(),
-            Err(_) => open.roll_back().await,
-        }
+        open.end(&result).await;
         Ok(result?.pop().map(|r| r.rows).unwrap_or_default())
     }
 

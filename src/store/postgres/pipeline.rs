@@ -129,20 +129,15 @@ impl Open {
         Self { client: Some(client), done: false }
     }
 
-    /// The transaction was committed: the connection goes back to the pool.
-    pub(super) fn committed(&mut self) {
-        self.done = true;
-    }
-
     pub(super) fn client(&self) -> &ClientWrapper {
         self.client.as_ref().expect("the connection is held until the transaction ends")
     }
 
-    /// Rolls back whatever may still be open (after `COMMIT` rolled back, or if it was never sent).
-    pub(super) async fn roll_back(&mut self) {
-        if self.client().batch_execute("ROLLBACK").await.is_ok() {
-            self.done = true;
-        }
+    /// Ends the transaction after `result`: committed, the connection goes back to the pool; else
+    /// whatever may still be open (after `COMMIT` rolled back, or if it was never sent) is rolled
+    /// back first.
+    pub(super) async fn end<T>(&mut self, result: &Result<T, StoreError>) {
+        self.done = result.is_ok() || self.client().batch_execute("ROLLBACK").await.is_ok();
     }
 }
 
