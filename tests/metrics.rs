@@ -126,9 +126,16 @@ async fn prometheus_scrapes_the_deliveries_it_was_told_of() {
     // The endpoint itself: the token is required, and the text says what happened.
     let anonymous = http.get(format!("{base}/metrics")).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
-    let text =
-        http.get(format!("{base}/metrics")).bearer_auth(METRICS_TOKEN).send().await.unwrap().text().await.unwrap();
-    assert!(text.contains("tocsin_deliveries_total{outcome=\"succeeded\",format=\"json\"} 7"), "{text}");
+    let metrics = || async { http.get(format!("{base}/metrics")).bearer_auth(METRICS_TOKEN).send().await.unwrap() };
+    // The receiver counted each request as it came; a delivery is counted once its answer is
+    // read, a moment later.
+    let succeeded = "tocsin_deliveries_total{outcome=\"succeeded\",format=\"json\"} 7";
+    wait_until("the deliveries' count", Duration::from_secs(20), || async {
+        metrics().await.text().await.unwrap().contains(succeeded)
+    })
+    .await;
+    let text = metrics().await.text().await.unwrap();
+    assert!(text.contains(succeeded), "{text}");
     assert!(!text.contains("m-0") && !text.contains("127.0.0.1"), "no event_ref, no URL in labels");
 
     // A real Prometheus scrapes it every second, with the token.

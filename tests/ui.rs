@@ -669,8 +669,13 @@ async fn tokens_events_and_the_list_filter() {
     app.create_webhook(json!({"name": "SIEM", "url": rx.url(), "event_types": ["*"]})).await;
     app.create_webhook(json!({"name": "Flaky", "url": down.url(), "event_types": ["*"], "retry_count": 0})).await;
     app.publish("alert.created", json!({"severity": "high"}), Some("alert-ref-77")).await;
-    rx.wait_for(1, Duration::from_secs(10)).await;
-    down.wait_for(1, Duration::from_secs(10)).await;
+    // The page is drawn once: it is opened after both attempts' records are in.
+    let settled = |v: &serde_json::Value| {
+        v["deliveries"].as_array().is_some_and(|d| {
+            d.len() == 2 && d.iter().all(|d| matches!(d["state"].as_str(), Some("succeeded" | "failed")))
+        })
+    };
+    app.poll("/api/v1/events/alert-ref-77", Duration::from_secs(20), settled).await;
     b.click("a[href='/ui/events']").await;
     b.type_into("#ref", "alert-ref-77").await;
     b.click("#event-search button").await;

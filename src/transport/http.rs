@@ -412,7 +412,7 @@ mod tests {
     }
 
     async fn post(t: &HttpTransport, url: &str) -> Result<HttpResponse, SendError> {
-        t.post(&url.parse().unwrap(), vec![], Bytes::from_static(b"{}"), Duration::from_secs(2)).await
+        t.post(&url.parse().unwrap(), vec![], Bytes::from_static(b"{}"), Duration::from_secs(30)).await
     }
 
     #[tokio::test]

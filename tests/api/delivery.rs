@@ -2,6 +2,7 @@
 //! deliveries, isolation, SSRF, ordering keys, idempotent and batch publish, test events,
 //! redelivery, stats and the delivery log, against real receivers on 127.0.0.1.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
@@ -288,7 +289,7 @@ async fn breaker_on(backend: Backend) {
     let app = TestApp::delivering(backend, |s| {
         s.failure_threshold = 3;
         s.breaker_cooldown = Duration::from_millis(200);
-        s.disable_after = Duration::from_secs(2);
+        s.disable_after = Duration::from_secs(5);
         s.smtp_url = Some(tocsin::config::Sensitive(smtp_url));
     })
     .await;
@@ -409,7 +410,9 @@ both_backends!(isolation_from_a_hanging_endpoint, isolation_on);
 async fn isolation_on(backend: Backend) {
     let app = TestApp::delivering(backend, |s| s.webhook_concurrency = 8).await;
     let healthy = Receiver::start().await;
-    let hanging = Receiver::with_plan(|_, _| Reply::Hang(Duration::from_secs(5))).await;
+    // It hangs past a long timeout: an endpoint that took a worker the healthy one needs would
+    // delay it by the whole timeout, which no pause of a busy machine comes near.
+    let hanging = Receiver::with_plan(|_, _| Reply::Hang(Duration::from_secs(60))).await;
     webhook_to(&app, &healthy.url(), json!({"event_types": ["alert.*"]})).await;
     const N: usize = 40;
     let publish_all = |tag: &'static str| {
@@ -427,14 +430,16 @@ async fn isolation_on(backend: Backend) {
     publish_all("alone").await;
     healthy.wait_for(N, WAIT).await;
     let alone = t0.elapsed();
-    // Beside an endpoint that hangs past its 1 s timeout on every request.
-    webhook_to(&app, &hanging.url(), json!({"event_types": ["alert.*"], "timeout_ms": 1000, "retry_count": 0})).await;
+    // Beside an endpoint that hangs past its 15 s timeout on every request.
+    webhook_to(&app, &hanging.url(), json!({"event_types": ["alert.*"], "timeout_ms": 15000, "retry_count": 0})).await;
     let t1 = Instant::now();
     publish_all("beside").await;
     healthy.wait_for(2 * N, WAIT).await;
     let beside = t1.elapsed();
     eprintln!("healthy endpoint: {N} deliveries alone {alone:?}, beside a hanging endpoint {beside:?}");
-    assert!(beside < alone * 3 + Duration::from_millis(900), "alone {alone:?}, beside a hanging endpoint {beside:?}");
+    // Sharing a worker with the hanging endpoint would cost at least its 15 s timeout.
+    assert!(beside < Duration::from_secs(10), "alone {alone:?}, beside a hanging endpoint {beside:?}");
+    hanging.wait_for(1, WAIT).await;
 }
 
 both_backends!(ssrf_guard_applies_to_resolved_names, ssrf_on);
@@ -460,18 +465,20 @@ async fn ssrf_on(backend: Backend) {
 both_backends!(ordering_keys_keep_order_per_key, ordering_on);
 async fn ordering_on(backend: Backend) {
     let app = TestApp::delivering(backend, |_| {}).await;
-    // The first delivery of alert A fails twice before it succeeds.
+    // The first delivery of alert A fails at least twice, and until alert B's arrived: B must
+    // get through while A's head is failing (a B held up behind A would arrive after A's
+    // retries ran out, ten of them).
     let rx = Receiver::start().await;
-    let fails = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let f = fails.clone();
-    rx.set_plan(move |_, r| {
-        if r.json()["event_ref"] == "a1" && f.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
-            Reply::Status(500)
-        } else {
+    let (fails, b_arrived) = (AtomicUsize::new(0), AtomicBool::new(false));
+    rx.set_plan(move |_, r| match r.event_ref().as_str() {
+        "b1" => {
+            b_arrived.store(true, Ordering::SeqCst);
             Reply::Ok
         }
+        "a1" if fails.fetch_add(1, Ordering::SeqCst) < 2 || !b_arrived.load(Ordering::SeqCst) => Reply::Status(500),
+        _ => Reply::Ok,
     });
-    webhook_to(&app, &rx.url(), json!({"retry_count": 5, "retry_delays_ms": [0, 150, 150]})).await;
+    webhook_to(&app, &rx.url(), json!({"retry_count": 10, "retry_delays_ms": [0, 150, 300]})).await;
     let publish = |r: &'static str, ev: &'static str, key: &'static str| {
         let app = &app;
         async move {
@@ -494,7 +501,7 @@ async fn ordering_on(backend: Backend) {
     let last_a1 = order.iter().rposition(|x| x == "a1").unwrap();
     assert!(pos("b1") < last_a1, "another key is not held up by a failing head: {order:?}");
     assert!(last_a1 < pos("a2"), "alert.created reaches the webhook before alert.resolved: {order:?}");
-    assert_eq!(order.iter().filter(|x| *x == "a1").count(), 3);
+    assert!(order.iter().filter(|x| *x == "a1").count() >= 3, "{order:?}");
 }
 
 both_backends!(idempotent_and_batch_publish, publish_on);
@@ -730,11 +737,11 @@ async fn dropped_on(backend: Backend) {
     // A peer that accepts each connection and closes it without answering.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
     let counter = accepted.clone();
     tokio::spawn(async move {
         while let Ok((sock, _)) = listener.accept().await {
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            counter.fetch_add(1, Ordering::SeqCst);
             drop(sock);
         }
     });
@@ -747,7 +754,7 @@ async fn dropped_on(backend: Backend) {
     app.publish("alert.created", json!({}), Some("dropped")).await;
     let event = app.poll("/api/v1/events/dropped", WAIT, |v| v["deliveries"][0]["state"] == "failed").await;
     assert_eq!(event["deliveries"][0]["attempts"], 2, "retried once");
-    assert!(accepted.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    assert!(accepted.load(Ordering::SeqCst) >= 2);
     let (_, log) = app.get(&format!("/api/v1/webhooks/{id}/deliveries"), ADMIN_TOKEN).await;
     let error = log["data"][0]["error"].as_str().unwrap();
     assert!(!error.is_empty() && log["data"][0]["http_status"].is_null(), "{error}");

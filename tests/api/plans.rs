@@ -159,7 +159,7 @@ async fn load_then_scans(
     let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);
     let mut scans: Vec<(String, i64, Option<i64>, i64)> = Vec::new();
-    for _ in 0..50 {
+    for _ in 0..300 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let rows = client
             .query(

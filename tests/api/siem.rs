@@ -106,8 +106,10 @@ input(type="imtcp" port="{tls}" address="127.0.0.1" ruleset="tocsin" streamDrive
     async fn wait_for(&self, n: usize) -> Vec<Value> {
         let deadline = Instant::now() + WAIT;
         loop {
-            let lines: Vec<Value> = std::fs::read_to_string(&self.out)
-                .unwrap_or_default()
+            // Whole lines only: rsyslog may be part way through writing the last one.
+            let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+            let whole = text.rfind('\n').map_or("", |end| &text[..end]);
+            let lines: Vec<Value> = whole
                 .lines()
                 .filter(|l| !l.trim().is_empty())
                 .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("rsyslog wrote {l}: {e}")))
