@@ -171,7 +171,7 @@ pub fn validate(
 }
 
 /// 1 to 128 printable ASCII characters: what an `event_ref` may be.
-fn is_event_ref(s: &str) -> bool {
+pub fn is_event_ref(s: &str) -> bool {
     !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic())
 }
 

@@ -14,6 +14,7 @@ use super::{api_error_page, csrf_input, field, page, pre, pretty_json, FormPost,
 use crate::domain::page::Page;
 use crate::domain::time::{now_ms, rfc3339_secs};
 use crate::service::deliveries as deliveries_ops;
+use crate::service::events::is_event_ref;
 use crate::service::AppState;
 use crate::store::DeliveryState;
 
@@ -147,6 +148,14 @@ pub async fn search(State(state): State<AppState>, session: Session, Query(q): Q
 
 pub async fn redeliver(State(state): State<AppState>, post: FormPost) -> Response {
     let event_ref = field(&post.form, "ref").unwrap_or_default().to_string();
+    if !is_event_ref(&event_ref) {
+        // Not echoed into the redirect: it may be any length.
+        return post.done(
+            &state,
+            "/ui/events",
+            Flash::bad("That is not an event_ref (1 to 128 printable characters)."),
+        );
+    }
     let back = format!("/ui/events?{}", serde_urlencoded::to_string([("ref", &event_ref)]).unwrap_or_default());
     let Ok(webhook) = field(&post.form, "webhook").unwrap_or_default().parse() else {
         return post.done(&state, &back, Flash::bad("No such webhook."));
