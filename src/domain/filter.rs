@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use super::severity::Severity;
+use super::text::is_free_text;
 use super::FieldError;
 
 /// Longest expression accepted.
@@ -73,10 +74,13 @@ impl EventFilter {
     /// Parses `raw`; a syntax error names the line and column (`1:10`) and shows where.
     pub fn parse(raw: &str, field: &str) -> Result<Self, FieldError> {
         let source = raw.trim();
-        if source.is_empty() || source.chars().count() > MAX_FILTER_CHARS {
+        if source.is_empty() || source.chars().count() > MAX_FILTER_CHARS || !is_free_text(source) {
             return Err(FieldError::new(
                 field,
-                format!("must be a CEL expression of 1 to {MAX_FILTER_CHARS} characters"),
+                format!(
+                    "must be a CEL expression of 1 to {MAX_FILTER_CHARS} characters, without control characters \
+                     other than line breaks and tabs"
+                ),
             ));
         }
         // The parser reports positions in its own words ("<input>:1:10: Syntax error: …").

@@ -1,6 +1,7 @@
 //! Validated domain types. Input is parsed into these at the edge (API, CLI, config); the rest of
 //! the program never sees an unchecked name, URL, header or secret. No I/O here.
 
+pub mod event_ref;
 pub mod event_type;
 pub mod filter;
 pub mod page;

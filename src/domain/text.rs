@@ -1,5 +1,11 @@
-//! Text helpers: truncating visibly on character boundaries (every renderer), and an error with
-//! its causes said once (transports, the store, `listen`).
+//! Text helpers: what free text may hold (the edge), truncating visibly on character boundaries
+//! (every renderer), and an error with its causes said once (transports, the store, `listen`).
+
+/// Text a person wrote (a description, a filter): any characters but control ones, other than
+/// line breaks and tabs. NUL in particular: PostgreSQL cannot store it in a text column.
+pub fn is_free_text(s: &str) -> bool {
+    !s.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+}
 
 /// At most `max` characters; a cut string ends with `…` so the reader sees it was cut.
 pub fn clip_chars(s: &str, max: usize) -> String {
@@ -56,6 +62,14 @@ pub fn push_json_string(out: &mut String, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_text() {
+        assert!(is_free_text("two lines\r\nand\ta tab, é, 💥"));
+        for bad in ["a\u{0}b", "bell\u{7}", "esc\u{1b}[31m", "del\u{7f}", "c1\u{85}"] {
+            assert!(!is_free_text(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn clipping() {

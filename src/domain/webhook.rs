@@ -11,6 +11,7 @@ use super::event_type::EventTypePattern;
 use super::filter::{EventFilter, FilterContext, PayloadFilter};
 use super::severity::Severity;
 use super::tenant::TenantId;
+use super::text::is_free_text;
 use super::FieldError;
 
 /// An `http(s)://` or `syslog+udp|tcp|tls://` destination with a host and no credentials in it.
@@ -295,8 +296,11 @@ pub fn parse_name(v: &str) -> Result<String, FieldError> {
 }
 
 pub fn parse_description(v: &str) -> Result<String, FieldError> {
-    if v.chars().count() > 2000 {
-        return Err(FieldError::new("description", "must be at most 2000 characters"));
+    if v.chars().count() > 2000 || !is_free_text(v) {
+        return Err(FieldError::new(
+            "description",
+            "must be at most 2000 characters, without control characters other than line breaks and tabs",
+        ));
     }
     Ok(v.to_string())
 }

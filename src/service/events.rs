@@ -9,6 +9,7 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use super::{AppState, Principal, Publisher, ServiceError, ServiceResult};
+use crate::domain::event_ref::is_event_ref;
 use crate::domain::event_type::EventType;
 use crate::domain::event_type::{EventTypeName, SYSTEM_EVENT_TYPES};
 use crate::domain::severity::Severity;
@@ -168,11 +169,6 @@ pub fn validate(
         filtered: Vec::new(),
         live_token: None,
     })
-}
-
-/// 1 to 128 printable ASCII characters: what an `event_ref` may be.
-pub fn is_event_ref(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// A scalar field of a `data` object, as text (the profile's source of `event_ref`).

@@ -18,6 +18,7 @@ mod event_types;
 mod filters;
 mod https;
 mod ledger;
+mod malformed;
 mod migrate_store;
 mod pg_tls;
 mod plans;

@@ -1,6 +1,6 @@
 //! Delivery history, test events, redelivery and statistics.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{int_param, page_params, ApiQuery};
+use super::extract::{int_param, page_params, ApiPath, ApiQuery};
 use crate::domain::time::rfc3339_ms;
 use crate::service::deliveries::{self as ops, PreviewInput};
 use crate::service::webhooks::{self as webhooks, parse_id};
@@ -76,7 +76,7 @@ pub struct AttemptDetail {
 pub async fn get_delivery(
     State(state): State<AppState>,
     who: Principal,
-    Path((id, attempt_id)): Path<(String, String)>,
+    ApiPath((id, attempt_id)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<AttemptDetail>> {
     who.reader()?;
     let w = webhooks::get(&state, &who, &id).await?;
@@ -117,7 +117,7 @@ fn bad_param(field: &str, message: &str) -> ApiError {
 pub async fn list_deliveries(
     State(state): State<AppState>,
     who: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<AttemptQuery>,
 ) -> ApiResult<Json<AttemptList>> {
     who.reader()?;
@@ -172,7 +172,7 @@ pub async fn recent_deliveries(
 pub async fn test_webhook(
     State(state): State<AppState>,
     who: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<AttemptView>> {
     let attempt = ops::send_test(&state, &who, parse_id(&id)?).await?;
     Ok(Json(AttemptView::of(attempt)))
@@ -192,7 +192,7 @@ pub struct Redelivery {
 pub async fn redeliver(
     State(state): State<AppState>,
     who: Principal,
-    Path((id, attempt_id)): Path<(String, String)>,
+    ApiPath((id, attempt_id)): ApiPath<(String, String)>,
 ) -> ApiResult<(StatusCode, Json<Redelivery>)> {
     let attempt_id: Uuid = attempt_id.parse().map_err(|_| ApiError::not_found("delivery attempt"))?;
     let (w, event_ref) = ops::redeliver_attempt(&state, &who, parse_id(&id)?, attempt_id).await?;
@@ -215,7 +215,7 @@ pub struct RetriedFailed {
 pub async fn retry_failed(
     State(state): State<AppState>,
     who: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<(StatusCode, Json<RetriedFailed>)> {
     let queued = ops::retry_failed(&state, &who, parse_id(&id)?).await?;
     Ok((StatusCode::ACCEPTED, Json(RetriedFailed { queued })))
@@ -247,7 +247,7 @@ pub struct StatsView {
 pub async fn webhook_stats(
     State(state): State<AppState>,
     who: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<StatsQuery>,
 ) -> ApiResult<Json<StatsView>> {
     let window = q.window.unwrap_or_else(|| "24h".into());
@@ -282,7 +282,7 @@ pub struct PreviewView {
 pub async fn preview(
     State(state): State<AppState>,
     who: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<PreviewView>> {
     who.reader()?;

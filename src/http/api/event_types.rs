@@ -1,15 +1,16 @@
 //! `/api/v1/event-types`: the catalogue. Everyone who may read sees the configured types and the
 //! tenant's own; admins add, replace and delete the tenant's own.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiPath};
 use crate::domain::event_type::{EventType, EventTypeName};
+use crate::domain::text::is_free_text;
 use crate::service::AppState;
 use crate::service::Principal;
 
@@ -88,7 +89,7 @@ fn check_object(v: &Option<serde_json::Value>, field: &str) -> ApiResult<()> {
 pub async fn put_event_type(
     State(state): State<AppState>,
     who: Principal,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(input): ApiJson<EventTypeInput>,
 ) -> ApiResult<(StatusCode, Json<EventTypeView>)> {
     who.admin()?;
@@ -98,8 +99,11 @@ pub async fn put_event_type(
             .field("name"));
     }
     let description = input.description.trim();
-    if description.is_empty() || description.chars().count() > 1000 {
-        return Err(ApiError::invalid("description", "description must be 1 to 1000 characters"));
+    if description.is_empty() || description.chars().count() > 1000 || !is_free_text(description) {
+        return Err(ApiError::invalid(
+            "description",
+            "description must be 1 to 1000 characters, without control characters other than line breaks and tabs",
+        ));
     }
     check_object(&input.schema, "schema")?;
     if let Some(schema) = &input.schema {
@@ -135,7 +139,7 @@ pub async fn put_event_type(
 pub async fn post_event_type(
     state: State<AppState>,
     who: Principal,
-    name: Path<String>,
+    name: ApiPath<String>,
     input: ApiJson<EventTypeInput>,
 ) -> ApiResult<(StatusCode, Json<EventTypeView>)> {
     put_event_type(state, who, name, input).await
@@ -148,7 +152,7 @@ pub async fn post_event_type(
 pub async fn delete_event_type(
     State(state): State<AppState>,
     who: Principal,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     who.admin()?;
     if state.profile_of(&who.tenant).await?.catalogue.contains(&name) {

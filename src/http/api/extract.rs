@@ -132,6 +132,29 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     }
 }
 
+/// Path parameters. One that is not UTF-8 once percent-decoded is a 400 naming it, in JSON like
+/// every other error (axum's own answer is plain text).
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::extract::path::{ErrorKind, Path};
+        use axum::extract::rejection::PathRejection;
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(ApiPath(value)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => match e.kind() {
+                ErrorKind::InvalidUtf8InPathParam { key } => {
+                    Err(ServiceError::bad_parameter(key.as_str(), "must be UTF-8 once percent-decoded").into())
+                }
+                _ => Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text())),
+            },
+            Err(other) => Err(ApiError::new(other.status(), "invalid_path", other.body_text())),
+        }
+    }
+}
+
 /// Query parameters, parsed with errors that name the parameter.
 pub struct ApiQuery<T>(pub T);
 

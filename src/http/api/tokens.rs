@@ -1,6 +1,6 @@
 //! `/api/v1/tokens`: an admin manages the API tokens of its own tenant.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::error::{ApiResult, ErrorBody};
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiPath};
 use crate::domain::time::rfc3339_ms;
 use crate::domain::token::Role;
 use crate::service::tokens as ops;
@@ -87,7 +87,7 @@ pub async fn create_token(
 pub async fn revoke_token(
     State(state): State<AppState>,
     who: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     who.admin()?;
     ops::revoke(state.store.as_ref(), &who.tenant, &id, &who.actor()).await?;

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::error::{ApiResult, ErrorBody};
-use super::extract::{page_params, parse_json, ApiJson, ApiQuery};
+use super::extract::{page_params, parse_json, ApiJson, ApiPath, ApiQuery};
 use crate::domain::event_type::EventTypePattern;
 use crate::domain::secret::Secret;
 use crate::domain::time::{now_ms, rfc3339_ms};
@@ -197,7 +197,7 @@ pub async fn create_webhook(
 pub async fn get_webhook(
     State(state): State<AppState>,
     who: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<WebhookView>> {
     who.reader()?;
     Ok(Json(WebhookView::of(&ops::get(&state, &who, &id).await?, &who)))
@@ -211,7 +211,7 @@ pub async fn get_webhook(
 pub async fn update_webhook(
     State(state): State<AppState>,
     who: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(input): ApiJson<WebhookInput>,
 ) -> ApiResult<Json<WebhookView>> {
     let w = ops::update(&state, &who, parse_id(&id)?, input).await?;
@@ -225,7 +225,7 @@ pub async fn update_webhook(
 pub async fn put_webhook(
     state: State<AppState>,
     who: Principal,
-    id: Path<String>,
+    id: ApiPath<String>,
     input: ApiJson<WebhookInput>,
 ) -> ApiResult<Json<WebhookView>> {
     update_webhook(state, who, id, input).await
@@ -238,7 +238,7 @@ pub async fn put_webhook(
 pub async fn delete_webhook(
     State(state): State<AppState>,
     who: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     ops::delete(&state, &who, parse_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -251,7 +251,7 @@ pub async fn delete_webhook(
 pub async fn rotate_secret(
     State(state): State<AppState>,
     who: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<RotatedSecret>> {
     // The body is optional: `{"secret": "…"}` sets the new secret instead of generating one.
@@ -303,7 +303,7 @@ pub struct PublicJwk {
 pub async fn public_keys(
     State(state): State<AppState>,
     who: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<PublicKeySet>> {
     let keys = ops::public_keys(&state, &who, &id).await?;
     let jwk = |(raw, kid, expires): ([u8; 32], &'static str, Option<i64>)| {
@@ -335,7 +335,7 @@ pub async fn public_keys(
 pub async fn verify_endpoint(
     State(state): State<AppState>,
     who: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<WebhookView>> {
     let w = ops::verify(&state, &who, parse_id(&id)?).await?;
     Ok(Json(WebhookView::of(&w, &who)))

@@ -11,10 +11,10 @@ use serde::Deserialize;
 
 use super::flash::Flash;
 use super::{api_error_page, csrf_input, field, page, pre, pretty_json, FormPost, Session};
+use crate::domain::event_ref::is_event_ref;
 use crate::domain::page::Page;
 use crate::domain::time::{now_ms, rfc3339_secs};
 use crate::service::deliveries as deliveries_ops;
-use crate::service::events::is_event_ref;
 use crate::service::AppState;
 use crate::store::DeliveryState;
 
@@ -52,7 +52,7 @@ fn marker(d: &DeliveryState) -> Markup {
 pub async fn search(State(state): State<AppState>, session: Session, Query(q): Query<Search>) -> Response {
     let tenant = &session.who.tenant;
     let wanted = q.event_ref.trim().to_string();
-    let found = if wanted.is_empty() {
+    let found = if !is_event_ref(&wanted) {
         None
     } else {
         match state.store.get_event(tenant, &wanted).await {
