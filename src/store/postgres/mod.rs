@@ -466,8 +466,11 @@ impl Backend for PgBackend {
         for (version, sql) in migrations {
             let tx = client.transaction().await.map_err(pg_err)?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(pg_err)?;
+            // Without the setting, every start (and every CLI command) logs PostgreSQL's notice
+            // that the table already exists.
             tx.batch_execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+                "SET LOCAL client_min_messages = warning; \
+                 CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
             )
             .await
             .map_err(pg_err)?;
