@@ -153,6 +153,61 @@ fn events(tenant: &TenantId, webhooks: &[uuid::Uuid], n: usize) -> Vec<(NewEvent
         .collect()
 }
 
+/// `n` webhooks stored in `store` (a publish inserts deliveries only for webhooks it finds).
+fn stored_webhooks(rt: &tokio::runtime::Runtime, store: &Store, tenant: &TenantId, n: usize) -> Vec<uuid::Uuid> {
+    use tocsin::domain::event_type::EventTypePattern;
+    use tocsin::domain::webhook::{CustomHeaders, SealedSecrets, Verification, Webhook, WebhookUrl};
+    (0..n)
+        .map(|i| {
+            let id = uuid::Uuid::now_v7();
+            let w = Webhook {
+                id,
+                tenant_id: tenant.clone(),
+                name: format!("bench-{i}"),
+                url: WebhookUrl::parse("https://example.com/hook", "url").unwrap(),
+                description: None,
+                event_types: vec![EventTypePattern::All],
+                format: tocsin::destinations::default_format(),
+                retry_count: 3,
+                timeout_ms: 5000,
+                retry_delays_ms: None,
+                headers: CustomHeaders::default(),
+                is_active: true,
+                failure_count: 0,
+                disabled_reason: None,
+                circuit_open_until: None,
+                circuit_opens: 0,
+                failing_since: None,
+                max_per_second: None,
+                owner_email: None,
+                min_severity: None,
+                filter: None,
+                verification: Verification::NotRequired,
+                signing_algorithm: Default::default(),
+                secret: SealedSecrets {
+                    current: Vec::new(),
+                    previous: None,
+                    previous_expires_at: None,
+                    rotated_at: now_ms(),
+                    public_key: None,
+                },
+                created_at: now_ms(),
+                updated_at: now_ms(),
+            };
+            let audit = tocsin::store::AuditEntry {
+                tenant_id: tenant.clone(),
+                actor: "bench".into(),
+                action: "webhook.create".into(),
+                target: format!("webhook:{id}"),
+                details: json!({}),
+                at: now_ms(),
+            };
+            rt.block_on(store.insert_webhook(&w, audit)).unwrap();
+            id
+        })
+        .collect()
+}
+
 /// A fresh SQLite store in `dir`, migrated.
 fn sqlite_store(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> Arc<Store> {
     rt.block_on(async {
@@ -170,7 +225,7 @@ fn publish_1000_sqlite(b: Bencher, fan_out: usize) {
     let dir = tempfile::tempdir().unwrap();
     let store = sqlite_store(&rt, dir.path());
     let tenant = TenantId::default_tenant();
-    let webhooks: Vec<uuid::Uuid> = (0..fan_out).map(|_| uuid::Uuid::now_v7()).collect();
+    let webhooks = stored_webhooks(&rt, &store, &tenant, fan_out);
     b.with_inputs(|| events(&tenant, &webhooks, 1000)).bench_local_values(|batch| {
         rt.block_on(store.publish(batch)).unwrap();
     });
@@ -185,7 +240,7 @@ fn claim_and_complete_100_sqlite(b: Bencher) {
     let dir = tempfile::tempdir().unwrap();
     let store = sqlite_store(&rt, dir.path());
     let tenant = TenantId::default_tenant();
-    let webhook = uuid::Uuid::now_v7();
+    let webhook = stored_webhooks(&rt, &store, &tenant, 1)[0];
     let fill = |n: usize| rt.block_on(store.publish(events(&tenant, &[webhook], n))).unwrap();
     b.with_inputs(|| fill(100)).bench_local_values(|_| {
         rt.block_on(async {

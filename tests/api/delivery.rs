@@ -857,6 +857,20 @@ async fn published_leased_on(backend: Backend) {
     // Leased for an hour to a claimer that does not exist: not sent by this dispatcher.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(rx.received().is_empty());
+
+    // A publisher's copy of the webhooks may be a moment old: the insert has the last word. To a
+    // webhook disabled since, a delivery is held (never leased, so never sent); to one deleted
+    // since, none is made (and the publish still commits).
+    app.patch(&format!("/api/v1/webhooks/{id}"), ADMIN_TOKEN, json!({"is_active": false})).await;
+    let (status, _) = app.call(Method::DELETE, &format!("/api/v1/webhooks/{other}"), Some(ADMIN_TOKEN), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let mut targets = leased();
+    targets.push(Target { webhook_id: other, start: DeliveryStart::Pending });
+    let published = store.publish(vec![(event("stale-copy"), targets)]).await.unwrap();
+    assert!(published[0].leased.is_empty(), "nothing is handed over: {:?}", published[0].leased);
+    let (_, e) = app.get("/api/v1/events/stale-copy", ADMIN_TOKEN).await;
+    let states: Vec<&Value> = e["deliveries"].as_array().unwrap().iter().map(|d| &d["state"]).collect();
+    assert_eq!(states, [&json!("held")], "{e}");
 }
 
 both_backends!(concurrent_single_publishes_keep_their_own_answers, concurrent_publishes_on);
@@ -939,6 +953,8 @@ async fn claims_on(backend: Backend) {
         })
         .collect();
     store.publish(events).await.unwrap();
+    // Published held (the webhook is inactive); made pending behind the dispatcher's back.
+    app.exec_sql(&format!("UPDATE deliveries SET state = 'pending' WHERE webhook_id = '{webhook}'")).await;
     let hour = now_ms() + 3_600_000;
     let seqs = |c: &[tocsin::store::ClaimedDelivery]| c.iter().map(|d| d.seq).collect::<Vec<_>>();
     let first = store.claim(webhook, "c1", 3, hour).await.unwrap();

@@ -84,12 +84,15 @@ async fn publish(
             concat!(
                 "INSERT INTO deliveries (tenant_id, event_id, webhook_id, ordering_key, state, attempts, \
                  next_attempt_at, lease_until, leased_by, created_at, updated_at) \
-                 SELECT x.tenant_id, x.event_id, x.webhook_id, x.ordering_key, x.state, 0, x.at, x.lease_until, \
-                        x.leased_by, x.at, x.at \
+                 SELECT x.tenant_id, x.event_id, x.webhook_id, x.ordering_key, \
+                        CASE WHEN w.is_active = 1 THEN x.state ELSE 'held' END, 0, x.at, \
+                        CASE WHEN w.is_active = 1 THEN x.lease_until END, \
+                        CASE WHEN w.is_active = 1 THEN x.leased_by END, x.at, x.at \
                  FROM unnest(CAST($1 AS TEXT[]), CAST($2 AS TEXT[]), CAST($3 AS TEXT[]), CAST($4 AS TEXT[]), \
                       CAST($5 AS TEXT[]), CAST($6 AS BIGINT[]), CAST($7 AS TEXT[]), CAST($8 AS BIGINT[])) \
                       WITH ORDINALITY AS x(tenant_id, event_id, webhook_id, ordering_key, state, lease_until, \
                       leased_by, at, n) \
+                 JOIN webhooks w ON w.id = x.webhook_id \
                  WHERE x.event_id = ANY(ARRAY(SELECT e.id FROM events e WHERE e.id = ANY(CAST($2 AS TEXT[])))) \
                  ORDER BY x.n",
                 $returning

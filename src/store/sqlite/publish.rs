@@ -64,15 +64,20 @@ impl MultiRow {
 }
 
 /// SQLite: new deliveries, each row `(tenant_id, event_id, webhook_id, ordering_key, state, at,
-/// lease_until, leased_by)`. A delivery of an event that was not inserted (a repeat) is skipped.
+/// lease_until, leased_by)`. A delivery of an event that was not inserted (a repeat) is skipped,
+/// and so is one to a webhook deleted meanwhile. One to a webhook disabled since the publisher
+/// read it is held, never leased (see [`crate::store::records::DeliveryStart`]).
 macro_rules! sqlite_insert_deliveries {
     ($returning:literal) => {
         MultiRow::new(
             concat!(
                 "INSERT INTO deliveries (tenant_id, event_id, webhook_id, ordering_key, state, attempts, \
                  next_attempt_at, lease_until, leased_by, created_at, updated_at) \
-                 SELECT v.column1, v.column2, v.column3, v.column4, v.column5, 0, v.column6, v.column7, v.column8, \
-                 v.column6, v.column6 FROM {values} AS v WHERE EXISTS (SELECT 1 FROM events e WHERE e.id = v.column2)",
+                 SELECT v.column1, v.column2, v.column3, v.column4, \
+                 CASE WHEN w.is_active = 1 THEN v.column5 ELSE 'held' END, 0, v.column6, \
+                 CASE WHEN w.is_active = 1 THEN v.column7 END, CASE WHEN w.is_active = 1 THEN v.column8 END, \
+                 v.column6, v.column6 FROM {values} AS v JOIN webhooks w ON w.id = v.column3 \
+                 WHERE EXISTS (SELECT 1 FROM events e WHERE e.id = v.column2)",
                 $returning
             ),
             8,
