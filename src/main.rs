@@ -197,6 +197,13 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<Result<(), 
     match command {
         Command::Serve { .. } => {
             tracing::info!(database = %settings.database.redacted(), listen = %settings.listen, "starting tocsin");
+            if settings.metrics_token.is_none() && !settings.listen.ip().is_loopback() {
+                // Its per-webhook circuit gauge names every tenant and webhook id.
+                tracing::warn!(
+                    listen = %settings.listen,
+                    "GET /metrics is open to anyone who reaches this address: set TOCSIN_METRICS_TOKEN"
+                );
+            }
             let app = Application::build(settings).await?;
             if let Some(token) = &app.bootstrap_token {
                 say(

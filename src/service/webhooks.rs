@@ -457,6 +457,8 @@ pub async fn verify(state: &AppState, who: &Principal, id: Uuid) -> ServiceResul
 
 pub async fn delete(state: &AppState, who: &Principal, id: Uuid) -> ServiceResult<()> {
     who.admin()?;
+    // Looked up in the caller's tenant first: a deletion that cannot happen writes no audit entry.
+    state.store.get_webhook(&who.tenant, id).await?.ok_or(ServiceError::NotFound("webhook"))?;
     let audit = who.audit("webhook.delete", format!("webhook:{id}"), serde_json::json!({}));
     if state.store.delete_webhook(&who.tenant, id, audit).await? {
         Ok(())

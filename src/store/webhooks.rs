@@ -206,7 +206,11 @@ impl Store {
             .db
             .write(vec![
                 Stmt::new("DELETE FROM webhooks WHERE tenant_id = $1 AND id = $2", params![tenant.as_str(), id]),
-                Stmt::new("DELETE FROM deliveries WHERE webhook_id = $1", params![id]),
+                // The tenant too: a webhook id given by another tenant must delete nothing.
+                Stmt::new(
+                    "DELETE FROM deliveries WHERE tenant_id = $1 AND webhook_id = $2",
+                    params![tenant.as_str(), id],
+                ),
                 // Its attempts stay, links of the tenant's chain, until retention prunes them.
                 audit_stmt(&audit),
             ])

@@ -112,6 +112,22 @@ async fn tenants_on(backend: Backend) {
     assert_eq!(app.get(&format!("/api/v1/webhooks/{id}"), ADMIN_TOKEN).await.0, StatusCode::NOT_FOUND);
     let (_, audit) = app.get("/api/v1/audit-log", ADMIN_TOKEN).await;
     assert!(!audit.to_string().contains(id), "audit entries are per tenant");
+    // Another tenant's admin deleting it is told 404 and changes nothing: its held delivery
+    // stays, and no deletion is written to either audit log.
+    let (s, b) = app
+        .patch(&format!("/api/v1/webhooks/{id}"), &other, json!({"is_active": false, "event_types": ["alert.*"]}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let event = json!({"event": "alert.created", "data": {"n": 1}, "event_ref": "acme-held"});
+    assert_eq!(app.post("/api/v1/events", &other, event).await.0, StatusCode::ACCEPTED);
+    let (s, _) = app.call(Method::DELETE, &format!("/api/v1/webhooks/{id}"), Some(ADMIN_TOKEN), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, e) = app.get("/api/v1/events/acme-held", &other).await;
+    assert_eq!(e["deliveries"][0]["state"], "held", "the other tenant's delete left it: {e}");
+    for token in [ADMIN_TOKEN, other.as_str()] {
+        let (_, audit) = app.get("/api/v1/audit-log", token).await;
+        assert!(!audit.to_string().contains("webhook.delete"), "{audit}");
+    }
     // Event types defined by one tenant are not the other's.
     let (s, _) = app
         .call(Method::PUT, "/api/v1/event-types/acme.only", Some(&other), Some(json!({"description": "acme"})))
