@@ -496,7 +496,7 @@ mod tests {
     #[test]
     fn postgres_password_is_redacted() {
         let url = DatabaseUrl::parse("postgres://tocsin:hunter2@127.0.0.1/tocsin").unwrap();
-        assert_eq!(url.redacted(), "postgres://tocsin:***@127.0.0.1/tocsin");
+        assert_eq!(url.redacted(), "postgres://tocsin:***@127.0.0.1:5432/tocsin");
     }
 
     #[test]

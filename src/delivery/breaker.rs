@@ -86,7 +86,7 @@ impl Dispatcher {
         let data = serde_json::json!({
             "webhook_id": webhook.id,
             "name": webhook.name,
-            "url": webhook.url.as_str(),
+            "url": webhook.url.masked(),
             "reason": reason,
             "failure_count": failures,
             "owner_email": webhook.owner_email,

@@ -58,7 +58,7 @@ impl Mailer {
              New events for it are kept (held) and will be delivered when you re-enable it\n\
              (PATCH /api/v1/webhooks/{id} with {{\"is_active\": true}}, or the dashboard).\n",
             name = webhook.name,
-            url = webhook.url.as_str(),
+            url = webhook.url.masked(),
             tenant = webhook.tenant_id,
             id = webhook.id,
         );

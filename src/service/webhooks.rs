@@ -325,7 +325,7 @@ pub async fn create(state: &AppState, who: &Principal, mut input: WebhookInput) 
     let audit = who.audit(
         "webhook.create",
         format!("webhook:{id}"),
-        serde_json::json!({"name": w.name, "url": w.url.as_str(), "format": w.format.as_str()}),
+        serde_json::json!({"name": w.name, "url": w.url.masked(), "format": w.format.as_str()}),
     );
     state.store.insert_webhook(&w, audit).await?;
     tracing::info!(webhook = %id, tenant = %who.tenant, "webhook created");
@@ -367,7 +367,16 @@ pub async fn update(state: &AppState, who: &Principal, id: Uuid, mut input: Webh
         Some(false) if w.is_active => Activation::Disable,
         _ => Activation::Unchanged,
     };
+    let format_was = w.format;
     let mut changed = apply(state, who, &mut w, input, Gathered::default()).await?;
+    // A format that sends its secret as a token (splunk_hec), or stops doing so, takes a new
+    // secret with the change: a signing secret is never sent in the clear, nor does a token sign.
+    let sends_secret = |f| destinations::of(f).auth_scheme().is_some();
+    if sends_secret(format_was) != sends_secret(w.format) && new_secret.is_none() {
+        let (now, was) = (w.format.as_str(), format_was.as_str());
+        let message = format!("format {now} uses its secret unlike {was}: give the new secret with the change");
+        return Err(ServiceError::invalid("secret", message));
+    }
     // A new URL must prove itself again (as must one whose webhook now asks for it).
     let was = w.verification;
     let asks = verify_asked == Some(true) || matches!(was, Verification::Pending | Verification::Verified);

@@ -79,13 +79,19 @@ fn v6_reason(ip: Ipv6Addr) -> Option<&'static str> {
         Some("site-local (fec0::/10)")
     } else if s[0] & 0xff00 == 0xff00 {
         Some("multicast")
+    } else if s[..3] == [0x64, 0xff9b, 1] {
+        // Where it embeds its IPv4 address depends on the network's prefix length.
+        Some("local-use IPv4/IPv6 translation (64:ff9b:1::/48)")
+    } else if s[..2] == [0x2001, 0] {
+        // Its IPv4 addresses are obfuscated: it could reach anything.
+        Some("Teredo tunnelling (2001::/32)")
     } else {
         None
     }
 }
 
-/// The IPv4 address inside IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d),
-/// NAT64 (64:ff9b::/96) and 6to4 (2002::/16) addresses.
+/// The IPv4 address inside IPv4-mapped (::ffff:a.b.c.d), IPv4-translated (::ffff:0:a.b.c.d),
+/// IPv4-compatible (::a.b.c.d), NAT64 (64:ff9b::/96) and 6to4 (2002::/16) addresses.
 fn embedded_v4(ip: &Ipv6Addr) -> Option<Ipv4Addr> {
     let s = ip.segments();
     let tail = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
@@ -93,6 +99,9 @@ fn embedded_v4(ip: &Ipv6Addr) -> Option<Ipv4Addr> {
         return Some(v4);
     }
     if s[..6] == [0, 0, 0, 0, 0, 0] && !(s[6] == 0 && s[7] <= 1) {
+        return Some(tail(s[6], s[7]));
+    }
+    if s[..6] == [0, 0, 0, 0, 0xffff, 0] {
         return Some(tail(s[6], s[7]));
     }
     if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
@@ -135,6 +144,9 @@ mod tests {
             "64:ff9b::a9fe:a9fe",
             "2002:7f00:1::",
             "::127.0.0.1",
+            "::ffff:0:a9fe:a9fe",
+            "64:ff9b:1:a9fe:a9:fe00::",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
         ] {
             assert!(refused(&p, ip), "{ip}");
         }

@@ -295,9 +295,10 @@ async fn breaker_on(backend: Backend) {
     .await;
     let bad = Receiver::with_plan(|_, _| Reply::Status(500)).await;
     let watcher = Receiver::start().await;
+    // A credential in its path (as Slack's and Teams' URLs have): told masked, never whole.
     let (id, _) = webhook_to(
         &app,
-        &bad.url(),
+        &format!("{}/T000/B000/credential-in-path", bad.url()),
         json!({"retry_count": 10, "retry_delays_ms": [0, 50], "event_types": ["alert.*"], "owner_email": "soc@example.com"}),
     )
     .await;
@@ -322,6 +323,8 @@ async fn breaker_on(backend: Backend) {
     assert_eq!((w["disabled_reason"].as_str(), w["health"].as_str()), (Some("consecutive_failures"), Some("disabled")));
     let got = watcher.wait_for(2, WAIT).await;
     assert_eq!(got[1].header("x-tocsin-event"), "webhook.disabled");
+    assert!(got.iter().all(|r| !String::from_utf8_lossy(&r.body).contains("credential-in-path")), "URLs are masked");
+    assert_eq!(got[1].json()["data"]["url"], format!("{}/…", bad.url()), "{}", got[1].json());
     let deadline = Instant::now() + WAIT;
     while mail.messages.lock().unwrap().len() < 2 {
         assert!(Instant::now() < deadline, "the owner was not emailed twice");
@@ -330,6 +333,9 @@ async fn breaker_on(backend: Backend) {
     let messages = mail.messages.lock().unwrap().clone();
     assert!(messages[0].contains("soc@example.com") && messages[0].contains("failing"), "{}", messages[0]);
     assert!(messages[1].contains("disabled"), "{}", messages[1]);
+    assert!(messages.iter().all(|m| !m.contains("credential-in-path")), "the emails mask the URL");
+    let (_, audit) = app.get("/api/v1/audit-log", ADMIN_TOKEN).await;
+    assert!(!audit.to_string().contains("credential-in-path"), "the audit log masks the URL: {audit}");
     let sent_while_failing = bad.received().len();
     assert!(sent_while_failing < 40, "an open circuit sends probes only, not every retry: {sent_while_failing}");
     for i in 0..3 {

@@ -279,6 +279,17 @@ async fn hec_on(backend: Backend) {
     let (s, b) =
         app.post("/api/v1/webhooks", ADMIN_TOKEN, json!({"name": "x", "url": url, "format": "splunk_hec"})).await;
     crate::helpers::assert_field_error(s, &b, "secret");
+    // A signed webhook turned into HEC would send its signing secret as the token, in the clear
+    // and perhaps to a new URL: the change takes a new secret, and so does the way back.
+    let signed = app.create_webhook(json!({"name": "signed", "url": url, "event_types": ["email.*"]})).await;
+    let path = format!("/api/v1/webhooks/{}", signed["id"].as_str().unwrap());
+    let (s, b) = app.patch(&path, ADMIN_TOKEN, json!({"format": "splunk_hec"})).await;
+    crate::helpers::assert_field_error(s, &b, "secret");
+    let token = "22222222-3333-4444-5555-666666666666";
+    let (s, b) = app.patch(&path, ADMIN_TOKEN, json!({"format": "splunk_hec", "secret": token})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, b) = app.patch(&path, ADMIN_TOKEN, json!({"format": "json"})).await;
+    crate::helpers::assert_field_error(s, &b, "secret");
     app.publish(
         "alert.created",
         json!({"title": "New open port detected", "severity": "high", "device_ip": "192.168.1.10"}),
