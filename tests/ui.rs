@@ -339,6 +339,12 @@ async fn dashboard_end_to_end_in_chromium() {
     b.goto(&app.url("/")).await;
     b.find("#token").await;
     assert!(b.exec("arguments[0](location.pathname)").await == "/ui/login");
+    // Every page runs only its own origin's scripts and styles (the rest of this test runs under
+    // that policy) and is never framed.
+    let resp = app.client.get(app.url("/ui/login")).send().await.unwrap();
+    let csp = resp.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(resp.headers()["x-frame-options"], "DENY");
     b.assert_labelled().await;
     b.screenshot("01-sign-in").await;
     b.type_into("#token", "tsn_wrong_token_000000000000000000").await;
@@ -823,4 +829,45 @@ async fn a_filter_is_tried_on_the_latest_events_then_saved() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(rx.received().len(), 1, "only what passes");
     assert_eq!(got[0].event_ref(), "try-high");
+}
+
+/// Signs in over plain HTTP as a browser would (the sign-in form's token, then the form), with
+/// `session` as the browser's current session cookie; returns the new session cookie.
+async fn sign_in_over_http(app: &TestApp, session: Option<&str>) -> String {
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let cookie_of = |resp: &reqwest::Response, name: &str| {
+        resp.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find_map(|v| {
+            v.strip_prefix(&format!("{name}=")).map(|rest| rest.split(';').next().unwrap_or_default().to_string())
+        })
+    };
+    let form = client.get(app.url("/ui/login")).send().await.unwrap();
+    let login = cookie_of(&form, "tocsin_login").expect("the sign-in form sets its cookie");
+    let mut cookies = format!("tocsin_login={login}");
+    if let Some(s) = session {
+        cookies.push_str(&format!("; tocsin_session={s}"));
+    }
+    let signed_in = client
+        .post(app.url("/ui/login"))
+        .header("cookie", cookies)
+        .form(&[("csrf", login.as_str()), ("token", ADMIN_TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert!(signed_in.status().is_redirection(), "{}", signed_in.status());
+    cookie_of(&signed_in, "tocsin_session").expect("a session cookie")
+}
+
+#[tokio::test]
+async fn signing_in_again_ends_the_session_before() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let first = sign_in_over_http(&app, None).await;
+    let second = sign_in_over_http(&app, Some(&first)).await;
+    assert_ne!(first, second);
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let open = |session: String| {
+        let request = client.get(app.url("/ui/webhooks")).header("cookie", format!("tocsin_session={session}"));
+        async move { request.send().await.unwrap().status() }
+    };
+    assert_eq!(open(second).await, reqwest::StatusCode::OK, "the new session works");
+    assert!(open(first).await.is_redirection(), "the session before it no longer does");
 }

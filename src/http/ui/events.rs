@@ -88,7 +88,7 @@ pub async fn search(State(state): State<AppState>, session: Session, Query(q): Q
                             @if let Some(k) = &e.ordering_key { dt { "Ordering key" } dd { code { (k) } } }
                             dt { "Deliveries" } dd { (e.deliveries.len()) }
                         }
-                        h2 style="margin-top:1rem" { "Deliveries" }
+                        h2.spaced { "Deliveries" }
                         @if e.deliveries.is_empty() && e.filtered.is_empty() {
                             p.muted { "No webhook was subscribed to this event when it was published." }
                         } @else {
@@ -136,7 +136,7 @@ pub async fn search(State(state): State<AppState>, session: Session, Query(q): Q
                                 }
                             } }
                         }
-                        h2 style="margin-top:1rem" { "Data" }
+                        h2.spaced { "Data" }
                         (pre(&pretty_json(&e.data)))
                     }
                 },

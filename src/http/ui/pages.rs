@@ -71,6 +71,8 @@ pub async fn login(
             Some("Publisher tokens can only publish events; sign in with an admin or viewer token."),
         );
     }
+    // The session this browser had, if any, ends: a copy of its cookie signs nobody in.
+    end_session(&state, &headers).await;
     let raw = match start_session(&state, &who).await {
         Ok(raw) => raw,
         Err(e) => return error_page(e.status, &e.message),
@@ -82,15 +84,20 @@ pub async fn login(
 }
 
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap, _signed_in: FormPost) -> Response {
-    if let Some(raw) = cookie(&headers, SESSION_COOKIE) {
-        if let Err(e) = state.store.delete_session(sha256(raw.as_bytes())).await {
-            // The cookie is cleared below; the session row expires on its own.
-            tracing::warn!(error = %e, "cannot delete a dashboard session");
-        }
-    }
+    end_session(&state, &headers).await;
     let mut r = Redirect::to("/ui/login").into_response();
     r.headers_mut().append(SET_COOKIE, clear_cookie(&headers, SESSION_COOKIE).1);
     r
+}
+
+/// Deletes the session of the request's cookie, if any. Should that fail, the caller clears or
+/// replaces the cookie anyway, and the session row expires on its own.
+async fn end_session(state: &AppState, headers: &HeaderMap) {
+    if let Some(raw) = cookie(headers, SESSION_COOKIE) {
+        if let Err(e) = state.store.delete_session(sha256(raw.as_bytes())).await {
+            tracing::warn!(error = %e, "cannot delete a dashboard session");
+        }
+    }
 }
 
 pub async fn event_types(State(state): State<AppState>, session: Session) -> Response {

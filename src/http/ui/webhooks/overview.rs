@@ -124,7 +124,7 @@ async fn overview_page(state: &AppState, session: &Session, w: Webhook) -> Respo
                         @if let Some(o) = &w.owner_email { dt { "Owner" } dd { (o) } }
                         @if let Some(d) = &w.description { dt { "Description" } dd { (d) } }
                     }
-                    h2 style="margin-top:1rem" { "Subscribed events" }
+                    h2.spaced { "Subscribed events" }
                     p { @for p in &w.event_types { span.chip { (p.as_string()) } } }
                 }
                 div.panel {
@@ -154,7 +154,7 @@ async fn overview_page(state: &AppState, session: &Session, w: Webhook) -> Respo
                     @if admin {
                         a.btn #rotate href={ "/ui/webhooks/" (w.id) "/rotate" } { "Rotate secret" }
                     }
-                    h2 style="margin-top:1rem" { "Headers sent" }
+                    h2.spaced { "Headers sent" }
                     dl.kv #headers-sent {
                         dt { code { "User-Agent" } } dd { (profile.headers.user_agent.to_str().unwrap_or_default()) }
                         @for (name, what) in headers_sent(&profile, &w) { dt { code { (name) } } dd.muted { (what) } }
