@@ -236,16 +236,21 @@ impl Store {
         };
         if disabled {
             // Only now, not with every failure: holding scans the webhook's pending deliveries.
-            // Should this write be lost, the deliveries stay pending on an inactive webhook, which
-            // is not claimed until re-enabled: the same outcome.
-            self.db
+            // Should this write be lost or fail, the deliveries stay pending on an inactive
+            // webhook, which is not claimed until re-enabled: the same outcome. So its failure is
+            // only logged: the record above is committed, and the disabling must still be told.
+            let held = self
+                .db
                 .write(vec![Stmt::new(
                     "UPDATE deliveries SET state = 'held', updated_at = $1 WHERE webhook_id = $2 \
                      AND state IN ('pending', 'leased') AND state = 'pending' \
                      AND (SELECT w.is_active FROM webhooks w WHERE w.id = $2) = 0",
                     params![now, a.webhook_id],
                 )])
-                .await?;
+                .await;
+            if let Err(e) = held {
+                tracing::warn!(webhook = %a.webhook_id, error = %e, "cannot hold a disabled webhook's deliveries");
+            }
         }
         Ok(HealthChange { opened, disabled })
     }

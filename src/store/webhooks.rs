@@ -126,7 +126,9 @@ impl Store {
                             w.owner_email.clone(),
                             w.updated_at,
                             act,
-                            disabled_reason::MANUAL,
+                            // The reason the service gave (`unverified` after a URL change), else
+                            // a person's: a verify re-enables only a webhook disabled as unverified.
+                            w.disabled_reason.as_deref().unwrap_or(disabled_reason::MANUAL),
                             w.tenant_id.as_str(),
                             w.id
                         ],

@@ -877,6 +877,13 @@ async fn published_leased_on(backend: Backend) {
     let (_, e) = app.get("/api/v1/events/stale-copy", ADMIN_TOKEN).await;
     let states: Vec<&Value> = e["deliveries"].as_array().unwrap().iter().map(|d| &d["state"]).collect();
     assert_eq!(states, [&json!("held")], "{e}");
+    // ... and to one enabled since, it is pending (and sent), not held.
+    app.patch(&format!("/api/v1/webhooks/{id}"), ADMIN_TOKEN, json!({"is_active": true})).await;
+    let held = vec![Target { webhook_id: webhook, start: DeliveryStart::Held }];
+    store.publish(vec![(event("stale-inactive"), held)]).await.unwrap();
+    let (_, e) = app.get("/api/v1/events/stale-inactive", ADMIN_TOKEN).await;
+    assert_ne!(e["deliveries"][0]["state"], "held", "{e}");
+    rx.wait_until(WAIT, "stale-inactive", |r| r.iter().any(|x| x.event_ref() == "stale-inactive")).await;
 }
 
 both_backends!(concurrent_single_publishes_keep_their_own_answers, concurrent_publishes_on);

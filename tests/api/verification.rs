@@ -66,6 +66,12 @@ async fn verification_on(backend: Backend) {
     let elsewhere = Receiver::start().await;
     let (_, b) = app.patch(&format!("/api/v1/webhooks/{id}"), ADMIN_TOKEN, json!({"url": elsewhere.url()})).await;
     assert_eq!((b["verification"].as_str(), b["is_active"].as_bool()), (Some("pending"), Some(false)), "{b}");
+    assert_eq!(b["disabled_reason"], "unverified", "{b}");
+    // ... and once it answers, the webhook is active again.
+    elsewhere.set_plan(echo);
+    let (s, b) = app.post(&format!("/api/v1/webhooks/{id}/verify"), ADMIN_TOKEN, json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!((b["verification"].as_str(), b["is_active"].as_bool()), (Some("verified"), Some(true)), "{b}");
 
     // A syslog destination cannot answer: exempt.
     let siem = app

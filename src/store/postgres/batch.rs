@@ -85,7 +85,8 @@ async fn publish(
                 "INSERT INTO deliveries (tenant_id, event_id, webhook_id, ordering_key, state, attempts, \
                  next_attempt_at, lease_until, leased_by, created_at, updated_at) \
                  SELECT x.tenant_id, x.event_id, x.webhook_id, x.ordering_key, \
-                        CASE WHEN w.is_active = 1 THEN x.state ELSE 'held' END, 0, x.at, \
+                        CASE WHEN w.is_active = 0 THEN 'held' WHEN x.state = 'held' THEN 'pending' \
+                             ELSE x.state END, 0, x.at, \
                         CASE WHEN w.is_active = 1 THEN x.lease_until END, \
                         CASE WHEN w.is_active = 1 THEN x.leased_by END, x.at, x.at \
                  FROM unnest(CAST($1 AS TEXT[]), CAST($2 AS TEXT[]), CAST($3 AS TEXT[]), CAST($4 AS TEXT[]), \

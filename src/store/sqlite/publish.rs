@@ -65,8 +65,8 @@ impl MultiRow {
 
 /// SQLite: new deliveries, each row `(tenant_id, event_id, webhook_id, ordering_key, state, at,
 /// lease_until, leased_by)`. A delivery of an event that was not inserted (a repeat) is skipped,
-/// and so is one to a webhook deleted meanwhile. One to a webhook disabled since the publisher
-/// read it is held, never leased (see [`crate::store::records::DeliveryStart`]).
+/// and so is one to a webhook deleted meanwhile. The webhook's row decides between held and not:
+/// one disabled since the publisher read it is held, never leased; one enabled since is pending.
 macro_rules! sqlite_insert_deliveries {
     ($returning:literal) => {
         MultiRow::new(
@@ -74,7 +74,8 @@ macro_rules! sqlite_insert_deliveries {
                 "INSERT INTO deliveries (tenant_id, event_id, webhook_id, ordering_key, state, attempts, \
                  next_attempt_at, lease_until, leased_by, created_at, updated_at) \
                  SELECT v.column1, v.column2, v.column3, v.column4, \
-                 CASE WHEN w.is_active = 1 THEN v.column5 ELSE 'held' END, 0, v.column6, \
+                 CASE WHEN w.is_active = 0 THEN 'held' WHEN v.column5 = 'held' THEN 'pending' ELSE v.column5 END, \
+                 0, v.column6, \
                  CASE WHEN w.is_active = 1 THEN v.column7 END, CASE WHEN w.is_active = 1 THEN v.column8 END, \
                  v.column6, v.column6 FROM {values} AS v JOIN webhooks w ON w.id = v.column3 \
                  WHERE EXISTS (SELECT 1 FROM events e WHERE e.id = v.column2)",
