@@ -11,6 +11,9 @@ impl Dispatcher {
     /// Sends a `webhook.test` event to `webhook` now, through the same attempt path, and returns
     /// the logged attempt. Works on an inactive webhook too.
     pub async fn send_test(&self, webhook: Webhook, data: serde_json::Value) -> Result<AttemptRecord, DeliveryError> {
+        // Opened before the test's delivery exists: failing later, it would be left leased, and
+        // become an ordinary delivery once the lease ended.
+        let dest = self.open_endpoint(webhook.clone()).await?;
         let event = NewEvent {
             id: Uuid::now_v7(),
             tenant_id: webhook.tenant_id.clone(),
@@ -41,7 +44,6 @@ impl Dispatcher {
             created_at: event.created_at,
             ordered: event.ordering_key.is_some(),
         };
-        let dest = self.open_endpoint(webhook).await?;
         let completion = attempt::attempt(&self.context(), &dest, &claimed, &claimer, true).await;
         self.record(&completion, &dest.webhook).await;
         Ok(completion.attempt)
