@@ -1,6 +1,6 @@
 //! What an `event_ref` may be: the product's own id for an event, 1 to 128 printable ASCII
-//! characters. Checked where one is published and where one is looked up: a lookup by anything
-//! else finds nothing without asking the store (PostgreSQL refuses NUL in text).
+//! characters. Checked where one is published and where one is looked up (`Store::get_event`): a
+//! lookup by anything else finds nothing without a query (PostgreSQL refuses NUL in text).
 
 /// 1 to 128 printable ASCII characters.
 pub fn is_event_ref(s: &str) -> bool {

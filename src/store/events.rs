@@ -11,6 +11,7 @@ use super::backend::{Backend, Dialect};
 use super::sql::{Row, Stmt};
 use super::sql_store::{audit_stmt, corrupt};
 use super::{AuditEntry, DeliveryState, EventRecord, NewEvent, Published, Store, StoreError, Target};
+use crate::domain::event_ref::is_event_ref;
 use crate::domain::tenant::TenantId;
 use crate::domain::time::now_ms;
 use crate::params;
@@ -90,6 +91,10 @@ impl Store {
     }
 
     pub async fn get_event(&self, tenant: &TenantId, event_ref: &str) -> Result<Option<EventRecord>, StoreError> {
+        // Nothing can be stored under what cannot be an event_ref (nor can PostgreSQL read a NUL).
+        if !is_event_ref(event_ref) {
+            return Ok(None);
+        }
         let rows = self
             .db
             .query(
